@@ -1,0 +1,97 @@
+/**
+ * The one frame decoder on the relay's pre-policy path, and its encoder. Decoding runs in a fixed
+ * order: size cap, kind, parse, validate. State and policy checks come after, in their owners.
+ */
+import { Decoder, Encoder } from '@msgpack/msgpack';
+import type { TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { DmzError } from './errors.ts';
+import {
+  FRAME_KIND,
+  RESERVED_FRAME_TYPES,
+  TO_AGENT,
+  TO_RELAY,
+  type Frame,
+  type FrameType,
+  type ToAgentFrame,
+  type ToRelayFrame,
+} from './frames.ts';
+import { MAX_FRAME_BYTES, MAX_POINTS_PER_FRAME } from './limits.ts';
+
+interface CompiledFrame {
+  readonly type: FrameType;
+  readonly check: TypeCheck<TSchema> | undefined;
+}
+
+/** Index by kind byte: a 256-entry table, so dispatch is one array read. */
+function compileDirection(schemas: Record<string, TSchema>): readonly (CompiledFrame | undefined)[] {
+  const table: (CompiledFrame | undefined)[] = new Array<CompiledFrame | undefined>(256).fill(undefined);
+  for (const [type, kind] of Object.entries(FRAME_KIND) as [FrameType, number][]) {
+    const schema = schemas[type];
+    if (schema !== undefined) table[kind] = { type, check: TypeCompiler.Compile(schema) };
+    else if (RESERVED_FRAME_TYPES.includes(type)) table[kind] = { type, check: undefined };
+  }
+  return table;
+}
+
+const TO_RELAY_TABLE = compileDirection(TO_RELAY);
+const TO_AGENT_TABLE = compileDirection(TO_AGENT);
+
+/**
+ * MessagePack limits bound the work a hostile frame can cause before validation: no string longer
+ * than any field allows, no map wider than the widest frame, no array longer than a points batch.
+ */
+const decoder = new Decoder({
+  maxStrLength: 4096,
+  maxBinLength: MAX_FRAME_BYTES,
+  maxArrayLength: MAX_POINTS_PER_FRAME,
+  maxMapLength: 16,
+  maxExtLength: 0,
+});
+const encoder = new Encoder({ ignoreUndefined: true });
+
+export type Direction = 'toRelay' | 'toAgent';
+
+export function decodeFrame(data: Uint8Array, direction: 'toRelay', maxBytes?: number): ToRelayFrame;
+export function decodeFrame(data: Uint8Array, direction: 'toAgent', maxBytes?: number): ToAgentFrame;
+export function decodeFrame(data: Uint8Array, direction: Direction, maxBytes = MAX_FRAME_BYTES): Frame {
+  if (data.byteLength > maxBytes) throw new DmzError('RELAY_ERR_FRAME_TOO_LARGE');
+  const kind = data[0];
+  if (kind === undefined) throw new DmzError('RELAY_ERR_MALFORMED_FRAME', 'empty frame');
+  const compiled = (direction === 'toRelay' ? TO_RELAY_TABLE : TO_AGENT_TABLE)[kind];
+  if (compiled === undefined) {
+    throw new DmzError(
+      'RELAY_ERR_UNKNOWN_FRAME',
+      `unknown frame kind 0x${kind.toString(16).padStart(2, '0')}`,
+    );
+  }
+  if (compiled.check === undefined) {
+    throw new DmzError('RELAY_ERR_UNSUPPORTED', `frame type ${compiled.type} is not supported`);
+  }
+  let body: unknown;
+  try {
+    body = decoder.decode(data.subarray(1));
+  } catch (cause) {
+    throw new DmzError('RELAY_ERR_MALFORMED_FRAME', `${compiled.type} frame is not valid MessagePack`, {
+      cause,
+    });
+  }
+  if (!compiled.check.Check(body)) {
+    const first = compiled.check.Errors(body).First();
+    const where = first === undefined ? '' : ` at ${first.path || '/'}: ${first.message}`;
+    throw new DmzError('RELAY_ERR_INVALID_FRAME', `invalid ${compiled.type} frame${where}`);
+  }
+  // The schema forbids extra keys, so `type` cannot already be there.
+  (body as { type: FrameType }).type = compiled.type;
+  return body as Frame;
+}
+
+/** Encodes a frame; `type` becomes the kind byte, the rest the MessagePack body. */
+export function encodeFrame(frame: Frame): Uint8Array {
+  const { type, ...fields } = frame;
+  const body = encoder.encodeSharedRef(fields);
+  const out = new Uint8Array(body.byteLength + 1);
+  out[0] = FRAME_KIND[type];
+  out.set(body, 1);
+  return out;
+}

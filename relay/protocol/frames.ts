@@ -1,0 +1,155 @@
+/**
+ * Every frame of wire protocol v1, defined once: a TypeBox schema per frame and direction, from
+ * which both the static types and the runtime validators come.
+ *
+ * On the wire a frame is one binary WebSocket message: one byte of frame kind, then a MessagePack
+ * map of the fields. Payloads (`points`, `payload`) are opaque bytes the relay never looks into.
+ */
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import {
+  MAX_ERROR_MESSAGE_LENGTH,
+  MAX_FRAME_BYTES,
+  MAX_POINTS_PER_FRAME,
+  MAX_REQUEST_TIMEOUT_MS,
+  MAX_TOPIC_BYTES,
+  MAX_U32,
+} from './limits.ts';
+
+/** Frame kind byte. Gaps leave room per family; 0x70.. tunnels and 0x80.. renewal are reserved. */
+export const FRAME_KIND = {
+  hello: 0x01,
+  welcome: 0x02,
+  sessionOpen: 0x10,
+  sessionAccept: 0x11,
+  sessionClose: 0x12,
+  sessionLease: 0x13,
+  subscribe: 0x20,
+  unsubscribe: 0x21,
+  publish: 0x30,
+  deliver: 0x31,
+  dropped: 0x32,
+  request: 0x40,
+  response: 0x41,
+  ping: 0x50,
+  pong: 0x51,
+  ack: 0x5e,
+  error: 0x5f,
+  streamOpen: 0x70,
+  streamData: 0x71,
+  streamWindow: 0x72,
+  streamClose: 0x73,
+  renew: 0x80,
+  renewed: 0x81,
+} as const;
+
+export type FrameType = keyof typeof FRAME_KIND;
+
+/** Kinds that are part of the protocol's numbering but not served by this version yet. */
+export const RESERVED_FRAME_TYPES: readonly FrameType[] = [
+  'streamOpen',
+  'streamData',
+  'streamWindow',
+  'streamClose',
+  'renew',
+  'renewed',
+];
+
+const U32 = Type.Integer({ minimum: 0, maximum: MAX_U32 });
+const Sequence = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+const AgentName = Type.String({ minLength: 1, maxLength: 63 });
+/** Grammar is checked by topics.ts; the schema only bounds the size before that. */
+const Topic = Type.String({ minLength: 1, maxLength: MAX_TOPIC_BYTES });
+const Bytes = Type.Uint8Array({ maxByteLength: MAX_FRAME_BYTES });
+const Lease = Type.Integer({ minimum: 1, maximum: 24 * 3600 * 1000 });
+const Code = Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$' });
+const Message = Type.String({ maxLength: MAX_ERROR_MESSAGE_LENGTH });
+const Role = Type.Union([Type.Literal('ot'), Type.Literal('it')]);
+const Timeout = Type.Integer({ minimum: 1, maximum: MAX_REQUEST_TIMEOUT_MS });
+const Points = Type.Array(Bytes, { minItems: 1, maxItems: MAX_POINTS_PER_FRAME });
+const RemoteError = Type.Object({ code: Code, message: Message }, { additionalProperties: false });
+
+function frame<T extends Record<string, TSchema>>(fields: T) {
+  return Type.Object(fields, { additionalProperties: false });
+}
+
+const Ping = frame({ nonce: U32 });
+const SessionClose = frame({ session: U32, code: Type.Optional(Code), message: Type.Optional(Message) });
+const Response = frame({
+  session: U32,
+  id: U32,
+  payload: Type.Optional(Bytes),
+  error: Type.Optional(RemoteError),
+});
+const Request = frame({ session: U32, id: U32, topic: Topic, timeoutMs: Timeout, payload: Bytes });
+
+/** Frames an agent sends to the relay. */
+export const TO_RELAY = {
+  hello: frame({ software: Type.String({ maxLength: 64 }) }),
+  /** IT agent asks for a session with an OT agent, scoped to a topic filter. */
+  sessionOpen: frame({ ref: U32, peer: AgentName, filter: Topic }),
+  /** OT agent accepts a session the relay offered. */
+  sessionAccept: frame({ session: U32 }),
+  sessionClose: SessionClose,
+  /** `resume` is the consumer's cursor, opaque to the relay, for the OT agent's replay. */
+  subscribe: frame({
+    ref: U32,
+    session: U32,
+    filter: Topic,
+    resume: Type.Optional(Type.Uint8Array({ maxByteLength: 64 * 1024 })),
+  }),
+  unsubscribe: frame({ ref: U32, session: U32, filter: Topic }),
+  /** Points `seq`, `seq+1`, ... of the stream `topic`; `session` directs a replay to one session. */
+  publish: frame({ topic: Topic, seq: Sequence, points: Points, session: Type.Optional(U32) }),
+  request: Request,
+  response: Response,
+  ping: Ping,
+  pong: Ping,
+} as const;
+
+/** Frames the relay sends to an agent. */
+export const TO_AGENT = {
+  welcome: frame({
+    role: Role,
+    name: AgentName,
+    leaseMs: Lease,
+    pingIntervalMs: Lease,
+    maxFrameBytes: Type.Integer({ minimum: 1, maximum: MAX_FRAME_BYTES }),
+  }),
+  /** The relay offers an OT agent a session an IT agent asked for. */
+  sessionOpen: frame({ session: U32, peer: AgentName, filter: Topic, leaseMs: Lease }),
+  /** The relay tells the IT agent its session is open. */
+  sessionAccept: frame({ ref: U32, session: U32, peer: AgentName, filter: Topic, leaseMs: Lease }),
+  sessionClose: frame({ session: U32, code: Code, message: Message }),
+  sessionLease: frame({ session: U32, leaseMs: Lease }),
+  subscribe: frame({
+    session: U32,
+    filter: Topic,
+    resume: Type.Optional(Type.Uint8Array({ maxByteLength: 64 * 1024 })),
+  }),
+  unsubscribe: frame({ session: U32, filter: Topic }),
+  deliver: frame({ session: U32, topic: Topic, seq: Sequence, points: Points }),
+  /** Live points the relay dropped for this consumer because it read too slowly. */
+  dropped: frame({ session: U32, points: Type.Integer({ minimum: 1 }) }),
+  request: Request,
+  response: Response,
+  ping: Ping,
+  pong: Ping,
+  ack: frame({ ref: U32 }),
+  error: frame({
+    ref: Type.Optional(U32),
+    session: Type.Optional(U32),
+    code: Code,
+    message: Message,
+  }),
+} as const;
+
+type FramesOf<Schemas extends Record<string, TSchema>> = {
+  [K in keyof Schemas & string]: { readonly type: K } & Static<Schemas[K]>;
+}[keyof Schemas & string];
+
+export type ToRelayFrame = FramesOf<typeof TO_RELAY>;
+export type ToAgentFrame = FramesOf<typeof TO_AGENT>;
+export type Frame = ToRelayFrame | ToAgentFrame;
+
+export type ToRelayFrameOf<T extends ToRelayFrame['type']> = Extract<ToRelayFrame, { type: T }>;
+export type ToAgentFrameOf<T extends ToAgentFrame['type']> = Extract<ToAgentFrame, { type: T }>;

@@ -1,0 +1,25 @@
+/**
+ * Protocol limits shared by relay and agents. Each is a named constant with the reason for its
+ * value; relay configuration may lower (never raise) the per-deployment ones.
+ */
+
+/** WebSocket subprotocol (RFC 6455 section 1.9) naming this wire protocol version. */
+export const SUBPROTOCOL = 'dmz-relay.v1';
+
+/** Topics: 16 levels cover ISA-95 (enterprise/site/area/line/cell/unit/point) with room to spare. */
+export const MAX_TOPIC_DEPTH = 16;
+/** 256 bytes keeps a topic well inside one cache-friendly string and a frame header. */
+export const MAX_TOPIC_BYTES = 256;
+/** One segment: a tag name; OPC UA browse names in practice stay far below 64 characters. */
+export const MAX_TOPIC_SEGMENT_BYTES = 64;
+
+/** Default and hard ceiling for one frame: 1 MiB, far above a batch of points, far below memory. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+/** Points in one publish frame: batching amortises per-frame cost; 4096 bounds decode work. */
+export const MAX_POINTS_PER_FRAME = 4096;
+/** A request's deadline may be at most one minute away: commands to a plant are not queued. */
+export const MAX_REQUEST_TIMEOUT_MS = 60_000;
+/** Largest message text in an error frame; longer text is a bug or an attack. */
+export const MAX_ERROR_MESSAGE_LENGTH = 512;
+/** Largest correlation number (u32): fits msgpack's compact ints and JS numbers exactly. */
+export const MAX_U32 = 0xffff_ffff;

@@ -1,0 +1,156 @@
+/**
+ * The agent port: HTTPS with mandatory client certificates, one WebSocket route. A client without
+ * a valid certificate from our CA fails the TLS handshake; one whose certificate is not an agent
+ * identity is dropped before its first HTTP byte is parsed.
+ */
+import type { TLSSocket } from 'node:tls';
+import websocket from '@fastify/websocket';
+import { fastify, type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { RawData, WebSocket } from 'ws';
+import { CLOSE_CODE } from '../protocol/close-codes.ts';
+import { DmzError } from '../protocol/errors.ts';
+import { SUBPROTOCOL } from '../protocol/limits.ts';
+import type { AgentConnection } from './agent-connection.ts';
+import { AUDIT_EVENT, type AuditLog } from './audit.ts';
+import type { Broker } from './broker.ts';
+import type { RelayConfig } from './config.ts';
+import type { AgentLink } from './link.ts';
+import type { RelayMetrics } from './metrics.ts';
+import { verifyPeer, type VerifiedPeer } from './peer-identity.ts';
+import type { RelayRateLimits } from './rate-limits.ts';
+import { secureContextOptions, newTicketKeys, type RelayTlsMaterial } from './tls.ts';
+
+export const AGENT_PATH = '/v1/agent';
+/** After a close frame, how long a peer gets to answer before the socket is destroyed: revocation must bite within 1 s. */
+const CLOSE_GRACE_MS = 250;
+
+export interface AgentListenerOptions {
+  readonly config: RelayConfig;
+  readonly tls: RelayTlsMaterial;
+  readonly broker: Broker;
+  readonly limits: RelayRateLimits;
+  readonly audit: AuditLog;
+  readonly metrics: RelayMetrics;
+  readonly log: Logger;
+  /** Serials revoked since the CRL was loaded; checked at connection time as well. */
+  readonly revoked: ReadonlySet<string>;
+}
+
+export async function createAgentListener(options: AgentListenerOptions): Promise<FastifyInstance> {
+  const { config, broker, limits, audit, metrics, log } = options;
+  const peers = new WeakMap<TLSSocket, VerifiedPeer>();
+  const app = fastify({
+    logger: false,
+    https: {
+      ...secureContextOptions(options.tls, newTicketKeys()),
+      requestCert: true,
+      rejectUnauthorized: true,
+      handshakeTimeout: config.tls.handshakeTimeoutMs,
+    },
+    // Agents send no HTTP bodies; the WebSocket upgrade is the only request that matters.
+    bodyLimit: 1024,
+    requestTimeout: config.tls.handshakeTimeoutMs,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+  });
+
+  const server = app.server;
+  server.on('connection', (socket: import('node:net').Socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    void limits.allowConnection(address).then((allowed) => {
+      if (allowed) return;
+      metrics.refused.labels('rate_limited').inc();
+      audit.record(AUDIT_EVENT.agentRefused, { address, reason: 'RELAY_ERR_RATE_LIMITED' });
+      socket.destroy();
+    });
+  });
+  server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
+    metrics.refused.labels('tls').inc();
+    audit.record(AUDIT_EVENT.agentRefused, {
+      address: socket.remoteAddress,
+      reason: 'tls',
+      detail: error.code ?? error.message,
+    });
+  });
+  // Runs before the HTTP parser sees a byte: an unverifiable identity never reaches Fastify.
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    try {
+      peers.set(socket, verifyPeer(socket, config.trustDomain, options.revoked));
+    } catch (error) {
+      const code = error instanceof DmzError ? error.code : 'RELAY_ERR_IDENTITY';
+      metrics.refused.labels('identity').inc();
+      audit.record(AUDIT_EVENT.agentRefused, {
+        address: socket.remoteAddress,
+        reason: code,
+        detail: (error as Error).message,
+      });
+      socket.destroy();
+    }
+  });
+
+  await app.register(websocket, {
+    options: {
+      maxPayload: config.limits.maxFrameBytes,
+      perMessageDeflate: false,
+      handleProtocols: (offered) => (offered.has(SUBPROTOCOL) ? SUBPROTOCOL : false),
+    },
+  });
+
+  app.get(AGENT_PATH, { websocket: true }, (socket, request) => {
+    const tlsSocket = request.raw.socket as TLSSocket;
+    const peer = peers.get(tlsSocket);
+    if (peer === undefined || socket.protocol !== SUBPROTOCOL) {
+      socket.close(
+        CLOSE_CODE.protocolError,
+        peer === undefined ? 'RELAY_ERR_IDENTITY' : 'RELAY_ERR_UNSUPPORTED',
+      );
+      return;
+    }
+    const link = createLink(socket, peer, tlsSocket.remoteAddress ?? 'unknown');
+    const connection = broker.attach(link);
+    if (connection === undefined) return;
+    socket.on('message', (data: RawData, isBinary: boolean) => {
+      receive(connection, data, isBinary);
+    });
+    socket.on('close', () => broker.detach(connection));
+    socket.on('error', (error) => log.debug({ err: error, agent: peer.identity.name }, 'websocket error'));
+  });
+
+  function receive(connection: AgentConnection, data: RawData, isBinary: boolean): void {
+    const bytes = data as Buffer;
+    if (!isBinary) {
+      broker.refuseFrame(connection, 'RELAY_ERR_MALFORMED_FRAME', 'text frames are not part of the protocol');
+      broker.disconnect(connection, CLOSE_CODE.protocolError, 'RELAY_ERR_MALFORMED_FRAME');
+      return;
+    }
+    void limits.allowFrame(connection.name, bytes.byteLength).then(async (allowed) => {
+      if (allowed) {
+        broker.receive(connection, bytes);
+        return;
+      }
+      broker.refuseFrame(connection, 'RELAY_ERR_RATE_LIMITED');
+      if (!(await limits.recordViolation(connection.name))) {
+        broker.disconnect(connection, CLOSE_CODE.tryAgainLater, 'RELAY_ERR_RATE_LIMITED');
+      }
+    });
+  }
+
+  return app;
+}
+
+function createLink(socket: WebSocket, peer: VerifiedPeer, remoteAddress: string): AgentLink {
+  return {
+    identity: peer.identity,
+    serialHex: peer.serialHex,
+    remoteAddress,
+    send(data) {
+      if (socket.readyState === socket.OPEN) socket.send(data, { binary: true });
+    },
+    bufferedBytes: () => socket.bufferedAmount,
+    close(code, reason) {
+      socket.close(code, reason);
+      setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
+    },
+  };
+}

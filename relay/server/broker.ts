@@ -1,0 +1,357 @@
+/**
+ * The relay core: admits authenticated agents, decodes their frames, checks state and policy, and
+ * routes. It knows nothing of sockets (see link.ts). Every handler checks the connection's state
+ * first, then the frame's fields, then policy, then acts.
+ */
+import type { Logger } from 'pino';
+import { CLOSE_CODE, type CloseCode } from '../protocol/close-codes.ts';
+import { decodeFrame } from '../protocol/codec.ts';
+import { DmzError, ERROR_MESSAGES, type ErrorCode } from '../protocol/errors.ts';
+import type { ToRelayFrame } from '../protocol/frames.ts';
+import { AgentConnection } from './agent-connection.ts';
+import { AUDIT_EVENT, type AuditLog } from './audit.ts';
+import type { RelayConfig } from './config.ts';
+import type { AgentLink } from './link.ts';
+import type { RelayMetrics } from './metrics.ts';
+import type { Policy } from './policy.ts';
+import type { RelayContext } from './context.ts';
+import { PendingRequests } from './requests.ts';
+import { routePublish, routeRequest, routeResponse } from './routing.ts';
+import {
+  acceptSession,
+  addSubscription,
+  closeSession,
+  endSession,
+  openSession,
+  removeSubscription,
+  withdrawSubscription,
+} from './session-handlers.ts';
+import { SessionTable } from './sessions.ts';
+
+/** Decode failures after which the stream cannot be trusted to be in sync: close (RFC 6455 7.4.1). */
+const PROTOCOL_VIOLATIONS: ReadonlySet<ErrorCode> = new Set([
+  'RELAY_ERR_MALFORMED_FRAME',
+  'RELAY_ERR_UNKNOWN_FRAME',
+  'RELAY_ERR_FRAME_TOO_LARGE',
+]);
+
+/** Pings go out three times per lease, so two lost pongs still leave the lease alive. */
+const PINGS_PER_LEASE = 3;
+/** A lease is renewed once a third of it has run, well before it can lapse. */
+const RENEW_WHEN_REMAINING = 2 / 3;
+
+export interface BrokerOptions {
+  readonly config: RelayConfig;
+  readonly policy: Policy;
+  readonly audit: AuditLog;
+  readonly metrics: RelayMetrics;
+  readonly log: Logger;
+  readonly now?: () => number;
+}
+
+export class Broker {
+  readonly #context: RelayContext;
+  readonly #lastPing = new WeakMap<AgentConnection, number>();
+  #nonce = 0;
+
+  constructor(options: BrokerOptions) {
+    this.#context = {
+      config: options.config,
+      policy: options.policy,
+      audit: options.audit,
+      metrics: options.metrics,
+      log: options.log,
+      now: options.now ?? Date.now,
+      agents: new Map(),
+      sessions: new SessionTable(),
+      requests: new PendingRequests(),
+    };
+  }
+
+  get agentCount(): number {
+    return this.#context.agents.size;
+  }
+
+  get sessionCount(): number {
+    return this.#context.sessions.size;
+  }
+
+  /** Admits a TLS-authenticated agent, or closes it when policy names it nowhere. */
+  attach(link: AgentLink): AgentConnection | undefined {
+    const { identity } = link;
+    if (!this.#context.policy.admits(identity)) {
+      this.#context.metrics.refused.labels('policy').inc();
+      this.#context.audit.record(AUDIT_EVENT.agentRefused, {
+        agent: identity.name,
+        role: identity.role,
+        serial: link.serialHex,
+        address: link.remoteAddress,
+        reason: 'RELAY_ERR_FORBIDDEN',
+      });
+      link.close(CLOSE_CODE.policyViolation, 'RELAY_ERR_FORBIDDEN');
+      return undefined;
+    }
+    const previous = this.#context.agents.get(identity.name);
+    if (previous !== undefined) this.disconnect(previous, CLOSE_CODE.replaced, 'RELAY_ERR_REPLACED');
+    const { limits } = this.#context.config;
+    const connection: AgentConnection = new AgentConnection(
+      link,
+      { maxQueuedBytes: limits.maxQueuedBytesPerConsumer, slowConsumerGraceMs: limits.slowConsumerGraceMs },
+      this.#context.now,
+      () => this.disconnect(connection, CLOSE_CODE.tryAgainLater, 'RELAY_ERR_SLOW_CONSUMER'),
+    );
+    this.#context.agents.set(identity.name, connection);
+    this.#context.metrics.connections.inc();
+    this.#context.audit.record(AUDIT_EVENT.agentConnected, {
+      agent: identity.name,
+      role: identity.role,
+      serial: link.serialHex,
+      address: link.remoteAddress,
+    });
+    return connection;
+  }
+
+  /** One binary message from an agent, already past the rate limits. */
+  receive(connection: AgentConnection, data: Uint8Array): void {
+    if (connection.state === 'closed') return;
+    connection.lastSeen = this.#context.now();
+    this.#context.metrics.framesIn.inc();
+    let frame: ToRelayFrame | undefined;
+    try {
+      frame = decodeFrame(data, 'toRelay', this.#context.config.limits.maxFrameBytes);
+      if ((connection.state === 'awaitingHello') !== (frame.type === 'hello')) {
+        this.#refuseOutOfOrder(connection, frame);
+        return;
+      }
+      this.#dispatch(connection, frame);
+    } catch (error) {
+      this.#fail(connection, error, frame);
+    }
+  }
+
+  /** Tells an agent one of its frames was refused before it reached the core (rate limits). */
+  refuseFrame(connection: AgentConnection, code: ErrorCode, message: string = ERROR_MESSAGES[code]): void {
+    if (connection.state !== 'closed') this.#sendError(connection, code, message);
+  }
+
+  /** The transport saw the agent go away. */
+  detach(connection: AgentConnection): void {
+    this.#teardown(connection, 'RELAY_ERR_SESSION_CLOSED', 'connection closed by agent');
+  }
+
+  /** Closes an agent's connection, ending its sessions on both sides. */
+  disconnect(connection: AgentConnection, closeCode: CloseCode, reason: ErrorCode): void {
+    if (connection.state === 'closed') return;
+    this.#context.metrics.disconnects.labels(reason).inc();
+    this.#teardown(connection, reason, ERROR_MESSAGES[reason]);
+    connection.link.close(closeCode, reason);
+  }
+
+  /** Closes every live connection whose certificate serial is in `serials`; returns how many. */
+  disconnectSerials(serials: ReadonlySet<string>): number {
+    let count = 0;
+    for (const connection of [...this.#context.agents.values()]) {
+      if (!serials.has(connection.link.serialHex)) continue;
+      this.disconnect(connection, CLOSE_CODE.policyViolation, 'RELAY_ERR_REVOKED');
+      count++;
+    }
+    return count;
+  }
+
+  /** Swaps in a new policy, cutting what it no longer allows and keeping everything else. */
+  applyPolicy(policy: Policy): {
+    disconnected: number;
+    sessionsClosed: number;
+    subscriptionsWithdrawn: number;
+  } {
+    this.#context.policy = policy;
+    const result = { disconnected: 0, sessionsClosed: 0, subscriptionsWithdrawn: 0 };
+    for (const connection of [...this.#context.agents.values()]) {
+      if (policy.admits(connection.identity)) continue;
+      this.disconnect(connection, CLOSE_CODE.policyViolation, 'RELAY_ERR_POLICY_CHANGED');
+      result.disconnected++;
+    }
+    for (const session of [...this.#context.sessions.values()]) {
+      if (!policy.mayOpenSession(session.it.identity, session.filter)) {
+        endSession(
+          this.#context,
+          session,
+          'RELAY_ERR_POLICY_CHANGED',
+          ERROR_MESSAGES.RELAY_ERR_POLICY_CHANGED,
+        );
+        result.sessionsClosed++;
+        continue;
+      }
+      for (const filter of [...session.subscriptions]) {
+        if (policy.maySubscribe(session.it.identity, filter)) continue;
+        withdrawSubscription(session, filter);
+        session.it.outbound.sendControl({
+          type: 'error',
+          session: session.id,
+          code: 'RELAY_ERR_POLICY_CHANGED',
+          message: `subscription ${filter} withdrawn by policy`,
+        });
+        result.subscriptionsWithdrawn++;
+      }
+    }
+    return result;
+  }
+
+  /** Periodic upkeep: pings, lapsed leases, lease renewal, stalled consumers. */
+  tick(): void {
+    const now = this.#context.now();
+    const { leaseMs } = this.#context.config.sessions;
+    const pingInterval = leaseMs / PINGS_PER_LEASE;
+    for (const connection of [...this.#context.agents.values()]) {
+      if (now - connection.lastSeen > leaseMs) {
+        this.disconnect(connection, CLOSE_CODE.leaseExpired, 'RELAY_ERR_LEASE_EXPIRED');
+      } else if (
+        connection.state === 'awaitingHello' &&
+        now - connection.connectedAt > this.#context.config.tls.handshakeTimeoutMs
+      ) {
+        this.disconnect(connection, CLOSE_CODE.protocolError, 'RELAY_ERR_BAD_STATE');
+      } else {
+        if (now - (this.#lastPing.get(connection) ?? connection.connectedAt) >= pingInterval) {
+          this.#lastPing.set(connection, now);
+          this.#nonce = (this.#nonce + 1) >>> 0;
+          connection.outbound.sendControl({ type: 'ping', nonce: this.#nonce });
+        }
+        connection.outbound.checkStalled();
+      }
+    }
+    for (const session of [...this.#context.sessions.values()]) {
+      if (now >= session.expiresAt) {
+        const code = session.state === 'offered' ? 'RELAY_ERR_SESSION_REFUSED' : 'RELAY_ERR_LEASE_EXPIRED';
+        endSession(this.#context, session, code, ERROR_MESSAGES[code]);
+      } else if (session.state === 'open' && session.expiresAt - now < leaseMs * RENEW_WHEN_REMAINING) {
+        session.expiresAt = now + leaseMs;
+        for (const member of [session.it, session.ot]) {
+          member.outbound.sendControl({ type: 'sessionLease', session: session.id, leaseMs });
+        }
+      }
+    }
+  }
+
+  /** Closes every connection (relay shutdown). */
+  shutdown(): void {
+    for (const connection of [...this.#context.agents.values()]) {
+      this.disconnect(connection, CLOSE_CODE.goingAway, 'RELAY_ERR_SHUTTING_DOWN');
+    }
+  }
+
+  #dispatch(connection: AgentConnection, frame: ToRelayFrame): void {
+    switch (frame.type) {
+      case 'hello':
+        this.#hello(connection);
+        return;
+      case 'sessionOpen':
+        openSession(this.#context, connection, frame);
+        return;
+      case 'sessionAccept':
+        acceptSession(this.#context, connection, frame);
+        return;
+      case 'sessionClose':
+        closeSession(this.#context, connection, frame);
+        return;
+      case 'subscribe':
+        addSubscription(this.#context, connection, frame);
+        return;
+      case 'unsubscribe':
+        removeSubscription(this.#context, connection, frame);
+        return;
+      case 'publish':
+        routePublish(this.#context, connection, frame);
+        return;
+      case 'request':
+        routeRequest(this.#context, connection, frame);
+        return;
+      case 'response':
+        routeResponse(this.#context, connection, frame);
+        return;
+      case 'ping':
+        connection.outbound.sendControl({ type: 'pong', nonce: frame.nonce });
+        return;
+      case 'pong':
+        return; // receive() already noted the agent is alive.
+    }
+  }
+
+  #hello(connection: AgentConnection): void {
+    connection.state = 'ready';
+    const { leaseMs } = this.#context.config.sessions;
+    connection.outbound.sendControl({
+      type: 'welcome',
+      role: connection.role,
+      name: connection.name,
+      leaseMs,
+      pingIntervalMs: Math.floor(leaseMs / PINGS_PER_LEASE),
+      maxFrameBytes: this.#context.config.limits.maxFrameBytes,
+    });
+  }
+
+  #teardown(connection: AgentConnection, code: ErrorCode, message: string): void {
+    if (connection.state === 'closed') return;
+    connection.state = 'closed';
+    if (this.#context.agents.get(connection.name) === connection)
+      this.#context.agents.delete(connection.name);
+    this.#context.metrics.connections.dec();
+    for (const session of [...connection.sessions.values()]) {
+      endSession(this.#context, session, code, `${connection.name}: ${message}`, connection);
+    }
+    this.#context.audit.record(AUDIT_EVENT.agentDisconnected, {
+      agent: connection.name,
+      role: connection.role,
+      serial: connection.link.serialHex,
+      reason: code,
+    });
+  }
+
+  #refuseOutOfOrder(connection: AgentConnection, frame: ToRelayFrame): void {
+    const message = frame.type === 'hello' ? 'hello already received' : 'the first frame must be hello';
+    this.#sendError(connection, 'RELAY_ERR_BAD_STATE', message);
+    this.disconnect(connection, CLOSE_CODE.protocolError, 'RELAY_ERR_BAD_STATE');
+  }
+
+  /** Turns a handler's failure into an error frame (and a close for protocol violations). */
+  #fail(connection: AgentConnection, error: unknown, frame: ToRelayFrame | undefined): void {
+    const known = error instanceof DmzError;
+    const code: ErrorCode = known ? error.code : 'RELAY_ERR_INTERNAL';
+    const message = known ? error.message : ERROR_MESSAGES.RELAY_ERR_INTERNAL;
+    if (!known) this.#context.log.error({ err: error, agent: connection.name }, 'frame handler failed');
+    if (frame?.type === 'request') {
+      connection.outbound.sendControl({
+        type: 'response',
+        session: frame.session,
+        id: frame.id,
+        error: { code, message },
+      });
+      this.#context.metrics.frameErrors.labels(code).inc();
+      return;
+    }
+    const ref = frame !== undefined && 'ref' in frame ? frame.ref : undefined;
+    const session = frame !== undefined && 'session' in frame ? frame.session : undefined;
+    this.#sendError(connection, code, message, ref, session);
+    if (PROTOCOL_VIOLATIONS.has(code)) {
+      const closeCode =
+        code === 'RELAY_ERR_FRAME_TOO_LARGE' ? CLOSE_CODE.messageTooBig : CLOSE_CODE.protocolError;
+      this.disconnect(connection, closeCode, code);
+    }
+  }
+
+  #sendError(
+    connection: AgentConnection,
+    code: ErrorCode,
+    message: string,
+    ref?: number,
+    session?: number,
+  ): void {
+    this.#context.metrics.frameErrors.labels(code).inc();
+    connection.outbound.sendControl({
+      type: 'error',
+      code,
+      message,
+      ...(ref === undefined ? {} : { ref }),
+      ...(session === undefined ? {} : { session }),
+    });
+  }
+}

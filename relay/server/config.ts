@@ -1,0 +1,200 @@
+/**
+ * The relay's configuration: one schema, validated once at start (and at every reload), every
+ * problem reported with its key path, unknown keys refused, then frozen.
+ */
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { parseDocument } from 'yaml';
+import { ConfigError, DmzError, type ConfigIssue } from '../protocol/errors.ts';
+import { isAgentName, isTrustDomain } from '../protocol/identity.ts';
+import { MAX_FRAME_BYTES } from '../protocol/limits.ts';
+import { validateFilter } from '../protocol/topics.ts';
+
+const Port = Type.Integer({ minimum: 0, maximum: 65535 });
+const Host = Type.String({ minLength: 1, maxLength: 255 });
+const Filters = Type.Array(Type.String({ maxLength: 256 }), { maxItems: 256, default: [] });
+
+function section<T extends Parameters<typeof Type.Object>[0]>(fields: T) {
+  return Type.Object(fields, { additionalProperties: false, default: {} });
+}
+
+const PolicyRule = Type.Object(
+  {
+    /** Exactly one of `agent` (a name) or `role` selects whom the rule is for. */
+    agent: Type.Optional(Type.String()),
+    role: Type.Optional(Type.Union([Type.Literal('ot'), Type.Literal('it')])),
+    /** Topic filters this agent may subscribe to inside its sessions (IT agents). */
+    subscribe: Filters,
+    /** Topic filters this agent may send requests (commands, writes) to. */
+    command: Filters,
+    /** `<ot-agent>/<service>` filters of tunnel services this agent may open (reserved). */
+    tunnel: Filters,
+    /** Extra topic filters an OT agent may publish to, beyond its own `<name>/...` namespace. */
+    publish: Filters,
+  },
+  { additionalProperties: false },
+);
+
+export const RelayConfigSchema = Type.Object(
+  {
+    trustDomain: Type.String(),
+    /** Directory holding the CA, the relay's own certificate and key, and the CRL. */
+    state: Type.String({ minLength: 1 }),
+    listen: section({
+      agents: section({ host: Host, port: Port }),
+      admin: section({ host: Host, port: Port }),
+    }),
+    tls: section({
+      /** Seconds a client may take to finish the TLS handshake; at most 10 s (slowloris). */
+      handshakeTimeoutMs: Type.Integer({ minimum: 100, maximum: 10_000, default: 10_000 }),
+    }),
+    limits: section({
+      maxFrameBytes: Type.Integer({ minimum: 1024, maximum: MAX_FRAME_BYTES, default: MAX_FRAME_BYTES }),
+      connectionAttemptsPerMinute: Type.Integer({ minimum: 1, default: 120 }),
+      messagesPerSecond: Type.Integer({ minimum: 1, default: 50_000 }),
+      bytesPerSecond: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
+      violationsBeforeDisconnect: Type.Integer({ minimum: 1, default: 100 }),
+      maxSessionsPerAgent: Type.Integer({ minimum: 1, default: 64 }),
+      maxSubscriptionsPerAgent: Type.Integer({ minimum: 1, default: 256 }),
+      maxPendingRequestsPerAgent: Type.Integer({ minimum: 1, default: 256 }),
+      maxQueuedBytesPerConsumer: Type.Integer({ minimum: 64 * 1024, default: 8 * 1024 * 1024 }),
+      slowConsumerGraceMs: Type.Integer({ minimum: 100, default: 5_000 }),
+    }),
+    sessions: section({
+      leaseMs: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 30_000 }),
+      offerTimeoutMs: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
+    }),
+    log: section({
+      level: Type.Union(
+        ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((level) => Type.Literal(level)),
+        { default: 'info' },
+      ),
+      /** Audit log destination: a file path, or `-` for standard output. */
+      audit: Type.String({ minLength: 1, default: '-' }),
+    }),
+    policy: Type.Array(PolicyRule, { default: [] }),
+  },
+  { additionalProperties: false },
+);
+
+export type RelayConfig = Readonly<Static<typeof RelayConfigSchema>>;
+export type PolicyRule = Static<typeof PolicyRule>;
+
+const DEFAULT_LISTEN = {
+  agents: { host: '0.0.0.0', port: 8443 },
+  admin: { host: '127.0.0.1', port: 9443 },
+};
+
+/**
+ * Validates a parsed configuration object. `baseDir` resolves relative paths (the config file's
+ * directory). Returns a deeply frozen config or throws ConfigError listing every problem.
+ */
+export function validateRelayConfig(input: unknown, baseDir: string, source = 'configuration'): RelayConfig {
+  if (typeof input !== 'object' || input === null || Array.isArray(input)) {
+    throw new ConfigError([{ path: '', message: 'must be a mapping of keys to values' }], source);
+  }
+  const value = structuredClone(input) as Record<string, unknown>;
+  const listen = (value['listen'] ?? {}) as Record<string, Record<string, unknown> | undefined>;
+  if (typeof listen === 'object' && !Array.isArray(listen)) {
+    for (const [name, defaults] of Object.entries(DEFAULT_LISTEN)) {
+      const given = listen[name];
+      if (given === undefined || (typeof given === 'object' && !Array.isArray(given))) {
+        listen[name] = { ...defaults, ...given };
+      }
+    }
+    value['listen'] = listen;
+  }
+  const withDefaults = Value.Default(RelayConfigSchema, value);
+  const issues: ConfigIssue[] = [...Value.Errors(RelayConfigSchema, withDefaults)].map((error) => ({
+    path: error.path,
+    message: error.message,
+  }));
+  if (issues.length > 0) throw new ConfigError(dedupe(issues), source);
+
+  const config = withDefaults as Static<typeof RelayConfigSchema>;
+  issues.push(...checkSemantics(config));
+  if (issues.length > 0) throw new ConfigError(issues, source);
+  config.state = resolve(baseDir, config.state);
+  if (config.log.audit !== '-') config.log.audit = resolve(baseDir, config.log.audit);
+  return deepFreeze(config);
+}
+
+/** Reads and validates a YAML configuration file. */
+export async function loadRelayConfig(path: string): Promise<RelayConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    throw new DmzError('CONFIG_ERR_UNREADABLE', `cannot read ${path}`, { cause });
+  }
+  const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      document.errors.map((error) => ({ path: '', message: `YAML: ${error.message}` })),
+      path,
+    );
+  }
+  return validateRelayConfig(document.toJS({ maxAliasCount: 100 }), dirname(resolve(path)), path);
+}
+
+function checkSemantics(config: Static<typeof RelayConfigSchema>): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (!isTrustDomain(config.trustDomain)) {
+    issues.push({
+      path: '/trustDomain',
+      message: 'must be a lower-case DNS-like name (SPIFFE trust domain)',
+    });
+  }
+  // The admin listener serves metrics and health without authentication: loopback only.
+  const adminHost = config.listen.admin.host;
+  if (!(
+    adminHost === 'localhost' ||
+    adminHost === '::1' ||
+    (isIP(adminHost) === 4 && adminHost.startsWith('127.'))
+  )) {
+    issues.push({
+      path: '/listen/admin/host',
+      message: 'must be a loopback address (127.0.0.0/8, ::1 or localhost)',
+    });
+  }
+  config.policy.forEach((rule, index) => {
+    const at = `/policy/${index}`;
+    if ((rule.agent === undefined) === (rule.role === undefined)) {
+      issues.push({ path: at, message: 'must name exactly one of `agent` or `role`' });
+    }
+    if (rule.agent !== undefined && !isAgentName(rule.agent)) {
+      issues.push({ path: `${at}/agent`, message: 'must be an agent name (lower-case DNS label)' });
+    }
+    for (const key of ['subscribe', 'command', 'tunnel', 'publish'] as const) {
+      rule[key].forEach((filter, position) => {
+        try {
+          validateFilter(filter);
+        } catch (error) {
+          issues.push({ path: `${at}/${key}/${position}`, message: (error as Error).message });
+        }
+      });
+    }
+  });
+  return issues;
+}
+
+function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((issue) => {
+    const key = `${issue.path}\u0000${issue.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null) {
+    for (const child of Object.values(value)) deepFreeze(child);
+    Object.freeze(value);
+  }
+  return value;
+}

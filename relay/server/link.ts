@@ -1,0 +1,18 @@
+/**
+ * The transport seen by the relay core: one authenticated agent connection. The WebSocket server
+ * implements it; unit tests implement it in memory, so the core is testable without sockets.
+ */
+import type { CloseCode } from '../protocol/close-codes.ts';
+import type { AgentIdentity } from '../protocol/identity.ts';
+
+export interface AgentLink {
+  /** From the verified client certificate, never from a frame. */
+  readonly identity: AgentIdentity;
+  /** Serial of that certificate (lower-case hex), so revocation can find live connections. */
+  readonly serialHex: string;
+  readonly remoteAddress: string;
+  send(data: Uint8Array): void;
+  /** Bytes accepted by send() but not yet written to the network. */
+  bufferedBytes(): number;
+  close(code: CloseCode, reason: string): void;
+}

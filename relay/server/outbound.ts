@@ -1,0 +1,68 @@
+/**
+ * Everything the relay sends to one agent goes through here, so that no buffer grows without
+ * bound. Live data is dropped (and counted, and reported to the consumer) once the agent's unsent
+ * bytes pass the configured queue limit; an agent that stays that slow is disconnected.
+ */
+import { encodeFrame } from '../protocol/codec.ts';
+import type { ToAgentFrame, ToAgentFrameOf } from '../protocol/frames.ts';
+import type { AgentLink } from './link.ts';
+
+export interface OutboundLimits {
+  readonly maxQueuedBytes: number;
+  readonly slowConsumerGraceMs: number;
+}
+
+/**
+ * Control frames (acks, errors, leases) are never dropped, but they cannot grow the queue past
+ * this multiple of the live-data limit: an agent that reads nothing at all is cut at once.
+ */
+const CONTROL_HEADROOM_FACTOR = 2;
+
+export class Outbound {
+  readonly #link: AgentLink;
+  readonly #limits: OutboundLimits;
+  readonly #now: () => number;
+  readonly #onTooSlow: () => void;
+  /** When the current run of drops began; undefined while the consumer keeps up. */
+  #droppingSince: number | undefined;
+  droppedPoints = 0;
+
+  constructor(link: AgentLink, limits: OutboundLimits, now: () => number, onTooSlow: () => void) {
+    this.#link = link;
+    this.#limits = limits;
+    this.#now = now;
+    this.#onTooSlow = onTooSlow;
+  }
+
+  sendControl(frame: ToAgentFrame): void {
+    this.#link.send(encodeFrame(frame));
+    if (this.#link.bufferedBytes() > this.#limits.maxQueuedBytes * CONTROL_HEADROOM_FACTOR) this.#onTooSlow();
+  }
+
+  /**
+   * Sends live points to one session, or drops them when the consumer is behind. `undelivered`
+   * is the session's count of dropped points not yet reported; the caller keeps it per session.
+   * Returns the number of points dropped by this call (0 when sent).
+   */
+  sendLive(frame: ToAgentFrameOf<'deliver'>, undelivered: number): number {
+    if (this.#link.bufferedBytes() > this.#limits.maxQueuedBytes) {
+      const now = this.#now();
+      this.#droppingSince ??= now;
+      this.droppedPoints += frame.points.length;
+      if (now - this.#droppingSince > this.#limits.slowConsumerGraceMs) this.#onTooSlow();
+      return frame.points.length;
+    }
+    this.#droppingSince = undefined;
+    if (undelivered > 0)
+      this.#link.send(encodeFrame({ type: 'dropped', session: frame.session, points: undelivered }));
+    this.#link.send(encodeFrame(frame));
+    return 0;
+  }
+
+  /** Called periodically: a consumer that stopped reading is cut even when no new data arrives. */
+  checkStalled(): void {
+    if (this.#droppingSince === undefined) return;
+    if (this.#link.bufferedBytes() <= this.#limits.maxQueuedBytes) this.#droppingSince = undefined;
+    else if (this.#now() - this.#droppingSince > this.#limits.slowConsumerGraceMs) this.#onTooSlow();
+  }
+}

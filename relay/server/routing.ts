@@ -1,0 +1,119 @@
+/**
+ * The data path: published points to the sessions that want them, and requests and responses
+ * between the two members of a session, with the relay holding the deadline.
+ */
+import { DmzError, ERROR_MESSAGES, type ErrorCode } from '../protocol/errors.ts';
+import type { ToRelayFrameOf } from '../protocol/frames.ts';
+import { topicMatches, validateTopic } from '../protocol/topics.ts';
+import type { AgentConnection } from './agent-connection.ts';
+import type { RelayContext } from './context.ts';
+import type { PendingRequest } from './requests.ts';
+import { findMemberSession } from './session-handlers.ts';
+import type { Session } from './sessions.ts';
+
+/** The hot path: one frame of points, checked once, then sent to each session that wants it. */
+export function routePublish(
+  ctx: RelayContext,
+  connection: AgentConnection,
+  frame: ToRelayFrameOf<'publish'>,
+): void {
+  if (connection.lastPublishTopic !== frame.topic) {
+    if (connection.role !== 'ot') throw new DmzError('RELAY_ERR_FORBIDDEN', 'only OT agents publish');
+    validateTopic(frame.topic);
+    if (!ctx.policy.mayPublish(connection.identity, frame.topic)) {
+      throw new DmzError('RELAY_ERR_FORBIDDEN', `may not publish to ${frame.topic}`);
+    }
+    connection.lastPublishTopic = frame.topic;
+  }
+  ctx.metrics.pointsPublished.inc(frame.points.length);
+  if (frame.session !== undefined) {
+    const session = ctx.sessions.get(frame.session);
+    if (session === undefined || session.ot !== connection) {
+      throw new DmzError('RELAY_ERR_NO_SUCH_SESSION', `no session ${frame.session}`);
+    }
+    if (session.wants(frame.topic)) deliverToSession(ctx, session, frame);
+    return;
+  }
+  for (const session of connection.sessions.values()) {
+    if (session.ot === connection && session.wants(frame.topic)) deliverToSession(ctx, session, frame);
+  }
+}
+
+export function deliverToSession(
+  ctx: RelayContext,
+  session: Session,
+  frame: ToRelayFrameOf<'publish'>,
+): void {
+  const { topic, seq, points } = frame;
+  const dropped = session.it.outbound.sendLive(
+    { type: 'deliver', session: session.id, topic, seq, points },
+    session.undelivered,
+  );
+  if (dropped > 0) {
+    session.undelivered += dropped;
+    ctx.metrics.pointsDropped.inc(dropped);
+  } else {
+    session.undelivered = 0;
+    ctx.metrics.pointsDelivered.inc(points.length);
+  }
+}
+
+export function routeRequest(
+  ctx: RelayContext,
+  connection: AgentConnection,
+  frame: ToRelayFrameOf<'request'>,
+): void {
+  const session = findMemberSession(connection, frame.session, true);
+  validateTopic(frame.topic);
+  if (!topicMatches(session.filter, frame.topic)) {
+    throw new DmzError('RELAY_ERR_FORBIDDEN', 'topic lies outside the session filter');
+  }
+  if (!ctx.policy.mayCommand(connection.identity, frame.topic)) {
+    throw new DmzError('RELAY_ERR_FORBIDDEN', `no command grant covers ${frame.topic}`);
+  }
+  if (ctx.requests.isPending(connection, session, frame.id))
+    throw new DmzError('RELAY_ERR_DUPLICATE_REQUEST');
+  const max = ctx.config.limits.maxPendingRequestsPerAgent;
+  if (connection.pendingRequests.size >= max) {
+    throw new DmzError('RELAY_ERR_TOO_MANY', `at most ${max} pending requests per agent`);
+  }
+  const pending = ctx.requests.add(connection, session, frame.id, frame.timeoutMs, (request) => {
+    ctx.metrics.requests.labels('timeout').inc();
+    answerRequest(ctx, request, { code: 'RELAY_ERR_TIMEOUT', message: ERROR_MESSAGES.RELAY_ERR_TIMEOUT });
+  });
+  session.peerOf(connection).outbound.sendControl({ ...frame, id: pending.relayId });
+}
+
+export function routeResponse(
+  ctx: RelayContext,
+  connection: AgentConnection,
+  frame: ToRelayFrameOf<'response'>,
+): void {
+  const request = ctx.requests.find(frame.id);
+  // Late (after the deadline) or not addressed to this agent: dropped, as the requester has moved on.
+  if (
+    request === undefined ||
+    request.session.id !== frame.session ||
+    request.session.peerOf(request.requester) !== connection
+  ) {
+    ctx.metrics.requests.labels('late_or_unknown').inc();
+    return;
+  }
+  ctx.requests.complete(request);
+  ctx.metrics.requests.labels(frame.error === undefined ? 'ok' : 'error').inc();
+  request.requester.outbound.sendControl({ ...frame, id: request.requesterId });
+}
+
+/** Answers a request on the relay's behalf (timeout, session gone). */
+export function answerRequest(
+  ctx: RelayContext,
+  request: PendingRequest,
+  error: { code: ErrorCode; message: string },
+): void {
+  request.requester.outbound.sendControl({
+    type: 'response',
+    session: request.session.id,
+    id: request.requesterId,
+    error,
+  });
+}

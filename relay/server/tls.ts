@@ -1,0 +1,55 @@
+/**
+ * The agent listener's TLS settings, built in one place so that the first start and every reload
+ * pass the full option set: `setSecureContext` resets anything left out, and a reload without the
+ * CRL would silently re-admit revoked agents.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import type { SecureContextOptions } from 'node:tls';
+import { DmzError } from '../protocol/errors.ts';
+import { statePath, type StateFile } from '../../pki/state-layout.ts';
+
+export interface RelayTlsMaterial {
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly crlPem: string;
+}
+
+/** TLS 1.3 only: no downgrade, no renegotiation, forward secrecy in every suite (RFC 8446). */
+export const MIN_TLS_VERSION = 'TLSv1.3';
+/** Session ticket keys are 48 bytes in Node (16 name, 16 HMAC, 16 AES). */
+const TICKET_KEY_BYTES = 48;
+
+export async function loadTlsMaterial(stateDir: string): Promise<RelayTlsMaterial> {
+  try {
+    const read = (file: StateFile) => readFile(statePath(stateDir, file), 'utf8');
+    const [caPem, certPem, keyPem, crlPem] = await Promise.all([
+      read('caCertificate'),
+      read('relayCertificate'),
+      read('relayKey'),
+      read('crl'),
+    ]);
+    return { caPem, certPem, keyPem, crlPem };
+  } catch (cause) {
+    throw new DmzError('PKI_ERR_NOT_INITIALIZED', `no usable CA in ${stateDir} (run dmz-pki init)`, {
+      cause,
+    });
+  }
+}
+
+/** Fresh ticket keys: rotating them invalidates every ticket a revoked agent might resume with. */
+export function newTicketKeys(): Buffer {
+  return randomBytes(TICKET_KEY_BYTES);
+}
+
+export function secureContextOptions(material: RelayTlsMaterial, ticketKeys: Buffer): SecureContextOptions {
+  return {
+    ca: material.caPem,
+    cert: material.certPem,
+    key: material.keyPem,
+    crl: material.crlPem,
+    minVersion: MIN_TLS_VERSION,
+    ticketKeys,
+  };
+}
