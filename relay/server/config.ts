@@ -5,8 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { Type, type Static } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
 import { ConfigError, DmzError, type ConfigIssue } from '../protocol/errors.ts';
 import { isAgentName, isTrustDomain } from '../protocol/identity.ts';
@@ -108,15 +108,14 @@ export function validateRelayConfig(input: unknown, baseDir: string, source = 'c
     value['listen'] = listen;
   }
   const withDefaults = Value.Default(RelayConfigSchema, value);
-  const issues: ConfigIssue[] = [...Value.Errors(RelayConfigSchema, withDefaults)].map((error) => ({
-    path: error.path,
-    message: error.message,
-  }));
-  if (issues.length > 0) throw new ConfigError(dedupe(issues), source);
-
+  const issues: ConfigIssue[] = [...Value.Errors(RelayConfigSchema, withDefaults)].map(describeError);
   const config = withDefaults as Static<typeof RelayConfigSchema>;
-  issues.push(...checkSemantics(config));
-  if (issues.length > 0) throw new ConfigError(issues, source);
+  try {
+    issues.push(...checkSemantics(config));
+  } catch {
+    // The shape is too broken for the semantic checks; the schema errors already say why.
+  }
+  if (issues.length > 0) throw new ConfigError(dedupe(issues), source);
   config.state = resolve(baseDir, config.state);
   if (config.log.audit !== '-') config.log.audit = resolve(baseDir, config.log.audit);
   return deepFreeze(config);
@@ -160,6 +159,12 @@ function checkSemantics(config: Static<typeof RelayConfigSchema>): ConfigIssue[]
       message: 'must be a loopback address (127.0.0.0/8, ::1 or localhost)',
     });
   }
+  if (config.limits.bytesPerSecond < config.limits.maxFrameBytes) {
+    issues.push({
+      path: '/limits/bytesPerSecond',
+      message: 'must be at least limits.maxFrameBytes, or no full frame could pass',
+    });
+  }
   config.policy.forEach((rule, index) => {
     const at = `/policy/${index}`;
     if ((rule.agent === undefined) === (rule.role === undefined)) {
@@ -179,6 +184,18 @@ function checkSemantics(config: Static<typeof RelayConfigSchema>): ConfigIssue[]
     }
   });
   return issues;
+}
+
+/** Schema errors in words an operator can act on: a union of literals lists the allowed values. */
+function describeError(error: ValueError): ConfigIssue {
+  const options = (error.schema.anyOf as TSchema[] | undefined)?.map((option) => option.const as unknown);
+  if (options !== undefined && options.every((option) => typeof option === 'string')) {
+    return { path: error.path, message: `must be one of: ${options.join(', ')}` };
+  }
+  if (error.type === ValueErrorType.ObjectAdditionalProperties) {
+    return { path: error.path, message: 'unknown key' };
+  }
+  return { path: error.path, message: error.message };
 }
 
 function dedupe(issues: ConfigIssue[]): ConfigIssue[] {

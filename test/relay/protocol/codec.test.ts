@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { encode } from '@msgpack/msgpack';
+import fc from 'fast-check';
+import { decodeFrame, encodeFrame } from '../../../relay/protocol/codec.ts';
+import { DmzError, type ErrorCode } from '../../../relay/protocol/errors.ts';
+import { FRAME_KIND, type ToAgentFrame, type ToRelayFrame } from '../../../relay/protocol/frames.ts';
+import { MAX_POINTS_PER_FRAME } from '../../../relay/protocol/limits.ts';
+
+function raw(kind: number, body: unknown): Uint8Array {
+  const encoded = encode(body);
+  const out = new Uint8Array(encoded.byteLength + 1);
+  out[0] = kind;
+  out.set(encoded, 1);
+  return out;
+}
+
+function codeOf(action: () => unknown): ErrorCode {
+  try {
+    action();
+  } catch (error) {
+    assert.ok(error instanceof DmzError, `not a DmzError: ${String(error)}`);
+    return error.code;
+  }
+  assert.fail('decoded without error');
+}
+
+const point = new Uint8Array([1, 2, 3]);
+
+describe('codec', () => {
+  const toRelay: ToRelayFrame[] = [
+    { type: 'hello', software: 'dmz-agent 0.1' },
+    { type: 'sessionOpen', ref: 1, peer: 'press-7', filter: 'press-7/#' },
+    { type: 'sessionAccept', session: 9 },
+    { type: 'sessionClose', session: 9, code: 'RELAY_ERR_SESSION_CLOSED', message: 'bye' },
+    { type: 'subscribe', ref: 2, session: 9, filter: 'press-7/+/t', resume: new Uint8Array([7]) },
+    { type: 'unsubscribe', ref: 3, session: 9, filter: 'press-7/+/t' },
+    { type: 'publish', topic: 'press-7/t', seq: Number.MAX_SAFE_INTEGER, points: [point, point] },
+    { type: 'request', session: 9, id: 0xffff_ffff, topic: 'press-7/sp', timeoutMs: 1000, payload: point },
+    { type: 'response', session: 9, id: 4, error: { code: 'RELAY_ERR_TIMEOUT', message: 'late' } },
+    { type: 'ping', nonce: 5 },
+    { type: 'pong', nonce: 5 },
+  ];
+  for (const frame of toRelay) {
+    it(`round-trips ${frame.type} to the relay`, () => {
+      assert.deepEqual(decodeFrame(encodeFrame(frame), 'toRelay'), frame);
+    });
+  }
+  const toAgent: ToAgentFrame[] = [
+    {
+      type: 'welcome',
+      role: 'it',
+      name: 'historian',
+      leaseMs: 30_000,
+      pingIntervalMs: 10_000,
+      maxFrameBytes: 65536,
+    },
+    { type: 'deliver', session: 1, topic: 'a/b', seq: 0, points: [point] },
+    { type: 'dropped', session: 1, points: 12 },
+    { type: 'error', ref: 3, code: 'RELAY_ERR_FORBIDDEN', message: 'no' },
+    { type: 'ack', ref: 1 },
+  ];
+  for (const frame of toAgent) {
+    it(`round-trips ${frame.type} to an agent`, () => {
+      assert.deepEqual(decodeFrame(encodeFrame(frame), 'toAgent'), frame);
+    });
+  }
+
+  const refused: [string, Uint8Array, ErrorCode][] = [
+    ['an empty frame', new Uint8Array(), 'RELAY_ERR_MALFORMED_FRAME'],
+    ['an unknown kind byte', raw(0xee, {}), 'RELAY_ERR_UNKNOWN_FRAME'],
+    ['a relay-to-agent kind sent to the relay', raw(FRAME_KIND.deliver, {}), 'RELAY_ERR_UNKNOWN_FRAME'],
+    ['a reserved tunnel kind', raw(FRAME_KIND.streamOpen, {}), 'RELAY_ERR_UNSUPPORTED'],
+    ['truncated MessagePack', raw(FRAME_KIND.ping, { nonce: 1 }).subarray(0, 4), 'RELAY_ERR_MALFORMED_FRAME'],
+    [
+      'trailing bytes',
+      new Uint8Array([...raw(FRAME_KIND.ping, { nonce: 1 }), 0xc0]),
+      'RELAY_ERR_MALFORMED_FRAME',
+    ],
+    [
+      'a __proto__ key',
+      new Uint8Array([FRAME_KIND.ping, 0x81, 0xa9, ...Buffer.from('__proto__'), 0x01]),
+      'RELAY_ERR_MALFORMED_FRAME',
+    ],
+    ['a body that is not a map', raw(FRAME_KIND.ping, [1]), 'RELAY_ERR_INVALID_FRAME'],
+    ['a missing field', raw(FRAME_KIND.ping, {}), 'RELAY_ERR_INVALID_FRAME'],
+    ['an extra field', raw(FRAME_KIND.ping, { nonce: 1, admin: true }), 'RELAY_ERR_INVALID_FRAME'],
+    ['a field of the wrong type', raw(FRAME_KIND.ping, { nonce: '1' }), 'RELAY_ERR_INVALID_FRAME'],
+    ['a negative id', raw(FRAME_KIND.ping, { nonce: -1 }), 'RELAY_ERR_INVALID_FRAME'],
+    ['an id above u32', raw(FRAME_KIND.ping, { nonce: 2 ** 32 }), 'RELAY_ERR_INVALID_FRAME'],
+    [
+      'a fractional sequence',
+      raw(FRAME_KIND.publish, { topic: 'a', seq: 1.5, points: [point] }),
+      'RELAY_ERR_INVALID_FRAME',
+    ],
+    [
+      'points that are strings',
+      raw(FRAME_KIND.publish, { topic: 'a', seq: 1, points: ['x'] }),
+      'RELAY_ERR_INVALID_FRAME',
+    ],
+    [
+      'an empty points batch',
+      raw(FRAME_KIND.publish, { topic: 'a', seq: 1, points: [] }),
+      'RELAY_ERR_INVALID_FRAME',
+    ],
+    [
+      'more points than a batch may hold',
+      raw(FRAME_KIND.publish, {
+        topic: 'a',
+        seq: 1,
+        points: Array.from({ length: MAX_POINTS_PER_FRAME + 1 }, () => point),
+      }),
+      'RELAY_ERR_MALFORMED_FRAME',
+    ],
+    [
+      'a topic longer than 256 bytes',
+      raw(FRAME_KIND.publish, { topic: 'a'.repeat(257), seq: 1, points: [point] }),
+      'RELAY_ERR_INVALID_FRAME',
+    ],
+    [
+      'a request deadline beyond a minute',
+      raw(FRAME_KIND.request, { session: 1, id: 1, topic: 'a', timeoutMs: 60_001, payload: point }),
+      'RELAY_ERR_INVALID_FRAME',
+    ],
+    [
+      'a MessagePack extension value',
+      new Uint8Array([FRAME_KIND.ping, 0x81, 0xa5, ...Buffer.from('nonce'), 0xd4, 0x01, 0x00]),
+      'RELAY_ERR_MALFORMED_FRAME',
+    ],
+  ];
+  for (const [name, bytes, code] of refused) {
+    it(`refuses ${name} with ${code}`, () => {
+      assert.equal(
+        codeOf(() => decodeFrame(bytes, 'toRelay')),
+        code,
+      );
+    });
+  }
+
+  it('refuses a frame over the size cap before parsing it', () => {
+    const frame = encodeFrame({ type: 'publish', topic: 'a', seq: 0, points: [new Uint8Array(2048)] });
+    assert.equal(
+      codeOf(() => decodeFrame(frame, 'toRelay', 1024)),
+      'RELAY_ERR_FRAME_TOO_LARGE',
+    );
+  });
+
+  it('turns any byte string into a frame or a DmzError, never another exception', () => {
+    const kinds = Object.values(FRAME_KIND);
+    const arbitraryFrame = fc.oneof(
+      fc.uint8Array({ maxLength: 64 }),
+      fc
+        .tuple(fc.constantFrom(...kinds), fc.uint8Array({ maxLength: 64 }))
+        .map(([kind, body]) => new Uint8Array([kind, ...body])),
+      fc
+        .tuple(
+          fc.constantFrom(...kinds),
+          fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 6 }),
+        )
+        .map(([kind, body]) => raw(kind, body)),
+    );
+    fc.assert(
+      fc.property(arbitraryFrame, (bytes) => {
+        for (const direction of ['toRelay', 'toAgent'] as const) {
+          try {
+            decodeFrame(bytes, direction);
+          } catch (error) {
+            if (!(error instanceof DmzError)) throw error;
+          }
+        }
+      }),
+      { numRuns: 3000 },
+    );
+  });
+});
