@@ -162,6 +162,15 @@ export class RelayClient {
     await this.#call(ref, { type: 'unsubscribe', ref, session, filter });
   }
 
+  /** Asks the relay to certify a fresh key for this agent's identity (CSR in PEM). */
+  async renew(csr: string): Promise<{ certificate: string; ca: string }> {
+    const ref = this.#ref();
+    const renewed = await this.#call(ref, { type: 'renew', ref, csr });
+    if (renewed.type !== 'renewed')
+      throw new DmzError('RELAY_ERR_INVALID_FRAME', 'relay did not answer with a certificate');
+    return { certificate: renewed.certificate, ca: renewed.ca };
+  }
+
   /** OT side: points `seq`, `seq+1`, ... of stream `topic`; `session` directs a replay. */
   publish(topic: string, seq: number, points: Uint8Array[], session?: number): void {
     this.send({ type: 'publish', topic, seq, points, ...(session === undefined ? {} : { session }) });
@@ -209,6 +218,7 @@ export class RelayClient {
     switch (frame.type) {
       case 'ack':
       case 'sessionAccept':
+      case 'renewed':
         this.#settle(this.#acks, frame.ref, (pending) => pending.resolve(frame));
         return;
       case 'error':

@@ -54,6 +54,7 @@ export type Direction = 'toRelay' | 'toAgent';
 
 export function decodeFrame(data: Uint8Array, direction: 'toRelay', maxBytes?: number): ToRelayFrame;
 export function decodeFrame(data: Uint8Array, direction: 'toAgent', maxBytes?: number): ToAgentFrame;
+export function decodeFrame(data: Uint8Array, direction: Direction, maxBytes?: number): Frame;
 export function decodeFrame(data: Uint8Array, direction: Direction, maxBytes = MAX_FRAME_BYTES): Frame {
   if (data.byteLength > maxBytes) throw new DmzError('RELAY_ERR_FRAME_TOO_LARGE');
   const kind = data[0];

@@ -52,6 +52,13 @@ export const ERROR_MESSAGES = {
   PKI_ERR_CA_MISMATCH: 'enrollment endpoint does not present the pinned CA',
   PKI_ERR_ENROLLMENT_FAILED: 'enrollment failed',
   PKI_ERR_RATE_LIMITED: 'too many enrollment attempts',
+  // Command-line tools (dmz-pki, dmz-agent).
+  CLI_ERR_USAGE: 'invalid command line',
+  CLI_ERR_INVALID_ARGUMENT: 'an argument is invalid',
+  PKI_ERR_REQUEST_INVALID: 'enrollment request is malformed',
+  PKI_ERR_REQUEST_TOO_LARGE: 'enrollment request is too large',
+  PKI_ERR_ALREADY_ENROLLED: 'this credential directory already holds an enrolled identity',
+  PKI_ERR_NOT_ENROLLED: 'no complete enrolled identity in this credential directory',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_MESSAGES;

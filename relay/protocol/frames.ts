@@ -15,7 +15,7 @@ import {
   MAX_U32,
 } from './limits.ts';
 
-/** Frame kind byte. Gaps leave room per family; 0x70.. tunnels and 0x80.. renewal are reserved. */
+/** Frame kind byte. Gaps leave room per family; 0x70.. (tunnel streams) are reserved. */
 export const FRAME_KIND = {
   hello: 0x01,
   welcome: 0x02,
@@ -50,8 +50,6 @@ export const RESERVED_FRAME_TYPES: readonly FrameType[] = [
   'streamData',
   'streamWindow',
   'streamClose',
-  'renew',
-  'renewed',
 ];
 
 const U32 = Type.Integer({ minimum: 0, maximum: MAX_U32 });
@@ -66,6 +64,8 @@ const Message = Type.String({ maxLength: MAX_ERROR_MESSAGE_LENGTH });
 const Role = Type.Union([Type.Literal('ot'), Type.Literal('it')]);
 const Timeout = Type.Integer({ minimum: 1, maximum: MAX_REQUEST_TIMEOUT_MS });
 const Points = Type.Array(Bytes, { minItems: 1, maxItems: MAX_POINTS_PER_FRAME });
+/** A PEM document: a CSR or certificate is a few KiB; 16 KiB bounds a hostile one. */
+const Pem = Type.String({ minLength: 1, maxLength: 16 * 1024 });
 const RemoteError = Type.Object({ code: Code, message: Message }, { additionalProperties: false });
 
 function frame<T extends Record<string, TSchema>>(fields: T) {
@@ -104,6 +104,8 @@ export const TO_RELAY = {
   response: Response,
   ping: Ping,
   pong: Ping,
+  /** Certificate renewal over the live mTLS connection: a CSR for a fresh key (PEM). */
+  renew: frame({ ref: U32, csr: Pem }),
 } as const;
 
 /** Frames the relay sends to an agent. */
@@ -135,6 +137,8 @@ export const TO_AGENT = {
   ping: Ping,
   pong: Ping,
   ack: frame({ ref: U32 }),
+  /** The renewed certificate (PEM) for the same identity, and the CA that issued it. */
+  renewed: frame({ ref: U32, certificate: Pem, ca: Pem }),
   error: frame({
     ref: Type.Optional(U32),
     session: Type.Optional(U32),

@@ -22,6 +22,8 @@ export class AgentConnection {
   readonly sessions = new Map<number, Session>();
   readonly pendingRequests = new Set<PendingRequest>();
   subscriptionCount = 0;
+  /** A renewal is being signed: one at a time per connection bounds the signing work an agent causes. */
+  renewing = false;
   /** The last topic this agent published to that passed validation and policy (a stream repeats it). */
   lastPublishTopic: string | undefined;
 

@@ -66,11 +66,15 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
     });
   });
   server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
+    // Node drops a client whose certificate fails verification without an error of its own (this
+    // event then carries a generic ECONNRESET); the verification result (an OpenSSL code such as
+    // CERT_REVOKED, a string despite its declared type) says what was wrong.
+    const verification = socket.authorizationError as unknown as string | null;
     metrics.refused.labels('tls').inc();
     audit.record(AUDIT_EVENT.agentRefused, {
       address: socket.remoteAddress,
       reason: 'tls',
-      detail: error.code ?? error.message,
+      detail: verification ?? error.code ?? error.message,
     });
   });
   // Runs before the HTTP parser sees a byte: an unverifiable identity never reaches Fastify.

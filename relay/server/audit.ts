@@ -14,6 +14,11 @@ export const AUDIT_EVENT = {
   policyReloaded: 'policy.reloaded',
   policyReloadFailed: 'policy.reload_failed',
   certificateRevoked: 'certificate.revoked',
+  enrollmentSucceeded: 'enrollment.succeeded',
+  enrollmentRefused: 'enrollment.refused',
+  certificateRenewed: 'certificate.renewed',
+  certificateRenewalRefused: 'certificate.renewal_refused',
+  crlReissued: 'crl.reissued',
   relayStarted: 'relay.started',
   relayStopped: 'relay.stopped',
 } as const;

@@ -14,7 +14,8 @@ import type { RelayConfig } from './config.ts';
 import type { AgentLink } from './link.ts';
 import type { RelayMetrics } from './metrics.ts';
 import type { Policy } from './policy.ts';
-import type { RelayContext } from './context.ts';
+import type { CertificateRenewer, RelayContext } from './context.ts';
+import { renewCertificate } from './renewal-handler.ts';
 import { PendingRequests } from './requests.ts';
 import { routePublish, routeRequest, routeResponse } from './routing.ts';
 import {
@@ -47,6 +48,7 @@ export interface BrokerOptions {
   readonly metrics: RelayMetrics;
   readonly log: Logger;
   readonly now?: () => number;
+  readonly renewer?: CertificateRenewer;
 }
 
 export class Broker {
@@ -65,7 +67,15 @@ export class Broker {
       agents: new Map(),
       sessions: new SessionTable(),
       requests: new PendingRequests(),
+      renewer: options.renewer,
     };
+    options.metrics.observeQueues(() => {
+      let largest = 0;
+      for (const connection of this.#context.agents.values()) {
+        largest = Math.max(largest, connection.link.bufferedBytes());
+      }
+      return largest;
+    });
   }
 
   get agentCount(): number {
@@ -167,6 +177,8 @@ export class Broker {
     this.#context.policy = policy;
     const result = { disconnected: 0, sessionsClosed: 0, subscriptionsWithdrawn: 0 };
     for (const connection of [...this.#context.agents.values()]) {
+      // That topic passed the old policy; the next publish must pass the new one.
+      connection.lastPublishTopic = undefined;
       if (policy.admits(connection.identity)) continue;
       this.disconnect(connection, CLOSE_CODE.policyViolation, 'RELAY_ERR_POLICY_CHANGED');
       result.disconnected++;
@@ -273,6 +285,9 @@ export class Broker {
         return;
       case 'pong':
         return; // receive() already noted the agent is alive.
+      case 'renew':
+        renewCertificate(this.#context, connection, frame);
+        return;
     }
   }
 

@@ -12,6 +12,7 @@ import { ConfigError, DmzError, type ConfigIssue } from '../protocol/errors.ts';
 import { isAgentName, isTrustDomain } from '../protocol/identity.ts';
 import { MAX_FRAME_BYTES } from '../protocol/limits.ts';
 import { validateFilter } from '../protocol/topics.ts';
+import { formatDuration, parseDuration } from '../../pki/duration.ts';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const Host = Type.String({ minLength: 1, maxLength: 255 });
@@ -46,6 +47,22 @@ export const RelayConfigSchema = Type.Object(
     listen: section({
       agents: section({ host: Host, port: Port }),
       admin: section({ host: Host, port: Port }),
+      /** Server-only TLS; `auto` listens only while an enrollment token is outstanding. */
+      enrollment: section({
+        host: Host,
+        port: Port,
+        mode: Type.Union([Type.Literal('auto'), Type.Literal('on'), Type.Literal('off')], {
+          default: 'auto',
+        }),
+      }),
+    }),
+    pki: section({
+      /** Lifetime of agent certificates (`7d`, `12h`); agents renew at about two thirds of it. */
+      agentCertificateLifetime: Type.String({ default: '7d' }),
+      /** How long each CRL is valid; the relay reissues it when half has passed. */
+      crlValidity: Type.String({ default: '7d' }),
+      /** File holding the CA key's passphrase, when the key is encrypted. */
+      passphraseFile: Type.Optional(Type.String({ minLength: 1 })),
     }),
     tls: section({
       /** Seconds a client may take to finish the TLS handshake; at most 10 s (slowloris). */
@@ -62,6 +79,8 @@ export const RelayConfigSchema = Type.Object(
       maxPendingRequestsPerAgent: Type.Integer({ minimum: 1, default: 256 }),
       maxQueuedBytesPerConsumer: Type.Integer({ minimum: 64 * 1024, default: 8 * 1024 * 1024 }),
       slowConsumerGraceMs: Type.Integer({ minimum: 100, default: 5_000 }),
+      enrollmentsPerMinutePerAddress: Type.Integer({ minimum: 1, default: 10 }),
+      enrollmentsPerMinute: Type.Integer({ minimum: 1, default: 120 }),
     }),
     sessions: section({
       leaseMs: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 30_000 }),
@@ -86,7 +105,16 @@ export type PolicyRule = Static<typeof PolicyRule>;
 const DEFAULT_LISTEN = {
   agents: { host: '0.0.0.0', port: 8443 },
   admin: { host: '127.0.0.1', port: 9443 },
+  enrollment: { host: '0.0.0.0', port: 8444 },
 };
+
+/** Bounds on durations an operator may configure, with why. */
+const DURATION_BOUNDS = {
+  /** A minute at least (renewal needs time to happen); 90 days at most (short-lived is the point). */
+  agentCertificateLifetime: { min: 60_000, max: 90 * 86_400_000 },
+  /** An hour at least (reissue must not be constant); 30 days at most (revocations must reach caches). */
+  crlValidity: { min: 3_600_000, max: 30 * 86_400_000 },
+} as const;
 
 /**
  * Validates a parsed configuration object. `baseDir` resolves relative paths (the config file's
@@ -117,6 +145,8 @@ export function validateRelayConfig(input: unknown, baseDir: string, source = 'c
   }
   if (issues.length > 0) throw new ConfigError(dedupe(issues), source);
   config.state = resolve(baseDir, config.state);
+  if (config.pki.passphraseFile !== undefined)
+    config.pki.passphraseFile = resolve(baseDir, config.pki.passphraseFile);
   if (config.log.audit !== '-') config.log.audit = resolve(baseDir, config.log.audit);
   return deepFreeze(config);
 }
@@ -158,6 +188,18 @@ function checkSemantics(config: Static<typeof RelayConfigSchema>): ConfigIssue[]
       path: '/listen/admin/host',
       message: 'must be a loopback address (127.0.0.0/8, ::1 or localhost)',
     });
+  }
+  for (const [key, bounds] of Object.entries(DURATION_BOUNDS) as [
+    keyof typeof DURATION_BOUNDS,
+    { min: number; max: number },
+  ][]) {
+    const ms = parseDuration(config.pki[key]);
+    if (ms === undefined || ms < bounds.min || ms > bounds.max) {
+      issues.push({
+        path: `/pki/${key}`,
+        message: `must be a duration like 90s, 30m, 12h or 7d, from ${formatDuration(bounds.min)} to ${formatDuration(bounds.max)}`,
+      });
+    }
   }
   if (config.limits.bytesPerSecond < config.limits.maxFrameBytes) {
     issues.push({

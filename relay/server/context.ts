@@ -3,6 +3,7 @@
  * sessions and pending requests, and where to report. One object, owned by the Broker.
  */
 import type { Logger } from 'pino';
+import type { AgentIdentity } from '../protocol/identity.ts';
 import type { AgentConnection } from './agent-connection.ts';
 import type { AuditLog } from './audit.ts';
 import type { RelayConfig } from './config.ts';
@@ -10,6 +11,15 @@ import type { RelayMetrics } from './metrics.ts';
 import type { Policy } from './policy.ts';
 import type { PendingRequests } from './requests.ts';
 import type { SessionTable } from './sessions.ts';
+
+/** Issues a renewed certificate for a connected agent (the relay's CA); absent when the relay has none. */
+export interface CertificateRenewer {
+  renew(
+    identity: AgentIdentity,
+    serialHex: string,
+    csrPem: string,
+  ): Promise<{ certificatePem: string; caPem: string; serialHex: string }>;
+}
 
 export interface RelayContext {
   readonly config: RelayConfig;
@@ -23,4 +33,5 @@ export interface RelayContext {
   readonly agents: Map<string, AgentConnection>;
   readonly sessions: SessionTable;
   readonly requests: PendingRequests;
+  readonly renewer: CertificateRenewer | undefined;
 }

@@ -36,12 +36,27 @@ export class RelayMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  /** Set by the broker, which owns the queues; read only when scraped, so it costs the hot path nothing. */
+  #largestQueue: () => number = () => 0;
+  readonly maxQueuedBytes: Gauge = new Gauge({
+    name: 'dmz_relay_max_queued_bytes',
+    help: 'Bytes queued for the slowest agent connection, not yet written to the network.',
+    registers: [this.registry],
+    collect: () => {
+      this.maxQueuedBytes.set(this.#largestQueue());
+    },
+  });
   readonly disconnects = new Counter({
     name: 'dmz_relay_disconnects_total',
     help: 'Agent connections closed by the relay, by reason.',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+
+  /** Where the max-queued-bytes gauge reads its value from. */
+  observeQueues(largestQueue: () => number): void {
+    this.#largestQueue = largestQueue;
+  }
 
   #gauge(name: string, help: string): Gauge {
     return new Gauge({ name, help, registers: [this.registry] });

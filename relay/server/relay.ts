@@ -1,27 +1,35 @@
 /**
- * Starts a relay: the broker core, the agent listener with mTLS, the admin listener, and the
- * periodic upkeep, wired together. Returns a handle to reload policy and TLS, and to stop.
+ * Starts a relay: the broker core, the agent listener with mTLS, the admin listener, the CA's
+ * upkeep (revocation, CRL freshness, enrollment), wired together. Returns a handle to reload
+ * policy and to drain.
  */
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { pino, type Logger } from 'pino';
 import { isDeepStrictEqual } from 'node:util';
+import type { FastifyInstance } from 'fastify';
+import { pino, type Logger } from 'pino';
 import { createAdminListener } from './admin-listener.ts';
 import { createAgentListener } from './agent-listener.ts';
 import { AUDIT_EVENT, createAuditLog, type AuditLog } from './audit.ts';
 import { Broker } from './broker.ts';
 import type { RelayConfig } from './config.ts';
+import { createEnrollmentListener } from './enrollment-listener.ts';
 import { RelayMetrics } from './metrics.ts';
+import { PkiUpkeep, type EnrollmentSwitch } from './pki-upkeep.ts';
 import { Policy } from './policy.ts';
 import { RelayRateLimits } from './rate-limits.ts';
-import { loadTlsMaterial, newTicketKeys, secureContextOptions, type RelayTlsMaterial } from './tls.ts';
+import { openRelayPki, type RelayPki } from './relay-pki.ts';
+import { newTicketKeys, secureContextOptions, type RelayTlsMaterial } from './tls.ts';
 
 /** Upkeep runs at least once a second, so a lapsed lease is noticed within a second. */
 const MAX_TICK_MS = 1000;
 
 export interface StartRelayOptions {
   readonly config: RelayConfig;
-  /** TLS material; read from the config's state directory when absent. */
+  /**
+   * TLS material without a CA behind it (tests of routing and refusal): no enrollment, renewal
+   * or revocation watch. Absent, the relay runs its own CA from the config's state directory.
+   */
   readonly tls?: RelayTlsMaterial;
   readonly audit?: AuditLog;
   readonly log?: Logger;
@@ -30,13 +38,15 @@ export interface StartRelayOptions {
 export interface RunningRelay {
   readonly agentPort: number;
   readonly adminPort: number;
+  /** The enrollment port while it listens (mode `on`, or `auto` with a token outstanding). */
+  readonly enrollmentPort: number | undefined;
   readonly broker: Broker;
   readonly metrics: RelayMetrics;
-  /** Applies a new configuration's policy; other changed sections need a restart (returned). */
+  /** Applies a new configuration's policy; returns the changed sections that need a restart. */
   applyConfig(config: RelayConfig): string[];
-  /** Loads new CA/CRL/certificate material with fresh ticket keys, and cuts revoked agents. */
+  /** Loads new CA/CRL material with fresh ticket keys, and cuts live agents whose serial is revoked. */
   reloadTls(material: RelayTlsMaterial, revokedSerials: ReadonlySet<string>): number;
-  /** Drains: refuses new connections, closes agents with a going-away code, stops listeners. */
+  /** Drains: closes agents with a going-away code, stops every listener. */
   close(): Promise<void>;
 }
 
@@ -44,9 +54,17 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   let config = options.config;
   const log = options.log ?? pino({ level: config.log.level }, pino.destination(2));
   const audit = options.audit ?? createAuditLog(config.log.audit);
-  const tls = options.tls ?? (await loadTlsMaterial(config.state));
+  const pki = options.tls === undefined ? await openRelayPki(config) : undefined;
+  let tls: RelayTlsMaterial = options.tls ?? pki!.tls;
   const metrics = new RelayMetrics();
-  const broker = new Broker({ config, policy: new Policy(config.policy), audit, metrics, log });
+  const broker = new Broker({
+    config,
+    policy: new Policy(config.policy),
+    audit,
+    metrics,
+    log,
+    ...(pki === undefined ? {} : { renewer: pki.renewer }),
+  });
   const revoked = new Set<string>();
   const agentListener = await createAgentListener({
     config,
@@ -58,13 +76,38 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     log,
     revoked,
   });
-  const startedAt = Date.now();
-  const adminListener = createAdminListener(metrics, broker, startedAt);
+  const adminListener = createAdminListener(metrics, broker, Date.now());
+  const enrollment = pki === undefined ? undefined : enrollmentSwitch(config, pki, audit, log);
+  const reloadTls = (material: RelayTlsMaterial, revokedSerials: ReadonlySet<string>): number => {
+    tls = material;
+    (agentListener.server as unknown as HttpsServer).setSecureContext(
+      secureContextOptions(material, newTicketKeys()),
+    );
+    for (const serial of revokedSerials) revoked.add(serial);
+    const cut = broker.disconnectSerials(revokedSerials);
+    if (cut > 0) audit.record(AUDIT_EVENT.certificateRevoked, { disconnected: cut });
+    return cut;
+  };
+  const upkeep =
+    pki === undefined
+      ? undefined
+      : new PkiUpkeep({
+          state: pki.state,
+          ca: pki.ca,
+          crlValidityMs: pki.crlValidityMs,
+          onCrl: (crlPem, serials) => reloadTls({ ...tls, crlPem }, serials),
+          enrollment: enrollment?.switch,
+          audit,
+          log,
+        });
+
   await agentListener.listen({ host: config.listen.agents.host, port: config.listen.agents.port });
   try {
     await adminListener.listen({ host: config.listen.admin.host, port: config.listen.admin.port });
+    await upkeep?.start();
   } catch (error) {
-    await agentListener.close();
+    await Promise.all([agentListener.close(), adminListener.close()]);
+    pki?.state.close();
     throw error;
   }
   const ticker = setInterval(() => broker.tick(), Math.min(MAX_TICK_MS, config.sessions.leaseMs / 6));
@@ -76,6 +119,9 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   return {
     agentPort,
     adminPort,
+    get enrollmentPort() {
+      return enrollment?.port();
+    },
     broker,
     metrics,
     applyConfig(next) {
@@ -89,20 +135,52 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
       audit.record(AUDIT_EVENT.policyReloaded, { rules: next.policy.length, ...outcome, restartRequired });
       return restartRequired;
     },
-    reloadTls(material, revokedSerials) {
-      (agentListener.server as unknown as HttpsServer).setSecureContext(
-        secureContextOptions(material, newTicketKeys()),
-      );
-      for (const serial of revokedSerials) revoked.add(serial);
-      const cut = broker.disconnectSerials(revokedSerials);
-      if (cut > 0) audit.record(AUDIT_EVENT.certificateRevoked, { disconnected: cut });
-      return cut;
-    },
+    reloadTls,
     async close() {
       clearInterval(ticker);
+      await upkeep?.stop();
       broker.shutdown();
       await Promise.all([agentListener.close(), adminListener.close()]);
+      pki?.state.close();
       audit.record(AUDIT_EVENT.relayStopped, {});
+    },
+  };
+}
+
+/** The enrollment listener, opened and closed on demand (a closed Fastify cannot listen again). */
+function enrollmentSwitch(
+  config: RelayConfig,
+  pki: RelayPki,
+  audit: AuditLog,
+  log: Logger,
+): { switch: EnrollmentSwitch; port(): number | undefined } {
+  let listener: FastifyInstance | undefined;
+  const { host, port, mode } = config.listen.enrollment;
+  return {
+    port: () => (listener === undefined ? undefined : (listener.server.address() as AddressInfo).port),
+    switch: {
+      mode,
+      async open() {
+        const app = createEnrollmentListener({
+          issuer: pki.issuer,
+          // The chain includes the CA so an enrolling agent can check it against its pinned fingerprint.
+          tls: { certPem: `${pki.tls.certPem.trimEnd()}\n${pki.tls.caPem}`, keyPem: pki.tls.keyPem },
+          limits: {
+            perAddressPerMinute: config.limits.enrollmentsPerMinutePerAddress,
+            perMinute: config.limits.enrollmentsPerMinute,
+          },
+          audit,
+          log,
+          handshakeTimeoutMs: config.tls.handshakeTimeoutMs,
+        });
+        await app.listen({ host, port });
+        listener = app;
+      },
+      async close() {
+        const app = listener;
+        listener = undefined;
+        await app?.close();
+      },
     },
   };
 }

@@ -36,10 +36,10 @@ export class AuditRecorder {
   }
 }
 
-export class RecordingAgent {
+/** Every frame an agent connection received, and how it closed; waits with a bound. */
+export class FrameRecorder {
   readonly frames: ToAgentFrame[] = [];
   closed: { code: number; reason: string } | undefined;
-  client!: RelayClient;
 
   /** The first recorded frame of `type` matching `predicate` (waits for it). */
   next<T extends ToAgentFrame['type']>(
@@ -61,6 +61,10 @@ export class RecordingAgent {
   waitClosed(timeoutMs = 5_000): Promise<{ code: number; reason: string }> {
     return waitFor(() => this.closed, 'connection close', timeoutMs);
   }
+}
+
+export class RecordingAgent extends FrameRecorder {
+  client!: RelayClient;
 }
 
 export interface TestRelay {

@@ -1,0 +1,196 @@
+/**
+ * The agent's credential directory: its private key (made on this host and never sent anywhere),
+ * its certificate, the CA certificate it trusts, and identity.json for people and scripts.
+ * Directory 0700, files 0600, each written aside and renamed into place, identity.json last: a
+ * directory holding identity.json holds a complete enrollment.
+ */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+import { DmzError } from '../relay/protocol/errors.ts';
+import { formatSpiffeId, identityFromSubjectAltName, ROLES } from '../relay/protocol/identity.ts';
+
+export const CREDENTIAL_FILES = {
+  privateKey: 'key.pem',
+  certificate: 'cert.pem',
+  ca: 'ca.pem',
+  identity: 'identity.json',
+} as const;
+type CredentialFile = keyof typeof CREDENTIAL_FILES;
+
+/** Owner only: the directory holds the private key, and whoever can swap ca.pem decides trust. */
+export const CREDENTIAL_DIRECTORY_MODE = 0o700;
+export const CREDENTIAL_FILE_MODE = 0o600;
+const GROUP_OR_WORLD = 0o077;
+
+export const EnrolledIdentitySchema = Type.Object(
+  {
+    name: Type.String(),
+    role: Type.Union([Type.Literal(ROLES.ot), Type.Literal(ROLES.it)]),
+    trustDomain: Type.String(),
+    spiffeId: Type.String(),
+    /** Lower-case hex, as the relay's PKI reports serials. */
+    serial: Type.String(),
+    /** ISO 8601. */
+    notAfter: Type.String(),
+  },
+  { additionalProperties: false },
+);
+export type EnrolledIdentity = Static<typeof EnrolledIdentitySchema>;
+
+export interface AgentCredentialSet {
+  readonly keyPem: string;
+  readonly certPem: string;
+  readonly caPem: string;
+  readonly identity: EnrolledIdentity;
+}
+
+/**
+ * Run before a key is made or a token sent, so a refusal costs nothing: creates the directory
+ * (0700) or checks an existing one, and refuses one that already holds credentials unless `force`.
+ */
+export async function prepareCredentialDirectory(dir: string, options: { force: boolean }): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: CREDENTIAL_DIRECTORY_MODE });
+  await refuseOpenPermissions(dir);
+  if (options.force) return;
+  const present = Object.values(CREDENTIAL_FILES).filter((file) => existsSync(join(dir, file)));
+  if (present.length > 0) {
+    throw new DmzError(
+      'PKI_ERR_ALREADY_ENROLLED',
+      `${dir} already holds ${present.join(', ')}; use --force to replace this identity`,
+    );
+  }
+}
+
+export async function storeCredentials(dir: string, credentials: AgentCredentialSet): Promise<void> {
+  const { keyPem, certPem, caPem, identity } = credentials;
+  await writeAtomically(dir, 'privateKey', keyPem);
+  await writeAtomically(dir, 'certificate', certPem);
+  await writeAtomically(dir, 'ca', caPem);
+  await writeAtomically(dir, 'identity', `${JSON.stringify(identity, null, 2)}\n`);
+  await syncDirectory(dir);
+}
+
+/** For `dmz-agent run`: everything checked again, since files can be edited between runs. */
+export async function loadCredentials(dir: string): Promise<AgentCredentialSet> {
+  await refuseOpenPermissions(dir);
+  const [keyPem, certPem, caPem, identityJson] = await Promise.all([
+    readCredential(dir, 'privateKey'),
+    readCredential(dir, 'certificate'),
+    readCredential(dir, 'ca'),
+    readCredential(dir, 'identity'),
+  ]);
+  await refuseOpenPermissions(join(dir, CREDENTIAL_FILES.privateKey));
+  const identity = readEnrolledIdentity({ keyPem, certPem, caPem });
+  let recorded: unknown;
+  try {
+    recorded = JSON.parse(identityJson);
+  } catch {
+    recorded = undefined;
+  }
+  if (!Value.Check(EnrolledIdentitySchema, recorded) || !isSameIdentity(recorded, identity)) {
+    throw new DmzError('PKI_ERR_NOT_ENROLLED', `${CREDENTIAL_FILES.identity} does not describe cert.pem`);
+  }
+  return { keyPem, certPem, caPem, identity };
+}
+
+/**
+ * What a certificate says about us, after checking it belongs here: issued and signed by the CA
+ * (itself a self-signed CA certificate) and certifying our own key. Identity comes from the
+ * certificate's SPIFFE URI SAN only.
+ */
+export function readEnrolledIdentity(pems: { keyPem: string; certPem: string; caPem: string }): EnrolledIdentity {
+  const ca = parseCertificate(pems.caPem, CREDENTIAL_FILES.ca);
+  const certificate = parseCertificate(pems.certPem, CREDENTIAL_FILES.certificate);
+  if (!ca.ca || !ca.verify(ca.publicKey)) {
+    throw new DmzError('PKI_ERR_CA_MISMATCH', 'the CA certificate is not a self-signed CA certificate');
+  }
+  if (!certificate.checkIssued(ca) || !certificate.verify(ca.publicKey)) {
+    throw new DmzError('PKI_ERR_CA_MISMATCH', 'the agent certificate was not issued by the CA');
+  }
+  let matchesKey = false;
+  try {
+    matchesKey = certificate.checkPrivateKey(createPrivateKey(pems.keyPem));
+  } catch {
+    matchesKey = false;
+  }
+  if (!matchesKey) throw new DmzError('PKI_ERR_CERT_INVALID', 'the agent certificate is not for this key');
+  const san = certificate.subjectAltName;
+  // The trust domain is learned from the certificate; the strict one-URI-SAN rule still applies.
+  const trustDomain = /^URI:spiffe:\/\/([^/]+)\//.exec(san ?? '')?.[1] ?? '';
+  let identity;
+  try {
+    identity = identityFromSubjectAltName(san, trustDomain);
+  } catch (cause) {
+    throw new DmzError('PKI_ERR_CERT_INVALID', 'the agent certificate carries no agent identity', { cause });
+  }
+  return {
+    name: identity.name,
+    role: identity.role,
+    trustDomain: identity.trustDomain,
+    spiffeId: formatSpiffeId(identity),
+    serial: certificate.serialNumber.toLowerCase(),
+    notAfter: new Date(certificate.validTo).toISOString(),
+  };
+}
+
+function parseCertificate(pem: string, what: string): X509Certificate {
+  try {
+    return new X509Certificate(pem);
+  } catch (cause) {
+    throw new DmzError('PKI_ERR_CERT_INVALID', `${what} is not a PEM certificate`, { cause });
+  }
+}
+
+function isSameIdentity(a: EnrolledIdentity, b: EnrolledIdentity): boolean {
+  return (Object.keys(b) as (keyof EnrolledIdentity)[]).every((key) => a[key] === b[key]);
+}
+
+async function readCredential(dir: string, file: CredentialFile): Promise<string> {
+  try {
+    return await readFile(join(dir, CREDENTIAL_FILES[file]), 'utf8');
+  } catch (cause) {
+    throw new DmzError('PKI_ERR_NOT_ENROLLED', `${dir} has no readable ${CREDENTIAL_FILES[file]}`, { cause });
+  }
+}
+
+/** Written aside (exclusively, already 0600), flushed, then renamed over the old file. */
+async function writeAtomically(dir: string, file: CredentialFile, contents: string): Promise<void> {
+  const target = join(dir, CREDENTIAL_FILES[file]);
+  const aside = `${target}.${process.pid}.tmp`;
+  await rm(aside, { force: true });
+  const handle = await open(aside, 'wx', CREDENTIAL_FILE_MODE);
+  try {
+    await handle.writeFile(contents);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(aside, target);
+}
+
+/** The renames themselves survive a power loss only once the directory is flushed too. */
+async function syncDirectory(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function refuseOpenPermissions(path: string): Promise<void> {
+  // POSIX mode bits and owners mean nothing on Windows; there the directory's ACL is the operator's job.
+  if (process.platform === 'win32') return;
+  const info = await stat(path);
+  if ((info.mode & GROUP_OR_WORLD) !== 0 || info.uid !== process.getuid?.()) {
+    throw new DmzError(
+      'PKI_ERR_STATE_PERMISSIONS',
+      `${path} must belong to this user and be accessible to it alone (chmod go-rwx)`,
+    );
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * `dmz-agent enroll`: turns a one-time token into credentials on this host. The key is made here
+ * and never leaves it; the token goes only to an endpoint that has proven it speaks for the CA
+ * pinned in the token; what comes back is checked against that CA and our key before it is stored.
+ */
+import { createCertificateSigningRequest } from '../pki/csr.ts';
+import { spkiFingerprint } from '../pki/fingerprint.ts';
+import { AGENT_KEY_BITS, generateRsaKeyPair } from '../pki/keys.ts';
+import { readEnrollmentTokenUnverified, type EnrollmentClaims } from '../pki/tokens.ts';
+import type { EnrollmentResponse } from '../relay/protocol/enrollment.ts';
+import { DmzError } from '../relay/protocol/errors.ts';
+import { connectWithPinnedCa, endpointOf, type PinnedConnection } from './ca-pinning.ts';
+import {
+  prepareCredentialDirectory,
+  readEnrolledIdentity,
+  storeCredentials,
+  type AgentCredentialSet,
+  type EnrolledIdentity,
+} from './credentials.ts';
+import { exchangeEnrollment } from './enrollment-exchange.ts';
+
+/** Per URL, for the TLS handshake and again for the answer: generous for a plant's WAN link. */
+export const DEFAULT_ENROLLMENT_TIMEOUT_MS = 30_000;
+
+export interface EnrollAgentOptions {
+  readonly token: string;
+  /** The credential directory (created 0700 if missing). */
+  readonly dir: string;
+  /** Replace the identity already enrolled in `dir`. */
+  readonly force?: boolean;
+  readonly timeoutMs?: number;
+}
+
+export interface EnrollmentOutcome {
+  readonly identity: EnrolledIdentity;
+  readonly dir: string;
+  /** The token URL that answered. */
+  readonly url: string;
+}
+
+export async function enrollAgent(options: EnrollAgentOptions): Promise<EnrollmentOutcome> {
+  const { token, dir } = options;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_ENROLLMENT_TIMEOUT_MS;
+  const claims = readEnrollmentTokenUnverified(token);
+  await prepareCredentialDirectory(dir, { force: options.force ?? false });
+  const keys = await generateRsaKeyPair(AGENT_KEY_BITS);
+  const csr = createCertificateSigningRequest({ ...keys, commonName: claims.name });
+
+  const failures: DmzError[] = [];
+  for (const url of claims.urls) {
+    const endpoint = endpointOf(new URL(url));
+    let connection: PinnedConnection;
+    try {
+      connection = await connectWithPinnedCa({ endpoint, caFingerprint: claims.caFingerprint, timeoutMs });
+    } catch (error) {
+      // Nothing was sent there, so the token is intact: the next URL may reach the relay.
+      failures.push(asDmzError(error));
+      continue;
+    }
+    // From here the token is with a relay of the pinned CA: its answer is final, whatever it is.
+    const answer = await exchangeEnrollment({ connection, endpoint, body: { token, csr }, timeoutMs });
+    const credentials = checkAnswer(answer, keys.privateKeyPem, claims);
+    await storeCredentials(dir, credentials);
+    return { identity: credentials.identity, dir, url };
+  }
+  throw mostTelling(failures);
+}
+
+/** The answer must be the pinned CA, and a certificate from it for our key and the token's identity. */
+function checkAnswer(answer: EnrollmentResponse, keyPem: string, claims: EnrollmentClaims): AgentCredentialSet {
+  if (spkiFingerprint(answer.ca) !== claims.caFingerprint) {
+    throw new DmzError('PKI_ERR_CA_MISMATCH', 'the relay returned a CA certificate other than the pinned one');
+  }
+  const identity = readEnrolledIdentity({ keyPem, certPem: answer.certificate, caPem: answer.ca });
+  if (identity.name !== claims.name || identity.role !== claims.role) {
+    throw new DmzError('PKI_ERR_CERT_INVALID', 'the relay issued a certificate for another identity');
+  }
+  return { keyPem, certPem: answer.certificate, caPem: answer.ca, identity };
+}
+
+/** A CA mismatch anywhere outranks an unreachable URL: it may be an attack, and the user must see it. */
+function mostTelling(failures: readonly DmzError[]): DmzError {
+  const mismatch = failures.find((failure) => failure.code === 'PKI_ERR_CA_MISMATCH');
+  if (mismatch !== undefined) return mismatch;
+  if (failures.length === 1 && failures[0] !== undefined) return failures[0];
+  return new DmzError(
+    'PKI_ERR_ENROLLMENT_FAILED',
+    `no enrollment URL could be reached: ${failures.map((failure) => failure.message).join('; ')}`,
+  );
+}
+
+function asDmzError(error: unknown): DmzError {
+  return error instanceof DmzError ? error : new DmzError('PKI_ERR_ENROLLMENT_FAILED', String(error));
+}

@@ -1,0 +1,57 @@
+/**
+ * An agent renews its certificate over its live mTLS connection at about two thirds of the
+ * certificate's lifetime, with a fresh key each time, so a stolen key ages out with its certificate.
+ */
+import { X509Certificate, createPublicKey } from 'node:crypto';
+import { createCertificateSigningRequest } from '../pki/csr.ts';
+import { AGENT_KEY_BITS, generateRsaKeyPair } from '../pki/keys.ts';
+import { DmzError } from '../relay/protocol/errors.ts';
+import type { RelayClient } from './relay-client.ts';
+
+/** Two thirds in: a third of the lifetime is left to retry if the relay is unreachable. */
+export const RENEW_AT_FRACTION = 2 / 3;
+/** Plus or minus 5% of the lifetime, so agents enrolled together do not all renew together. */
+export const RENEWAL_JITTER_FRACTION = 0.05;
+
+export interface RenewedCredentials {
+  readonly keyPem: string;
+  readonly certPem: string;
+  readonly caPem: string;
+}
+
+/** Milliseconds from `now` until this certificate should be renewed (0 when already due). */
+export function renewalDelayMs(
+  certPem: string,
+  now = Date.now(),
+  random: () => number = Math.random,
+): number {
+  const certificate = new X509Certificate(certPem);
+  const notBefore = Date.parse(certificate.validFrom);
+  const lifetime = Date.parse(certificate.validTo) - notBefore;
+  const jitter = (random() * 2 - 1) * RENEWAL_JITTER_FRACTION * lifetime;
+  return Math.max(0, notBefore + lifetime * RENEW_AT_FRACTION + jitter - now);
+}
+
+/**
+ * Generates a fresh key, has the relay certify it, and checks the result is for that key and
+ * from the CA the agent already trusts: a renewal can never switch the agent to another CA.
+ */
+export async function renewOverConnection(
+  client: RelayClient,
+  commonName: string,
+  trustedCaPem: string,
+): Promise<RenewedCredentials> {
+  const keys = await generateRsaKeyPair(AGENT_KEY_BITS);
+  const csr = createCertificateSigningRequest({ ...keys, commonName });
+  const { certificate } = await client.renew(csr);
+  const issued = new X509Certificate(certificate);
+  const ours = createPublicKey(keys.publicKeyPem);
+  const trusted = new X509Certificate(trustedCaPem);
+  if (!issued.publicKey.equals(ours) || !issued.checkIssued(trusted) || !issued.verify(trusted.publicKey)) {
+    throw new DmzError(
+      'PKI_ERR_CERT_INVALID',
+      'the relay returned a certificate that is not for our key or not from our CA',
+    );
+  }
+  return { keyPem: keys.privateKeyPem, certPem: certificate, caPem: trustedCaPem };
+}

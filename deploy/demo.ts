@@ -1,0 +1,165 @@
+/**
+ * `npm run demo`: the whole system on this machine, set up the way an operator would: a CA and
+ * relay state with `dmz-pki init`, the relay with `dmz-relay`, two agents enrolled with one-time
+ * tokens through `dmz-agent enroll`, then a simulated press (OT) and historian (IT) exchanging
+ * live data and a setpoint write through the relay. It ends by revoking the historian and showing
+ * its connection cut and its reconnection refused.
+ *
+ * Options: --seconds N (how long the plant runs; 0 = until Ctrl-C; default 20), --dir DIR.
+ */
+import { rm, writeFile, mkdir } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadCredentials } from '../agents/credentials.ts';
+import { RelayClient } from '../agents/relay-client.ts';
+import { run, start } from './demo/commands.ts';
+import { answerSetpoint, decodeReading, runPress } from './demo/plant.ts';
+
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '20' }, dir: { type: 'string', default: '.demo' } },
+});
+const seconds = Number(values.seconds);
+const dir = resolve(values.dir);
+const say = (text: string) => process.stdout.write(`\n== ${text}\n`);
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((done) => server.close(done));
+  return port;
+}
+
+async function main(): Promise<void> {
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const state = join(dir, 'state');
+  const [agentPort, enrollPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+
+  say('dmz-pki init: the relay\'s own CA, server certificate and token-signing key');
+  const fingerprint = await run('dmz-pki', [
+    '--state', state, 'init', '--trust-domain', 'demo.plant',
+    '--dns', 'localhost', '--ip', '127.0.0.1', '--enroll-url', `https://127.0.0.1:${enrollPort}`,
+  ]);
+  process.stdout.write(`CA fingerprint: ${fingerprint}`);
+
+  const configPath = join(dir, 'relay.yaml');
+  await writeFile(
+    configPath,
+    [
+      'trustDomain: demo.plant',
+      'state: ./state',
+      'listen:',
+      `  agents: { host: 127.0.0.1, port: ${agentPort} }`,
+      `  enrollment: { host: 127.0.0.1, port: ${enrollPort}, mode: auto }`,
+      `  admin: { host: 127.0.0.1, port: ${adminPort} }`,
+      'log: { level: warn, audit: ./audit.log }',
+      'policy:',
+      '  - role: ot',
+      '  - agent: historian',
+      '    subscribe: ["press-7/#"]',
+      '    command: ["press-7/setpoints/+"]',
+      '',
+    ].join('\n'),
+  );
+  say(`dmz-relay --config ${configPath}`);
+  const relay = start('dmz-relay', ['--config', configPath]);
+  relay.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`[relay] ${chunk.toString()}`));
+  const stopRelay = () => new Promise((done) => {
+    relay.once('exit', done);
+    relay.kill('SIGTERM');
+  });
+
+  try {
+    await waitForHealth(adminPort);
+    const agents: Record<string, string> = {};
+    for (const [name, role] of [['press-7', 'ot'], ['historian', 'it']] as const) {
+      say(`dmz-pki token create --name ${name} --role ${role}; dmz-agent enroll --token - --dir ...`);
+      const token = (await run('dmz-pki', ['--state', state, 'token', 'create', '--name', name, '--role', role])).trim();
+      agents[name] = join(dir, 'agents', name);
+      process.stdout.write(await run('dmz-agent', ['enroll', '--token', '-', '--dir', agents[name]], token));
+    }
+    const url = `wss://127.0.0.1:${agentPort}/v1/agent`;
+    const pressCredentials = await loadCredentials(agents['press-7']!);
+    const historianCredentials = await loadCredentials(agents['historian']!);
+
+    say('press-7 (OT) and historian (IT) connect out to the relay; the historian opens a session');
+    let press: ReturnType<typeof runPress> | undefined;
+    const pressClient = await RelayClient.connect(
+      { url, ...pressCredentials },
+      { onRequest: (request) => answerSetpoint(press!, request.topic, request.payload) },
+    );
+    press = runPress(pressClient, 'press-7', 500);
+    let lastPrint = 0;
+    const historian = await RelayClient.connect(
+      { url, ...historianCredentials },
+      {
+        onFrame: (frame) => {
+          if (frame.type !== 'deliver' || Date.now() - lastPrint < 1000) return;
+          if (!frame.topic.endsWith('/speed')) return;
+          lastPrint = Date.now();
+          const reading = decodeReading(frame.points[0]!);
+          process.stdout.write(`historian <- ${frame.topic} = ${reading.value} (seq ${frame.seq}, ${Date.now() - reading.ts} ms old)\n`);
+        },
+      },
+    );
+    const session = await historian.openSession('press-7', 'press-7/#');
+    await historian.subscribe(session.session, 'press-7/+');
+
+    const deadline = seconds > 0 ? Date.now() + seconds * 1000 : Number.POSITIVE_INFINITY;
+    let setpoint = 70;
+    while (Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, Math.min(5000, deadline - Date.now())));
+      if (Date.now() >= deadline) break;
+      try {
+        const reply = await historian.request(session.session, 'press-7/setpoints/speed', new TextEncoder().encode(String(setpoint)), 2000);
+        process.stdout.write(`historian -> press-7/setpoints/speed = ${setpoint}: ${new TextDecoder().decode(reply)}\n`);
+      } catch (error) {
+        process.stdout.write(`historian -> setpoint ${setpoint} refused: ${(error as Error).message}\n`);
+      }
+      setpoint = setpoint === 70 ? 500 : 70; // every other write is out of the press's range
+    }
+
+    say('dmz-pki revoke historian: the live connection is cut within a second, reconnection refused');
+    const revokedAt = Date.now();
+    const cut = new Promise<number>((done) => {
+      const poll = setInterval(() => {
+        if (historian.closed) {
+          clearInterval(poll);
+          done(Date.now() - revokedAt);
+        }
+      }, 10);
+    });
+    process.stdout.write(await run('dmz-pki', ['--state', state, 'revoke', 'historian']));
+    process.stdout.write(`historian connection closed ${await cut} ms after the revoke command started\n`);
+    await RelayClient.connect({ url, ...historianCredentials, connectTimeoutMs: 3000 }).then(
+      () => process.stdout.write('UNEXPECTED: the revoked historian reconnected\n'),
+      (error: unknown) => process.stdout.write(`historian reconnect refused: ${(error as Error).message}\n`),
+    );
+    press.stop();
+    await pressClient.close();
+    say(`done. Audit log: ${join(dir, 'audit.log')}`);
+  } finally {
+    await stopRelay();
+  }
+}
+
+async function waitForHealth(port: number): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(`http://127.0.0.1:${port}/healthz`);
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((done) => setTimeout(done, 100));
+  }
+  throw new Error('relay did not become healthy within 15 s');
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`demo failed: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exitCode = 1;
+});

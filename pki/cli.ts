@@ -1,0 +1,141 @@
+/**
+ * `dmz-pki`: the admin CLI of the relay's certificate authority, run on the relay host only.
+ * Finds the command, parses its command line strictly (unknown options are errors), resolves the
+ * state directory and runs it. Exit status: 0 success, 1 error, 2 invalid command line.
+ */
+import { parseArgs } from 'node:util';
+import { agentsCommand } from './commands/agents.ts';
+import {
+  GLOBAL_OPTIONS,
+  GLOBAL_OPTIONS_HELP,
+  STATE_DIR_ENV,
+  usageError,
+  type Command,
+  type OptionSpecs,
+} from './commands/command.ts';
+import { crlCommand } from './commands/crl.ts';
+import { initCommand } from './commands/init.ts';
+import { EXIT, processOutput, reportError, type ExitStatus, type Output } from './commands/output.ts';
+import { PASSPHRASE_ENV } from './commands/passphrase.ts';
+import { revokeCommand } from './commands/revoke.ts';
+import { statusCommand } from './commands/status.ts';
+import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/token.ts';
+
+const COMMANDS: readonly Command[] = [
+  initCommand,
+  tokenCreateCommand,
+  tokenListCommand,
+  tokenRevokeCommand,
+  agentsCommand,
+  revokeCommand,
+  crlCommand,
+  statusCommand,
+];
+
+/**
+ * Every option any command knows. Used only to tell option values from command words before the
+ * command is known (`--state DIR token create`); each command is then parsed strictly on its own.
+ */
+const ALL_OPTIONS: OptionSpecs = mergeOptionSpecs([GLOBAL_OPTIONS, ...COMMANDS.map((c) => c.options)]);
+
+export async function runPkiCli(argv: readonly string[], env: NodeJS.ProcessEnv, output: Output): Promise<ExitStatus> {
+  const { positionals, values } = parseArgs({
+    args: [...argv],
+    options: ALL_OPTIONS,
+    strict: false,
+    allowPositionals: true,
+  });
+  const help = values.help === true;
+  const command = COMMANDS.find((c) => c.words.every((word, index) => positionals[index] === word));
+  if (command === undefined) return reportMissingCommand(positionals, help, output);
+  const usage = `${command.usage}\n\n${GLOBAL_OPTIONS_HELP}`;
+  if (help) {
+    output.stdout(`${usage}\n`);
+    return EXIT.ok;
+  }
+  try {
+    const parsed = parseStrictly(argv, command);
+    const operands = parsed.positionals.slice(command.words.length);
+    const missing = command.operands[operands.length];
+    if (missing !== undefined) throw usageError(`missing ${missing}`);
+    const extra = operands[command.operands.length];
+    if (extra !== undefined) throw usageError(`unexpected argument ${JSON.stringify(extra)}`);
+    const stateDir = parsed.values.state ?? env[STATE_DIR_ENV];
+    if (stateDir === undefined || stateDir === '') {
+      throw usageError(`--state DIR is required (or set ${STATE_DIR_ENV})`);
+    }
+    await command.run({ values: parsed.values, operands, stateDir, env, output });
+    return EXIT.ok;
+  } catch (error) {
+    return reportError(output, error, usage);
+  }
+}
+
+function parseStrictly(argv: readonly string[], command: Command) {
+  try {
+    return parseArgs({
+      args: [...argv],
+      options: { ...GLOBAL_OPTIONS, ...command.options },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (error) {
+    // node:util's messages are plain ("Unknown option '--bogus'") up to their advice on `--`.
+    const message = error instanceof Error ? (error.message.split('. ')[0] ?? error.message) : String(error);
+    throw usageError(message);
+  }
+}
+
+/** No command matched: a bare `dmz-pki`, a group without its command (`token`), or an unknown word. */
+function reportMissingCommand(positionals: readonly string[], help: boolean, output: Output): ExitStatus {
+  const group = positionals[0];
+  const inGroup = COMMANDS.filter((c) => c.words.length > 1 && c.words[0] === group);
+  const known = group === undefined || (inGroup.length > 0 && positionals.length === 1);
+  const usage = commandListUsage(inGroup.length > 0 ? [group ?? ''] : []);
+  if (help && known) {
+    output.stdout(`${usage}\n`);
+    return EXIT.ok;
+  }
+  const problem =
+    group === undefined
+      ? 'no command given'
+      : inGroup.length > 0 && positionals.length === 1
+        ? `${group} needs a command: ${inGroup.map((c) => c.words[1]).join(', ')}`
+        : `unknown command ${JSON.stringify(positionals.slice(0, inGroup.length > 0 ? 2 : 1).join(' '))}`;
+  return reportError(output, usageError(problem), usage);
+}
+
+function commandListUsage(prefix: readonly string[]): string {
+  const listed = COMMANDS.filter((c) => prefix.every((word, index) => c.words[index] === word));
+  const names = listed.map((c) => c.words.join(' '));
+  const width = Math.max(...names.map((name) => name.length));
+  const lines = listed.map((c, index) => `  ${(names[index] ?? '').padEnd(width)}  ${c.summary}`);
+  return `Usage: dmz-pki --state DIR ${[...prefix, '<command>'].join(' ')} [options]
+
+Administers the relay's certificate authority: enrollment tokens, agent certificates,
+revocation and the CRL. Run it on the relay host, as the user that owns the state directory.
+
+Commands:
+${lines.join('\n')}
+
+${GLOBAL_OPTIONS_HELP}
+
+Keys encrypted at rest take their passphrase from --passphrase-file FILE or $${PASSPHRASE_ENV}.
+'dmz-pki <command> --help' shows a command's options.
+Exit status: 0 success, 1 error, 2 invalid command line.`;
+}
+
+/** Two commands may share an option name only with the same spec, or the first parse would lie. */
+function mergeOptionSpecs(specs: readonly OptionSpecs[]): OptionSpecs {
+  const merged: Record<string, OptionSpecs[string]> = {};
+  for (const [name, spec] of specs.flatMap((s) => Object.entries(s))) {
+    const seen = merged[name];
+    if (seen !== undefined && (seen.type !== spec.type || seen.multiple !== spec.multiple)) {
+      throw new Error(`dmz-pki: option --${name} is declared twice with different types`);
+    }
+    merged[name] = spec;
+  }
+  return merged;
+}
+
+process.exitCode = await runPkiCli(process.argv.slice(2), process.env, processOutput);

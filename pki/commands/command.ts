@@ -1,0 +1,87 @@
+/**
+ * What a `dmz-pki` command is: the words that name it, its options (node:util parseArgs specs),
+ * its operands, its help, and what it does. cli.ts finds the command and parses the command line
+ * strictly against these specs; a command only ever sees values that passed that parse.
+ */
+import type { parseArgs, ParseArgsConfig } from 'node:util';
+import { DmzError } from '../../relay/protocol/errors.ts';
+import { openState, type PkiState } from '../state.ts';
+import type { Output } from './output.ts';
+
+export type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
+
+/** Accepted by every command, before or after the command's words. */
+export const GLOBAL_OPTIONS = {
+  state: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+} as const satisfies OptionSpecs;
+
+export const STATE_DIR_ENV = 'DMZ_STATE_DIR';
+
+export const GLOBAL_OPTIONS_HELP = `Global options:
+  --state DIR          the CA's state directory (default: $${STATE_DIR_ENV})
+  --json               print data as JSON
+  -h, --help           show this help`;
+
+/** The parsed values of the global options and the command's own, typed from the specs. */
+export type OptionValues<O extends OptionSpecs> = ReturnType<
+  typeof parseArgs<{ args: string[]; options: typeof GLOBAL_OPTIONS & O; strict: true; allowPositionals: true }>
+>['values'];
+
+export interface Invocation<O extends OptionSpecs> {
+  readonly values: OptionValues<O>;
+  /** The positional arguments after the command's words, as many as `operands` names. */
+  readonly operands: readonly string[];
+  readonly stateDir: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly output: Output;
+}
+
+export interface Command<O extends OptionSpecs = OptionSpecs> {
+  /** `['token', 'create']`. */
+  readonly words: readonly string[];
+  /** One line for the command list. */
+  readonly summary: string;
+  /** Synopsis, description and the command's own options; the global options are appended. */
+  readonly usage: string;
+  readonly options: O;
+  /** Names of the required positional arguments, in order (`['JTI']`). */
+  readonly operands: readonly string[];
+  run(invocation: Invocation<O>): Promise<void>;
+}
+
+/** Types `run`'s values from the command's own option specs. */
+export function defineCommand<const O extends OptionSpecs>(command: Command<O>): Command<O> {
+  return command;
+}
+
+/** The command line is wrong: usage is shown and the exit status is 2. */
+export function usageError(message: string): DmzError {
+  return new DmzError('CLI_ERR_USAGE', message);
+}
+
+/** A value was given but cannot be used: the exit status is 1. */
+export function invalidArgument(message: string): DmzError {
+  return new DmzError('CLI_ERR_INVALID_ARGUMENT', message);
+}
+
+export function requireOption<T>(value: T | undefined, option: string): T {
+  if (value === undefined) throw usageError(`${option} is required`);
+  return value;
+}
+
+/** User input echoed in a message: quoted and escaped, so control characters cannot reach the terminal. */
+export function quote(value: string): string {
+  return JSON.stringify(value);
+}
+
+/** Opens the state for one command and always closes the store, whatever the command throws. */
+export async function withState<T>(stateDir: string, use: (state: PkiState) => T | Promise<T>): Promise<T> {
+  const state = await openState(stateDir);
+  try {
+    return await use(state);
+  } finally {
+    state.close();
+  }
+}

@@ -1,0 +1,105 @@
+/**
+ * `dmz-pki crl`: exports the certificate revocation list (PEM, or DER with --der), reissuing it
+ * first when it is due or behind the store and the CA key can be unlocked. Also the one place that
+ * judges whether the CRL on disk is current, for `revoke` and `status`.
+ */
+import { writeFile } from 'node:fs/promises';
+import { crlPemToDer, normalizeSerialHex, readCrlSummary, type CrlSummary } from '../crl-reader.ts';
+import { crlNeedsReissue, writeCrl } from '../revocation.ts';
+import { readState } from '../state-layout.ts';
+import type { PkiState } from '../state.ts';
+import { defineCommand, usageError, withState } from './command.ts';
+import { formatJson, formatTime, printNote, type Output } from './output.ts';
+import {
+  loadCertificateAuthorityIfUnlocked,
+  PASSPHRASE_ENV,
+  PASSPHRASE_HELP,
+  PASSPHRASE_OPTIONS,
+  readPassphrase,
+} from './passphrase.ts';
+
+/** A CRL is public: anyone checking certificates may read it. */
+const EXPORTED_CRL_MODE = 0o644;
+
+export interface CrlInspection {
+  readonly pem: string;
+  readonly summary: CrlSummary;
+  /** Revoked in the store but not yet listed in the CRL file. */
+  readonly unpublishedSerials: readonly string[];
+  /** Behind the store, or past the point where revocation.ts reissues it. */
+  readonly needsReissue: boolean;
+}
+
+export const crlCommand = defineCommand({
+  words: ['crl'],
+  summary: 'export the certificate revocation list',
+  usage: `Usage: dmz-pki --state DIR crl [--der] [--out FILE]
+
+Prints the current CRL (PEM). When it is due for reissue or does not yet list every revoked
+certificate, it is reissued first if the CA key can be unlocked; otherwise the file on disk
+is exported as it is, with a warning.
+
+Options:
+  --der                DER instead of PEM
+  --out FILE           write to FILE instead of stdout
+${PASSPHRASE_HELP}
+  --json               print {pem, thisUpdate, nextUpdate, revokedSerials}`,
+  options: {
+    der: { type: 'boolean' },
+    out: { type: 'string' },
+    ...PASSPHRASE_OPTIONS,
+  },
+  operands: [],
+  async run({ values, stateDir, env, output }) {
+    if (values.der === true && values.json === true) throw usageError('--der and --json cannot be combined');
+    const passphrase = await readPassphrase(values['passphrase-file'], env);
+    const pem = await withState(stateDir, async (state) => {
+      const current = await inspectCrl(state);
+      if (!current.needsReissue) return current.pem;
+      const ca = await loadCertificateAuthorityIfUnlocked(state, passphrase);
+      if (ca !== undefined) return writeCrl(state.stateDir, state.store, ca);
+      warnStale(output, current);
+      return current.pem;
+    });
+    const data = values.json === true ? describeCrl(pem) : values.der === true ? crlPemToDer(pem) : pem;
+    if (values.out !== undefined) await writeFile(values.out, data, { mode: EXPORTED_CRL_MODE });
+    else output.stdout(data);
+  },
+});
+
+export async function inspectCrl(state: PkiState, now = new Date()): Promise<CrlInspection> {
+  const pem = await readState(state.stateDir, 'crl');
+  const summary = readCrlSummary(pem);
+  const listed = new Set(summary.revokedSerials);
+  const unpublishedSerials = state.store
+    .revokedCertificates()
+    .map((entry) => normalizeSerialHex(entry.serialHex))
+    .filter((serial) => !listed.has(serial));
+  const needsReissue = unpublishedSerials.length > 0 || crlNeedsReissue(state.store, now);
+  return { pem, summary, unpublishedSerials, needsReissue };
+}
+
+/** Said whenever a stale CRL is kept because the CA key is encrypted and no passphrase was given. */
+export function warnStale(output: Output, crl: CrlInspection, now = new Date()): void {
+  const unlock = `give the passphrase (--passphrase-file FILE or ${PASSPHRASE_ENV}) to reissue it now`;
+  const { unpublishedSerials, summary } = crl;
+  if (unpublishedSerials.length > 0) {
+    printNote(
+      output,
+      `the CRL file does not list ${unpublishedSerials.length} revoked certificate(s) yet; ` +
+        `the running relay publishes them (it watches the store), or ${unlock}`,
+    );
+  } else if (summary.nextUpdate <= now) {
+    printNote(
+      output,
+      `the CRL expired at ${formatTime(summary.nextUpdate)}: TLS peers refuse every agent until it is reissued; ${unlock}`,
+    );
+  } else {
+    printNote(output, `the CRL is due for reissue (next update ${formatTime(summary.nextUpdate)}); ${unlock}`);
+  }
+}
+
+function describeCrl(pem: string): string {
+  const { thisUpdate, nextUpdate, revokedSerials } = readCrlSummary(pem);
+  return formatJson({ pem, thisUpdate, nextUpdate, revokedSerials });
+}

@@ -1,0 +1,81 @@
+/**
+ * `dmz-pki revoke NAME|SERIAL`: revokes an agent's certificates in the store (the relay watches
+ * it and cuts the agent's live connections), then rewrites the CRL at once when the CA key can be
+ * unlocked, so the revocation holds at the next handshake even while the relay is down.
+ */
+import { DmzError } from '../../relay/protocol/errors.ts';
+import { writeCrl } from '../revocation.ts';
+import { describeCertificate } from './agents.ts';
+import { defineCommand, invalidArgument, quote, withState } from './command.ts';
+import { inspectCrl, warnStale } from './crl.ts';
+import { printJson, printNote } from './output.ts';
+import {
+  loadCertificateAuthorityIfUnlocked,
+  PASSPHRASE_HELP,
+  PASSPHRASE_OPTIONS,
+  readPassphrase,
+} from './passphrase.ts';
+
+/** RFC 5280 section 5.3.1 calls a revocation without a stated reason "unspecified". */
+const DEFAULT_REASON = 'unspecified';
+/** A reason is a note for the audit trail: one line of a listing, not a document. */
+const MAX_REASON_LENGTH = 200;
+const CONTROL_CHARACTER = /\p{Cc}/u;
+
+export const revokeCommand = defineCommand({
+  words: ['revoke'],
+  summary: "revoke an agent's certificates (by name) or one certificate (by serial)",
+  usage: `Usage: dmz-pki --state DIR revoke NAME|SERIAL [--reason TEXT] [options]
+
+Revokes every unrevoked certificate of agent NAME, or the one certificate with SERIAL (hex),
+and prints the serials revoked. The running relay refuses them at once and closes their
+connections. The CRL file is rewritten now if the CA key can be unlocked; if it is encrypted
+and no passphrase is given, the running relay publishes it.
+
+Options:
+  --reason TEXT        why, for the audit trail (default: ${DEFAULT_REASON})
+${PASSPHRASE_HELP}
+  --json               print {revoked: [...], crlWritten}`,
+  options: {
+    reason: { type: 'string' },
+    ...PASSPHRASE_OPTIONS,
+  },
+  operands: ['NAME|SERIAL'],
+  async run({ values, operands: [target = ''], stateDir, env, output }) {
+    const reason = checkReason(values.reason ?? DEFAULT_REASON);
+    const passphrase = await readPassphrase(values['passphrase-file'], env);
+    await withState(stateDir, async (state) => {
+      // Unlock first: a wrong passphrase fails before anything changes.
+      const ca = await loadCertificateAuthorityIfUnlocked(state, passphrase);
+      let revoked;
+      try {
+        revoked = state.store.revokeCertificates(target, reason, new Date());
+      } catch (error) {
+        if (error instanceof DmzError && error.code === 'PKI_ERR_NOT_FOUND') {
+          throw new DmzError('PKI_ERR_NOT_FOUND', `no certificate for an agent named or a serial ${quote(target)}`);
+        }
+        throw error;
+      }
+      if (ca !== undefined) await writeCrl(state.stateDir, state.store, ca);
+      else {
+        const crl = await inspectCrl(state);
+        if (crl.needsReissue) warnStale(output, crl);
+      }
+      if (values.json === true) {
+        printJson(output, { revoked: revoked.map(describeCertificate), crlWritten: ca !== undefined });
+        return;
+      }
+      if (revoked.length === 0) printNote(output, `${quote(target)}: already revoked, nothing changed`);
+      for (const certificate of revoked) {
+        output.stdout(`revoked ${certificate.serialHex} (${certificate.name}, ${certificate.role})\n`);
+      }
+    });
+  },
+});
+
+function checkReason(reason: string): string {
+  if (reason.length === 0 || reason.length > MAX_REASON_LENGTH || CONTROL_CHARACTER.test(reason)) {
+    throw invalidArgument(`--reason must be 1 to ${MAX_REASON_LENGTH} characters on one line`);
+  }
+  return reason;
+}

@@ -1,0 +1,160 @@
+/**
+ * `dmz-pki token create|list|revoke`: one-time enrollment tokens. `create` prints the token and
+ * nothing else, so `TOKEN=$(dmz-pki token create ...)` works; the token itself is never stored or
+ * shown again, only its `jti`.
+ */
+import { DmzError } from '../../relay/protocol/errors.ts';
+import { isAgentName, isRole } from '../../relay/protocol/identity.ts';
+import { formatDuration, parseDuration } from '../duration.ts';
+import type { TokenRecord } from '../store.ts';
+import {
+  createEnrollmentToken,
+  DEFAULT_TOKEN_TTL_SECONDS,
+  MAX_TOKEN_TTL_SECONDS,
+  MIN_TOKEN_TTL_SECONDS,
+} from '../tokens.ts';
+import { defineCommand, invalidArgument, quote, requireOption, withState } from './command.ts';
+import { checkEnrollmentUrls } from './enrollment-urls.ts';
+import { formatTime, printJson, printTable } from './output.ts';
+import { loadTokenSigningKey, PASSPHRASE_HELP, PASSPHRASE_OPTIONS, readPassphrase } from './passphrase.ts';
+
+const MIN_TTL = formatDuration(MIN_TOKEN_TTL_SECONDS * 1000);
+const MAX_TTL = formatDuration(MAX_TOKEN_TTL_SECONDS * 1000);
+
+export const tokenCreateCommand = defineCommand({
+  words: ['token', 'create'],
+  summary: 'make a one-time enrollment token for an agent',
+  usage: `Usage: dmz-pki --state DIR token create --name NAME --role ot|it [options]
+
+Makes a one-time enrollment token (a signed JWT) for one agent and prints only the token.
+The agent redeems it with: dmz-agent enroll --token TOKEN --dir DIR
+
+Options:
+  --name NAME          agent name: a lower-case DNS label, e.g. press-7 (required)
+  --role ot|it         agent role (required)
+  --ttl DURATION       how long the token is valid: ${MIN_TTL} to ${MAX_TTL}, e.g. 90s, 30m, 1h, 7d
+                       (default: ${formatDuration(DEFAULT_TOKEN_TTL_SECONDS * 1000)})
+  --url URL            enrollment URL to put in the token (repeatable; default: those from init)
+${PASSPHRASE_HELP}
+  --json               print {token, jti, name, role, expiresAt}`,
+  options: {
+    name: { type: 'string' },
+    role: { type: 'string' },
+    ttl: { type: 'string' },
+    url: { type: 'string', multiple: true },
+    ...PASSPHRASE_OPTIONS,
+  },
+  operands: [],
+  async run({ values, stateDir, env, output }) {
+    const name = requireOption(values.name, '--name');
+    const role = requireOption(values.role, '--role');
+    if (!isAgentName(name)) {
+      throw invalidArgument(
+        `--name must be a lower-case DNS label (a-z, 0-9 and inner '-', at most 63 characters): ${quote(name)}`,
+      );
+    }
+    if (!isRole(role)) throw invalidArgument(`--role must be ot or it: ${quote(role)}`);
+    const ttlSeconds = values.ttl === undefined ? DEFAULT_TOKEN_TTL_SECONDS : parseTtlSeconds(values.ttl);
+    const urls = values.url === undefined ? undefined : checkEnrollmentUrls(values.url, '--url');
+    const passphrase = await readPassphrase(values['passphrase-file'], env);
+    await withState(stateDir, async (state) => {
+      const signingKeyPem = await loadTokenSigningKey(state, passphrase);
+      const now = new Date();
+      const { token, jti, expiresAt } = await createEnrollmentToken({
+        signingKeyPem,
+        issuer: state.tokenIssuer,
+        name,
+        role,
+        ttlSeconds,
+        urls: urls ?? state.enrollmentUrls,
+        caFingerprint: state.caFingerprint,
+        now,
+      });
+      state.store.recordToken({ jti, name, role, createdAt: now, expiresAt });
+      if (values.json === true) printJson(output, { token, jti, name, role, expiresAt });
+      else output.stdout(`${token}\n`);
+    });
+  },
+});
+
+export const tokenListCommand = defineCommand({
+  words: ['token', 'list'],
+  summary: 'list enrollment tokens (never the tokens themselves, only their jti)',
+  usage: `Usage: dmz-pki --state DIR token list [--all]
+
+Lists the enrollment tokens that can still be redeemed: jti, agent name, role, expiry, status.
+
+Options:
+  --all                also list used, revoked and expired tokens`,
+  options: {
+    all: { type: 'boolean' },
+  },
+  operands: [],
+  async run({ values, stateDir, output }) {
+    const tokens = await withState(stateDir, (state) =>
+      state.store.listTokens({ includeSpent: values.all === true }),
+    );
+    if (values.json === true) {
+      printJson(output, tokens.map(describeToken));
+      return;
+    }
+    printTable(
+      output,
+      ['JTI', 'NAME', 'ROLE', 'EXPIRES', 'STATUS'],
+      tokens.map((t) => [t.jti, t.name, t.role, formatTime(t.expiresAt), t.status]),
+    );
+  },
+});
+
+export const tokenRevokeCommand = defineCommand({
+  words: ['token', 'revoke'],
+  summary: 'revoke an enrollment token that has not been used',
+  usage: `Usage: dmz-pki --state DIR token revoke JTI
+
+Revokes an unused enrollment token (JTI as shown by 'token list'). A token that was used
+has become a certificate: revoke that with 'dmz-pki revoke NAME'.`,
+  options: {},
+  operands: ['JTI'],
+  async run({ values, operands: [jti = ''], stateDir, output }) {
+    await withState(stateDir, (state) => {
+      try {
+        state.store.revokeToken(jti);
+      } catch (error) {
+        throw explainRevokeFailure(error, jti);
+      }
+    });
+    if (values.json === true) printJson(output, { jti, status: 'revoked' });
+    else output.stdout(`revoked token ${jti}\n`);
+  },
+});
+
+function parseTtlSeconds(text: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined) {
+    throw invalidArgument(`--ttl must be a whole number and one unit (s, m, h, d), e.g. 30m or 1h: ${quote(text)}`);
+  }
+  const seconds = ms / 1000;
+  if (seconds < MIN_TOKEN_TTL_SECONDS || seconds > MAX_TOKEN_TTL_SECONDS) {
+    throw invalidArgument(`--ttl must be from ${MIN_TTL} to ${MAX_TTL}: ${quote(text)}`);
+  }
+  return seconds;
+}
+
+function describeToken(token: TokenRecord) {
+  const { jti, name, role, status, createdAt, expiresAt, usedAt, revokedAt, usedBySerial } = token;
+  return { jti, name, role, status, createdAt, expiresAt, usedAt, revokedAt, usedBySerial };
+}
+
+function explainRevokeFailure(error: unknown, jti: string): unknown {
+  if (!(error instanceof DmzError)) return error;
+  if (error.code === 'PKI_ERR_NOT_FOUND') {
+    return new DmzError('PKI_ERR_NOT_FOUND', `no token with jti ${quote(jti)}`);
+  }
+  if (error.code === 'PKI_ERR_TOKEN_USED') {
+    return new DmzError(
+      'PKI_ERR_TOKEN_USED',
+      `token ${quote(jti)} has already been used; revoke the agent's certificate with 'dmz-pki revoke NAME'`,
+    );
+  }
+  return error;
+}

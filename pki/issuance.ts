@@ -1,0 +1,111 @@
+/**
+ * The two ways an agent gets a certificate: enrollment (a one-time token and a CSR) and renewal
+ * (a CSR over its live mTLS connection). Both end in the same template; neither copies anything
+ * from the CSR but its public key.
+ */
+import { DmzError } from '../relay/protocol/errors.ts';
+import type { AgentIdentity } from '../relay/protocol/identity.ts';
+import type { CertificateAuthority } from './authority.ts';
+import { issueAgentCertificate, type IssuedCertificate } from './certificate-template.ts';
+import { parseCertificateSigningRequest } from './csr.ts';
+import type { PkiState } from './state.ts';
+import { verifyEnrollmentToken } from './tokens.ts';
+
+/** Seven days: short enough that a stolen key ages out soon, long enough to ride out a weekend. */
+export const DEFAULT_AGENT_CERTIFICATE_LIFETIME_MS = 7 * 86_400_000;
+
+export interface IssuedAgentCertificate extends IssuedCertificate {
+  readonly identity: AgentIdentity;
+  readonly caPem: string;
+}
+
+export class CertificateIssuer {
+  readonly #state: PkiState;
+  readonly #ca: CertificateAuthority;
+  readonly #lifetimeMs: number;
+
+  constructor(state: PkiState, ca: CertificateAuthority, lifetimeMs = DEFAULT_AGENT_CERTIFICATE_LIFETIME_MS) {
+    this.#state = state;
+    this.#ca = ca;
+    this.#lifetimeMs = lifetimeMs;
+  }
+
+  /**
+   * Redeems a token: signature and expiry first (cheap, no state touched), then the CSR's proof
+   * of possession, then the atomic consumption of the token's `jti`: of two parallel redemptions
+   * exactly one gets past this point.
+   */
+  async enroll(token: string, csrPem: string, now = new Date()): Promise<IssuedAgentCertificate> {
+    const claims = await verifyEnrollmentToken(token, {
+      publicKeyPem: this.#state.tokenVerifyKeyPem,
+      issuer: this.#state.tokenIssuer,
+      now,
+    });
+    if (claims.caFingerprint !== this.#state.caFingerprint) {
+      throw new DmzError('PKI_ERR_TOKEN_INVALID', 'token was made for another CA');
+    }
+    const { publicKeyPem } = parseCertificateSigningRequest(csrPem);
+    this.#state.store.consumeToken(claims.jti, now);
+    const identity: AgentIdentity = {
+      trustDomain: this.#state.trustDomain,
+      role: claims.role,
+      name: claims.name,
+    };
+    return this.#issue(identity, publicKeyPem, now, { enrolledWithJti: claims.jti });
+  }
+
+  /**
+   * Renews for the identity of the connection asking, and only while its current certificate is
+   * still valid and unrevoked: an expired or revoked agent needs a new token.
+   */
+  async renew(
+    identity: AgentIdentity,
+    currentSerial: string,
+    csrPem: string,
+    now = new Date(),
+  ): Promise<IssuedAgentCertificate> {
+    const [current] = this.#state.store.findCertificates(currentSerial, { now });
+    if (
+      current === undefined ||
+      current.serialHex !== currentSerial ||
+      current.name !== identity.name ||
+      current.role !== identity.role
+    ) {
+      throw new DmzError(
+        'PKI_ERR_RENEWAL_REFUSED',
+        'the presented certificate is not one this CA issued to this agent',
+      );
+    }
+    if (current.status !== 'valid') {
+      throw new DmzError('PKI_ERR_RENEWAL_REFUSED', `the presented certificate is ${current.status}`);
+    }
+    const { publicKeyPem } = parseCertificateSigningRequest(csrPem);
+    return this.#issue(identity, publicKeyPem, now, { replacesSerial: currentSerial });
+  }
+
+  async #issue(
+    identity: AgentIdentity,
+    publicKeyPem: string,
+    now: Date,
+    link: { enrolledWithJti?: string; replacesSerial?: string },
+  ): Promise<IssuedAgentCertificate> {
+    const issued = await issueAgentCertificate({
+      ca: this.#ca,
+      publicKeyPem,
+      identity,
+      lifetimeMs: this.#lifetimeMs,
+      now,
+    });
+    this.#state.store.recordCertificate({
+      serialHex: issued.serialHex,
+      name: identity.name,
+      role: identity.role,
+      notBefore: issued.notBefore,
+      notAfter: issued.notAfter,
+      issuedAt: now,
+      certPem: issued.certPem,
+      ...link,
+    });
+    return { ...issued, identity, caPem: this.#ca.certPem };
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Publishing revocations: the CRL, built from the store's revoked certificates, that the relay's
+ * TLS context enforces. The CRL is reissued long before `nextUpdate`: an expired CRL makes
+ * OpenSSL refuse every agent.
+ */
+import type { CertificateAuthority } from './authority.ts';
+import { buildCrl } from './crl.ts';
+import { replaceState } from './state-layout.ts';
+import type { PkiStore } from './store.ts';
+
+/** A week: long enough to ride out a relay outage over a weekend, short for a stale copy. */
+export const DEFAULT_CRL_VALIDITY_MS = 7 * 86_400_000;
+/** Reissue once half the validity has passed, so a missed check or two never lets it lapse. */
+const REISSUE_AT_FRACTION_LEFT = 0.5;
+const CRL_NEXT_UPDATE_META = 'crl_next_update';
+
+/** Signs and writes a CRL listing every revoked certificate; returns its PEM. */
+export async function writeCrl(
+  stateDir: string,
+  store: PkiStore,
+  ca: CertificateAuthority,
+  now = new Date(),
+  validityMs = DEFAULT_CRL_VALIDITY_MS,
+): Promise<string> {
+  const nextUpdate = new Date(now.getTime() + validityMs);
+  const crlPem = buildCrl({
+    ca,
+    revoked: store.revokedCertificates(),
+    crlNumber: store.nextCrlNumber(),
+    thisUpdate: now,
+    nextUpdate,
+  });
+  await replaceState(stateDir, 'crl', crlPem);
+  store.setMeta(CRL_NEXT_UPDATE_META, String(nextUpdate.getTime()));
+  return crlPem;
+}
+
+export function crlNeedsReissue(
+  store: PkiStore,
+  now = new Date(),
+  validityMs = DEFAULT_CRL_VALIDITY_MS,
+): boolean {
+  const nextUpdate = Number(store.getMeta(CRL_NEXT_UPDATE_META) ?? 0);
+  return nextUpdate - now.getTime() < validityMs * REISSUE_AT_FRACTION_LEFT;
+}

@@ -1,0 +1,212 @@
+/**
+ * The enrollment port: server-only TLS (a new agent has no certificate yet) and one route,
+ * `POST /v1/enroll` with a one-time token and a CSR. Anyone can reach it, so it is kept narrow:
+ * rate limits before any crypto, a small body cap, a strict schema, and answers that carry only a
+ * stable code and the catalog message. What exactly went wrong goes to the audit log.
+ */
+import { fastify, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
+import type { CertificateIssuer } from '../../pki/issuance.ts';
+import {
+  ENROLLMENT_PATH,
+  EnrollmentRefusalSchema,
+  EnrollmentRequestSchema,
+  EnrollmentResponseSchema,
+  MAX_ENROLLMENT_REQUEST_BYTES,
+  type EnrollmentRefusal,
+  type EnrollmentRequest,
+  type EnrollmentResponse,
+} from '../protocol/enrollment.ts';
+import { DmzError, ERROR_MESSAGES, type ErrorCode } from '../protocol/errors.ts';
+import { AUDIT_EVENT, type AuditLog } from './audit.ts';
+import { MIN_TLS_VERSION } from './tls.ts';
+
+export interface EnrollmentListenerOptions {
+  readonly issuer: CertificateIssuer;
+  /**
+   * `certPem` is the chain: the relay's server certificate, then the CA certificate. A new agent
+   * trusts nothing but the CA fingerprint in its token, so it must be sent the CA to pin it.
+   */
+  readonly tls: { readonly certPem: string; readonly keyPem: string };
+  readonly limits: { readonly perAddressPerMinute: number; readonly perMinute: number };
+  readonly audit: AuditLog;
+  readonly log: Logger;
+  readonly handshakeTimeoutMs: number;
+}
+
+/** The HTTP status for each code the port answers with; anything else becomes a 500. */
+export const ENROLLMENT_STATUS = {
+  PKI_ERR_REQUEST_INVALID: 400,
+  PKI_ERR_CSR_INVALID: 400,
+  PKI_ERR_CSR_TOO_LARGE: 400,
+  PKI_ERR_CSR_SIGNATURE: 400,
+  PKI_ERR_CSR_KEY: 400,
+  PKI_ERR_TOKEN_INVALID: 401,
+  PKI_ERR_TOKEN_EXPIRED: 401,
+  PKI_ERR_TOKEN_UNKNOWN: 401,
+  PKI_ERR_TOKEN_USED: 409,
+  PKI_ERR_TOKEN_REVOKED: 409,
+  PKI_ERR_REQUEST_TOO_LARGE: 413,
+  PKI_ERR_RATE_LIMITED: 429,
+  PKI_ERR_ENROLLMENT_FAILED: 500,
+} as const satisfies Partial<Record<ErrorCode, number>>;
+type RefusalCode = keyof typeof ENROLLMENT_STATUS;
+
+/** Both limits count per minute. */
+const RATE_WINDOW_SECONDS = 60;
+const GLOBAL_RATE_KEY = 'all';
+const PEM_CERTIFICATE_BEGIN = /-----BEGIN CERTIFICATE-----/g;
+/** How deep to follow `cause` when writing a refusal's reason to the audit log. */
+const MAX_CAUSE_DEPTH = 4;
+
+export function createEnrollmentListener(options: EnrollmentListenerOptions): FastifyInstance {
+  const { issuer, audit, log, tls, handshakeTimeoutMs } = options;
+  if ((tls.certPem.match(PEM_CERTIFICATE_BEGIN) ?? []).length < 2) {
+    // Without the CA in the chain no agent could pin it: every enrollment would fail, so fail here.
+    throw new DmzError('PKI_ERR_CERT_INVALID', 'the enrollment listener needs its certificate and the CA');
+  }
+  const perAddress = new RateLimiterMemory({
+    points: options.limits.perAddressPerMinute,
+    duration: RATE_WINDOW_SECONDS,
+  });
+  const overall = new RateLimiterMemory({ points: options.limits.perMinute, duration: RATE_WINDOW_SECONDS });
+
+  const app = fastify({
+    logger: false,
+    https: {
+      // Leaf first, then the CA (RFC 8446 section 4.4.2 lets a server send the root).
+      cert: tls.certPem,
+      key: tls.keyPem,
+      minVersion: MIN_TLS_VERSION,
+      // Server-only TLS: an agent enrolling has no certificate to show.
+      requestCert: false,
+      handshakeTimeout: handshakeTimeoutMs,
+    },
+    bodyLimit: MAX_ENROLLMENT_REQUEST_BYTES,
+    // Slow clients (slowloris) get as long for the whole request as for the handshake.
+    requestTimeout: handshakeTimeoutMs,
+    connectionTimeout: handshakeTimeoutMs,
+    onProtoPoisoning: 'error',
+    onConstructorPoisoning: 'error',
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+    // Fastify's defaults coerce types and silently drop unknown keys; the contract says refuse them.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+  });
+
+  function refuse(
+    reply: FastifyReply,
+    address: string,
+    code: RefusalCode,
+    reason: string,
+    audited = true,
+  ): FastifyReply {
+    if (audited) audit.record(AUDIT_EVENT.enrollmentRefused, { code, address, reason });
+    const body: EnrollmentRefusal = { code, message: ERROR_MESSAGES[code] };
+    return reply.code(ENROLLMENT_STATUS[code]).send(body);
+  }
+
+  // Framework refusals: JSON that does not parse, a wrong content type, a body over the cap or
+  // outside the schema. Validation messages name the field and the rule, never the value.
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    const code: RefusalCode =
+      error.statusCode === 413
+        ? 'PKI_ERR_REQUEST_TOO_LARGE'
+        : error.validation !== undefined || (error.statusCode ?? 500) < 500
+          ? 'PKI_ERR_REQUEST_INVALID'
+          : 'PKI_ERR_ENROLLMENT_FAILED';
+    if (code === 'PKI_ERR_ENROLLMENT_FAILED') log.error({ err: error }, 'enrollment request failed');
+    const reason = error.validation === undefined ? (error.code ?? 'error') : error.message;
+    return refuse(reply, request.ip, code, reason);
+  });
+  // Nothing else is served, and a scanner learns nothing from the answer.
+  app.setNotFoundHandler((_request, reply) => reply.code(404).send());
+
+  app.post<{ Body: EnrollmentRequest }>(
+    ENROLLMENT_PATH,
+    {
+      schema: {
+        body: EnrollmentRequestSchema,
+        response: { 200: EnrollmentResponseSchema, '4xx': EnrollmentRefusalSchema, '5xx': EnrollmentRefusalSchema },
+      },
+      // onRequest runs before the body is read: a limited client costs no parsing and no crypto.
+      onRequest: async (request, reply) => {
+        const limited =
+          (await limitedBy(perAddress, request.ip, 'per-address')) ??
+          (await limitedBy(overall, GLOBAL_RATE_KEY, 'global'));
+        if (limited === undefined) return undefined;
+        reply.header('retry-after', Math.max(1, Math.ceil(limited.retryAfterMs / 1000)));
+        return refuse(reply, request.ip, 'PKI_ERR_RATE_LIMITED', limited.reason, limited.firstInWindow);
+      },
+    },
+    async (request, reply) => {
+      const address = request.ip;
+      try {
+        const issued = await issuer.enroll(request.body.token, request.body.csr);
+        audit.record(AUDIT_EVENT.enrollmentSucceeded, {
+          name: issued.identity.name,
+          role: issued.identity.role,
+          serial: issued.serialHex,
+          notAfter: issued.notAfter.toISOString(),
+          address,
+        });
+        const body: EnrollmentResponse = { certificate: issued.certPem, ca: issued.caPem };
+        return await reply.code(200).send(body);
+      } catch (error) {
+        const code = error instanceof DmzError && isRefusalCode(error.code) ? error.code : undefined;
+        if (code === undefined) log.error({ err: error }, 'enrollment failed');
+        const internal = error instanceof DmzError ? `${error.code}: ` : '';
+        return refuse(reply, address, code ?? 'PKI_ERR_ENROLLMENT_FAILED', internal + reasonOf(error));
+      }
+    },
+  );
+
+  return app;
+}
+
+function isRefusalCode(code: ErrorCode): code is RefusalCode {
+  return Object.hasOwn(ENROLLMENT_STATUS, code);
+}
+
+interface RateLimited {
+  readonly reason: string;
+  readonly retryAfterMs: number;
+  /**
+   * Only the first refusal of a window is audited: the rest add nothing an operator needs, and a
+   * flood must not be able to fill the audit log's disk.
+   */
+  readonly firstInWindow: boolean;
+}
+
+/** Consumes a point; says why and for how long when the limit is reached. */
+async function limitedBy(
+  limiter: RateLimiterMemory,
+  key: string,
+  scope: string,
+): Promise<RateLimited | undefined> {
+  try {
+    await limiter.consume(key);
+    return undefined;
+  } catch (rejection) {
+    // A RateLimiterRes means "limited"; anything else is a bug worth surfacing.
+    if (!(rejection instanceof RateLimiterRes)) throw rejection;
+    return {
+      reason: `${scope} enrollment rate limit reached`,
+      retryAfterMs: rejection.msBeforeNext,
+      firstInWindow: rejection.consumedPoints === limiter.points + 1,
+    };
+  }
+}
+
+/** The error's message and its causes' ("enrollment token is invalid: signature verification failed"). */
+function reasonOf(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < MAX_CAUSE_DEPTH; depth += 1) {
+    parts.push(current.message);
+    current = current.cause;
+  }
+  return parts.length === 0 ? String(error) : parts.join(': ');
+}

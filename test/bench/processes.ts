@@ -1,0 +1,142 @@
+/**
+ * Child processes of a benchmark run (the relay, mosquitto and its clients): every one is tracked,
+ * so that a failure anywhere still ends them all, and every wait on one is bounded.
+ */
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { connect, createServer } from 'node:net';
+import type { Readable } from 'node:stream';
+
+/** A child that ignores SIGTERM this long gets SIGKILL. */
+const STOP_GRACE_MS = 2_000;
+/** Lines a LineLog keeps: enough for a broker's connection log, bounded for a chatty child. */
+const MAX_LOGGED_LINES = 10_000;
+/** How often waitForPort tries to connect. */
+const PORT_POLL_MS = 20;
+
+export class ChildProcessGroup {
+  readonly #children = new Set<ChildProcess>();
+
+  /** Starts a child with piped stdio (unless told otherwise) and tracks it until it exits. */
+  spawn(command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
+    const child = spawn(command, args, { stdio: 'pipe', ...options });
+    this.#children.add(child);
+    child.once('exit', () => this.#children.delete(child));
+    // A failed spawn (ENOENT) surfaces as 'error'; callers see it through waitForExit or their waits.
+    child.once('error', () => this.#children.delete(child));
+    return child;
+  }
+
+  get running(): number {
+    return this.#children.size;
+  }
+
+  /** SIGTERM to every child still running, SIGKILL to those still there after the grace period. */
+  async stopAll(): Promise<void> {
+    const children = [...this.#children];
+    for (const child of children) child.kill('SIGTERM');
+    await Promise.all(
+      children.map(async (child) => {
+        if ((await waitForExit(child, STOP_GRACE_MS)) === undefined) child.kill('SIGKILL');
+      }),
+    );
+  }
+
+  /** Last resort from an exit handler: synchronous, no waiting. */
+  killAllNow(): void {
+    for (const child of this.#children) child.kill('SIGKILL');
+  }
+}
+
+/** Exit code (or signal name) of the child, or undefined if it is still running after `timeoutMs`. */
+export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<number | string | undefined> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  if (child.signalCode !== null) return Promise.resolve(child.signalCode);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.off('exit', onExit);
+      resolve(undefined);
+    }, timeoutMs);
+    const onExit = (code: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(timer);
+      resolve(code ?? signal ?? undefined);
+    };
+    child.once('exit', onExit);
+  });
+}
+
+/** The text lines a stream has written, kept so that a later wait can match an earlier line. */
+export class LineLog {
+  readonly lines: string[] = [];
+  #partial = '';
+  #waiters = new Set<() => void>();
+
+  constructor(stream: Readable) {
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => {
+      const parts = (this.#partial + chunk).split('\n');
+      this.#partial = parts.pop() ?? '';
+      for (const line of parts) if (this.lines.length < MAX_LOGGED_LINES) this.lines.push(line);
+      for (const wake of this.#waiters) wake();
+    });
+  }
+
+  /** The first line (seen so far or to come) matching `predicate`; rejects after `timeoutMs`. */
+  waitFor(predicate: (line: string) => boolean, what: string, timeoutMs: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const line = this.lines.find(predicate);
+        if (line === undefined) return;
+        finish();
+        resolve(line);
+      };
+      const timer = setTimeout(() => {
+        finish();
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      }, timeoutMs);
+      const finish = () => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+
+  /** The last few lines, for an error message. */
+  tail(count = 10): string {
+    return [...this.lines.slice(-count), this.#partial].filter((line) => line !== '').join('\n');
+  }
+}
+
+/**
+ * A loopback port nobody listens on right now. Another process could take it before the caller
+ * binds it; on a benchmark machine that race is accepted (mosquitto cannot report a port 0 bind).
+ */
+export function findFreePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+/** Resolves once something accepts TCP connections on the loopback `port`; bounded by `timeoutMs`. */
+export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect({ host: '127.0.0.1', port }, () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (open) return;
+    if (performance.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, PORT_POLL_MS));
+  }
+}
