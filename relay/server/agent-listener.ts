@@ -118,7 +118,13 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
       receive(connection, data, isBinary);
     });
     socket.on('close', () => broker.detach(connection));
-    socket.on('error', (error) => log.debug({ err: error, agent: peer.identity.name }, 'websocket error'));
+    socket.on('error', (error: Error & { code?: string }) => {
+      log.debug({ err: error, agent: peer.identity.name }, 'websocket error');
+      // ws enforces maxPayload itself (closing with 1009) before the codec sees the frame.
+      if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+        broker.disconnect(connection, CLOSE_CODE.messageTooBig, 'RELAY_ERR_FRAME_TOO_LARGE');
+      }
+    });
   });
 
   function receive(connection: AgentConnection, data: RawData, isBinary: boolean): void {

@@ -155,10 +155,13 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): Fa
         const body: EnrollmentResponse = { certificate: issued.certPem, ca: issued.caPem };
         return await reply.code(200).send(body);
       } catch (error) {
-        const code = error instanceof DmzError && isRefusalCode(error.code) ? error.code : undefined;
-        if (code === undefined) log.error({ err: error }, 'enrollment failed');
+        if (error instanceof DmzError && isRefusalCode(error.code)) {
+          return refuse(reply, address, error.code, reasonOf(error));
+        }
+        // Not a refusal but a fault of ours (the store, the CA key): the peer learns only that.
+        log.error({ err: error }, 'enrollment failed');
         const internal = error instanceof DmzError ? `${error.code}: ` : '';
-        return refuse(reply, address, code ?? 'PKI_ERR_ENROLLMENT_FAILED', internal + reasonOf(error));
+        return refuse(reply, address, 'PKI_ERR_ENROLLMENT_FAILED', internal + reasonOf(error));
       }
     },
   );

@@ -52,6 +52,8 @@ export interface EnrollmentFixture {
   listen(opts?: {
     limits?: { perAddressPerMinute: number; perMinute: number };
     host?: string;
+    /** Stands in for this state's issuer (to make it fail). */
+    issuer?: Pick<CertificateIssuer, 'enroll'>;
   }): Promise<RunningEnrollmentListener>;
   createToken(opts?: TokenOptions): Promise<{ token: string; jti: string }>;
   /** The token's status in the store (`active`, `used`, ...). */
@@ -84,10 +86,10 @@ export async function createEnrollmentFixture(
     issuer,
     tls,
     tokenSigningKeyPem,
-    async listen({ limits = DEFAULT_LIMITS, host = '127.0.0.1' } = {}) {
+    async listen({ limits = DEFAULT_LIMITS, host = '127.0.0.1', issuer: standIn } = {}) {
       const audit = new AuditRecorder();
       const app = createEnrollmentListener({
-        issuer,
+        issuer: (standIn as CertificateIssuer | undefined) ?? issuer,
         tls: { certPem: `${tls.certPem.trimEnd()}\n${tls.caPem}`, keyPem: tls.keyPem },
         limits,
         audit: createAuditLog(audit.stream),

@@ -55,6 +55,7 @@ const publish = (topic: string): ToRelayFrame => ({
   points: [Uint8Array.of(1)],
 });
 const PROTOCOL_ERROR = 1002;
+const REQUEST_ID = 99;
 
 const CASES: readonly BadFrameCase[] = [
   {
@@ -194,7 +195,7 @@ const CASES: readonly BadFrameCase[] = [
       s.send({
         type: 'request',
         session,
-        id: 99,
+        id: REQUEST_ID,
         topic: `${ot}/temps/t1`,
         timeoutMs: 1_000,
         payload: Uint8Array.of(1),
@@ -259,28 +260,27 @@ describe('relay/server bad frames', () => {
       await it.client.subscribe(session, `${otName}/#`);
       let raw: RawAgent | undefined;
       try {
-        let offender: { recorder: FrameRecorder; sender: Sender };
+        let recorder: FrameRecorder;
+        let sender: Sender;
         if (row.from === 'raw' || row.from === 'raw-before-hello') {
           const credentials = await pki.issueAgent('ot', `victim-raw-${victims}`);
-          raw = await RawAgent.open({
+          const rawAgent = await RawAgent.open({
             url: t.url,
             caPem: pki.ca.certPem,
             ...credentials,
             hello: row.from === 'raw',
           });
-          const rawAgent = raw;
-          offender = {
-            recorder: rawAgent,
-            sender: {
-              send: (frame) => rawAgent.send(frame),
-              sendRaw: (data) => rawAgent.sendRaw(data, typeof data !== 'string'),
-            },
+          raw = rawAgent;
+          recorder = rawAgent;
+          sender = {
+            send: (frame) => rawAgent.send(frame),
+            sendRaw: (data) => rawAgent.sendRaw(data, typeof data !== 'string'),
           };
         } else {
           const agent = row.from === 'ot' ? ot : it;
-          offender = { recorder: agent, sender: senderOf(agent) };
+          recorder = agent;
+          sender = senderOf(agent);
         }
-        const { recorder, sender } = offender;
         const peer = row.from === 'it' ? ot : it;
 
         row.send(sender, { session, ot: otName });
@@ -291,7 +291,7 @@ describe('relay/server bad frames', () => {
             assert.equal(error.code, row.code);
             if (row.ref !== undefined) assert.equal(error.ref, row.ref);
           } else {
-            const response = await recorder.next('response', (frame) => frame.id === 99);
+            const response = await recorder.next('response', (frame) => frame.id === REQUEST_ID);
             assert.equal(response.error?.code, row.code);
           }
         }
@@ -299,6 +299,17 @@ describe('relay/server bad frames', () => {
           const closed = await recorder.waitClosed();
           assert.equal(closed.code, row.close.code);
           if (row.close.reason !== undefined) assert.equal(closed.reason, row.close.reason);
+          // The audit names the violation, even where the WebSocket layer refused before the codec.
+          const offender =
+            row.from === 'ot' ? otName : row.from === 'it' ? `victim-it-${victims}` : `victim-raw-${victims}`;
+          const reason = row.code ?? 'RELAY_ERR_FRAME_TOO_LARGE';
+          await t.audit.waitFor(
+            (entry) =>
+              entry.event === 'agent.disconnected' &&
+              entry['agent'] === offender &&
+              entry['reason'] === reason,
+            `${offender} disconnected for ${reason}`,
+          );
         } else {
           sender.send({ type: 'ping', nonce: 4242 });
           await recorder.next('pong', (frame) => frame.nonce === 4242);

@@ -123,7 +123,10 @@ describe('relay/server slow consumers', () => {
       assert.ok(firstDropBurstStart !== undefined);
       const sinceDropsBegan = cutAt - firstDropBurstStart;
       assert.ok(sinceDropsBegan >= GRACE_MS, `cut off ${sinceDropsBegan} ms after drops began`);
-      assert.ok(sinceDropsBegan <= GRACE_MS + 2_000, `cut off only ${sinceDropsBegan} ms after drops began`);
+      assert.ok(
+        sinceDropsBegan <= GRACE_MS + 2_000,
+        `cut off as late as ${sinceDropsBegan} ms after drops began`,
+      );
       assert.equal(
         await readMetric(t.relay, 'dmz_relay_disconnects_total', { reason: 'RELAY_ERR_SLOW_CONSUMER' }),
         1,
