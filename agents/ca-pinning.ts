@@ -113,7 +113,7 @@ export function verifyPinnedChain(
     isIP(host) === 0
       ? leaf.checkHost(host, { subject: 'never', wildcards: false }) !== undefined
       : leaf.checkIP(host) !== undefined;
-  if (!matches) mismatch(`the server certificate is not for ${host}`);
+  if (matches === null) mismatch(`the server certificate is not for ${host}`);
   return ca;
 }
 

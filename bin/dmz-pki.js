@@ -2,4 +2,5 @@
 // Runs the TypeScript entry point through tsx's loader (a runtime dependency).
 import { register } from 'tsx/esm/api';
 register();
-await import('../pki/cli.ts');
+const { runPkiCli } = await import('../pki/cli.ts');
+process.exitCode = await runPkiCli(process.argv.slice(2));

@@ -38,9 +38,15 @@ const COMMANDS: readonly Command[] = [
  */
 const ALL_OPTIONS: OptionSpecs = mergeOptionSpecs([GLOBAL_OPTIONS, ...COMMANDS.map((c) => c.options)]);
 
-export async function runPkiCli(argv: readonly string[], env: NodeJS.ProcessEnv, output: Output): Promise<ExitStatus> {
+/** Runs one command line and returns the exit status; bin/dmz-pki.js sets it on the process. */
+export async function runPkiCli(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  output: Output = processOutput,
+): Promise<ExitStatus> {
+  const args = protectDashOperands(argv);
   const { positionals, values } = parseArgs({
-    args: [...argv],
+    args,
     options: ALL_OPTIONS,
     strict: false,
     allowPositionals: true,
@@ -54,7 +60,7 @@ export async function runPkiCli(argv: readonly string[], env: NodeJS.ProcessEnv,
     return EXIT.ok;
   }
   try {
-    const parsed = parseStrictly(argv, command);
+    const parsed = parseStrictly(args, command);
     const operands = parsed.positionals.slice(command.words.length);
     const missing = command.operands[operands.length];
     if (missing !== undefined) throw usageError(`missing ${missing}`);
@@ -71,10 +77,10 @@ export async function runPkiCli(argv: readonly string[], env: NodeJS.ProcessEnv,
   }
 }
 
-function parseStrictly(argv: readonly string[], command: Command) {
+function parseStrictly(args: string[], command: Command) {
   try {
     return parseArgs({
-      args: [...argv],
+      args,
       options: { ...GLOBAL_OPTIONS, ...command.options },
       strict: true,
       allowPositionals: true,
@@ -84,6 +90,22 @@ function parseStrictly(argv: readonly string[], command: Command) {
     const message = error instanceof Error ? (error.message.split('. ')[0] ?? error.message) : String(error);
     throw usageError(message);
   }
+}
+
+/**
+ * A token's jti is base64url, so 1 in 64 starts with '-' (`token revoke -Xq...`): parseArgs would
+ * read it as a cluster of short options. The only short option is -h, so an argument of a single
+ * dash and two or more characters can only be an operand: it is moved behind `--`. (An option
+ * value that starts with '-' must be written `--reason=-x` anyway; parseArgs refuses the other form.)
+ */
+function protectDashOperands(argv: readonly string[]): string[] {
+  const end = argv.indexOf('--');
+  const head = end === -1 ? argv : argv.slice(0, end);
+  const tail = end === -1 ? [] : argv.slice(end + 1);
+  const isDashOperand = (arg: string) => /^-[^-]./.test(arg);
+  const operands = head.filter(isDashOperand);
+  if (operands.length === 0 && end === -1) return [...argv];
+  return [...head.filter((arg) => !isDashOperand(arg)), '--', ...operands, ...tail];
 }
 
 /** No command matched: a bare `dmz-pki`, a group without its command (`token`), or an unknown word. */
@@ -137,5 +159,3 @@ function mergeOptionSpecs(specs: readonly OptionSpecs[]): OptionSpecs {
   }
   return merged;
 }
-
-process.exitCode = await runPkiCli(process.argv.slice(2), process.env, processOutput);

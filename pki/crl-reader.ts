@@ -66,6 +66,7 @@ export function normalizeSerialHex(serialHex: string): string {
 /** The DER bytes of a CRL PEM (RFC 7468 section 5: "X509 CRL"), for `openssl crl -inform DER` and peers like it. */
 export function crlPemToDer(pem: string): Buffer {
   const [block] = forge.pem.decode(pem);
-  if (block?.type !== 'X509 CRL') throw new DmzError('PKI_ERR_CERT_INVALID', 'the CRL file could not be read');
+  if (block?.type !== 'X509 CRL')
+    throw new DmzError('PKI_ERR_CERT_INVALID', 'the CRL file could not be read');
   return Buffer.from(block.body, 'binary');
 }

@@ -24,7 +24,14 @@ status (valid, expired or revoked) and the serial of the certificate that renewe
     printTable(
       output,
       ['NAME', 'ROLE', 'SERIAL', 'NOT-AFTER', 'STATUS', 'REPLACED-BY'],
-      certificates.map((c) => [c.name, c.role, c.serialHex, formatTime(c.notAfter), c.status, c.replacedBy ?? '-']),
+      certificates.map((c) => [
+        c.name,
+        c.role,
+        c.serialHex,
+        formatTime(c.notAfter),
+        c.status,
+        c.replacedBy ?? '-',
+      ]),
     );
   },
 });
@@ -33,5 +40,16 @@ status (valid, expired or revoked) and the serial of the certificate that renewe
 export function describeCertificate(certificate: CertificateRecord) {
   const { name, role, serialHex: serial, status, notBefore, notAfter, issuedAt } = certificate;
   const { revokedAt, revocationReason, replacedBy } = certificate;
-  return { name, role, serial, status, notBefore, notAfter, issuedAt, revokedAt, revocationReason, replacedBy };
+  return {
+    name,
+    role,
+    serial,
+    status,
+    notBefore,
+    notAfter,
+    issuedAt,
+    revokedAt,
+    revocationReason,
+    replacedBy,
+  };
 }

@@ -26,7 +26,12 @@ export const GLOBAL_OPTIONS_HELP = `Global options:
 
 /** The parsed values of the global options and the command's own, typed from the specs. */
 export type OptionValues<O extends OptionSpecs> = ReturnType<
-  typeof parseArgs<{ args: string[]; options: typeof GLOBAL_OPTIONS & O; strict: true; allowPositionals: true }>
+  typeof parseArgs<{
+    args: string[];
+    options: typeof GLOBAL_OPTIONS & O;
+    strict: true;
+    allowPositionals: true;
+  }>
 >['values'];
 
 export interface Invocation<O extends OptionSpecs> {

@@ -95,7 +95,10 @@ export function warnStale(output: Output, crl: CrlInspection, now = new Date()):
       `the CRL expired at ${formatTime(summary.nextUpdate)}: TLS peers refuse every agent until it is reissued; ${unlock}`,
     );
   } else {
-    printNote(output, `the CRL is due for reissue (next update ${formatTime(summary.nextUpdate)}); ${unlock}`);
+    printNote(
+      output,
+      `the CRL is due for reissue (next update ${formatTime(summary.nextUpdate)}); ${unlock}`,
+    );
   }
 }
 

@@ -35,7 +35,11 @@ export function printJson(output: Output, value: unknown): void {
 }
 
 /** Left-aligned columns separated by two spaces; the header row always prints, so scripts can rely on it. */
-export function printTable(output: Output, headers: readonly string[], rows: readonly (readonly string[])[]): void {
+export function printTable(
+  output: Output,
+  headers: readonly string[],
+  rows: readonly (readonly string[])[],
+): void {
   const widths = headers.map((header, column) =>
     Math.max(header.length, ...rows.map((row) => (row[column] ?? '').length)),
   );

@@ -52,7 +52,10 @@ ${PASSPHRASE_HELP}
         revoked = state.store.revokeCertificates(target, reason, new Date());
       } catch (error) {
         if (error instanceof DmzError && error.code === 'PKI_ERR_NOT_FOUND') {
-          throw new DmzError('PKI_ERR_NOT_FOUND', `no certificate for an agent named or a serial ${quote(target)}`);
+          throw new DmzError(
+            'PKI_ERR_NOT_FOUND',
+            `no certificate issued to an agent or with a serial ${quote(target)}`,
+          );
         }
         throw error;
       }

@@ -15,7 +15,7 @@ type StatusCounts = Record<CertificateStatus, number>;
 
 export const statusCommand = defineCommand({
   words: ['status'],
-  summary: "summarize the CA: identity, expiry dates, agents, tokens, CRL",
+  summary: 'summarize the CA: identity, expiry dates, agents, tokens, CRL',
   usage: `Usage: dmz-pki --state DIR status
 
 Shows the trust domain, the CA fingerprint, when the CA and the relay's server certificate
@@ -51,7 +51,8 @@ expire, agents and certificates by status, active tokens, and the CRL's next upd
       return;
     }
     const { crl } = status;
-    const pending = crl.unpublishedSerials > 0 ? `, ${crl.unpublishedSerials} revocation(s) not yet on it` : '';
+    const pending =
+      crl.unpublishedSerials > 0 ? `, ${crl.unpublishedSerials} revocation(s) not yet on it` : '';
     printFields(output, [
       ['state directory', status.stateDir],
       ['trust domain', status.trustDomain],
@@ -62,7 +63,10 @@ expire, agents and certificates by status, active tokens, and the CRL's next upd
       ['agents', formatCounts(status.agents)],
       ['certificates', formatCounts(status.certificates)],
       ['active tokens', String(status.activeTokens)],
-      ['CRL next update', `${formatTime(crl.nextUpdate)} (lists ${crl.revokedSerials}${pending})`],
+      [
+        'CRL next update',
+        `${formatTime(crl.nextUpdate)} (lists ${crl.revokedSerials} revoked serial(s)${pending})`,
+      ],
     ]);
   },
 });

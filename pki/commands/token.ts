@@ -131,7 +131,9 @@ has become a certificate: revoke that with 'dmz-pki revoke NAME'.`,
 function parseTtlSeconds(text: string): number {
   const ms = parseDuration(text);
   if (ms === undefined) {
-    throw invalidArgument(`--ttl must be a whole number and one unit (s, m, h, d), e.g. 30m or 1h: ${quote(text)}`);
+    throw invalidArgument(
+      `--ttl must be a whole number and one unit (s, m, h, d), e.g. 30m or 1h: ${quote(text)}`,
+    );
   }
   const seconds = ms / 1000;
   if (seconds < MIN_TOKEN_TTL_SECONDS || seconds > MAX_TOKEN_TTL_SECONDS) {

@@ -129,7 +129,11 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): Fa
     {
       schema: {
         body: EnrollmentRequestSchema,
-        response: { 200: EnrollmentResponseSchema, '4xx': EnrollmentRefusalSchema, '5xx': EnrollmentRefusalSchema },
+        response: {
+          200: EnrollmentResponseSchema,
+          '4xx': EnrollmentRefusalSchema,
+          '5xx': EnrollmentRefusalSchema,
+        },
       },
       // onRequest runs before the body is read: a limited client costs no parsing and no crypto.
       onRequest: async (request, reply) => {

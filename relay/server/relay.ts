@@ -55,7 +55,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   const log = options.log ?? pino({ level: config.log.level }, pino.destination(2));
   const audit = options.audit ?? createAuditLog(config.log.audit);
   const pki = options.tls === undefined ? await openRelayPki(config) : undefined;
-  let tls: RelayTlsMaterial = options.tls ?? pki!.tls;
+  let tls: RelayTlsMaterial = pki?.tls ?? (options.tls as RelayTlsMaterial);
   const metrics = new RelayMetrics();
   const broker = new Broker({
     config,

@@ -47,8 +47,7 @@ export function renewCertificate(
         reason: code,
         detail: error instanceof Error ? error.message : String(error),
       });
-      if (error instanceof DmzError === false)
-        ctx.log.error({ err: error, agent: identity.name }, 'renewal failed');
+      if (!(error instanceof DmzError)) ctx.log.error({ err: error, agent: identity.name }, 'renewal failed');
       if (connection.state === 'closed') return;
       connection.outbound.sendControl({ type: 'error', ref: frame.ref, code, message: ERROR_MESSAGES[code] });
     },

@@ -72,15 +72,14 @@ export async function startMosquitto(
       reject(new Error(`mosquitto exited during start-up (${code ?? signal}): ${log.tail()}`)),
     );
     child.once('error', (error) =>
-      reject(new Error(`cannot run ${MOSQUITTO} (apt-get install mosquitto mosquitto-clients): ${error.message}`)),
+      reject(
+        new Error(`cannot run ${MOSQUITTO} (apt-get install mosquitto mosquitto-clients): ${error.message}`),
+      ),
     );
   });
   exited.catch(() => undefined);
   try {
-    await Promise.race([
-      waitForPort(port, STARTUP_TIMEOUT_MS),
-      exited,
-    ]);
+    await Promise.race([waitForPort(port, STARTUP_TIMEOUT_MS), exited]);
   } catch (error) {
     child.kill('SIGKILL');
     throw error;

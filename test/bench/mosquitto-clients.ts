@@ -4,7 +4,6 @@
  * printable ASCII, so every message is exactly one line of PAYLOAD_BYTES + 1 bytes.
  */
 import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import type { Readable, Writable } from 'node:stream';
 import type { MosquittoBroker } from './mosquitto-broker.ts';
 import { makePayloads } from './payloads.ts';
@@ -23,7 +22,13 @@ export class CountingSubscriber {
   /** performance.now() of the last output. */
   lastDataAt = 0;
 
-  constructor(group: ChildProcessGroup, broker: MosquittoBroker, clientId: string, topic: string, count: number) {
+  constructor(
+    group: ChildProcessGroup,
+    broker: MosquittoBroker,
+    clientId: string,
+    topic: string,
+    count: number,
+  ) {
     const args = [...broker.clientArgs, '-i', clientId, '-t', topic, '-q', '0', '-C', String(count)];
     this.child = group.spawn('mosquitto_sub', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.stderr = new LineLog(this.child.stderr!);
@@ -52,22 +57,34 @@ export function spawnLinePublisher(
 
 /** Writes `count` payload lines to `stdin`, honouring pipe backpressure, until done or `deadline`. */
 export async function writePayloadLines(stdin: Writable, count: number, deadline: number): Promise<number> {
-  const block = Buffer.concat(makePayloads(LINES_PER_WRITE).flatMap((payload) => [payload, Buffer.from('\n')]));
+  const block = Buffer.concat(
+    makePayloads(LINES_PER_WRITE).flatMap((payload) => [payload, Buffer.from('\n')]),
+  );
   let written = 0;
   while (written < count && performance.now() < deadline) {
     const lines = Math.min(LINES_PER_WRITE, count - written);
     written += lines;
     if (stdin.write(lines === LINES_PER_WRITE ? block : block.subarray(0, lines * LINE_BYTES))) continue;
-    // once() also rejects on 'error' and removes its listeners either way.
-    const timeout = AbortSignal.timeout(Math.max(1, deadline - performance.now()));
-    try {
-      await once(stdin, 'drain', { signal: timeout });
-    } catch (error) {
-      if (timeout.aborted) break;
-      throw error;
-    }
+    if (!(await drained(stdin, deadline))) break;
   }
   return written;
+}
+
+/** True once `stdin` drains; false if it closes (the child went away) or `deadline` passes first. */
+function drained(stdin: Writable, deadline: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const finish = (ok: boolean) => {
+      clearTimeout(timer);
+      stdin.off('drain', onDrain);
+      stdin.off('close', onClose);
+      resolve(ok);
+    };
+    const onDrain = () => finish(true);
+    const onClose = () => finish(false);
+    const timer = setTimeout(onClose, Math.max(0, deadline - performance.now()));
+    stdin.on('drain', onDrain);
+    stdin.on('close', onClose);
+  });
 }
 
 /** Reads a stream one payload line at a time: the closed-loop latency workloads wait on it. */

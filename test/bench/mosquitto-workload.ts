@@ -10,9 +10,14 @@ import type { Writable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { MqttTlsFiles } from './bench-pki.ts';
 import { startMosquitto, type MosquittoBroker } from './mosquitto-broker.ts';
-import { CountingSubscriber, LineReader, spawnLinePublisher, writePayloadLines } from './mosquitto-clients.ts';
+import {
+  CountingSubscriber,
+  LineReader,
+  spawnLinePublisher,
+  writePayloadLines,
+} from './mosquitto-clients.ts';
 import { makePayload } from './payloads.ts';
-import type { ChildProcessGroup } from './processes.ts';
+import { LineLog, type ChildProcessGroup } from './processes.ts';
 import { FAN_OUT_SUBSCRIBERS, LATENCY, MOSQUITTO_THROUGHPUT } from './settings.ts';
 import {
   attempt,
@@ -73,6 +78,7 @@ async function measureThroughput(
     );
     const publisherId = `bench-pub-${phase}`;
     const publisher = spawnLinePublisher(group, broker, publisherId, topic);
+    const publisherErrors = new LineLog(publisher.stderr!);
     children.push(publisher);
     await broker.waitForConnection(publisherId);
     const startedAt = performance.now();
@@ -84,6 +90,9 @@ async function measureThroughput(
       if (subscribers.every((subscriber) => subscriber.messages >= published)) break;
       if (publisher.exitCode !== null && performance.now() - lastDataAt() > QUIET_MS) break;
       await delay(POLL_MS);
+    }
+    if (publisher.exitCode !== null && publisher.exitCode !== 0) {
+      throw new Error(`mosquitto_pub exited with ${publisher.exitCode}: ${publisherErrors.tail()}`);
     }
     const delivered = subscribers.reduce((sum, subscriber) => sum + subscriber.messages, 0);
     if (delivered === 0) {
@@ -97,9 +106,13 @@ async function measureThroughput(
 
 async function measureLatency(group: ChildProcessGroup, broker: MosquittoBroker): Promise<LatencyResult> {
   const topic = 'bench/latency/points';
-  const subscriber = group.spawn('mosquitto_sub', [...broker.clientArgs, '-i', 'bench-lat-sub', '-t', topic], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const subscriber = group.spawn(
+    'mosquitto_sub',
+    [...broker.clientArgs, '-i', 'bench-lat-sub', '-t', topic],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const children = [subscriber];
   try {
     const reader = new LineReader(subscriber.stdout!);

@@ -23,6 +23,9 @@ export class ChildProcessGroup {
     child.once('exit', () => this.#children.delete(child));
     // A failed spawn (ENOENT) surfaces as 'error'; callers see it through waitForExit or their waits.
     child.once('error', () => this.#children.delete(child));
+    // A child that exits early makes writes to its stdin fail with EPIPE; the workload sees the
+    // exit (and reports it), so the write error itself must not crash the run.
+    child.stdin?.on('error', () => undefined);
     return child;
   }
 
@@ -136,7 +139,8 @@ export async function waitForPort(port: number, timeoutMs: number): Promise<void
       socket.once('error', () => resolve(false));
     });
     if (open) return;
-    if (performance.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    if (performance.now() > deadline)
+      throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, PORT_POLL_MS));
   }
 }

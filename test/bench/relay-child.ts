@@ -36,7 +36,10 @@ export interface RelayChildOptions {
   readonly cpuProfileDir?: string | undefined;
 }
 
-export async function startRelayChild(group: ChildProcessGroup, options: RelayChildOptions): Promise<RelayChild> {
+export async function startRelayChild(
+  group: ChildProcessGroup,
+  options: RelayChildOptions,
+): Promise<RelayChild> {
   const configPath = join(options.workDir, 'relay.yaml');
   const config = {
     trustDomain: options.trustDomain,

@@ -138,7 +138,10 @@ async function measureLatency(publisher: PointPublisher, subscriber: Subscriber)
       let timer: NodeJS.Timeout | undefined;
       const delivery = new Promise<void>((resolve, reject) => {
         arrived = resolve;
-        timer = setTimeout(() => reject(new Error('a latency sample was never delivered')), LATENCY.sampleTimeoutMs);
+        timer = setTimeout(
+          () => reject(new Error('a latency sample was never delivered')),
+          LATENCY.sampleTimeoutMs,
+        );
       });
       const sentAt = performance.now();
       expectedSeq = publisher.publish(point);

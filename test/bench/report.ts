@@ -2,7 +2,7 @@
  * The benchmark's report: one table of relay against mosquitto, the ratios, the targets, and the
  * details a reader needs to trust the numbers (counts, losses, the setup). Also as JSON.
  */
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import type { MosquittoResults } from './mosquitto-workload.ts';
 import { BATCH_POINTS, FAN_OUT_SUBSCRIBERS, PAYLOAD_BYTES } from './settings.ts';
 import type { LatencyResult, Outcome, SystemResults, ThroughputResult } from './stats.ts';
@@ -19,12 +19,18 @@ export interface BenchReport {
     readonly payloadBytes: number;
     readonly batchPoints: number;
     readonly fanOutSubscribers: number;
+    /** 1-minute load average when the run started and when it ended: other work on the machine shows here. */
+    readonly loadAverage: { readonly start: number; readonly end: number };
   };
   readonly relay: SystemResults;
   readonly mosquitto: MosquittoResults;
 }
 
-export function buildReport(relay: SystemResults, mosquitto: MosquittoResults): BenchReport {
+export function buildReport(
+  relay: SystemResults,
+  mosquitto: MosquittoResults,
+  loadAverageAtStart: number,
+): BenchReport {
   return {
     setup: {
       cpus: cpus().length,
@@ -34,6 +40,7 @@ export function buildReport(relay: SystemResults, mosquitto: MosquittoResults): 
       payloadBytes: PAYLOAD_BYTES,
       batchPoints: BATCH_POINTS,
       fanOutSubscribers: FAN_OUT_SUBSCRIBERS,
+      loadAverage: { start: loadAverageAtStart, end: loadavg()[0] ?? 0 },
     },
     relay,
     mosquitto,
@@ -67,6 +74,8 @@ export function formatReport(report: BenchReport): string {
     `setup: ${setup.cpus} x ${setup.cpuModel}, Node ${setup.node}, mosquitto ${setup.mosquitto}, loopback, ` +
       `mTLS (TLS 1.3, RSA-2048), payload ${setup.payloadBytes} B/point, relay batch ${setup.batchPoints} ` +
       `points/frame, mosquitto QoS 0 one point/message`,
+    `load average (1 min): ${setup.loadAverage.start.toFixed(2)} at start, ${setup.loadAverage.end.toFixed(2)} ` +
+      `at end (the benchmark itself keeps about ${setup.cpus} busy; more means other work shared the machine)`,
     '',
     ...formatTable(rows),
     '',
@@ -87,9 +96,9 @@ function throughputRow(
   relay: Outcome<ThroughputResult>,
   mosquitto: Outcome<ThroughputResult>,
 ): string[] {
-  const ratio = relay.ok && mosquitto.ok ? relay.value.pointsPerSecond / mosquitto.value.pointsPerSecond : undefined;
-  const verdict =
-    ratio === undefined ? 'n/a' : ratio >= TARGETS.minThroughputRatio ? 'met' : 'NOT met';
+  const ratio =
+    relay.ok && mosquitto.ok ? relay.value.pointsPerSecond / mosquitto.value.pointsPerSecond : undefined;
+  const verdict = ratio === undefined ? 'n/a' : ratio >= TARGETS.minThroughputRatio ? 'met' : 'NOT met';
   return [
     name,
     relay.ok ? formatCount(relay.value.pointsPerSecond) : 'failed',
@@ -119,7 +128,7 @@ function detailLines(system: string, results: SystemResults): string[] {
   const throughput = (outcome: Outcome<ThroughputResult>) =>
     outcome.ok
       ? `${formatCount(outcome.value.published)} published, ${formatCount(outcome.value.delivered)} delivered ` +
-        `to ${outcome.value.subscribers}, ${formatCount(outcome.value.lost)} lost, ${outcome.value.seconds.toFixed(2)} s`
+        `to ${outcome.value.subscribers}, ${formatCount(outcome.value.undelivered)} undelivered, ${outcome.value.seconds.toFixed(2)} s`
       : `failed: ${outcome.error}`;
   return [
     `  ${system} 1 -> 1: ${throughput(results.oneToOne)}`,

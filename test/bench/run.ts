@@ -9,7 +9,7 @@
  */
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { writeBenchPki } from './bench-pki.ts';
 import { runMosquittoWorkloads, type MosquittoResults } from './mosquitto-workload.ts';
@@ -33,7 +33,8 @@ function parseOptions(args: readonly string[]): Options | string {
   for (let index = 0; index < args.length; index++) {
     const arg = args[index];
     if (arg === '--json') json = true;
-    else if (arg === '--relay-cpu-prof' && args[index + 1] !== undefined) relayCpuProfileDir = resolve(args[++index]!);
+    else if (arg === '--relay-cpu-prof' && args[index + 1] !== undefined)
+      relayCpuProfileDir = resolve(args[++index]!);
     else if (arg === '--help' || arg === '-h') return USAGE;
     else return `unknown argument ${arg ?? ''}\n${USAGE}`;
   }
@@ -50,6 +51,7 @@ function failedSystem(error: string): SystemResults {
 }
 
 async function main(options: Options): Promise<number> {
+  const loadAverageAtStart = loadavg()[0] ?? 0;
   const workDir = await mkdtemp(join(tmpdir(), 'dmz-bench-'));
   const group = new ChildProcessGroup();
   const abandon = (code: number) => {
@@ -99,7 +101,7 @@ async function main(options: Options): Promise<number> {
       }),
     );
 
-    const report = buildReport(relay, mosquitto);
+    const report = buildReport(relay, mosquitto, loadAverageAtStart);
     process.stdout.write(`${options.json ? JSON.stringify(report, null, 2) : formatReport(report)}\n`);
     return listFailures(report).length === 0 ? 0 : 1;
   } finally {
@@ -117,7 +119,9 @@ if (typeof options === 'string') {
 main(options).then(
   (code) => process.exit(code),
   (error: unknown) => {
-    process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.stderr.write(
+      `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    );
     process.exit(1);
   },
 );

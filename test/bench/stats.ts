@@ -8,8 +8,8 @@ export interface ThroughputResult {
   readonly published: number;
   /** Points received, summed over subscribers. */
   readonly delivered: number;
-  /** Points that should have arrived (published x subscribers) and did not. */
-  readonly lost: number;
+  /** Points that should have arrived (published x subscribers) but had not when the phase ended. */
+  readonly undelivered: number;
   readonly subscribers: number;
   /** From just before the first publish to the last point received. */
   readonly seconds: number;
@@ -25,7 +25,8 @@ export interface LatencyResult {
 }
 
 /** A workload either ran, or failed with a message; one failure does not hide the other results. */
-export type Outcome<T> = { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
+export type Outcome<T> =
+  { readonly ok: true; readonly value: T } | { readonly ok: false; readonly error: string };
 
 export async function attempt<T>(run: () => Promise<T>): Promise<Outcome<T>> {
   try {
@@ -46,7 +47,7 @@ export function throughputResult(
   return {
     published,
     delivered,
-    lost: published * subscribers - delivered,
+    undelivered: published * subscribers - delivered,
     subscribers,
     seconds,
     pointsPerSecond: delivered / seconds,
