@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { createCertificateSigningRequest } from '../../pki/csr.ts';
+import { CertificateIssuer, type IssuedAgentCertificate } from '../../pki/issuance.ts';
+import { AGENT_KEY_BITS, generateRsaKeyPair } from '../../pki/keys.ts';
+import { initializeState, openState, type PkiState } from '../../pki/state.ts';
+import { createEnrollmentToken } from '../../pki/tokens.ts';
+import type { ErrorCode } from '../../relay/protocol/errors.ts';
+
+const HOUR = 3_600_000;
+
+describe('pki/issuance', () => {
+  let dir: string;
+  let state: PkiState;
+  let issuer: CertificateIssuer;
+  let csr: string;
+  let signingKey: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dmz-issuance-'));
+    await initializeState({
+      stateDir: join(dir, 'state'),
+      trustDomain: 'plant.example',
+      dnsNames: ['localhost'],
+      ipAddresses: [],
+      enrollmentUrls: ['https://localhost:8444'],
+      caKeyBits: 2048,
+    });
+    state = await openState(join(dir, 'state'));
+    issuer = new CertificateIssuer(state, await state.loadCa(), HOUR);
+    signingKey = await state.loadTokenSigningKey();
+    const keys = await generateRsaKeyPair(AGENT_KEY_BITS);
+    csr = createCertificateSigningRequest({ ...keys, commonName: 'whatever-the-csr-says' });
+  });
+  after(async () => {
+    state.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function token(name: string, overrides: { caFingerprint?: string } = {}): Promise<string> {
+    const created = await createEnrollmentToken({
+      signingKeyPem: signingKey,
+      issuer: state.tokenIssuer,
+      name,
+      role: 'ot',
+      ttlSeconds: 3600,
+      urls: state.enrollmentUrls,
+      caFingerprint: overrides.caFingerprint ?? state.caFingerprint,
+    });
+    state.store.recordToken({
+      jti: created.jti,
+      name,
+      role: 'ot',
+      createdAt: new Date(),
+      expiresAt: created.expiresAt,
+    });
+    return created.token;
+  }
+
+  const enroll = async (name: string): Promise<IssuedAgentCertificate> =>
+    issuer.enroll(await token(name), csr);
+
+  it('takes the identity from the token, not the CSR, and records the certificate', async () => {
+    const issued = await enroll('press-7');
+    const certificate = new X509Certificate(issued.certPem);
+    assert.equal(certificate.subjectAltName, 'URI:spiffe://plant.example/agent/ot/press-7');
+    assert.equal(certificate.subject, 'CN=press-7');
+    const [record] = state.store.findCertificates(issued.serialHex);
+    assert.equal(record?.status, 'valid');
+    assert.equal(Date.parse(certificate.validTo) - Date.parse(certificate.validFrom), HOUR + 60_000);
+  });
+
+  it('refuses a token pinned to another CA even when its signature is ours', async () => {
+    const foreign = await token('press-8', { caFingerprint: `sha256:${'0'.repeat(64)}` });
+    await assert.rejects(issuer.enroll(foreign, csr), { code: 'PKI_ERR_TOKEN_INVALID' });
+  });
+
+  it('renews for the same identity and links the old certificate to the new one', async () => {
+    const issued = await enroll('press-9');
+    const renewed = await issuer.renew(issued.identity, issued.serialHex, csr);
+    assert.notEqual(renewed.serialHex, issued.serialHex);
+    assert.deepEqual(renewed.identity, issued.identity);
+    assert.equal(state.store.findCertificates(issued.serialHex)[0]?.replacedBy, renewed.serialHex);
+  });
+
+  const refusals: [string, (issued: IssuedAgentCertificate) => Promise<unknown>, ErrorCode][] = [
+    [
+      'an expired certificate',
+      (issued) => issuer.renew(issued.identity, issued.serialHex, csr, new Date(Date.now() + 2 * HOUR)),
+      'PKI_ERR_RENEWAL_REFUSED',
+    ],
+    [
+      'a revoked certificate',
+      (issued) => {
+        state.store.revokeCertificates(issued.serialHex, 'test', new Date());
+        return issuer.renew(issued.identity, issued.serialHex, csr);
+      },
+      'PKI_ERR_RENEWAL_REFUSED',
+    ],
+    [
+      'a serial this CA never issued',
+      (issued) => issuer.renew(issued.identity, 'abcdef', csr),
+      'PKI_ERR_RENEWAL_REFUSED',
+    ],
+    [
+      "another agent's serial",
+      (issued) => issuer.renew({ ...issued.identity, name: 'someone-else' }, issued.serialHex, csr),
+      'PKI_ERR_RENEWAL_REFUSED',
+    ],
+    [
+      'a role change',
+      (issued) => issuer.renew({ ...issued.identity, role: 'it' }, issued.serialHex, csr),
+      'PKI_ERR_RENEWAL_REFUSED',
+    ],
+    [
+      'a garbage CSR',
+      (issued) => issuer.renew(issued.identity, issued.serialHex, 'not a csr'),
+      'PKI_ERR_CSR_INVALID',
+    ],
+  ];
+  let agent = 0;
+  for (const [name, attempt, code] of refusals) {
+    it(`refuses to renew ${name} (${code})`, async () => {
+      const issued = await enroll(`renewer-${++agent}`);
+      await assert.rejects(attempt(issued), { code });
+    });
+  }
+});
