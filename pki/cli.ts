@@ -8,6 +8,7 @@ import { agentsCommand } from './commands/agents.ts';
 import {
   GLOBAL_OPTIONS,
   GLOBAL_OPTIONS_HELP,
+  quote,
   STATE_DIR_ENV,
   usageError,
   type Command,
@@ -65,7 +66,7 @@ export async function runPkiCli(
     const missing = command.operands[operands.length];
     if (missing !== undefined) throw usageError(`missing ${missing}`);
     const extra = operands[command.operands.length];
-    if (extra !== undefined) throw usageError(`unexpected argument ${JSON.stringify(extra)}`);
+    if (extra !== undefined) throw usageError(`unexpected argument ${quote(extra)}`);
     const stateDir = parsed.values.state ?? env[STATE_DIR_ENV];
     if (stateDir === undefined || stateDir === '') {
       throw usageError(`--state DIR is required (or set ${STATE_DIR_ENV})`);
@@ -110,20 +111,23 @@ function protectDashOperands(argv: readonly string[]): string[] {
 
 /** No command matched: a bare `dmz-pki`, a group without its command (`token`), or an unknown word. */
 function reportMissingCommand(positionals: readonly string[], help: boolean, output: Output): ExitStatus {
-  const group = positionals[0];
-  const inGroup = COMMANDS.filter((c) => c.words.length > 1 && c.words[0] === group);
-  const known = group === undefined || (inGroup.length > 0 && positionals.length === 1);
-  const usage = commandListUsage(inGroup.length > 0 ? [group ?? ''] : []);
-  if (help && known) {
+  const [first, second] = positionals;
+  const group = COMMANDS.filter((c) => c.words.length > 1 && c.words[0] === first);
+  const groupWord = group.length > 0 ? first : undefined;
+  const usage = commandListUsage(groupWord === undefined ? [] : [groupWord]);
+  const bare = first === undefined || (groupWord !== undefined && second === undefined);
+  if (help && bare) {
     output.stdout(`${usage}\n`);
     return EXIT.ok;
   }
   const problem =
-    group === undefined
+    first === undefined
       ? 'no command given'
-      : inGroup.length > 0 && positionals.length === 1
-        ? `${group} needs a command: ${inGroup.map((c) => c.words[1]).join(', ')}`
-        : `unknown command ${JSON.stringify(positionals.slice(0, inGroup.length > 0 ? 2 : 1).join(' '))}`;
+      : groupWord === undefined
+        ? `unknown command ${quote(first)}`
+        : second === undefined
+          ? `${groupWord} needs a command: ${group.map((c) => c.words[1]).join(', ')}`
+          : `unknown command ${quote(`${groupWord} ${second}`)}`;
   return reportError(output, usageError(problem), usage);
 }
 

@@ -23,6 +23,8 @@ import { writeCrl } from './revocation.ts';
 const STATE_DIR_MODE = 0o700;
 /** The relay's own server certificate: a year, renewed with the appliance's maintenance. */
 const RELAY_CERTIFICATE_DAYS = 365;
+/** Where the relay and `dmz-pki` look for the key passphrase when no file is given. */
+export const PASSPHRASE_ENV = 'DMZ_PKI_PASSPHRASE';
 /** Key encryption for PEM files at rest (PKCS#8, RFC 5958 with PBES2). */
 const KEY_CIPHER = 'aes-256-cbc';
 

@@ -65,6 +65,8 @@ export interface PkiStore {
   /** Active tokens only, unless `includeSpent` (used, revoked, expired) is set. */
   listTokens(opts?: { includeSpent?: boolean; now?: Date }): TokenRecord[];
   revokeToken(jti: string): void;
+  /** Revokes every unused, unrevoked token for agent `name`; returns how many. */
+  revokeTokensOf(name: string, now: Date): number;
   consumeToken(jti: string, now: Date): TokenRecord;
   hasOutstandingTokens(now: Date): boolean;
   recordCertificate(certificate: NewCertificateRecord): void;
@@ -199,6 +201,14 @@ function createStore(db: Database.Database): PkiStore {
     bumpCounter.get('revision');
   });
 
+  const revokeTokensOf = db.transaction((name: string, now: Date) => {
+    const { changes } = db
+      .prepare('UPDATE tokens SET revoked_at = ? WHERE name = ? AND used_at IS NULL AND revoked_at IS NULL')
+      .run(ms(now), name);
+    if (changes > 0) bumpCounter.get('revision');
+    return changes;
+  });
+
   const recordCertificate = db.transaction((c: NewCertificateRecord) => {
     const serial = c.serialHex.toLowerCase();
     const { name, role, notBefore, notAfter, issuedAt, certPem } = c;
@@ -239,6 +249,7 @@ function createStore(db: Database.Database): PkiStore {
       return tokens(now).filter((t) => includeSpent || t.status === 'active');
     },
     revokeToken: (jti) => revokeToken.immediate(jti),
+    revokeTokensOf: (name, now) => revokeTokensOf.immediate(name, now),
     consumeToken(jti, now) {
       const row = consume.get(ms(now), jti, ms(now));
       if (row !== undefined) return toTokenRecord(row, now);

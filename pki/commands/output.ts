@@ -20,6 +20,10 @@ export type ExitStatus = (typeof EXIT)[keyof typeof EXIT];
  * directory), worth showing on a local admin tool; other causes stay internal.
  */
 const SHOW_CAUSE: ReadonlySet<ErrorCode> = new Set(['PKI_ERR_STATE_PERMISSIONS']);
+/** What to do next, where the catalog's message alone leaves the operator guessing. */
+const HINTS: Partial<Record<ErrorCode, string>> = {
+  PKI_ERR_NOT_INITIALIZED: "check --state, or create one with 'dmz-pki --state DIR init'",
+};
 
 export const processOutput: Output = {
   stdout: (data) => void process.stdout.write(data),
@@ -79,7 +83,9 @@ export function reportError(output: Output, error: unknown, usage?: string): Exi
 function describeError(error: unknown): string {
   if (error instanceof DmzError) {
     const cause = error.cause instanceof Error ? error.cause.message : undefined;
-    return SHOW_CAUSE.has(error.code) && cause !== undefined ? `${error.message}: ${cause}` : error.message;
+    if (SHOW_CAUSE.has(error.code) && cause !== undefined) return `${error.message}: ${cause}`;
+    const hint = HINTS[error.code];
+    return hint === undefined ? error.message : `${error.message}; ${hint}`;
   }
   // Anything else is unexpected (a full disk, a corrupt database): its message, not its stack.
   return error instanceof Error ? `unexpected error: ${error.message}` : `unexpected error: ${String(error)}`;

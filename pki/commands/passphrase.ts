@@ -5,10 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import { DmzError } from '../../relay/protocol/errors.ts';
 import type { CertificateAuthority } from '../authority.ts';
-import type { PkiState } from '../state.ts';
-import { invalidArgument, quote } from './command.ts';
+import { PASSPHRASE_ENV, type PkiState } from '../state.ts';
 
-export const PASSPHRASE_ENV = 'DMZ_PKI_PASSPHRASE';
+export { PASSPHRASE_ENV };
+import { invalidArgument, quote } from './command.ts';
 
 export const PASSPHRASE_OPTIONS = {
   'passphrase-file': { type: 'string' },

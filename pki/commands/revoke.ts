@@ -5,6 +5,7 @@
  */
 import { DmzError } from '../../relay/protocol/errors.ts';
 import { writeCrl } from '../revocation.ts';
+import type { CertificateRecord, PkiStore } from '../store.ts';
 import { describeCertificate } from './agents.ts';
 import { defineCommand, invalidArgument, quote, withState } from './command.ts';
 import { inspectCrl, warnStale } from './crl.ts';
@@ -27,15 +28,15 @@ export const revokeCommand = defineCommand({
   summary: "revoke an agent's certificates (by name) or one certificate (by serial)",
   usage: `Usage: dmz-pki --state DIR revoke NAME|SERIAL [--reason TEXT] [options]
 
-Revokes every unrevoked certificate of agent NAME, or the one certificate with SERIAL (hex),
-and prints the serials revoked. The running relay refuses them at once and closes their
+Revokes every unrevoked certificate of agent NAME and its outstanding enrollment tokens, or the
+one certificate with SERIAL (hex), and prints what was revoked. The running relay refuses them at once and closes their
 connections. The CRL file is rewritten now if the CA key can be unlocked; if it is encrypted
 and no passphrase is given, the running relay publishes it.
 
 Options:
   --reason TEXT        why, for the audit trail (default: ${DEFAULT_REASON})
 ${PASSPHRASE_HELP}
-  --json               print {revoked: [...], crlWritten}`,
+  --json               print {revoked: [...], tokensRevoked, crlWritten}`,
   options: {
     reason: { type: 'string' },
     ...PASSPHRASE_OPTIONS,
@@ -47,34 +48,54 @@ ${PASSPHRASE_HELP}
     await withState(stateDir, async (state) => {
       // Unlock first: a wrong passphrase fails before anything changes.
       const ca = await loadCertificateAuthorityIfUnlocked(state, passphrase);
-      let revoked;
-      try {
-        revoked = state.store.revokeCertificates(target, reason, new Date());
-      } catch (error) {
-        if (error instanceof DmzError && error.code === 'PKI_ERR_NOT_FOUND') {
-          throw new DmzError(
-            'PKI_ERR_NOT_FOUND',
-            `no certificate issued to an agent or with a serial ${quote(target)}`,
-          );
-        }
-        throw error;
-      }
+      // Tokens first: an outstanding token for this name must not enroll it again behind our back.
+      const tokensRevoked = state.store.revokeTokensOf(target.toLowerCase(), new Date());
+      const revoked = revokeInStore(state.store, target, reason, tokensRevoked);
       if (ca !== undefined) await writeCrl(state.stateDir, state.store, ca);
       else {
         const crl = await inspectCrl(state);
         if (crl.needsReissue) warnStale(output, crl);
       }
       if (values.json === true) {
-        printJson(output, { revoked: revoked.map(describeCertificate), crlWritten: ca !== undefined });
+        printJson(output, {
+          revoked: revoked.map(describeCertificate),
+          tokensRevoked,
+          crlWritten: ca !== undefined,
+        });
         return;
       }
-      if (revoked.length === 0) printNote(output, `${quote(target)}: already revoked, nothing changed`);
+      if (revoked.length === 0 && tokensRevoked === 0) {
+        printNote(output, `${quote(target)}: already revoked, nothing changed`);
+      }
+      if (tokensRevoked > 0)
+        output.stdout(`revoked ${tokensRevoked} outstanding enrollment token(s) for ${target}\n`);
       for (const certificate of revoked) {
         output.stdout(`revoked ${certificate.serialHex} (${certificate.name}, ${certificate.role})\n`);
       }
     });
   },
 });
+
+function revokeInStore(
+  store: PkiStore,
+  target: string,
+  reason: string,
+  tokensRevoked: number,
+): CertificateRecord[] {
+  try {
+    return store.revokeCertificates(target, reason, new Date());
+  } catch (error) {
+    // An agent that never enrolled: revoking its tokens was the whole job.
+    if (error instanceof DmzError && error.code === 'PKI_ERR_NOT_FOUND' && tokensRevoked > 0) return [];
+    if (error instanceof DmzError && error.code === 'PKI_ERR_NOT_FOUND') {
+      throw new DmzError(
+        'PKI_ERR_NOT_FOUND',
+        `no certificate issued to an agent or with a serial ${quote(target)}`,
+      );
+    }
+    throw error;
+  }
+}
 
 function checkReason(reason: string): string {
   if (reason.length === 0 || reason.length > MAX_REASON_LENGTH || CONTROL_CHARACTER.test(reason)) {

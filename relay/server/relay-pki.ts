@@ -7,15 +7,12 @@ import { readFile } from 'node:fs/promises';
 import { parseDuration } from '../../pki/duration.ts';
 import { CertificateIssuer } from '../../pki/issuance.ts';
 import { crlNeedsReissue, writeCrl } from '../../pki/revocation.ts';
-import { openState, type PkiState } from '../../pki/state.ts';
+import { openState, PASSPHRASE_ENV, type PkiState } from '../../pki/state.ts';
 import type { CertificateAuthority } from '../../pki/authority.ts';
 import { DmzError } from '../protocol/errors.ts';
 import type { RelayConfig } from './config.ts';
 import type { CertificateRenewer } from './context.ts';
 import { loadTlsMaterial, type RelayTlsMaterial } from './tls.ts';
-
-/** Where an operator may put the CA key's passphrase instead of a file (systemd credentials). */
-export const PASSPHRASE_ENV = 'DMZ_PKI_PASSPHRASE';
 
 export interface RelayPki {
   readonly state: PkiState;

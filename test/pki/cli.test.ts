@@ -1,0 +1,671 @@
+/**
+ * `dmz-pki` as operators and scripts run it: a real process per command (bin/dmz-pki.js), checked
+ * by exit status, stdout and stderr, and the CRL it writes checked with OpenSSL. Init makes a
+ * 3072-bit CA key, so one initialized state directory serves most cases and a second one the
+ * passphrase cases. Enrollment (the relay's side) is simulated in-process with CertificateIssuer.
+ * The tables of refusals run runPkiCli in this process (each spawn costs ~0.5 s of tsx start-up);
+ * a few of each kind also run as processes, so the exit status is seen as a shell sees it.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { createCertificateSigningRequest } from '../../pki/csr.ts';
+import { spkiFingerprint } from '../../pki/fingerprint.ts';
+import { CertificateIssuer } from '../../pki/issuance.ts';
+import { AGENT_KEY_BITS, generateRsaKeyPair, type RsaKeyPair } from '../../pki/keys.ts';
+import { runPkiCli } from '../../pki/cli.ts';
+import { openState } from '../../pki/state.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/dmz-pki.js', import.meta.url));
+const OPENSSL = '/usr/bin/openssl';
+const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+const PASSPHRASE = 'correct horse battery staple';
+const posixModes = process.platform !== 'win32';
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stdoutBytes: Buffer;
+  readonly stderr: string;
+}
+
+/** Runs dmz-pki with a clean environment: no state directory or passphrase leaks in from the shell. */
+function runPki(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
+  const baseEnv = { ...process.env };
+  delete baseEnv.DMZ_STATE_DIR;
+  delete baseEnv.DMZ_PKI_PASSPHRASE;
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: { ...baseEnv, ...env }, encoding: 'buffer' },
+      (error, stdout, stderr) => {
+        if (error !== null && typeof error.code !== 'number')
+          reject(new Error('did not run', { cause: error }));
+        else {
+          const code = error === null ? 0 : Number(error.code);
+          resolve({ code, stdout: stdout.toString(), stdoutBytes: stdout, stderr: stderr.toString() });
+        }
+      },
+    );
+  });
+}
+
+/** The same command line through runPkiCli in this process, output captured. */
+async function runInProcess(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
+  const stdout: Buffer[] = [];
+  let stderr = '';
+  const code = await runPkiCli(args, env, {
+    stdout: (data) => void stdout.push(Buffer.from(data)),
+    stderr: (text) => void (stderr += text),
+  });
+  const stdoutBytes = Buffer.concat(stdout);
+  return { code, stdout: stdoutBytes.toString(), stdoutBytes, stderr };
+}
+
+function runOpenssl(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(OPENSSL, args, { encoding: 'utf8' }, (error, stdout, stderr) => {
+      if (error !== null && typeof error.code !== 'number')
+        reject(new Error('did not run', { cause: error }));
+      else resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr });
+    });
+  });
+}
+
+function assertExit(run: Run, code: number): void {
+  assert.equal(run.code, code, `exit ${run.code}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
+}
+
+function parseJson(run: Run): unknown {
+  assertExit(run, 0);
+  return JSON.parse(run.stdout);
+}
+
+/** Serials as OpenSSL prints them in a CRL listing: upper case, zero-padded to whole octets. */
+function crlListsSerial(opensslText: string, serialHex: string): boolean {
+  return new RegExp(`Serial Number: 0*${serialHex}\\b`, 'i').test(opensslText);
+}
+
+/** The relay's side of enrollment, in-process: redeem a CLI-made token with a CSR. */
+async function enroll(
+  stateDir: string,
+  token: string,
+  keys: RsaKeyPair,
+  passphrase?: string,
+): Promise<string> {
+  const state = await openState(stateDir);
+  try {
+    const ca = await state.loadCa(passphrase);
+    const csr = createCertificateSigningRequest({ ...keys, commonName: 'agent' });
+    const issued = await new CertificateIssuer(state, ca).enroll(token, csr);
+    return issued.serialHex;
+  } finally {
+    state.close();
+  }
+}
+
+interface TokenJson {
+  token: string;
+  jti: string;
+  name: string;
+  role: string;
+  expiresAt: string;
+}
+interface TokenListEntry {
+  jti: string;
+  name: string;
+  status: string;
+}
+interface AgentJson {
+  name: string;
+  role: string;
+  serial: string;
+  status: string;
+  revocationReason: string | null;
+}
+
+let root: string;
+let agentKeys: RsaKeyPair;
+before(async () => {
+  root = await mkdtemp(join(tmpdir(), 'dmz-pki-cli-'));
+  agentKeys = await generateRsaKeyPair(AGENT_KEY_BITS);
+});
+after(async () => {
+  await rm(root, { recursive: true, force: true });
+});
+
+// The three groups use separate state and run side by side: most of the time is process start-up.
+describe('dmz-pki', { concurrency: true }, () => {
+  describe('dmz-pki - command line', { concurrency: true }, () => {
+    it('cli - a process: --help exits 0 with usage on stdout', async () => {
+      for (const words of [[], ['token', 'create']]) {
+        const run = await runPki([...words, '--help']);
+        assertExit(run, 0);
+        assert.match(run.stdout, new RegExp(`^Usage: dmz-pki --state DIR ${words.join(' ')}`));
+        assert.equal(run.stderr, '');
+      }
+    });
+
+    it('cli - a process: an unknown command exits 2, a missing --state exits 2, both with a message', async () => {
+      const unknown = await runPki(['frobnicate']);
+      assertExit(unknown, 2);
+      assert.match(unknown.stderr, /^dmz-pki: unknown command "frobnicate"\n\nUsage: dmz-pki/);
+      const noState = await runPki(['status']);
+      assertExit(noState, 2);
+      assert.match(noState.stderr, /^dmz-pki: --state DIR is required \(or set DMZ_STATE_DIR\)\n/);
+    });
+
+    const helpCases = [
+      [],
+      ['init'],
+      ['token'],
+      ['token', 'create'],
+      ['token', 'list'],
+      ['token', 'revoke'],
+      ['agents'],
+      ['revoke'],
+      ['crl'],
+      ['status'],
+    ];
+    for (const words of helpCases) {
+      it(`cli - ${['dmz-pki', ...words].join(' ')} --help prints its usage on stdout and exits 0`, async () => {
+        const run = await runInProcess([...words, '--help']);
+        assertExit(run, 0);
+        assert.match(run.stdout, new RegExp(`^Usage: dmz-pki --state DIR ${words.join(' ')}`));
+        assert.match(run.stdout, /--json/);
+        assert.equal(run.stderr, '');
+      });
+    }
+
+    const neverCreated = () => join(root, 'never-created');
+    const usageCases: [label: string, args: () => string[], stderr: RegExp][] = [
+      ['no command', () => [], /no command given/],
+      ['an unknown command', () => ['--state', neverCreated(), 'frobnicate'], /unknown command "frobnicate"/],
+      ['a group without its command', () => ['token'], /token needs a command: create, list, revoke/],
+      ['an unknown command in a group', () => ['token', 'mint'], /unknown command "token mint"/],
+      [
+        'an unknown option',
+        () => ['--state', neverCreated(), 'token', 'list', '--bogus'],
+        /Unknown option '--bogus'/,
+      ],
+      ['a missing --state', () => ['agents'], /--state DIR is required \(or set DMZ_STATE_DIR\)/],
+      ['an empty --state', () => ['--state', '', 'agents'], /--state DIR is required/],
+      [
+        'a missing --name',
+        () => ['--state', neverCreated(), 'token', 'create', '--role', 'ot'],
+        /--name is required/,
+      ],
+      ['a missing operand', () => ['--state', neverCreated(), 'token', 'revoke'], /missing JTI/],
+      [
+        'an extra operand',
+        () => ['--state', neverCreated(), 'agents', 'press-7'],
+        /unexpected argument "press-7"/,
+      ],
+      [
+        'a passphrase as an argument',
+        () => ['--state', neverCreated(), 'crl', '--passphrase', 'x'],
+        /Unknown option/,
+      ],
+      [
+        'init without --dns or --ip',
+        () => ['--state', neverCreated(), 'init', '--trust-domain', 'plant.example'],
+        /at least one --dns NAME or --ip ADDR/,
+      ],
+      [
+        '--der with --json',
+        () => ['--state', neverCreated(), 'crl', '--der', '--json'],
+        /cannot be combined/,
+      ],
+    ];
+    for (const [label, args, stderr] of usageCases) {
+      it(`cli - ${label} exits 2 with a message and usage on stderr`, async () => {
+        const run = await runInProcess(args());
+        assertExit(run, 2);
+        assert.match(run.stderr, /^dmz-pki: /);
+        assert.match(run.stderr, stderr);
+        assert.match(run.stderr, /\n\nUsage: dmz-pki/);
+        assert.equal(run.stdout, '');
+        assert.equal(existsSync(neverCreated()), false);
+      });
+    }
+  });
+
+  describe('dmz-pki - one CA', { concurrency: false }, () => {
+    let stateDir: string;
+    let init: Run;
+    before(async () => {
+      stateDir = join(root, 'state');
+      init = await runPki([
+        '--state',
+        stateDir,
+        'init',
+        '--trust-domain',
+        'plant.example',
+        '--dns',
+        'localhost',
+        '--ip',
+        '127.0.0.1',
+      ]);
+    });
+    /** A process for the command under test; the same in this process for follow-up reads. */
+    const pki = (...args: string[]) => runPki(['--state', stateDir, ...args]);
+    const pkiHere = (...args: string[]) => runInProcess(['--state', stateDir, ...args]);
+
+    it('init - prints the CA fingerprint; directory 0700, every file 0600', async () => {
+      assertExit(init, 0);
+      const caPem = await readFile(join(stateDir, 'ca.pem'), 'utf8');
+      assert.equal(init.stdout, `${spkiFingerprint(caPem)}\n`);
+      if (!posixModes) return;
+      assert.equal((await stat(stateDir)).mode & 0o777, 0o700);
+      const files = await readdir(stateDir);
+      assert.ok(files.includes('ca-key.pem') && files.includes('crl.pem'), files.join(' '));
+      for (const file of files) {
+        assert.equal((await stat(join(stateDir, file))).mode & 0o777, 0o600, file);
+      }
+    });
+
+    it('init - a second init is refused and leaves the CA alone', async () => {
+      const keyBefore = await readFile(join(stateDir, 'ca-key.pem'), 'utf8');
+      const run = await pki('init', '--trust-domain', 'other.example', '--dns', 'localhost');
+      assertExit(run, 1);
+      assert.equal(run.stderr, 'dmz-pki: a certificate authority already exists in this state directory\n');
+      assert.equal(await readFile(join(stateDir, 'ca-key.pem'), 'utf8'), keyBefore);
+    });
+
+    describe('init - invalid values are refused before anything is created', { concurrency: true }, () => {
+      const cases: [label: string, args: string[], stderr: RegExp][] = [
+        [
+          'an upper-case trust domain',
+          ['--trust-domain', 'Plant.Example', '--dns', 'relay'],
+          /--trust-domain/,
+        ],
+        ['a DNS name with "_"', ['--trust-domain', 'plant.example', '--dns', 'relay_1'], /--dns .*"relay_1"/],
+        [
+          'an IP out of range',
+          ['--trust-domain', 'plant.example', '--ip', '300.1.1.1'],
+          /--ip .*"300.1.1.1"/,
+        ],
+        [
+          'a plain-http enroll URL',
+          ['--trust-domain', 'plant.example', '--dns', 'relay', '--enroll-url', 'http://relay:8444'],
+          /--enroll-url must be an https:\/\/ or wss:\/\/ URL/,
+        ],
+      ];
+      for (const [label, args, stderr] of cases) {
+        it(`init - refuses ${label}`, async () => {
+          const fresh = join(root, `init-refused-${label.replace(/\W+/g, '-')}`);
+          const run = await runInProcess(['--state', fresh, 'init', ...args]);
+          assertExit(run, 1);
+          assert.match(run.stderr, stderr);
+          assert.equal(existsSync(fresh), false);
+        });
+      }
+    });
+
+    it('token create - prints only a JWT; token list shows it active by jti, never the token', async () => {
+      const run = await pki('token', 'create', '--name', 'press-7', '--role', 'ot');
+      assertExit(run, 0);
+      const lines = run.stdout.split('\n');
+      assert.equal(lines.length, 2, run.stdout);
+      assert.equal(lines[1], '');
+      const token = lines[0]!;
+      assert.match(token, JWT);
+      const payload = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as Record<
+        string,
+        unknown
+      >;
+      assert.equal(payload.sub, 'press-7');
+      assert.deepEqual(payload.urls, ['https://localhost:8444']);
+      assert.equal(payload.ca, init.stdout.trim());
+
+      const listed = parseJson(await pkiHere('token', 'list', '--json')) as TokenListEntry[];
+      assert.deepEqual(
+        listed.filter((t) => t.jti === payload.jti).map((t) => [t.name, t.status]),
+        [['press-7', 'active']],
+      );
+      const table = await pki('token', 'list');
+      assert.match(table.stdout, /^JTI\s+NAME\s+ROLE\s+EXPIRES\s+STATUS\n/);
+      assert.match(table.stdout, new RegExp(`${String(payload.jti)}\\s+press-7\\s+ot\\s+\\S+Z\\s+active`));
+      assert.ok(!table.stdout.includes(token) && !JSON.stringify(listed).includes(token));
+    });
+
+    it('token create --json - the token, its jti and its expiry (--ttl)', async () => {
+      const started = Date.now();
+      const created = parseJson(
+        await pki('token', 'create', '--name', 'hmi-1', '--role', 'it', '--ttl', '2h', '--json'),
+      ) as TokenJson;
+      assert.match(created.token, JWT);
+      assert.deepEqual([created.name, created.role], ['hmi-1', 'it']);
+      const finished = Date.now();
+      // exp is iat + ttl, both whole seconds: iat is somewhere in the run, floored.
+      const issuedAt = Date.parse(created.expiresAt) - 2 * 3600_000;
+      assert.ok(issuedAt > started - 1000 && issuedAt <= finished, `iat ${issuedAt} not in the run`);
+    });
+
+    describe('token create - invalid values exit 1 naming the problem', { concurrency: true }, () => {
+      const cases: [label: string, args: string[], stderr: RegExp][] = [
+        ['role plc', ['--name', 'press-7', '--role', 'plc'], /--role must be ot or it: "plc"/],
+        ['role OT', ['--name', 'press-7', '--role', 'OT'], /--role must be ot or it: "OT"/],
+        [
+          'an upper-case name',
+          ['--name', 'Press-7', '--role', 'ot'],
+          /--name must be a lower-case DNS label.*"Press-7"/,
+        ],
+        ['a name with "/"', ['--name', 'press/7', '--role', 'ot'], /--name must be a lower-case DNS label/],
+        ['a 64-character name', ['--name', 'a'.repeat(64), '--role', 'ot'], /at most 63 characters/],
+        [
+          'a ttl without unit',
+          ['--name', 'p', '--role', 'ot', '--ttl', '3600'],
+          /--ttl must be a whole number and one unit/,
+        ],
+        [
+          'a fractional ttl',
+          ['--name', 'p', '--role', 'ot', '--ttl', '1.5h'],
+          /--ttl must be a whole number/,
+        ],
+        [
+          'a ttl under a minute',
+          ['--name', 'p', '--role', 'ot', '--ttl', '30s'],
+          /--ttl must be from 1m to 7d: "30s"/,
+        ],
+        [
+          'a ttl over a week',
+          ['--name', 'p', '--role', 'ot', '--ttl', '8d'],
+          /--ttl must be from 1m to 7d: "8d"/,
+        ],
+        [
+          'a non-TLS url',
+          ['--name', 'p', '--role', 'ot', '--url', 'ws://relay:8444'],
+          /--url must be an https:\/\/ or wss:\/\//,
+        ],
+      ];
+      for (const [label, args, stderr] of cases) {
+        it(`token create - refuses ${label}`, async () => {
+          const run = await runInProcess(['--state', stateDir, 'token', 'create', ...args]);
+          assertExit(run, 1);
+          assert.match(run.stderr, /^dmz-pki: /);
+          assert.match(run.stderr, stderr);
+          assert.equal(run.stdout, '');
+          assert.doesNotMatch(run.stderr, /\n\s+at /, 'no stack trace');
+        });
+      }
+    });
+
+    it('token revoke - the token leaves the active list and shows revoked with --all', async () => {
+      const { jti } = parseJson(
+        await pkiHere('token', 'create', '--name', 'spare', '--role', 'ot', '--json'),
+      ) as TokenJson;
+      const run = await pki('token', 'revoke', jti);
+      assertExit(run, 0);
+      assert.equal(run.stdout, `revoked token ${jti}\n`);
+      const active = parseJson(await pkiHere('token', 'list', '--json')) as TokenListEntry[];
+      assert.ok(!active.some((t) => t.jti === jti));
+      const all = parseJson(await pkiHere('token', 'list', '--all', '--json')) as TokenListEntry[];
+      assert.equal(all.find((t) => t.jti === jti)?.status, 'revoked');
+
+      const unknown = await pkiHere('token', 'revoke', 'AAAAAAAAAAAAAAAAAAAAAA');
+      assertExit(unknown, 1);
+      assert.equal(unknown.stderr, 'dmz-pki: no token with jti "AAAAAAAAAAAAAAAAAAAAAA"\n');
+    });
+
+    it('token revoke - a jti that starts with "-" is taken as the JTI, not as options', async () => {
+      const jti = '-h' + 'x'.repeat(20);
+      const state = await openState(stateDir);
+      try {
+        const now = new Date();
+        state.store.recordToken({
+          jti,
+          name: 'dash',
+          role: 'it',
+          createdAt: now,
+          expiresAt: new Date(now.getTime() + 60_000),
+        });
+      } finally {
+        state.close();
+      }
+      const run = await runInProcess(['--state', stateDir, 'token', 'revoke', jti]);
+      assertExit(run, 0);
+      assert.equal(run.stdout, `revoked token ${jti}\n`);
+    });
+
+    it("revoke NAME - also revokes the agent's outstanding tokens, so it cannot enroll again", async () => {
+      const first = await pki('token', 'create', '--name', 'plc-11', '--role', 'ot');
+      await enroll(stateDir, first.stdout.trim(), agentKeys);
+      const spare = await pki('token', 'create', '--name', 'plc-11', '--role', 'ot', '--json');
+      const { jti } = parseJson(spare) as { jti: string };
+      const revoked = await pki('revoke', 'plc-11', '--json');
+      assertExit(revoked, 0);
+      assert.equal((parseJson(revoked) as { tokensRevoked: number }).tokensRevoked, 1);
+      const tokens = parseJson(await pkiHere('token', 'list', '--all', '--json')) as TokenListEntry[];
+      assert.equal(tokens.find((t) => t.jti === jti)?.status, 'revoked');
+    });
+
+    it('revoke NAME - an agent that never enrolled has its tokens revoked; an unknown name is an error', async () => {
+      await pki('token', 'create', '--name', 'plc-12', '--role', 'ot');
+      const revoked = await pki('revoke', 'plc-12');
+      assertExit(revoked, 0);
+      assert.match(revoked.stdout, /revoked 1 outstanding enrollment token/);
+      assertExit(await pkiHere('revoke', 'plc-never'), 1);
+    });
+
+    it('agents, revoke, crl - an enrolled agent is listed, revoked, and its serial is on the CRL', async () => {
+      // DMZ_STATE_DIR in place of --state, as a service environment would set it.
+      const created = await runPki(['token', 'create', '--name', 'plc-9', '--role', 'ot'], {
+        DMZ_STATE_DIR: stateDir,
+      });
+      assertExit(created, 0);
+      const serial = await enroll(stateDir, created.stdout.trim(), agentKeys);
+
+      const enrolled = (parseJson(await pki('agents', '--json')) as AgentJson[]).filter(
+        (a) => a.name === 'plc-9',
+      );
+      assert.deepEqual(
+        enrolled.map((a) => [a.role, a.serial, a.status]),
+        [['ot', serial, 'valid']],
+      );
+      const used = parseJson(await pkiHere('token', 'list', '--all', '--json')) as TokenListEntry[];
+      assert.equal(used.find((t) => t.name === 'plc-9')?.status, 'used');
+      const revokeUsed = await pkiHere('token', 'revoke', used.find((t) => t.name === 'plc-9')!.jti);
+      assertExit(revokeUsed, 1);
+      assert.match(revokeUsed.stderr, /already been used; revoke the agent's certificate/);
+
+      const revoked = await pki('revoke', 'plc-9', '--reason', 'key lost');
+      assertExit(revoked, 0);
+      assert.equal(revoked.stdout, `revoked ${serial} (plc-9, ot)\n`);
+      assert.equal(revoked.stderr, '');
+      const afterRevoke = (parseJson(await pkiHere('agents', '--json')) as AgentJson[]).find(
+        (a) => a.serial === serial,
+      );
+      assert.deepEqual([afterRevoke?.status, afterRevoke?.revocationReason], ['revoked', 'key lost']);
+      const table = await pkiHere('agents');
+      assert.match(table.stdout, new RegExp(`plc-9\\s+ot\\s+${serial}\\s+\\S+Z\\s+revoked\\s+-`));
+
+      // Written by `revoke` itself: no relay is running here.
+      const onDisk = await runOpenssl(['crl', '-in', join(stateDir, 'crl.pem'), '-noout', '-text']);
+      assert.equal(onDisk.code, 0, onDisk.stderr);
+      assert.ok(crlListsSerial(onDisk.stdout, serial), onDisk.stdout);
+
+      const der = await pki('crl', '--der');
+      assertExit(der, 0);
+      const derFile = join(root, 'exported.crl');
+      await writeFile(derFile, der.stdoutBytes);
+      const parsed = await runOpenssl(['crl', '-inform', 'DER', '-in', derFile, '-noout', '-text']);
+      assert.equal(parsed.code, 0, parsed.stderr);
+      assert.ok(crlListsSerial(parsed.stdout, serial), parsed.stdout);
+
+      const pemFile = join(root, 'exported.pem');
+      assertExit(await pkiHere('crl', '--out', pemFile), 0);
+      assert.equal(await readFile(pemFile, 'utf8'), await readFile(join(stateDir, 'crl.pem'), 'utf8'));
+
+      const again = await pkiHere('revoke', 'plc-9');
+      assertExit(again, 0);
+      assert.equal(again.stdout, '');
+      assert.match(again.stderr, /already revoked, nothing changed/);
+    });
+
+    it('revoke - an unknown name or serial exits 1 and says so', async () => {
+      const run = await pki('revoke', 'no-such-agent');
+      assertExit(run, 1);
+      assert.equal(
+        run.stderr,
+        'dmz-pki: no certificate issued to an agent or with a serial "no-such-agent"\n',
+      );
+    });
+
+    it('status --json - identity, expiry dates, counts and the CRL', async () => {
+      const status = parseJson(await pki('status', '--json')) as {
+        trustDomain: string;
+        caFingerprint: string;
+        caNotAfter: string;
+        relayCertificateNotAfter: string;
+        activeTokens: number;
+        crl: { nextUpdate: string; needsReissue: boolean; unpublishedSerials: number };
+      };
+      assert.equal(status.trustDomain, 'plant.example');
+      assert.equal(status.caFingerprint, init.stdout.trim());
+      assert.ok(Date.parse(status.caNotAfter) > Date.parse(status.relayCertificateNotAfter));
+      assert.ok(Date.parse(status.crl.nextUpdate) > Date.now());
+      assert.equal(status.crl.needsReissue, false);
+      const tokens = parseJson(await pkiHere('token', 'list', '--json')) as TokenListEntry[];
+      assert.equal(status.activeTokens, tokens.length);
+      const human = await pkiHere('status');
+      assert.match(human.stdout, /^state directory\s+\S+\ntrust domain\s+plant\.example\n/);
+    });
+  });
+
+  describe('dmz-pki - a passphrase-protected CA', { concurrency: false }, () => {
+    let stateDir: string;
+    let passphraseFile: string;
+    let wrongFile: string;
+    before(async () => {
+      stateDir = join(root, 'locked');
+      passphraseFile = join(root, 'passphrase');
+      wrongFile = join(root, 'wrong-passphrase');
+      await writeFile(passphraseFile, `${PASSPHRASE}\n`, { mode: 0o600 });
+      await writeFile(wrongFile, 'not it\n', { mode: 0o600 });
+    });
+    /** A process for the command under test; the same in this process for follow-up reads. */
+    const pki = (...args: string[]) => runPki(['--state', stateDir, ...args]);
+    const pkiHere = (...args: string[]) => runInProcess(['--state', stateDir, ...args]);
+
+    it('init --json --passphrase-file - keys are encrypted at rest', async () => {
+      const initJson = parseJson(
+        await pki(
+          'init',
+          '--json',
+          '--trust-domain',
+          'locked.example',
+          '--ip',
+          '127.0.0.1',
+          '--passphrase-file',
+          passphraseFile,
+        ),
+      ) as { caFingerprint: string; stateDir: string; trustDomain: string };
+      assert.deepEqual(Object.keys(initJson).sort(), ['caFingerprint', 'stateDir', 'trustDomain']);
+      assert.equal(initJson.stateDir, stateDir);
+      assert.equal(initJson.trustDomain, 'locked.example');
+      assert.equal(initJson.caFingerprint, spkiFingerprint(await readFile(join(stateDir, 'ca.pem'), 'utf8')));
+      for (const key of ['ca-key.pem', 'token-signing-key.pem']) {
+        assert.match(await readFile(join(stateDir, key), 'utf8'), /BEGIN ENCRYPTED PRIVATE KEY/, key);
+      }
+    });
+
+    it('token create - needs the passphrase: none and a wrong one fail clearly, file or env works', async () => {
+      const args = ['token', 'create', '--name', 'press-1', '--role', 'ot'];
+      const without = await pki(...args);
+      assertExit(without, 1);
+      assert.equal(
+        without.stderr,
+        'dmz-pki: the token-signing key is encrypted: give its passphrase with --passphrase-file FILE or DMZ_PKI_PASSPHRASE\n',
+      );
+      const wrong = await pkiHere(...args, '--passphrase-file', wrongFile);
+      assertExit(wrong, 1);
+      assert.equal(wrong.stderr, 'dmz-pki: the passphrase does not decrypt the token-signing key\n');
+      const missingFile = await pkiHere(...args, '--passphrase-file', join(root, 'absent'));
+      assertExit(missingFile, 1);
+      assert.match(missingFile.stderr, /cannot read --passphrase-file ".*absent" \(ENOENT\)/);
+
+      const withFile = await pki(...args, '--passphrase-file', passphraseFile);
+      assertExit(withFile, 0);
+      assert.match(withFile.stdout.trim(), JWT);
+      const withEnv = await runInProcess(['--state', stateDir, ...args], { DMZ_PKI_PASSPHRASE: PASSPHRASE });
+      assertExit(withEnv, 0);
+      assert.match(withEnv.stdout.trim(), JWT);
+    });
+
+    it('revoke - without the passphrase the store is updated and the relay is left to publish the CRL', async () => {
+      const token = await pkiHere(
+        'token',
+        'create',
+        '--name',
+        'press-2',
+        '--role',
+        'ot',
+        '--passphrase-file',
+        passphraseFile,
+      );
+      const serial = await enroll(stateDir, token.stdout.trim(), agentKeys, PASSPHRASE);
+
+      const revoked = await pki('revoke', serial);
+      assertExit(revoked, 0);
+      assert.equal(revoked.stdout, `revoked ${serial} (press-2, ot)\n`);
+      assert.match(
+        revoked.stderr,
+        /does not list 1 revoked certificate\(s\) yet; the running relay publishes them/,
+      );
+
+      const stale = await pkiHere('crl');
+      assertExit(stale, 0);
+      assert.match(stale.stdout, /^-----BEGIN X509 CRL-----/);
+      assert.match(stale.stderr, /give the passphrase .* to reissue it now/);
+      const staleText = await runOpenssl(['crl', '-in', join(stateDir, 'crl.pem'), '-noout', '-text']);
+      assert.ok(!crlListsSerial(staleText.stdout, serial));
+
+      const reissued = await pki('crl', '--passphrase-file', passphraseFile);
+      assertExit(reissued, 0);
+      assert.equal(reissued.stderr, '');
+      const text = await runOpenssl(['crl', '-in', join(stateDir, 'crl.pem'), '-noout', '-text']);
+      assert.ok(crlListsSerial(text.stdout, serial), text.stdout);
+      assert.equal((await pkiHere('crl')).stderr, '', 'current again: no warning');
+    });
+
+    it('revoke - a wrong passphrase fails before anything is revoked', async () => {
+      const token = await pkiHere(
+        'token',
+        'create',
+        '--name',
+        'press-3',
+        '--role',
+        'ot',
+        '--passphrase-file',
+        passphraseFile,
+      );
+      const serial = await enroll(stateDir, token.stdout.trim(), agentKeys, PASSPHRASE);
+      const run = await pki('revoke', 'press-3', '--passphrase-file', wrongFile);
+      assertExit(run, 1);
+      assert.equal(run.stderr, 'dmz-pki: the passphrase does not decrypt the CA key\n');
+      const agents = parseJson(await pkiHere('agents', '--json')) as AgentJson[];
+      assert.equal(agents.find((a) => a.serial === serial)?.status, 'valid');
+
+      const withPassphrase = await pkiHere(
+        'revoke',
+        'press-3',
+        '--json',
+        '--passphrase-file',
+        passphraseFile,
+      );
+      const result = parseJson(withPassphrase) as { revoked: AgentJson[]; crlWritten: boolean };
+      assert.deepEqual(
+        result.revoked.map((a) => a.serial),
+        [serial],
+      );
+      assert.equal(result.crlWritten, true);
+    });
+  });
+});
