@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { loadCredentials } from '../agents/credentials.ts';
 import { RelayClient } from '../agents/relay-client.ts';
 import { run, start } from './demo/commands.ts';
-import { answerSetpoint, decodeReading, runPress } from './demo/plant.ts';
+import { decodeReading, Press } from './demo/plant.ts';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '20' }, dir: { type: 'string', default: '.demo' } },
@@ -37,10 +37,19 @@ async function main(): Promise<void> {
   const state = join(dir, 'state');
   const [agentPort, enrollPort, adminPort] = [await freePort(), await freePort(), await freePort()];
 
-  say('dmz-pki init: the relay\'s own CA, server certificate and token-signing key');
+  say("dmz-pki init: the relay's own CA, server certificate and token-signing key");
   const fingerprint = await run('dmz-pki', [
-    '--state', state, 'init', '--trust-domain', 'demo.plant',
-    '--dns', 'localhost', '--ip', '127.0.0.1', '--enroll-url', `https://127.0.0.1:${enrollPort}`,
+    '--state',
+    state,
+    'init',
+    '--trust-domain',
+    'demo.plant',
+    '--dns',
+    'localhost',
+    '--ip',
+    '127.0.0.1',
+    '--enroll-url',
+    `https://127.0.0.1:${enrollPort}`,
   ]);
   process.stdout.write(`CA fingerprint: ${fingerprint}`);
 
@@ -66,31 +75,34 @@ async function main(): Promise<void> {
   say(`dmz-relay --config ${configPath}`);
   const relay = start('dmz-relay', ['--config', configPath]);
   relay.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`[relay] ${chunk.toString()}`));
-  const stopRelay = () => new Promise((done) => {
-    relay.once('exit', done);
-    relay.kill('SIGTERM');
-  });
+  const stopRelay = () =>
+    new Promise((done) => {
+      relay.once('exit', done);
+      relay.kill('SIGTERM');
+    });
 
   try {
     await waitForHealth(adminPort);
-    const agents: Record<string, string> = {};
-    for (const [name, role] of [['press-7', 'ot'], ['historian', 'it']] as const) {
+    const enroll = async (name: string, role: 'ot' | 'it') => {
       say(`dmz-pki token create --name ${name} --role ${role}; dmz-agent enroll --token - --dir ...`);
-      const token = (await run('dmz-pki', ['--state', state, 'token', 'create', '--name', name, '--role', role])).trim();
-      agents[name] = join(dir, 'agents', name);
-      process.stdout.write(await run('dmz-agent', ['enroll', '--token', '-', '--dir', agents[name]], token));
-    }
+      const token = (
+        await run('dmz-pki', ['--state', state, 'token', 'create', '--name', name, '--role', role])
+      ).trim();
+      const agentDir = join(dir, 'agents', name);
+      process.stdout.write(await run('dmz-agent', ['enroll', '--token', '-', '--dir', agentDir], token));
+      return loadCredentials(agentDir);
+    };
+    const pressCredentials = await enroll('press-7', 'ot');
+    const historianCredentials = await enroll('historian', 'it');
     const url = `wss://127.0.0.1:${agentPort}/v1/agent`;
-    const pressCredentials = await loadCredentials(agents['press-7']!);
-    const historianCredentials = await loadCredentials(agents['historian']!);
 
     say('press-7 (OT) and historian (IT) connect out to the relay; the historian opens a session');
-    let press: ReturnType<typeof runPress> | undefined;
+    const press = new Press();
     const pressClient = await RelayClient.connect(
       { url, ...pressCredentials },
-      { onRequest: (request) => answerSetpoint(press!, request.topic, request.payload) },
+      { onRequest: (request) => press.answerSetpoint(request.topic, request.payload) },
     );
-    press = runPress(pressClient, 'press-7', 500);
+    press.start(pressClient, 'press-7', 500);
     let lastPrint = 0;
     const historian = await RelayClient.connect(
       { url, ...historianCredentials },
@@ -99,8 +111,12 @@ async function main(): Promise<void> {
           if (frame.type !== 'deliver' || Date.now() - lastPrint < 1000) return;
           if (!frame.topic.endsWith('/speed')) return;
           lastPrint = Date.now();
-          const reading = decodeReading(frame.points[0]!);
-          process.stdout.write(`historian <- ${frame.topic} = ${reading.value} (seq ${frame.seq}, ${Date.now() - reading.ts} ms old)\n`);
+          const [point] = frame.points;
+          if (point === undefined) return;
+          const reading = decodeReading(point);
+          process.stdout.write(
+            `historian <- ${frame.topic} = ${reading.value} (seq ${frame.seq}, ${Date.now() - reading.ts} ms old)\n`,
+          );
         },
       },
     );
@@ -113,8 +129,15 @@ async function main(): Promise<void> {
       await new Promise((done) => setTimeout(done, Math.min(5000, deadline - Date.now())));
       if (Date.now() >= deadline) break;
       try {
-        const reply = await historian.request(session.session, 'press-7/setpoints/speed', new TextEncoder().encode(String(setpoint)), 2000);
-        process.stdout.write(`historian -> press-7/setpoints/speed = ${setpoint}: ${new TextDecoder().decode(reply)}\n`);
+        const reply = await historian.request(
+          session.session,
+          'press-7/setpoints/speed',
+          new TextEncoder().encode(String(setpoint)),
+          2000,
+        );
+        process.stdout.write(
+          `historian -> press-7/setpoints/speed = ${setpoint}: ${new TextDecoder().decode(reply)}\n`,
+        );
       } catch (error) {
         process.stdout.write(`historian -> setpoint ${setpoint} refused: ${(error as Error).message}\n`);
       }

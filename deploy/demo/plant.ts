@@ -11,38 +11,43 @@ const decoder = new TextDecoder();
 /** The press's writable point: its range is the OT side's own rule, whatever the relay allows. */
 const SPEED_RANGE = { min: 0, max: 120 };
 
-export interface Press {
-  speed: number;
-  stop(): void;
-}
+/** A simulated press: three readings published periodically, and one writable speed setpoint. */
+export class Press {
+  speed = 60;
+  #timer: NodeJS.Timeout | undefined;
 
-export function runPress(client: RelayClient, name: string, periodMs: number): Press {
-  const press = { speed: 60, stop: () => clearInterval(timer) };
-  let seq = 0;
-  const timer = setInterval(() => {
-    const t = Date.now() / 1000;
-    const readings = {
-      temperature: 180 + 5 * Math.sin(t / 3),
-      pressure: 42 + 2 * Math.cos(t / 5),
-      speed: press.speed + Math.sin(t) * 0.5,
-    };
-    seq++;
-    for (const [tag, value] of Object.entries(readings)) {
-      client.publish(`${name}/${tag}`, seq, [encoder.encode(JSON.stringify({ value: Number(value.toFixed(2)), ts: Date.now() }))]);
-    }
-  }, periodMs);
-  return press;
-}
-
-/** The OT side's check of a write, independent of the relay's policy. */
-export function answerSetpoint(press: Press, topic: string, payload: Uint8Array): Uint8Array {
-  if (!topic.endsWith('/setpoints/speed')) throw new DmzError('RELAY_ERR_FORBIDDEN', 'point is not writable');
-  const value = Number(decoder.decode(payload));
-  if (!Number.isFinite(value) || value < SPEED_RANGE.min || value > SPEED_RANGE.max) {
-    throw new DmzError('RELAY_ERR_FORBIDDEN', `speed must be ${SPEED_RANGE.min}..${SPEED_RANGE.max}`);
+  start(client: RelayClient, name: string, periodMs: number): void {
+    let seq = 0;
+    this.#timer = setInterval(() => {
+      const t = Date.now() / 1000;
+      const readings = {
+        temperature: 180 + 5 * Math.sin(t / 3),
+        pressure: 42 + 2 * Math.cos(t / 5),
+        speed: this.speed + Math.sin(t) * 0.5,
+      };
+      seq++;
+      for (const [tag, value] of Object.entries(readings)) {
+        const reading = { value: Number(value.toFixed(2)), ts: Date.now() };
+        client.publish(`${name}/${tag}`, seq, [encoder.encode(JSON.stringify(reading))]);
+      }
+    }, periodMs);
   }
-  press.speed = value;
-  return encoder.encode(`speed set to ${value}`);
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** The OT side's own check of a write, independent of the relay's policy. */
+  answerSetpoint(topic: string, payload: Uint8Array): Uint8Array {
+    if (!topic.endsWith('/setpoints/speed'))
+      throw new DmzError('RELAY_ERR_FORBIDDEN', 'point is not writable');
+    const value = Number(decoder.decode(payload));
+    if (!Number.isFinite(value) || value < SPEED_RANGE.min || value > SPEED_RANGE.max) {
+      throw new DmzError('RELAY_ERR_FORBIDDEN', `speed must be ${SPEED_RANGE.min}..${SPEED_RANGE.max}`);
+    }
+    this.speed = value;
+    return encoder.encode(`speed set to ${value}`);
+  }
 }
 
 export function decodeReading(point: Uint8Array): { value: number; ts: number } {

@@ -105,6 +105,14 @@ describe('relay config', () => {
     assert.deepEqual(paths, ['/limits/maxFrameBytes', '/policy/0/subscribe/0', '/trustDomain']);
   });
 
+  it('accepts the shipped example configuration (deploy/relay.example.yaml)', async () => {
+    const config = await loadRelayConfig(
+      join(import.meta.dirname, '..', '..', '..', 'deploy', 'relay.example.yaml'),
+    );
+    assert.equal(config.listen.enrollment.mode, 'auto');
+    assert.ok(config.policy.length > 0);
+  });
+
   it('reads YAML files, refusing duplicate keys and unreadable files with clear codes', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'dmz-config-'));
     const good = join(dir, 'relay.yaml');
