@@ -57,16 +57,11 @@ export function connectWithPinnedCa(options: {
       // and nothing is written on this socket unless it passes.
       rejectUnauthorized: false,
     });
-    socket.setTimeout(timeoutMs, () =>
-      socket.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)),
-    );
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no TLS handshake within ${timeoutMs} ms`)));
     // Kept for the socket's life: an error after we resolve must not go unhandled (reject is then a no-op).
-    socket.on('error', (error) => {
-      reject(
-        new DmzError('PKI_ERR_ENROLLMENT_FAILED', `could not connect to ${describe(endpoint)}: ${error.message}`, {
-          cause: error,
-        }),
-      );
+    socket.on('error', (error: Error) => {
+      const reason = `could not connect to ${describe(endpoint)}: ${error.message}`;
+      reject(new DmzError('PKI_ERR_ENROLLMENT_FAILED', reason, { cause: error }));
     });
     socket.once('secureConnect', () => {
       try {
@@ -75,7 +70,11 @@ export function connectWithPinnedCa(options: {
         resolve({ socket, ca });
       } catch (error) {
         socket.destroy();
-        reject(error instanceof DmzError ? error : new DmzError('PKI_ERR_CA_MISMATCH', undefined, { cause: error }));
+        reject(
+          error instanceof DmzError
+            ? error
+            : new DmzError('PKI_ERR_CA_MISMATCH', undefined, { cause: error }),
+        );
       }
     });
   });
@@ -113,7 +112,7 @@ export function verifyPinnedChain(
     isIP(host) === 0
       ? leaf.checkHost(host, { subject: 'never', wildcards: false }) !== undefined
       : leaf.checkIP(host) !== undefined;
-  if (matches === null) mismatch(`the server certificate is not for ${host}`);
+  if (!matches) mismatch(`the server certificate is not for ${host}`);
   return ca;
 }
 
@@ -125,7 +124,7 @@ function peerChain(socket: TLSSocket): X509Certificate[] {
     chain.push(new X509Certificate(current.raw));
     // A self-signed certificate is its own issuer: the end of the chain.
     if (current.issuerCertificate === current) break;
-    current = current.issuerCertificate as DetailedPeerCertificate | undefined;
+    current = current.issuerCertificate;
   }
   return chain;
 }
@@ -136,7 +135,9 @@ function isCurrent(certificate: X509Certificate, now: Date): boolean {
 }
 
 function describe(endpoint: PinnedEndpoint): string {
-  return isIP(endpoint.host) === 6 ? `[${endpoint.host}]:${endpoint.port}` : `${endpoint.host}:${endpoint.port}`;
+  return isIP(endpoint.host) === 6
+    ? `[${endpoint.host}]:${endpoint.port}`
+    : `${endpoint.host}:${endpoint.port}`;
 }
 
 function mismatch(reason: string): never {

@@ -102,7 +102,11 @@ export async function loadCredentials(dir: string): Promise<AgentCredentialSet> 
  * (itself a self-signed CA certificate) and certifying our own key. Identity comes from the
  * certificate's SPIFFE URI SAN only.
  */
-export function readEnrolledIdentity(pems: { keyPem: string; certPem: string; caPem: string }): EnrolledIdentity {
+export function readEnrolledIdentity(pems: {
+  keyPem: string;
+  certPem: string;
+  caPem: string;
+}): EnrolledIdentity {
   const ca = parseCertificate(pems.caPem, CREDENTIAL_FILES.ca);
   const certificate = parseCertificate(pems.certPem, CREDENTIAL_FILES.certificate);
   if (!ca.ca || !ca.verify(ca.publicKey)) {

@@ -22,6 +22,13 @@ import { exchangeEnrollment } from './enrollment-exchange.ts';
 /** Per URL, for the TLS handshake and again for the answer: generous for a plant's WAN link. */
 export const DEFAULT_ENROLLMENT_TIMEOUT_MS = 30_000;
 
+/**
+ * A relay in `auto` mode opens its enrollment port within a second of a token being created, so a
+ * refused connection is retried for a while: nothing was sent, the token is intact.
+ */
+const REFUSED_RETRY_WINDOW_MS = 10_000;
+const REFUSED_RETRY_INTERVAL_MS = 250;
+
 export interface EnrollAgentOptions {
   readonly token: string;
   /** The credential directory (created 0700 if missing). */
@@ -51,7 +58,9 @@ export async function enrollAgent(options: EnrollAgentOptions): Promise<Enrollme
     const endpoint = endpointOf(new URL(url));
     let connection: PinnedConnection;
     try {
-      connection = await connectWithPinnedCa({ endpoint, caFingerprint: claims.caFingerprint, timeoutMs });
+      connection = await connectRetryingRefusals(() =>
+        connectWithPinnedCa({ endpoint, caFingerprint: claims.caFingerprint, timeoutMs }),
+      );
     } catch (error) {
       // Nothing was sent there, so the token is intact: the next URL may reach the relay.
       failures.push(asDmzError(error));
@@ -66,10 +75,32 @@ export async function enrollAgent(options: EnrollAgentOptions): Promise<Enrollme
   throw mostTelling(failures);
 }
 
+async function connectRetryingRefusals(connect: () => Promise<PinnedConnection>): Promise<PinnedConnection> {
+  const deadline = Date.now() + REFUSED_RETRY_WINDOW_MS;
+  for (;;) {
+    try {
+      return await connect();
+    } catch (error) {
+      const refused =
+        error instanceof DmzError &&
+        (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
+      if (!refused || Date.now() + REFUSED_RETRY_INTERVAL_MS > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, REFUSED_RETRY_INTERVAL_MS));
+    }
+  }
+}
+
 /** The answer must be the pinned CA, and a certificate from it for our key and the token's identity. */
-function checkAnswer(answer: EnrollmentResponse, keyPem: string, claims: EnrollmentClaims): AgentCredentialSet {
+function checkAnswer(
+  answer: EnrollmentResponse,
+  keyPem: string,
+  claims: EnrollmentClaims,
+): AgentCredentialSet {
   if (spkiFingerprint(answer.ca) !== claims.caFingerprint) {
-    throw new DmzError('PKI_ERR_CA_MISMATCH', 'the relay returned a CA certificate other than the pinned one');
+    throw new DmzError(
+      'PKI_ERR_CA_MISMATCH',
+      'the relay returned a CA certificate other than the pinned one',
+    );
   }
   const identity = readEnrolledIdentity({ keyPem, certPem: answer.certificate, caPem: answer.ca });
   if (identity.name !== claims.name || identity.role !== claims.role) {

@@ -55,6 +55,9 @@ export async function startMosquitto(
       'log_timestamp false',
       'connection_messages true',
       'allow_anonymous false',
+      // QoS 0 messages beyond this per-subscriber queue are dropped (default 1000); 0 = no limit, so
+      // every point is delivered in both systems. The publisher's bounded count bounds the queue.
+      'max_queued_messages 0',
       `listener ${port} 127.0.0.1`,
       `cafile ${tls.caFile}`,
       `certfile ${tls.serverCertFile}`,

@@ -50,21 +50,19 @@ export function connectAgent(
   name: string,
   onFrame?: (frame: ToAgentFrame) => void,
 ): Promise<RelayClient> {
-  return pki
-    .issueAgent(role, name)
-    .then(({ certPem, keyPem }) =>
-      RelayClient.connect(
-        {
-          url,
-          certPem,
-          keyPem,
-          caPem: pki.ca.certPem,
-          software: 'dmz-bench',
-          connectTimeoutMs: STARTUP_TIMEOUT_MS,
-        },
-        onFrame === undefined ? {} : { onFrame },
-      ),
-    );
+  return pki.issueAgent(role, name).then(({ certPem, keyPem }) =>
+    RelayClient.connect(
+      {
+        url,
+        certPem,
+        keyPem,
+        caPem: pki.ca.certPem,
+        software: 'dmz-bench',
+        connectTimeoutMs: STARTUP_TIMEOUT_MS,
+      },
+      onFrame === undefined ? {} : { onFrame },
+    ),
+  );
 }
 
 /** Connects IT agent `name`, opens a session with the publisher and subscribes to the points topic. */

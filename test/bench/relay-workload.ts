@@ -101,6 +101,9 @@ async function pump(
         publisher.client.bufferedBytes > PUBLISHER_HIGH_WATER_BYTES ||
         published - slowest() >= IN_FLIGHT_POINTS
       ) {
+        if (subscribers.some((subscriber) => subscriber.client.closed)) {
+          throw new Error('the relay closed a subscriber connection');
+        }
         await progress();
         continue;
       }
@@ -112,8 +115,9 @@ async function pump(
   }
   const drainDeadline = performance.now() + DRAIN_TIMEOUT_MS;
   while (slowest() < published && performance.now() < drainDeadline) {
-    const closed = subscribers.find((subscriber) => subscriber.client.closed);
-    if (closed !== undefined) throw new Error('the relay closed a subscriber connection');
+    if (subscribers.some((subscriber) => subscriber.client.closed)) {
+      throw new Error('the relay closed a subscriber connection');
+    }
     await delay(1);
   }
   const delivered = counters.reduce((sum, counter, index) => sum + counter.delivered - base[index]!, 0);

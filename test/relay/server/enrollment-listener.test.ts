@@ -101,18 +101,15 @@ describe('enrollment listener', () => {
     assert.deepEqual(Object.keys(body).sort(), ['ca', 'certificate']);
     assert.equal(body.ca, fixture.tls.caPem);
 
-    const verified = await runOpenssl(
-      ['verify', '-CAfile', 'ca.pem', '-purpose', 'sslclient', 'cert.pem'],
-      { 'ca.pem': body.ca, 'cert.pem': body.certificate },
-    );
+    const verified = await runOpenssl(['verify', '-CAfile', 'ca.pem', '-purpose', 'sslclient', 'cert.pem'], {
+      'ca.pem': body.ca,
+      'cert.pem': body.certificate,
+    });
     assert.equal(verified.exitCode, 0, verified.stderr);
     assert.match(verified.stdout, /cert\.pem: OK/);
     const certificate = new X509Certificate(body.certificate);
     assert.equal(certificate.subjectAltName, 'URI:spiffe://test.dmz/agent/ot/press-7');
-    assert.equal(
-      certificate.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-      keys.publicKeyPem,
-    );
+    assert.equal(certificate.publicKey.export({ type: 'spki', format: 'pem' }).toString(), keys.publicKeyPem);
 
     const succeeded = await listener.audit.waitFor(
       (entry) => entry.event === 'enrollment.succeeded' && entry.name === 'press-7',
@@ -135,10 +132,7 @@ describe('enrollment listener', () => {
   it('lets exactly one of 8 parallel redemptions of one token win', async () => {
     const { token } = await fixture.createToken({ name: 'raced' });
     const answers = await Promise.all(Array.from({ length: 8 }, () => enroll({ token, csr })));
-    assert.deepEqual(
-      answers.map((answer) => answer.status).sort(),
-      [200, 409, 409, 409, 409, 409, 409, 409],
-    );
+    assert.deepEqual(answers.map((answer) => answer.status).sort(), [200, 409, 409, 409, 409, 409, 409, 409]);
     for (const answer of answers.filter((candidate) => candidate.status !== 200)) {
       assertRefused(answer, 409, 'PKI_ERR_TOKEN_USED');
     }
@@ -161,7 +155,9 @@ describe('enrollment listener', () => {
     {
       name: 'a tampered token (payload edited, signature kept)',
       token: async () => {
-        const [header, payload, signature] = (await fixture.createToken({ name: 'tampered' })).token.split('.');
+        const [header, payload, signature] = (await fixture.createToken({ name: 'tampered' })).token.split(
+          '.',
+        );
         const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
         const edited = Buffer.from(JSON.stringify({ ...claims, role: 'it' })).toString('base64url');
         return [header, edited, signature].join('.');
@@ -215,7 +211,12 @@ describe('enrollment listener', () => {
     status: number;
     code: ErrorCode;
   }[] = [
-    { name: 'garbage for a CSR', body: (token) => Promise.resolve({ token, csr: 'not a csr' }), status: 400, code: 'PKI_ERR_CSR_INVALID' },
+    {
+      name: 'garbage for a CSR',
+      body: (token) => Promise.resolve({ token, csr: 'not a csr' }),
+      status: 400,
+      code: 'PKI_ERR_CSR_INVALID',
+    },
     {
       name: 'a CSR for an EC key',
       body: async (token) => ({
@@ -316,10 +317,16 @@ describe('enrollment listener', () => {
       (answer.body as { certificate: string }).certificate,
     );
     assert.equal(extensions.get('X509v3 Basic Constraints')?.value, 'CA:FALSE');
-    assert.equal(extensions.get('X509v3 Subject Alternative Name')?.value, 'URI:spiffe://test.dmz/agent/ot/greedy');
+    assert.equal(
+      extensions.get('X509v3 Subject Alternative Name')?.value,
+      'URI:spiffe://test.dmz/agent/ot/greedy',
+    );
     assert.equal(extensions.get('X509v3 Extended Key Usage')?.value, 'TLS Web Client Authentication');
     assert.equal(extensions.get('X509v3 Key Usage')?.value, 'Digital Signature');
-    assert.doesNotMatch(text, /relay\.example|10\.0\.0\.1|agent\/it\/admin|Server Authentication|Certificate Sign/);
+    assert.doesNotMatch(
+      text,
+      /relay\.example|10\.0\.0\.1|agent\/it\/admin|Server Authentication|Certificate Sign/,
+    );
   });
 
   it('answers an unexpected failure with 500 PKI_ERR_ENROLLMENT_FAILED; the detail goes to the audit log only', async () => {
