@@ -1,19 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { encode } from '@msgpack/msgpack';
 import fc from 'fast-check';
 import { decodeFrame, encodeFrame } from '../../../relay/protocol/codec.ts';
 import { DmzError, type ErrorCode } from '../../../relay/protocol/errors.ts';
 import { FRAME_KIND, type ToAgentFrame, type ToRelayFrame } from '../../../relay/protocol/frames.ts';
 import { MAX_POINTS_PER_FRAME } from '../../../relay/protocol/limits.ts';
-
-function raw(kind: number, body: unknown): Uint8Array {
-  const encoded = encode(body);
-  const out = new Uint8Array(encoded.byteLength + 1);
-  out[0] = kind;
-  out.set(encoded, 1);
-  return out;
-}
+import { rawFrame } from '../../support/raw-frame.ts';
 
 function codeOf(action: () => unknown): ErrorCode {
   try {
@@ -68,13 +60,17 @@ describe('codec', () => {
 
   const refused: [string, Uint8Array, ErrorCode][] = [
     ['an empty frame', new Uint8Array(), 'RELAY_ERR_MALFORMED_FRAME'],
-    ['an unknown kind byte', raw(0xee, {}), 'RELAY_ERR_UNKNOWN_FRAME'],
-    ['a relay-to-agent kind sent to the relay', raw(FRAME_KIND.deliver, {}), 'RELAY_ERR_UNKNOWN_FRAME'],
-    ['a reserved tunnel kind', raw(FRAME_KIND.streamOpen, {}), 'RELAY_ERR_UNSUPPORTED'],
-    ['truncated MessagePack', raw(FRAME_KIND.ping, { nonce: 1 }).subarray(0, 4), 'RELAY_ERR_MALFORMED_FRAME'],
+    ['an unknown kind byte', rawFrame(0xee, {}), 'RELAY_ERR_UNKNOWN_FRAME'],
+    ['a relay-to-agent kind sent to the relay', rawFrame(FRAME_KIND.deliver, {}), 'RELAY_ERR_UNKNOWN_FRAME'],
+    ['a reserved tunnel kind', rawFrame(FRAME_KIND.streamOpen, {}), 'RELAY_ERR_UNSUPPORTED'],
+    [
+      'truncated MessagePack',
+      rawFrame(FRAME_KIND.ping, { nonce: 1 }).subarray(0, 4),
+      'RELAY_ERR_MALFORMED_FRAME',
+    ],
     [
       'trailing bytes',
-      new Uint8Array([...raw(FRAME_KIND.ping, { nonce: 1 }), 0xc0]),
+      new Uint8Array([...rawFrame(FRAME_KIND.ping, { nonce: 1 }), 0xc0]),
       'RELAY_ERR_MALFORMED_FRAME',
     ],
     [
@@ -82,30 +78,30 @@ describe('codec', () => {
       new Uint8Array([FRAME_KIND.ping, 0x81, 0xa9, ...Buffer.from('__proto__'), 0x01]),
       'RELAY_ERR_MALFORMED_FRAME',
     ],
-    ['a body that is not a map', raw(FRAME_KIND.ping, [1]), 'RELAY_ERR_INVALID_FRAME'],
-    ['a missing field', raw(FRAME_KIND.ping, {}), 'RELAY_ERR_INVALID_FRAME'],
-    ['an extra field', raw(FRAME_KIND.ping, { nonce: 1, admin: true }), 'RELAY_ERR_INVALID_FRAME'],
-    ['a field of the wrong type', raw(FRAME_KIND.ping, { nonce: '1' }), 'RELAY_ERR_INVALID_FRAME'],
-    ['a negative id', raw(FRAME_KIND.ping, { nonce: -1 }), 'RELAY_ERR_INVALID_FRAME'],
-    ['an id above u32', raw(FRAME_KIND.ping, { nonce: 2 ** 32 }), 'RELAY_ERR_INVALID_FRAME'],
+    ['a body that is not a map', rawFrame(FRAME_KIND.ping, [1]), 'RELAY_ERR_INVALID_FRAME'],
+    ['a missing field', rawFrame(FRAME_KIND.ping, {}), 'RELAY_ERR_INVALID_FRAME'],
+    ['an extra field', rawFrame(FRAME_KIND.ping, { nonce: 1, admin: true }), 'RELAY_ERR_INVALID_FRAME'],
+    ['a field of the wrong type', rawFrame(FRAME_KIND.ping, { nonce: '1' }), 'RELAY_ERR_INVALID_FRAME'],
+    ['a negative id', rawFrame(FRAME_KIND.ping, { nonce: -1 }), 'RELAY_ERR_INVALID_FRAME'],
+    ['an id above u32', rawFrame(FRAME_KIND.ping, { nonce: 2 ** 32 }), 'RELAY_ERR_INVALID_FRAME'],
     [
       'a fractional sequence',
-      raw(FRAME_KIND.publish, { topic: 'a', seq: 1.5, points: [point] }),
+      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1.5, points: [point] }),
       'RELAY_ERR_INVALID_FRAME',
     ],
     [
       'points that are strings',
-      raw(FRAME_KIND.publish, { topic: 'a', seq: 1, points: ['x'] }),
+      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1, points: ['x'] }),
       'RELAY_ERR_INVALID_FRAME',
     ],
     [
       'an empty points batch',
-      raw(FRAME_KIND.publish, { topic: 'a', seq: 1, points: [] }),
+      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1, points: [] }),
       'RELAY_ERR_INVALID_FRAME',
     ],
     [
       'more points than a batch may hold',
-      raw(FRAME_KIND.publish, {
+      rawFrame(FRAME_KIND.publish, {
         topic: 'a',
         seq: 1,
         points: Array.from({ length: MAX_POINTS_PER_FRAME + 1 }, () => point),
@@ -114,12 +110,12 @@ describe('codec', () => {
     ],
     [
       'a topic longer than 256 bytes',
-      raw(FRAME_KIND.publish, { topic: 'a'.repeat(257), seq: 1, points: [point] }),
+      rawFrame(FRAME_KIND.publish, { topic: 'a'.repeat(257), seq: 1, points: [point] }),
       'RELAY_ERR_INVALID_FRAME',
     ],
     [
       'a request deadline beyond a minute',
-      raw(FRAME_KIND.request, { session: 1, id: 1, topic: 'a', timeoutMs: 60_001, payload: point }),
+      rawFrame(FRAME_KIND.request, { session: 1, id: 1, topic: 'a', timeoutMs: 60_001, payload: point }),
       'RELAY_ERR_INVALID_FRAME',
     ],
     [
@@ -157,7 +153,7 @@ describe('codec', () => {
           fc.constantFrom(...kinds),
           fc.dictionary(fc.string({ maxLength: 8 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 6 }),
         )
-        .map(([kind, body]) => raw(kind, body)),
+        .map(([kind, body]) => rawFrame(kind, body)),
     );
     fc.assert(
       fc.property(arbitraryFrame, (bytes) => {

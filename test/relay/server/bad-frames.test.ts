@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { encode } from '@msgpack/msgpack';
 import { encodeFrame } from '../../../relay/protocol/codec.ts';
 import type { ErrorCode } from '../../../relay/protocol/errors.ts';
 import { FRAME_KIND, type ToRelayFrame } from '../../../relay/protocol/frames.ts';
@@ -12,17 +11,9 @@ import {
   type TestRelay,
 } from '../../support/relay-harness.ts';
 import { createTestPki, type TestPki } from '../../support/test-pki.ts';
+import { rawFrame } from '../../support/raw-frame.ts';
 
 const MAX_FRAME_BYTES = 64 * 1024;
-
-/** A frame built by hand: one kind byte, then whatever MessagePack body the test wants. */
-function framed(kind: number, body: unknown): Uint8Array {
-  const encoded = encode(body);
-  const bytes = new Uint8Array(encoded.byteLength + 1);
-  bytes[0] = kind;
-  bytes.set(encoded, 1);
-  return bytes;
-}
 
 /** The misbehaving side: the OT or IT member of a fresh session, or a raw connection (OT identity). */
 type Offender = 'ot' | 'it' | 'raw' | 'raw-before-hello';
@@ -63,7 +54,7 @@ const CASES: readonly BadFrameCase[] = [
     from: 'ot',
     send: (s, { ot }) =>
       s.sendRaw(
-        framed(FRAME_KIND.publish, {
+        rawFrame(FRAME_KIND.publish, {
           topic: `${ot}/x`,
           seq: 1,
           points: [new Uint8Array(MAX_FRAME_BYTES + 1)],
@@ -82,20 +73,20 @@ const CASES: readonly BadFrameCase[] = [
   {
     name: 'a field of the wrong type',
     from: 'ot',
-    send: (s) => s.sendRaw(framed(FRAME_KIND.ping, { nonce: 'seven' })),
+    send: (s) => s.sendRaw(rawFrame(FRAME_KIND.ping, { nonce: 'seven' })),
     code: 'RELAY_ERR_INVALID_FRAME',
   },
   {
     name: 'an unknown frame kind',
     from: 'it',
-    send: (s) => s.sendRaw(framed(0x99, { nonce: 1 })),
+    send: (s) => s.sendRaw(rawFrame(0x99, { nonce: 1 })),
     code: 'RELAY_ERR_UNKNOWN_FRAME',
     close: { code: PROTOCOL_ERROR, reason: 'RELAY_ERR_UNKNOWN_FRAME' },
   },
   {
     name: 'a reserved frame kind (tunnel stream)',
     from: 'it',
-    send: (s) => s.sendRaw(framed(0x70, { session: 1 })),
+    send: (s) => s.sendRaw(rawFrame(0x70, { session: 1 })),
     code: 'RELAY_ERR_UNSUPPORTED',
   },
   {
@@ -115,13 +106,13 @@ const CASES: readonly BadFrameCase[] = [
   {
     name: 'an extra unknown field',
     from: 'it',
-    send: (s) => s.sendRaw(framed(FRAME_KIND.ping, { nonce: 1, admin: true })),
+    send: (s) => s.sendRaw(rawFrame(FRAME_KIND.ping, { nonce: 1, admin: true })),
     code: 'RELAY_ERR_INVALID_FRAME',
   },
   {
     name: 'a __proto__ key',
     from: 'it',
-    send: (s) => s.sendRaw(framed(FRAME_KIND.ping, { nonce: 1, ['__proto__']: { admin: true } })),
+    send: (s) => s.sendRaw(rawFrame(FRAME_KIND.ping, { nonce: 1, ['__proto__']: { admin: true } })),
     code: 'RELAY_ERR_MALFORMED_FRAME',
     close: { code: PROTOCOL_ERROR, reason: 'RELAY_ERR_MALFORMED_FRAME' },
   },
