@@ -1,8 +1,10 @@
 /**
  * The agent's credential directory: its private key (made on this host and never sent anywhere),
  * its certificate, the CA certificate it trusts, and identity.json for people and scripts.
- * Directory 0700, files 0600, each written aside and renamed into place, identity.json last: a
- * directory holding identity.json holds a complete enrollment.
+ * Directory 0700, files 0600. Replacing them (renewal, re-enrollment) is crash-safe: the new set
+ * is staged beside the old one, a marker says it is complete, then it is renamed into place; a
+ * load after a crash finishes a marked swap or discards an unmarked one. The key and certificate
+ * on disk are always a matching pair.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -65,18 +67,54 @@ export async function prepareCredentialDirectory(dir: string, options: { force: 
   }
 }
 
+/** Staged copies of the next credential set, and the marker saying the staged set is complete. */
+const STAGED_SUFFIX = '.next';
+const SWAP_MARKER = 'swap.ready';
+
 export async function storeCredentials(dir: string, credentials: AgentCredentialSet): Promise<void> {
   const { keyPem, certPem, caPem, identity } = credentials;
-  await writeAtomically(dir, 'privateKey', keyPem);
-  await writeAtomically(dir, 'certificate', certPem);
-  await writeAtomically(dir, 'ca', caPem);
-  await writeAtomically(dir, 'identity', `${JSON.stringify(identity, null, 2)}\n`);
+  const contents: Record<CredentialFile, string> = {
+    privateKey: keyPem,
+    certificate: certPem,
+    ca: caPem,
+    identity: `${JSON.stringify(identity, null, 2)}\n`,
+  };
+  for (const file of CREDENTIAL_FILE_KEYS) await writeFlushed(stagedPath(dir, file), contents[file]);
   await syncDirectory(dir);
+  await writeFlushed(join(dir, SWAP_MARKER), '');
+  await syncDirectory(dir);
+  await finishSwap(dir);
+}
+
+/** Completes a swap whose staged set is marked complete; discards a staged set that is not. */
+async function recoverSwap(dir: string): Promise<void> {
+  if (existsSync(join(dir, SWAP_MARKER))) {
+    await finishSwap(dir);
+    return;
+  }
+  await Promise.all(CREDENTIAL_FILE_KEYS.map((file) => rm(stagedPath(dir, file), { force: true })));
+}
+
+async function finishSwap(dir: string): Promise<void> {
+  for (const file of CREDENTIAL_FILE_KEYS) {
+    if (existsSync(stagedPath(dir, file)))
+      await rename(stagedPath(dir, file), join(dir, CREDENTIAL_FILES[file]));
+  }
+  await syncDirectory(dir);
+  await rm(join(dir, SWAP_MARKER), { force: true });
+  await syncDirectory(dir);
+}
+
+const CREDENTIAL_FILE_KEYS = Object.keys(CREDENTIAL_FILES) as CredentialFile[];
+
+function stagedPath(dir: string, file: CredentialFile): string {
+  return join(dir, `${CREDENTIAL_FILES[file]}${STAGED_SUFFIX}`);
 }
 
 /** For `dmz-agent run`: everything checked again, since files can be edited between runs. */
 export async function loadCredentials(dir: string): Promise<AgentCredentialSet> {
   await refuseOpenPermissions(dir);
+  await recoverSwap(dir);
   const [keyPem, certPem, caPem, identityJson] = await Promise.all([
     readCredential(dir, 'privateKey'),
     readCredential(dir, 'certificate'),
@@ -161,19 +199,16 @@ async function readCredential(dir: string, file: CredentialFile): Promise<string
   }
 }
 
-/** Written aside (exclusively, already 0600), flushed, then renamed over the old file. */
-async function writeAtomically(dir: string, file: CredentialFile, contents: string): Promise<void> {
-  const target = join(dir, CREDENTIAL_FILES[file]);
-  const aside = `${target}.${process.pid}.tmp`;
-  await rm(aside, { force: true });
-  const handle = await open(aside, 'wx', CREDENTIAL_FILE_MODE);
+/** Created exclusively (already 0600, never readable by others even for a moment), then flushed. */
+async function writeFlushed(path: string, contents: string): Promise<void> {
+  await rm(path, { force: true });
+  const handle = await open(path, 'wx', CREDENTIAL_FILE_MODE);
   try {
     await handle.writeFile(contents);
     await handle.sync();
   } finally {
     await handle.close();
   }
-  await rename(aside, target);
 }
 
 /** The renames themselves survive a power loss only once the directory is flushed too. */

@@ -6,6 +6,7 @@ import { X509Certificate, createPublicKey } from 'node:crypto';
 import { createCertificateSigningRequest } from '../pki/csr.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from '../pki/keys.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
+import { readEnrolledIdentity, storeCredentials, type AgentCredentialSet } from './credentials.ts';
 import type { RelayClient } from './relay-client.ts';
 
 /** Two thirds in: a third of the lifetime is left to retry if the relay is unreachable. */
@@ -54,4 +55,60 @@ export async function renewOverConnection(
     );
   }
   return { keyPem: keys.privateKeyPem, certPem: certificate, caPem: trustedCaPem };
+}
+
+/** After a failed attempt: try again soon, but not so often that a refusing relay is hammered. */
+const RETRY_MIN_MS = 10_000;
+const RETRY_MAX_MS = 5 * 60_000;
+/** setTimeout's ceiling (about 24.8 days); longer waits are taken in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface RenewalScheduleOptions {
+  readonly client: RelayClient;
+  /** The credential directory; renewed credentials replace the old ones there, crash-safely. */
+  readonly dir: string;
+  readonly credentials: AgentCredentialSet;
+  /** Called with the stored new credentials: reconnect with them when convenient. */
+  readonly onRenewed: (credentials: AgentCredentialSet) => void;
+  readonly onError?: (error: unknown) => void;
+  readonly now?: () => number;
+  readonly random?: () => number;
+}
+
+/**
+ * Renews once, when due, over the given connection; retries on failure until the certificate
+ * expires (after which only a new token helps). Returns a function that cancels it.
+ */
+export function scheduleRenewal(options: RenewalScheduleOptions): () => void {
+  const now = options.now ?? Date.now;
+  let timer: NodeJS.Timeout | undefined;
+  let cancelled = false;
+  const expiresAt = Date.parse(new X509Certificate(options.credentials.certPem).validTo);
+  const wait = (ms: number, then: () => void) => {
+    timer = setTimeout(
+      () => (ms > MAX_TIMER_MS ? wait(ms - MAX_TIMER_MS, then) : then()),
+      Math.min(ms, MAX_TIMER_MS),
+    );
+    timer.unref();
+  };
+  const attempt = () => {
+    if (cancelled) return;
+    const { identity, caPem } = options.credentials;
+    renewOverConnection(options.client, identity.name, caPem)
+      .then(async (renewed) => {
+        const credentials = { ...renewed, identity: readEnrolledIdentity(renewed) };
+        await storeCredentials(options.dir, credentials);
+        if (!cancelled) options.onRenewed(credentials);
+      })
+      .catch((error: unknown) => {
+        options.onError?.(error);
+        const left = expiresAt - now();
+        if (!cancelled && left > 0) wait(Math.min(RETRY_MAX_MS, Math.max(RETRY_MIN_MS, left / 30)), attempt);
+      });
+  };
+  wait(renewalDelayMs(options.credentials.certPem, now(), options.random), attempt);
+  return () => {
+    cancelled = true;
+    clearTimeout(timer);
+  };
 }
