@@ -22,6 +22,9 @@ export class AgentConnection {
   readonly sessions = new Map<number, Session>();
   readonly pendingRequests = new Set<PendingRequest>();
   subscriptionCount = 0;
+  /** Relay clock of the last ping sent, and how many were sent (the next ping's nonce). */
+  lastPingAt: number;
+  pingsSent = 0;
   /** A renewal is being signed: one at a time per connection bounds the signing work an agent causes. */
   renewing = false;
   /** The last topic this agent published to that passed validation and policy (a stream repeats it). */
@@ -32,6 +35,7 @@ export class AgentConnection {
     this.identity = link.identity;
     this.connectedAt = now();
     this.lastSeen = this.connectedAt;
+    this.lastPingAt = this.connectedAt;
     this.outbound = new Outbound(link, limits, now, onTooSlow);
   }
 

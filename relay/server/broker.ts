@@ -10,6 +10,8 @@ import { DmzError, ERROR_MESSAGES, type ErrorCode } from '../protocol/errors.ts'
 import type { ToRelayFrame } from '../protocol/frames.ts';
 import { AgentConnection } from './agent-connection.ts';
 import { AUDIT_EVENT, type AuditLog } from './audit.ts';
+import { checkLiveness, PINGS_PER_LEASE } from './liveness.ts';
+import { enforcePolicy, type PolicyEnforcement } from './policy-enforcement.ts';
 import type { RelayConfig } from './config.ts';
 import type { AgentLink } from './link.ts';
 import type { RelayMetrics } from './metrics.ts';
@@ -25,7 +27,6 @@ import {
   endSession,
   openSession,
   removeSubscription,
-  withdrawSubscription,
 } from './session-handlers.ts';
 import { SessionTable } from './sessions.ts';
 
@@ -35,11 +36,6 @@ const PROTOCOL_VIOLATIONS: ReadonlySet<ErrorCode> = new Set([
   'RELAY_ERR_UNKNOWN_FRAME',
   'RELAY_ERR_FRAME_TOO_LARGE',
 ]);
-
-/** Pings go out three times per lease, so two lost pongs still leave the lease alive. */
-const PINGS_PER_LEASE = 3;
-/** A lease is renewed once a third of it has run, well before it can lapse. */
-const RENEW_WHEN_REMAINING = 2 / 3;
 
 export interface BrokerOptions {
   readonly config: RelayConfig;
@@ -53,8 +49,8 @@ export interface BrokerOptions {
 
 export class Broker {
   readonly #context: RelayContext;
-  readonly #lastPing = new WeakMap<AgentConnection, number>();
-  #nonce = 0;
+  readonly #disconnect = (connection: AgentConnection, closeCode: CloseCode, reason: ErrorCode): void =>
+    this.disconnect(connection, closeCode, reason);
 
   constructor(options: BrokerOptions) {
     this.#context = {
@@ -169,79 +165,13 @@ export class Broker {
   }
 
   /** Swaps in a new policy, cutting what it no longer allows and keeping everything else. */
-  applyPolicy(policy: Policy): {
-    disconnected: number;
-    sessionsClosed: number;
-    subscriptionsWithdrawn: number;
-  } {
-    this.#context.policy = policy;
-    const result = { disconnected: 0, sessionsClosed: 0, subscriptionsWithdrawn: 0 };
-    for (const connection of [...this.#context.agents.values()]) {
-      // That topic passed the old policy; the next publish must pass the new one.
-      connection.lastPublishTopic = undefined;
-      if (policy.admits(connection.identity)) continue;
-      this.disconnect(connection, CLOSE_CODE.policyViolation, 'RELAY_ERR_POLICY_CHANGED');
-      result.disconnected++;
-    }
-    for (const session of [...this.#context.sessions.values()]) {
-      if (!policy.mayOpenSession(session.it.identity, session.filter)) {
-        endSession(
-          this.#context,
-          session,
-          'RELAY_ERR_POLICY_CHANGED',
-          ERROR_MESSAGES.RELAY_ERR_POLICY_CHANGED,
-        );
-        result.sessionsClosed++;
-        continue;
-      }
-      for (const filter of [...session.subscriptions]) {
-        if (policy.maySubscribe(session.it.identity, filter)) continue;
-        withdrawSubscription(session, filter);
-        session.it.outbound.sendControl({
-          type: 'error',
-          session: session.id,
-          code: 'RELAY_ERR_POLICY_CHANGED',
-          message: `subscription ${filter} withdrawn by policy`,
-        });
-        result.subscriptionsWithdrawn++;
-      }
-    }
-    return result;
+  applyPolicy(policy: Policy): PolicyEnforcement {
+    return enforcePolicy(this.#context, policy, this.#disconnect);
   }
 
   /** Periodic upkeep: pings, lapsed leases, lease renewal, stalled consumers. */
   tick(): void {
-    const now = this.#context.now();
-    const { leaseMs } = this.#context.config.sessions;
-    const pingInterval = leaseMs / PINGS_PER_LEASE;
-    for (const connection of [...this.#context.agents.values()]) {
-      if (now - connection.lastSeen > leaseMs) {
-        this.disconnect(connection, CLOSE_CODE.leaseExpired, 'RELAY_ERR_LEASE_EXPIRED');
-      } else if (
-        connection.state === 'awaitingHello' &&
-        now - connection.connectedAt > this.#context.config.tls.handshakeTimeoutMs
-      ) {
-        this.disconnect(connection, CLOSE_CODE.protocolError, 'RELAY_ERR_BAD_STATE');
-      } else {
-        if (now - (this.#lastPing.get(connection) ?? connection.connectedAt) >= pingInterval) {
-          this.#lastPing.set(connection, now);
-          this.#nonce = (this.#nonce + 1) >>> 0;
-          connection.outbound.sendControl({ type: 'ping', nonce: this.#nonce });
-        }
-        connection.outbound.checkStalled();
-      }
-    }
-    for (const session of [...this.#context.sessions.values()]) {
-      if (now >= session.expiresAt) {
-        const code = session.state === 'offered' ? 'RELAY_ERR_SESSION_REFUSED' : 'RELAY_ERR_LEASE_EXPIRED';
-        endSession(this.#context, session, code, ERROR_MESSAGES[code]);
-      } else if (session.state === 'open' && session.expiresAt - now < leaseMs * RENEW_WHEN_REMAINING) {
-        session.expiresAt = now + leaseMs;
-        for (const member of [session.it, session.ot]) {
-          member.outbound.sendControl({ type: 'sessionLease', session: session.id, leaseMs });
-        }
-      }
-    }
+    checkLiveness(this.#context, this.#disconnect);
   }
 
   /** Closes every connection (relay shutdown). */
