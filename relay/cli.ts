@@ -4,6 +4,7 @@
  * that are still allowed; an invalid new config is refused and the running one kept.
  */
 import { watch } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { ConfigError, DmzError } from './protocol/errors.ts';
@@ -82,7 +83,11 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGHUP', () => reload('SIGHUP'));
   let debounce: NodeJS.Timeout | undefined;
-  const watcher = watch(configPath, () => {
+  // Watch the directory, not the file: editors and configuration tools save by renaming a new
+  // file over the old one, and a watch on the replaced file goes deaf after the first save.
+  const configName = basename(configPath);
+  const watcher = watch(dirname(configPath), (_event, filename) => {
+    if (filename !== null && filename !== configName) return;
     clearTimeout(debounce);
     debounce = setTimeout(() => reload('file change'), RELOAD_DEBOUNCE_MS);
   });

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { RelayClient, type RelayClientHandlers } from '../../agents/relay-client.ts';
+import { RelayClient, type RelayClientHandlers, type RelayClientOptions } from '../../agents/relay-client.ts';
 import type { ToAgentFrame } from '../../relay/protocol/frames.ts';
 import type { Role } from '../../relay/protocol/identity.ts';
 import { createAuditLog } from '../../relay/server/audit.ts';
@@ -67,6 +67,26 @@ export class RecordingAgent extends FrameRecorder {
   client!: RelayClient;
 }
 
+/** Connects an agent that records every frame it receives and how its connection closed. */
+export async function connectRecordingAgent(
+  options: RelayClientOptions,
+  handlers: RelayClientHandlers = {},
+): Promise<RecordingAgent> {
+  const agent = new RecordingAgent();
+  agent.client = await RelayClient.connect(options, {
+    ...handlers,
+    onFrame: (frame) => {
+      agent.frames.push(frame);
+      handlers.onFrame?.(frame);
+    },
+    onClose: (code, reason) => {
+      agent.closed = { code, reason };
+      handlers.onClose?.(code, reason);
+    },
+  });
+  return agent;
+}
+
 export interface TestRelay {
   readonly relay: RunningRelay;
   readonly config: RelayConfig;
@@ -119,21 +139,7 @@ export async function startTestRelay(pki: TestPki, overrides: ConfigOverrides = 
     pki,
     async connect(role, name, handlers = {}, credentials) {
       const { certPem, keyPem } = credentials ?? (await pki.issueAgent(role, name));
-      const agent = new RecordingAgent();
-      agent.client = await RelayClient.connect(
-        { url, certPem, keyPem, caPem: pki.ca.certPem },
-        {
-          ...handlers,
-          onFrame: (frame) => {
-            agent.frames.push(frame);
-            handlers.onFrame?.(frame);
-          },
-          onClose: (code, reason) => {
-            agent.closed = { code, reason };
-            handlers.onClose?.(code, reason);
-          },
-        },
-      );
+      const agent = await connectRecordingAgent({ url, certPem, keyPem, caPem: pki.ca.certPem }, handlers);
       agents.push(agent);
       return agent;
     },

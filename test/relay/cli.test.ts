@@ -1,0 +1,317 @@
+/**
+ * `dmz-relay` as an operator runs it: a real process on a real CA state directory, configured by
+ * a YAML file, reloaded by SIGHUP and by edits to that file, stopped by SIGTERM. What the test
+ * sees is what an operator sees: exit codes, stderr, the admin port, the audit file, and agents.
+ */
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { networkInterfaces, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
+import { CLOSE_CODE } from '../../relay/protocol/close-codes.ts';
+import {
+  CA_STATE_TRUST_DOMAIN,
+  createCaState,
+  enrollInProcess,
+  type EnrolledAgent,
+} from '../support/ca-state.ts';
+import { freePort, tcpConnectOutcome } from '../support/ports.ts';
+import { connectRecordingAgent, type AuditEntry, type RecordingAgent } from '../support/relay-harness.ts';
+import { waitFor } from '../support/wait.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const RELAY_BIN = join(ROOT, 'bin', 'dmz-relay.js');
+/** A Node process with tsx takes about a second to start; leave room for a loaded machine. */
+const START_BOUND_MS = 15_000;
+/** The drain promised to systemd: agents told, listeners closed, audit flushed. */
+const STOP_BOUND_MS = 5_000;
+/** The file watch debounces for 200 ms, then reloads; a second is ample. */
+const RELOAD_BOUND_MS = 3_000;
+
+type Rules = readonly Record<string, unknown>[];
+const POLICY: Rules = [{ role: 'ot' }, { agent: 'historian', subscribe: ['press-7/#'] }];
+const WITHOUT_HISTORIAN: Rules = [{ role: 'ot' }];
+
+interface Ports {
+  readonly agents: number;
+  readonly admin: number;
+  readonly enrollment: number;
+}
+
+/** The relay's configuration as a file an operator writes. */
+function relayYaml(ports: Ports, policy: Rules, extra: Record<string, unknown> = {}): string {
+  return stringify({
+    trustDomain: CA_STATE_TRUST_DOMAIN,
+    state: './state',
+    listen: {
+      agents: { host: '127.0.0.1', port: ports.agents },
+      admin: { host: '127.0.0.1', port: ports.admin },
+      enrollment: { host: '127.0.0.1', port: ports.enrollment, mode: 'off' },
+    },
+    log: { audit: './audit.log', level: 'warn' },
+    policy,
+    ...extra,
+  });
+}
+
+/** Runs dmz-relay to completion; a non-zero exit is an outcome here, not an error. */
+function runRelay(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [RELAY_BIN, ...args],
+      { cwd: ROOT, encoding: 'utf8', timeout: START_BOUND_MS },
+      (error, stdout, stderr) => {
+        if (error !== null && typeof error.code !== 'number')
+          reject(new Error('dmz-relay did not run', { cause: error }));
+        else resolve({ code: error === null ? 0 : Number(error.code), stdout, stderr });
+      },
+    );
+  });
+}
+
+describe('relay/cli - arguments and configuration errors', { concurrency: true }, () => {
+  let dir: string;
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dmz-relay-cli-args-'));
+    // Two problems of two kinds: a schema error (unknown key) and a semantic one (admin not loopback).
+    await writeFile(
+      join(dir, 'invalid.yaml'),
+      stringify({
+        trustDomain: CA_STATE_TRUST_DOMAIN,
+        state: './state',
+        listen: {
+          admin: { host: '0.0.0.0', port: 9443 },
+          agents: { host: '127.0.0.1', port: 8443, tls: true },
+        },
+      }),
+    );
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  const rows: readonly {
+    name: string;
+    args: (dir: string) => string[];
+    code: number;
+    stdout?: readonly RegExp[];
+    stderr?: readonly RegExp[];
+  }[] = [
+    {
+      name: '--help prints the usage and exits 0',
+      args: () => ['--help'],
+      code: 0,
+      stdout: [/^Usage: dmz-relay --config FILE/],
+    },
+    {
+      name: 'no --config exits 2 with the usage',
+      args: () => [],
+      code: 2,
+      stderr: [/--config is required/, /Usage: dmz-relay/],
+    },
+    {
+      name: 'an unknown option exits 2',
+      args: (dir) => ['--config', join(dir, 'invalid.yaml'), '--listen', '0.0.0.0'],
+      code: 2,
+      stderr: [/Unknown option '--listen'/],
+    },
+    {
+      name: 'a config file that does not exist exits 1',
+      args: (dir) => ['--config', join(dir, 'missing.yaml')],
+      code: 1,
+      stderr: [/cannot read .*missing\.yaml/],
+    },
+    {
+      name: 'an invalid config exits 1 and lists every problem with its key path',
+      args: (dir) => ['--config', join(dir, 'invalid.yaml')],
+      code: 1,
+      stderr: [
+        /invalid\.yaml is invalid/,
+        /\/listen\/admin\/host: must be a loopback address/,
+        /\/listen\/agents\/tls: unknown key/,
+      ],
+    },
+  ];
+  for (const row of rows) {
+    it(`cli - ${row.name}`, async () => {
+      const { code, stdout, stderr } = await runRelay(row.args(dir));
+      assert.equal(code, row.code, stderr);
+      for (const pattern of row.stdout ?? []) assert.match(stdout, pattern);
+      for (const pattern of row.stderr ?? []) assert.match(stderr, pattern);
+      assert.doesNotMatch(stderr, /^\s+at /m, 'no stack trace for the operator');
+    });
+  }
+});
+
+describe('relay/cli - a running relay: health, reloads, drain', () => {
+  let dir: string;
+  let configPath: string;
+  let auditPath: string;
+  let ports: Ports;
+  let relay: ChildProcess;
+  let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  let stderr = '';
+  let historianCredentials: EnrolledAgent;
+  let pressCredentials: EnrolledAgent;
+  let historian: RecordingAgent;
+  let press: RecordingAgent;
+
+  /** Every complete line of the audit file so far, parsed. */
+  async function auditEntries(): Promise<AuditEntry[]> {
+    const text = await readFile(auditPath, 'utf8').catch(() => '');
+    // A line still being written has no newline yet: leave it for the next read.
+    return text
+      .split('\n')
+      .slice(0, -1)
+      .map((line) => JSON.parse(line) as AuditEntry);
+  }
+
+  /** The first audit entry after the first `from` entries that matches `predicate`. */
+  const auditEntry = (what: string, predicate: (entry: AuditEntry) => boolean, from = 0) =>
+    waitFor(
+      async () => (await auditEntries()).slice(from).find(predicate),
+      `audit entry: ${what}`,
+      RELOAD_BOUND_MS,
+      50,
+    );
+
+  const connect = (credentials: EnrolledAgent) =>
+    connectRecordingAgent({
+      url: `wss://127.0.0.1:${ports.agents}/v1/agent`,
+      certPem: credentials.certPem,
+      keyPem: credentials.keyPem,
+      caPem: credentials.caPem,
+      connectTimeoutMs: 3_000,
+    });
+
+  const health = async () => {
+    const response = await fetch(`http://127.0.0.1:${ports.admin}/healthz`);
+    assert.equal(response.status, 200);
+    return (await response.json()) as Record<string, unknown>;
+  };
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dmz-relay-cli-'));
+    configPath = join(dir, 'relay.yaml');
+    auditPath = join(dir, 'audit.log');
+    await createCaState(join(dir, 'state'));
+    [historianCredentials, pressCredentials] = await Promise.all([
+      enrollInProcess(join(dir, 'state'), 'it', 'historian'),
+      enrollInProcess(join(dir, 'state'), 'ot', 'press-7'),
+    ]);
+    ports = { agents: await freePort(), admin: await freePort(), enrollment: await freePort() };
+    await writeFile(configPath, relayYaml(ports, POLICY));
+    relay = spawn(process.execPath, [RELAY_BIN, '--config', configPath], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    relay.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    relay.once('exit', (code, signal) => (exit = { code, signal }));
+    await waitFor(
+      async () => exit ?? (await auditEntries()).find((entry) => entry.event === 'relay.started'),
+      'relay.started',
+      START_BOUND_MS,
+      50,
+    );
+    assert.equal(exit, undefined, `relay exited at start: ${stderr}`);
+  });
+  after(async () => {
+    if (exit === undefined) {
+      relay.kill('SIGKILL');
+      await waitFor(() => exit, 'relay killed');
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('cli - /healthz and /metrics answer on loopback, and nowhere else', async (t) => {
+    const started = (await auditEntries()).find((entry) => entry.event === 'relay.started');
+    assert.equal(started?.['agentPort'], ports.agents);
+    assert.equal(started?.['adminPort'], ports.admin);
+
+    const status = await health();
+    assert.equal(status['status'], 'ok');
+    assert.equal(status['agents'], 0);
+    assert.equal(status['sessions'], 0);
+    assert.equal(typeof status['uptimeSeconds'], 'number');
+
+    const metrics = await fetch(`http://127.0.0.1:${ports.admin}/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+    const text = await metrics.text();
+    assert.match(text, /^# TYPE dmz_relay_connections gauge$/m);
+    assert.match(text, /^dmz_relay_connections 0$/m);
+
+    const outside = Object.values(networkInterfaces())
+      .flat()
+      .find((address) => address !== undefined && address.family === 'IPv4' && !address.internal);
+    await t.test(
+      `the admin port refuses connections on ${outside?.address ?? 'a non-loopback address'}`,
+      { skip: outside === undefined ? 'this machine has no non-loopback IPv4 address' : false },
+      async () => {
+        assert.equal(await tcpConnectOutcome(outside!.address, ports.admin), 'ECONNREFUSED');
+      },
+    );
+  });
+
+  it('cli - SIGHUP reloads the policy and keeps the agents it still allows', async () => {
+    [press, historian] = await Promise.all([connect(pressCredentials), connect(historianCredentials)]);
+    const from = (await auditEntries()).length;
+    relay.kill('SIGHUP');
+    const reloaded = await auditEntry('policy.reloaded', (entry) => entry.event === 'policy.reloaded', from);
+    assert.equal(reloaded['disconnected'], 0);
+    assert.deepEqual(reloaded['restartRequired'], []);
+    // Still connected, and still allowed to do what its rule grants.
+    assert.equal(historian.closed, undefined);
+    const opened = await historian.client.openSession('press-7', 'press-7/#');
+    assert.equal(typeof opened.session, 'number');
+    assert.equal((await health())['agents'], 2);
+  });
+
+  it("cli - a saved edit that drops an agent's rule cuts that agent, with no signal sent", async () => {
+    const from = (await auditEntries()).length;
+    // Saved as editors and configuration tools save: written aside, then renamed over the file.
+    await writeFile(`${configPath}.tmp`, relayYaml(ports, WITHOUT_HISTORIAN));
+    await rename(`${configPath}.tmp`, configPath);
+    const closed = await historian.waitClosed(RELOAD_BOUND_MS);
+    assert.deepEqual(closed, { code: CLOSE_CODE.policyViolation, reason: 'RELAY_ERR_POLICY_CHANGED' });
+    const reloaded = await auditEntry('policy.reloaded', (entry) => entry.event === 'policy.reloaded', from);
+    assert.equal(reloaded['disconnected'], 1);
+    assert.equal(press.closed, undefined, 'the OT agent is still allowed');
+  });
+
+  it('cli - an invalid config written to the file is refused and the running policy kept', async () => {
+    const from = (await auditEntries()).length;
+    // The historian's rule comes back, next to a broken one: none of it may take effect.
+    await writeFile(configPath, relayYaml(ports, [...POLICY, { role: 'scada' }]));
+    const refused = await auditEntry(
+      'policy.reload_failed',
+      (entry) => entry.event === 'policy.reload_failed',
+      from,
+    );
+    assert.match(String(refused['error']), /\/policy\/2\/role/);
+    assert.equal((await health())['status'], 'ok');
+    assert.equal(press.closed, undefined);
+    await assert.rejects(connect(historianCredentials), /RELAY_ERR_FORBIDDEN/);
+    assert.equal(
+      (await auditEntries()).slice(from).some((entry) => entry.event === 'policy.reloaded'),
+      false,
+      'nothing was reloaded',
+    );
+  });
+
+  it('cli - SIGTERM drains: agents see 1001, relay.stopped is audited, exit code 0', async () => {
+    const started = Date.now();
+    relay.kill('SIGTERM');
+    const closed = await press.waitClosed(STOP_BOUND_MS);
+    assert.deepEqual(closed, { code: CLOSE_CODE.goingAway, reason: 'RELAY_ERR_SHUTTING_DOWN' });
+    const exited = await waitFor(() => exit, 'relay exit', STOP_BOUND_MS);
+    assert.deepEqual(exited, { code: 0, signal: null }, stderr);
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < STOP_BOUND_MS, `stopped after ${elapsed} ms`);
+    const entries = await auditEntries();
+    assert.equal(entries.at(-1)?.event, 'relay.stopped', 'relay.stopped is the last audit line');
+    assert.ok(entries.some((entry) => entry.event === 'agent.disconnected' && entry['agent'] === 'press-7'));
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * A real CA state directory, made as `dmz-pki init` makes it, and agents enrolled against it in
+ * process (a token recorded in the store, then redeemed with a CSR), for tests that run the relay
+ * on its own CA without the enrollment port.
+ */
+import { CertificateIssuer } from '../../pki/issuance.ts';
+import { createCertificateSigningRequest } from '../../pki/csr.ts';
+import { AGENT_KEY_BITS, generateRsaKeyPair } from '../../pki/keys.ts';
+import { initializeState, openState } from '../../pki/state.ts';
+import { createEnrollmentToken, DEFAULT_TOKEN_TTL_SECONDS } from '../../pki/tokens.ts';
+import type { Role } from '../../relay/protocol/identity.ts';
+
+export const CA_STATE_TRUST_DOMAIN = 'plant.test';
+/** Tokens must name somewhere to enroll; these tests redeem them in process, never there. */
+const UNUSED_ENROLLMENT_URL = 'https://127.0.0.1:8444';
+
+export interface EnrolledAgent {
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly caPem: string;
+  /** Lower-case hex, as the store keeps it. */
+  readonly serialHex: string;
+}
+
+/** A fresh CA in `stateDir` whose relay certificate is valid for 127.0.0.1 and localhost. */
+export async function createCaState(stateDir: string): Promise<void> {
+  await initializeState({
+    stateDir,
+    trustDomain: CA_STATE_TRUST_DOMAIN,
+    dnsNames: ['localhost'],
+    ipAddresses: ['127.0.0.1'],
+    enrollmentUrls: [UNUSED_ENROLLMENT_URL],
+    caKeyBits: 2048,
+  });
+}
+
+/**
+ * Enrolls `name` the way the enrollment listener does (token verified, consumed, certificate
+ * recorded), through a store connection of its own, as another process would.
+ */
+export async function enrollInProcess(stateDir: string, role: Role, name: string): Promise<EnrolledAgent> {
+  const state = await openState(stateDir);
+  try {
+    const issuer = new CertificateIssuer(state, await state.loadCa());
+    const { token, jti, expiresAt } = await createEnrollmentToken({
+      signingKeyPem: await state.loadTokenSigningKey(),
+      issuer: state.tokenIssuer,
+      name,
+      role,
+      ttlSeconds: DEFAULT_TOKEN_TTL_SECONDS,
+      urls: [UNUSED_ENROLLMENT_URL],
+      caFingerprint: state.caFingerprint,
+    });
+    state.store.recordToken({ jti, name, role, createdAt: new Date(), expiresAt });
+    const keys = await generateRsaKeyPair(AGENT_KEY_BITS);
+    const issued = await issuer.enroll(token, createCertificateSigningRequest({ ...keys, commonName: name }));
+    return {
+      certPem: issued.certPem,
+      keyPem: keys.privateKeyPem,
+      caPem: issued.caPem,
+      serialHex: issued.serialHex,
+    };
+  } finally {
+    state.close();
+  }
+}
