@@ -16,6 +16,7 @@ const LINES_PER_WRITE = 512;
 
 /** A mosquitto_sub that exits after `count` messages; its output is counted, never stored. */
 export class CountingSubscriber {
+  readonly clientId: string;
   readonly child: ChildProcess;
   readonly stderr: LineLog;
   bytes = 0;
@@ -29,6 +30,7 @@ export class CountingSubscriber {
     topic: string,
     count: number,
   ) {
+    this.clientId = clientId;
     const args = [...broker.clientArgs, '-i', clientId, '-t', topic, '-q', '0', '-C', String(count)];
     this.child = group.spawn('mosquitto_sub', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.stderr = new LineLog(this.child.stderr!);

@@ -17,7 +17,7 @@ import {
   writePayloadLines,
 } from './mosquitto-clients.ts';
 import { makePayload } from './payloads.ts';
-import { LineLog, type ChildProcessGroup } from './processes.ts';
+import { LineLog, rejectOnExit, type ChildProcessGroup } from './processes.ts';
 import { FAN_OUT_SUBSCRIBERS, LATENCY, MOSQUITTO_THROUGHPUT } from './settings.ts';
 import {
   attempt,
@@ -29,7 +29,7 @@ import {
   type ThroughputResult,
 } from './stats.ts';
 
-/** After the publisher is done, this long without output means QoS 0 dropped the rest. */
+/** After the publisher is done, this long without output means the rest is not coming (QoS 0). */
 const QUIET_MS = 1_000;
 const POLL_MS = 5;
 
@@ -73,14 +73,20 @@ async function measureThroughput(
   );
   const children: ChildProcess[] = subscribers.map((subscriber) => subscriber.child);
   try {
-    await Promise.all(
-      subscribers.map((_, index) => broker.waitForSubscription(`bench-sub-${phase}-${index}`, topic)),
-    );
+    await Promise.race([
+      Promise.all(subscribers.map((subscriber) => broker.waitForSubscription(subscriber.clientId, topic))),
+      ...subscribers.map((subscriber) =>
+        rejectOnExit(subscriber.child, 'mosquitto_sub', () => subscriber.stderr.tail()),
+      ),
+    ]);
     const publisherId = `bench-pub-${phase}`;
     const publisher = spawnLinePublisher(group, broker, publisherId, topic);
     const publisherErrors = new LineLog(publisher.stderr!);
     children.push(publisher);
-    await broker.waitForConnection(publisherId);
+    await Promise.race([
+      broker.waitForConnection(publisherId),
+      rejectOnExit(publisher, 'mosquitto_pub', () => publisherErrors.tail()),
+    ]);
     const startedAt = performance.now();
     const deadline = startedAt + MOSQUITTO_THROUGHPUT.timeLimitMs;
     const published = await writePayloadLines(publisher.stdin!, points, deadline);
@@ -116,10 +122,13 @@ async function measureLatency(group: ChildProcessGroup, broker: MosquittoBroker)
   const children = [subscriber];
   try {
     const reader = new LineReader(subscriber.stdout!);
-    await broker.waitForSubscription('bench-lat-sub', topic);
+    await Promise.race([
+      broker.waitForSubscription('bench-lat-sub', topic),
+      rejectOnExit(subscriber, 'mosquitto_sub'),
+    ]);
     const publisher = spawnLinePublisher(group, broker, 'bench-lat-pub', topic);
     children.push(publisher);
-    await broker.waitForConnection('bench-lat-pub');
+    await Promise.race([broker.waitForConnection('bench-lat-pub'), rejectOnExit(publisher, 'mosquitto_pub')]);
     return await closedLoop(publisher.stdin!, reader);
   } finally {
     for (const child of children) child.kill('SIGTERM');

@@ -50,6 +50,25 @@ export class ChildProcessGroup {
   }
 }
 
+/**
+ * Rejects as soon as `child` fails to start or exits: raced against a readiness wait, it turns "the
+ * client died" into an immediate error instead of a timeout. Never resolves.
+ */
+export function rejectOnExit(
+  child: ChildProcess,
+  what: string,
+  details: () => string = () => '',
+): Promise<never> {
+  const failed = new Promise<never>((_, reject) => {
+    child.once('error', (error) => reject(new Error(`cannot run ${what}: ${error.message}`)));
+    child.once('exit', (code, signal) =>
+      reject(new Error(`${what} exited (${code ?? signal}) ${details()}`.trim())),
+    );
+  });
+  failed.catch(() => undefined); // only the race that awaits it reports it
+  return failed;
+}
+
 /** Exit code (or signal name) of the child, or undefined if it is still running after `timeoutMs`. */
 export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<number | string | undefined> {
   if (child.exitCode !== null) return Promise.resolve(child.exitCode);

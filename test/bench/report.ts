@@ -128,7 +128,7 @@ function detailLines(system: string, results: SystemResults): string[] {
   const throughput = (outcome: Outcome<ThroughputResult>) =>
     outcome.ok
       ? `${formatCount(outcome.value.published)} published, ${formatCount(outcome.value.delivered)} delivered ` +
-        `to ${outcome.value.subscribers}, ${formatCount(outcome.value.undelivered)} undelivered, ${outcome.value.seconds.toFixed(2)} s`
+        `to ${outcome.value.subscribers}, ${formatCount(outcome.value.undelivered)} not delivered by the end, ${outcome.value.seconds.toFixed(2)} s`
       : `failed: ${outcome.error}`;
   return [
     `  ${system} 1 -> 1: ${throughput(results.oneToOne)}`,

@@ -54,18 +54,17 @@ async function main(options: Options): Promise<number> {
   const loadAverageAtStart = loadavg()[0] ?? 0;
   const workDir = await mkdtemp(join(tmpdir(), 'dmz-bench-'));
   const group = new ChildProcessGroup();
-  const abandon = (code: number) => {
+  // Runs on every way out, including process.exit() and an uncaught exception that skips `finally`.
+  process.once('exit', () => {
     group.killAllNow();
     rmSync(workDir, { recursive: true, force: true });
-    process.exit(code);
-  };
+  });
   const watchdog = setTimeout(() => {
     progress(`run exceeded ${RUN_TIME_LIMIT_MS / 1000} s: stopping everything`);
-    abandon(1);
+    process.exit(1);
   }, RUN_TIME_LIMIT_MS);
-  process.once('SIGINT', () => abandon(130));
-  process.once('SIGTERM', () => abandon(143));
-  process.once('exit', () => group.killAllNow());
+  process.once('SIGINT', () => process.exit(130));
+  process.once('SIGTERM', () => process.exit(143));
   try {
     progress('creating a throwaway PKI');
     const bench = await writeBenchPki(workDir);
