@@ -63,6 +63,20 @@ export class Policy {
     return this.grantsFor(identity)?.command.some((grant) => topicMatches(grant, topic)) ?? false;
   }
 
+  /**
+   * Whether `filter` can match any topic the OT agent owns (its namespace and publish grants):
+   * a session with that agent carries nothing else, so a session filter outside them is refused.
+   */
+  ownsTopicsIn(ot: AgentIdentity, filter: string): boolean {
+    if (ot.role !== 'ot') return false;
+    const grants = this.grantsFor(ot);
+    if (grants === null) return false;
+    return (
+      filtersIntersect(`${ot.name}/#`, filter) ||
+      grants.publish.some((grant) => filtersIntersect(grant, filter))
+    );
+  }
+
   /** OT agents publish under their own name, and wherever a publish grant says more. */
   mayPublish(identity: AgentIdentity, topic: string): boolean {
     if (identity.role !== 'ot') return false;

@@ -68,6 +68,10 @@ export function routeRequest(
   if (!topicMatches(session.filter, frame.topic)) {
     throw new DmzError('RELAY_ERR_FORBIDDEN', 'topic lies outside the session filter');
   }
+  // Whoever asks, a request in a session concerns a topic the session's OT agent owns.
+  if (!ctx.policy.mayPublish(session.ot.identity, frame.topic)) {
+    throw new DmzError('RELAY_ERR_FORBIDDEN', `topic is not one of ${session.ot.name}'s`);
+  }
   if (!ctx.policy.mayCommand(connection.identity, frame.topic)) {
     throw new DmzError('RELAY_ERR_FORBIDDEN', `no command grant covers ${frame.topic}`);
   }

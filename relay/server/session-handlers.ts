@@ -31,6 +31,9 @@ export function openSession(
   if (peer === undefined || peer.role !== 'ot' || peer.state !== 'ready') {
     throw new DmzError('RELAY_ERR_NO_SUCH_PEER', `no OT agent named ${frame.peer} is connected`);
   }
+  if (!ctx.policy.ownsTopicsIn(peer.identity, frame.filter)) {
+    throw new DmzError('RELAY_ERR_FORBIDDEN', `filter lies outside the topics of ${peer.name}`);
+  }
   const max = ctx.config.limits.maxSessionsPerAgent;
   if (connection.sessions.size >= max || peer.sessions.size >= max) {
     throw new DmzError('RELAY_ERR_TOO_MANY', `at most ${max} sessions per agent`);

@@ -187,6 +187,31 @@ describe('relay/server end to end', () => {
     assert.equal(decoded(answer), `${otName}/setpoints/speed=42`);
   });
 
+  it("relay - a session with one OT agent carries only that agent's topics: no writes to another agent through it", async () => {
+    let executed = 0;
+    const { it, otName: victim } = await pair();
+    const { otName: accomplice } = await pair('#', {
+      ot: {
+        onRequest: () => {
+          executed++;
+          return text('done');
+        },
+      },
+    });
+    // A filter naming another agent's topics is refused outright...
+    await assert.rejects(it.client.openSession(accomplice, `${victim}/#`), { code: 'RELAY_ERR_FORBIDDEN' });
+    // ...and a wide filter opens, but a request for another agent's topic never reaches the peer.
+    const { session } = await it.client.openSession(accomplice, '#');
+    await assert.rejects(it.client.request(session, `${victim}/setpoints/speed`, text('500'), 2_000), {
+      code: 'RELAY_ERR_FORBIDDEN',
+    });
+    assert.equal(
+      decoded(await it.client.request(session, `${accomplice}/setpoints/speed`, text('5'), 2_000)),
+      'done',
+    );
+    assert.equal(executed, 1);
+  });
+
   it('relay - a request from OT is answered by IT when policy grants OT that command', async () => {
     const { ot, otName, session } = await pair('#', {
       it: { onRequest: (request) => text(`ack ${request.topic}`) },
