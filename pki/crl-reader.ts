@@ -5,6 +5,7 @@
  * and nothing here decides trust (the TLS stack does, with the CRL itself).
  */
 import forge from 'node-forge';
+import { normalizeSerialHex } from './serial.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 
 export interface CrlSummary {
@@ -55,12 +56,6 @@ function children(node: forge.asn1.Asn1 | undefined): forge.asn1.Asn1[] {
 function primitive(node: forge.asn1.Asn1): string {
   if (typeof node.value !== 'string') throw new Error('expected a primitive ASN.1 value');
   return node.value;
-}
-
-/** Serials compare as numbers: lower case, no leading zeros. */
-export function normalizeSerialHex(serialHex: string): string {
-  const digits = serialHex.toLowerCase().replace(/^0+/, '');
-  return digits === '' ? '0' : digits;
 }
 
 /** The DER bytes of a CRL PEM (RFC 7468 section 5: "X509 CRL"), for `openssl crl -inform DER` and peers like it. */

@@ -6,6 +6,7 @@
 import forge from 'node-forge';
 import type { CertificateAuthority } from './authority.ts';
 import { readIssuerDetails } from './authority.ts';
+import { normalizeSerialHex } from './serial.ts';
 import { SIGNATURE_ALGORITHM_OID, signTbs } from './signing.ts';
 
 export interface RevokedCertificate {
@@ -127,9 +128,9 @@ function integer(hex: string): forge.asn1.Asn1 {
 
 function normalizedHex(hex: string): string {
   if (!/^[0-9a-fA-F]+$/.test(hex)) throw new RangeError('serial number is not hex');
-  const digits = hex.toLowerCase().replace(/^0+/, '');
+  const digits = normalizeSerialHex(hex);
   if (digits.length > MAX_INTEGER_HEX_DIGITS) throw new RangeError('serial number exceeds 20 octets');
-  return digits === '' ? '00' : digits;
+  return digits;
 }
 
 function sequence(children: forge.asn1.Asn1[]): forge.asn1.Asn1 {

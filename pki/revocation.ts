@@ -5,6 +5,7 @@
  */
 import type { CertificateAuthority } from './authority.ts';
 import { buildCrl } from './crl.ts';
+import { normalizeSerialHex } from './serial.ts';
 import { replaceState } from './state-layout.ts';
 import type { PkiStore } from './store.ts';
 
@@ -33,6 +34,11 @@ export async function writeCrl(
   await replaceState(stateDir, 'crl', crlPem);
   store.setMeta(CRL_NEXT_UPDATE_META, String(nextUpdate.getTime()));
   return crlPem;
+}
+
+/** Every revoked serial, normalized: what the relay checks each new connection against. */
+export function revokedSerials(store: PkiStore): Set<string> {
+  return new Set(store.revokedCertificates().map((entry) => normalizeSerialHex(entry.serialHex)));
 }
 
 export function crlNeedsReissue(

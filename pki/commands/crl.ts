@@ -4,7 +4,8 @@
  * judges whether the CRL on disk is current, for `revoke` and `status`.
  */
 import { writeFile } from 'node:fs/promises';
-import { crlPemToDer, normalizeSerialHex, readCrlSummary, type CrlSummary } from '../crl-reader.ts';
+import { crlPemToDer, readCrlSummary, type CrlSummary } from '../crl-reader.ts';
+import { normalizeSerialHex } from '../serial.ts';
 import { crlNeedsReissue, writeCrl } from '../revocation.ts';
 import { readState } from '../state-layout.ts';
 import type { PkiState } from '../state.ts';

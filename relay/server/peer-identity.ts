@@ -6,6 +6,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
+import { normalizeSerialHex } from '../../pki/serial.ts';
 import { DmzError } from '../protocol/errors.ts';
 import { identityFromSubjectAltName, type AgentIdentity } from '../protocol/identity.ts';
 
@@ -31,13 +32,8 @@ export function verifyPeer(
   if (extendedKeyUsage === undefined || !extendedKeyUsage.includes(CLIENT_AUTH_OID)) {
     throw new DmzError('RELAY_ERR_IDENTITY', 'certificate is not for client authentication');
   }
-  const serialHex = normalizeSerial(certificate.serialNumber);
+  const serialHex = normalizeSerialHex(certificate.serialNumber);
   // OpenSSL checks the CRL at the handshake; this also covers a resumed TLS session.
   if (revoked.has(serialHex)) throw new DmzError('RELAY_ERR_REVOKED');
   return { identity: identityFromSubjectAltName(certificate.subjectAltName, trustDomain), serialHex };
-}
-
-/** Serials compare as lower-case hex with no leading zeros, whoever printed them. */
-export function normalizeSerial(serial: string): string {
-  return serial.toLowerCase().replace(/^0+(?=.)/, '');
 }

@@ -6,10 +6,9 @@
  */
 import type { Logger } from 'pino';
 import type { CertificateAuthority } from '../../pki/authority.ts';
-import { crlNeedsReissue, writeCrl } from '../../pki/revocation.ts';
+import { crlNeedsReissue, revokedSerials, writeCrl } from '../../pki/revocation.ts';
 import type { PkiState } from '../../pki/state.ts';
 import { AUDIT_EVENT, type AuditLog } from './audit.ts';
-import { normalizeSerial } from './peer-identity.ts';
 
 /** Store polls: 4 a second keeps "revoked to cut" well under the promised second. */
 const REVOCATION_POLL_MS = 250;
@@ -72,9 +71,7 @@ export class PkiUpkeep {
   async publishCrl(reason: string): Promise<void> {
     const { state, ca, crlValidityMs, onCrl, audit } = this.#options;
     const crlPem = await writeCrl(state.stateDir, state.store, ca, new Date(), crlValidityMs);
-    const revoked = new Set(
-      state.store.revokedCertificates().map((entry) => normalizeSerial(entry.serialHex)),
-    );
+    const revoked = revokedSerials(state.store);
     onCrl(crlPem, revoked);
     audit.record(AUDIT_EVENT.crlReissued, { reason, revoked: revoked.size });
   }

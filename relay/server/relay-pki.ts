@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseDuration } from '../../pki/duration.ts';
 import { CertificateIssuer } from '../../pki/issuance.ts';
-import { crlNeedsReissue, writeCrl } from '../../pki/revocation.ts';
+import { revokedSerials, writeCrl } from '../../pki/revocation.ts';
 import { openState, PASSPHRASE_ENV, type PkiState } from '../../pki/state.ts';
 import type { CertificateAuthority } from '../../pki/authority.ts';
 import { DmzError } from '../protocol/errors.ts';
@@ -20,6 +20,8 @@ export interface RelayPki {
   readonly issuer: CertificateIssuer;
   readonly renewer: CertificateRenewer;
   readonly tls: RelayTlsMaterial;
+  /** Every serial revoked so far, also checked at each new connection (a resumed TLS session). */
+  readonly revokedSerials: ReadonlySet<string>;
   readonly crlValidityMs: number;
 }
 
@@ -28,10 +30,11 @@ export async function openRelayPki(config: RelayConfig): Promise<RelayPki> {
   try {
     const ca = await state.loadCa(await readPassphrase(config.pki.passphraseFile));
     const crlValidityMs = parseDuration(config.pki.crlValidity) ?? 0;
-    // A CRL past nextUpdate makes OpenSSL refuse every agent: never start with a stale one.
-    if (crlNeedsReissue(state.store, new Date(), crlValidityMs)) {
-      await writeCrl(state.stateDir, state.store, ca, new Date(), crlValidityMs);
-    }
+    // Published from the store at every start: a revocation recorded while the relay was down
+    // (`dmz-pki revoke` without the passphrase cannot sign a CRL) must hold from the first
+    // handshake, and a stale CRL (past nextUpdate) would make OpenSSL refuse every agent.
+    await writeCrl(state.stateDir, state.store, ca, new Date(), crlValidityMs);
+    const revoked = revokedSerials(state.store);
     const issuer = new CertificateIssuer(state, ca, parseDuration(config.pki.agentCertificateLifetime) ?? 0);
     return {
       state,
@@ -44,6 +47,7 @@ export async function openRelayPki(config: RelayConfig): Promise<RelayPki> {
         },
       },
       tls: await loadTlsMaterial(config.state),
+      revokedSerials: revoked,
       crlValidityMs,
     };
   } catch (error) {

@@ -65,7 +65,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     log,
     ...(pki === undefined ? {} : { renewer: pki.renewer }),
   });
-  const revoked = new Set<string>();
+  const revoked = new Set<string>(pki?.revokedSerials);
   const agentListener = await createAgentListener({
     config,
     tls,

@@ -3,7 +3,8 @@ import { before, describe, it } from 'node:test';
 import { createCertificateAuthority } from '../../pki/authority.ts';
 import type { CertificateAuthority } from '../../pki/authority.ts';
 import { buildCrl } from '../../pki/crl.ts';
-import { crlPemToDer, normalizeSerialHex, readCrlSummary } from '../../pki/crl-reader.ts';
+import { crlPemToDer, readCrlSummary } from '../../pki/crl-reader.ts';
+import { normalizeSerialHex } from '../../pki/serial.ts';
 import { AGENT_KEY_BITS } from '../../pki/keys.ts';
 import { DmzError } from '../../relay/protocol/errors.ts';
 

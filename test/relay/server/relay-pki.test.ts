@@ -1,0 +1,71 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
+import { RelayClient } from '../../../agents/relay-client.ts';
+import { openPkiStore } from '../../../pki/store.ts';
+import { createAuditLog } from '../../../relay/server/audit.ts';
+import { validateRelayConfig } from '../../../relay/server/config.ts';
+import { startRelay, type RunningRelay } from '../../../relay/server/relay.ts';
+import {
+  CA_STATE_TRUST_DOMAIN,
+  createCaState,
+  enrollInProcess,
+  type EnrolledAgent,
+} from '../../support/ca-state.ts';
+import { AuditRecorder } from '../../support/relay-harness.ts';
+
+describe('relay/server relay-pki', () => {
+  let dir: string;
+  let state: string;
+  let relay: RunningRelay | undefined;
+  const audit = new AuditRecorder();
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dmz-relay-pki-'));
+    state = join(dir, 'state');
+    await createCaState(state);
+  });
+  after(async () => {
+    await relay?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const connect = (agent: EnrolledAgent, port: number) =>
+    RelayClient.connect({ url: `wss://127.0.0.1:${port}/v1/agent`, ...agent, connectTimeoutMs: 3000 });
+
+  it('relay - a revocation recorded while the relay was down holds from its first handshake', async () => {
+    const revokedAgent = await enrollInProcess(state, 'ot', 'press-1');
+    const goodAgent = await enrollInProcess(state, 'ot', 'press-2');
+    // What `dmz-pki revoke` does when it cannot unlock the CA key: the store only, no new CRL.
+    const store = openPkiStore(state);
+    store.revokeCertificates('press-1', 'key lost', new Date());
+    store.close();
+
+    const config = validateRelayConfig(
+      {
+        trustDomain: CA_STATE_TRUST_DOMAIN,
+        state,
+        listen: {
+          agents: { host: '127.0.0.1', port: 0 },
+          admin: { host: '127.0.0.1', port: 0 },
+          enrollment: { host: '127.0.0.1', port: 0, mode: 'off' },
+        },
+        log: { level: 'silent' },
+        policy: [{ role: 'ot' }],
+      },
+      dir,
+    );
+    relay = await startRelay({ config, audit: createAuditLog(audit.stream), log: pino({ level: 'silent' }) });
+    await assert.rejects(connect(revokedAgent, relay.agentPort));
+    await audit.waitFor(
+      (entry) => entry.event === 'agent.refused' && entry['detail'] === 'CERT_REVOKED',
+      'the revoked agent refused at the handshake',
+    );
+    const good = await connect(goodAgent, relay.agentPort);
+    assert.equal(good.welcome.name, 'press-2');
+    await good.close();
+  });
+});
