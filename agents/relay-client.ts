@@ -34,6 +34,11 @@ export interface RelayClientHandlers {
   onRequest?: (request: IncomingRequest) => Promise<Uint8Array> | Uint8Array;
   onFrame?: (frame: ToAgentFrame) => void;
   onClose?: (code: number, reason: string) => void;
+  /**
+   * A handler above threw. The client catches it, so one bad frame handler cannot take the agent
+   * down, and carries on (a throwing onSessionOffer refuses the session). Default: ignore.
+   */
+  onHandlerError?: (error: unknown) => void;
 }
 
 /** Raised when the relay answers a call with an error; `code` is the relay's stable code. */
@@ -81,7 +86,7 @@ export class RelayClient {
       perMessageDeflate: false,
       handshakeTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
     });
-    const welcome = await new Promise<Welcome>((resolve, reject) => {
+    return new Promise<RelayClient>((resolve, reject) => {
       const timer = setTimeout(() => {
         socket.terminate();
         reject(new Error('relay did not welcome us in time'));
@@ -97,21 +102,25 @@ export class RelayClient {
       socket.once('open', () => {
         socket.send(encodeFrame({ type: 'hello', software: options.software ?? 'dmz-agent' }));
       });
+      // ws emits every frame of a chunk synchronously: the client's listeners must be on the socket
+      // before this handler returns, or frames sent right after the welcome (and a close) are lost.
       socket.once('message', (data: Buffer) => {
         clearTimeout(timer);
         socket.removeAllListeners();
+        socket.on('error', () => undefined); // surfaced through 'close'
+        let welcome: Welcome;
         try {
           const frame = decodeFrame(data, 'toAgent');
           if (frame.type !== 'welcome') throw new Error(`expected welcome, got ${frame.type}`);
-          resolve(frame);
+          welcome = frame;
         } catch (error) {
           socket.terminate();
           reject(error instanceof Error ? error : new Error(String(error)));
+          return;
         }
+        resolve(new RelayClient(socket, welcome, handlers));
       });
     });
-    socket.on('error', () => undefined); // surfaced through 'close'
-    return new RelayClient(socket, welcome, handlers);
   }
 
   get closed(): boolean {
@@ -214,7 +223,7 @@ export class RelayClient {
       this.#socket.close(CLOSE_CODE.protocolError, 'RELAY_ERR_MALFORMED_FRAME');
       return;
     }
-    this.#handlers.onFrame?.(frame);
+    this.#callHandler(() => this.#handlers.onFrame?.(frame));
     switch (frame.type) {
       case 'ack':
       case 'sessionAccept':
@@ -239,7 +248,7 @@ export class RelayClient {
         this.send({ type: 'pong', nonce: frame.nonce });
         return;
       case 'sessionOpen': {
-        const accept = this.#handlers.onSessionOffer?.(frame) ?? true;
+        const accept = this.#callHandler(() => this.#handlers.onSessionOffer?.(frame) ?? true) ?? false;
         this.send(
           accept
             ? { type: 'sessionAccept', session: frame.session }
@@ -301,7 +310,21 @@ export class RelayClient {
     for (const pending of [...this.#acks.values(), ...this.#responses.values()]) pending.reject(error);
     this.#acks.clear();
     this.#responses.clear();
-    this.#handlers.onClose?.(code, reason);
+    this.#callHandler(() => this.#handlers.onClose?.(code, reason));
+  }
+
+  /** Runs a user handler inside a ws event; returns undefined if it threw. */
+  #callHandler<T>(handler: () => T): T | undefined {
+    try {
+      return handler();
+    } catch (error) {
+      try {
+        this.#handlers.onHandlerError?.(error);
+      } catch {
+        // The error reporter failed too; nothing is left to tell.
+      }
+      return undefined;
+    }
   }
 }
 

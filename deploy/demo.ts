@@ -114,6 +114,7 @@ async function main(): Promise<void> {
           const [point] = frame.points;
           if (point === undefined) return;
           const reading = decodeReading(point);
+          if (reading === undefined) return;
           process.stdout.write(
             `historian <- ${frame.topic} = ${reading.value} (seq ${frame.seq}, ${Date.now() - reading.ts} ms old)\n`,
           );

@@ -19,6 +19,8 @@ export class Press {
   start(client: RelayClient, name: string, periodMs: number): void {
     let seq = 0;
     this.#timer = setInterval(() => {
+      // Once the relay has cut the connection, publish would throw; the press just stops sending.
+      if (client.closed) return;
       const t = Date.now() / 1000;
       const readings = {
         temperature: 180 + 5 * Math.sin(t / 3),
@@ -50,6 +52,20 @@ export class Press {
   }
 }
 
-export function decodeReading(point: Uint8Array): { value: number; ts: number } {
-  return JSON.parse(decoder.decode(point)) as { value: number; ts: number };
+export interface Reading {
+  readonly value: number;
+  readonly ts: number;
+}
+
+/** A point as the press encodes it, or undefined for anything else (the historian skips it). */
+export function decodeReading(point: Uint8Array): Reading | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(point));
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return undefined;
+  const { value, ts } = parsed as Partial<Record<keyof Reading, unknown>>;
+  return typeof value === 'number' && typeof ts === 'number' ? { value, ts } : undefined;
 }

@@ -6,6 +6,7 @@ import { Decoder, Encoder } from '@msgpack/msgpack';
 import type { TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { DmzError } from './errors.ts';
+import { checkNesting } from './msgpack-nesting.ts';
 import {
   FRAME_KIND,
   RESERVED_FRAME_TYPES,
@@ -49,6 +50,8 @@ const decoder = new Decoder({
   maxExtLength: 0,
 });
 const encoder = new Encoder({ ignoreUndefined: true });
+/** The deepest any frame goes: a map holding an array (of points) or a map (an error). */
+const MAX_FRAME_NESTING = 2;
 
 export type Direction = 'toRelay' | 'toAgent';
 
@@ -69,9 +72,11 @@ export function decodeFrame(data: Uint8Array, direction: Direction, maxBytes = M
   if (compiled.check === undefined) {
     throw new DmzError('RELAY_ERR_UNSUPPORTED', `frame type ${compiled.type} is not supported`);
   }
+  const encoded = data.subarray(1);
+  checkNesting(encoded, MAX_FRAME_NESTING);
   let body: unknown;
   try {
-    body = decoder.decode(data.subarray(1));
+    body = decoder.decode(encoded);
   } catch (cause) {
     throw new DmzError('RELAY_ERR_MALFORMED_FRAME', `${compiled.type} frame is not valid MessagePack`, {
       cause,
