@@ -91,6 +91,8 @@ async function main(argv: string[]): Promise<number> {
     clearTimeout(debounce);
     debounce = setTimeout(() => reload('file change'), RELOAD_DEBOUNCE_MS);
   });
+  // Losing the watch (the directory removed, inotify limits) must not stop the relay; SIGHUP still works.
+  watcher.on('error', (error) => log.error({ err: error }, 'config file watch failed; reload with SIGHUP'));
 
   await new Promise<void>((resolve) => {
     process.once('SIGTERM', resolve);

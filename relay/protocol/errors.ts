@@ -23,6 +23,7 @@ export const ERROR_MESSAGES = {
   RELAY_ERR_RATE_LIMITED: 'rate limit exceeded',
   RELAY_ERR_TOO_MANY: 'limit on subscriptions, sessions or pending requests reached',
   RELAY_ERR_SLOW_CONSUMER: 'consumer too slow, disconnected',
+  RELAY_ERR_PEER_BUSY: 'peer is not keeping up; try again later',
   RELAY_ERR_REVOKED: 'certificate revoked',
   RELAY_ERR_POLICY_CHANGED: 'no longer permitted by policy',
   RELAY_ERR_IDENTITY: 'certificate does not carry a valid agent identity',

@@ -58,12 +58,15 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
   const server = app.server;
   server.on('connection', (socket: import('node:net').Socket) => {
     const address = socket.remoteAddress ?? 'unknown';
-    void limits.allowConnection(address).then((allowed) => {
-      if (allowed) return;
-      metrics.refused.labels('rate_limited').inc();
-      audit.record(AUDIT_EVENT.agentRefused, { address, reason: 'RELAY_ERR_RATE_LIMITED' });
-      socket.destroy();
-    });
+    limits
+      .allowConnection(address)
+      .then((allowed) => {
+        if (allowed) return;
+        metrics.refused.labels('rate_limited').inc();
+        audit.record(AUDIT_EVENT.agentRefused, { address, reason: 'RELAY_ERR_RATE_LIMITED' });
+        socket.destroy();
+      })
+      .catch(logUnexpected);
   });
   server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
     // Node drops a client whose certificate fails verification without an error of its own (this
@@ -134,16 +137,24 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
       broker.disconnect(connection, CLOSE_CODE.protocolError, 'RELAY_ERR_MALFORMED_FRAME');
       return;
     }
-    void limits.allowFrame(connection.name, bytes.byteLength).then(async (allowed) => {
-      if (allowed) {
-        broker.receive(connection, bytes);
-        return;
-      }
-      broker.refuseFrame(connection, 'RELAY_ERR_RATE_LIMITED');
-      if (!(await limits.recordViolation(connection.name))) {
-        broker.disconnect(connection, CLOSE_CODE.tryAgainLater, 'RELAY_ERR_RATE_LIMITED');
-      }
-    });
+    limits
+      .allowFrame(connection.name, bytes.byteLength)
+      .then(async (allowed) => {
+        if (allowed) {
+          broker.receive(connection, bytes);
+          return;
+        }
+        broker.refuseFrame(connection, 'RELAY_ERR_RATE_LIMITED');
+        if (!(await limits.recordViolation(connection.name))) {
+          broker.disconnect(connection, CLOSE_CODE.tryAgainLater, 'RELAY_ERR_RATE_LIMITED');
+        }
+      })
+      .catch(logUnexpected);
+  }
+
+  /** A bug here must be logged, never an unhandled rejection that takes every agent down with it. */
+  function logUnexpected(error: unknown): void {
+    log.error({ err: error }, 'unexpected failure on the agent listener');
   }
 
   return app;

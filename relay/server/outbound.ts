@@ -23,6 +23,7 @@ export class Outbound {
   readonly #limits: OutboundLimits;
   readonly #now: () => number;
   readonly #onTooSlow: () => void;
+  #cutScheduled = false;
   /** When the current run of drops began; undefined while the consumer keeps up. */
   #droppingSince: number | undefined;
   droppedPoints = 0;
@@ -34,9 +35,14 @@ export class Outbound {
     this.#onTooSlow = onTooSlow;
   }
 
+  /** Whether `bytes` more can be queued for this agent without passing its limit. */
+  hasRoomFor(bytes: number): boolean {
+    return this.#link.bufferedBytes() + bytes <= this.#limits.maxQueuedBytes;
+  }
+
   sendControl(frame: ToAgentFrame): void {
     this.#link.send(encodeFrame(frame));
-    if (this.#link.bufferedBytes() > this.#limits.maxQueuedBytes * CONTROL_HEADROOM_FACTOR) this.#onTooSlow();
+    if (this.#link.bufferedBytes() > this.#limits.maxQueuedBytes * CONTROL_HEADROOM_FACTOR) this.#tooSlow();
   }
 
   /**
@@ -49,7 +55,7 @@ export class Outbound {
       const now = this.#now();
       this.#droppingSince ??= now;
       this.droppedPoints += frame.points.length;
-      if (now - this.#droppingSince > this.#limits.slowConsumerGraceMs) this.#onTooSlow();
+      if (now - this.#droppingSince > this.#limits.slowConsumerGraceMs) this.#tooSlow();
       return frame.points.length;
     }
     this.#droppingSince = undefined;
@@ -59,10 +65,20 @@ export class Outbound {
     return 0;
   }
 
+  /**
+   * The cut runs after the current handler, never inside it: a handler that sent to this agent
+   * must not find its session ended under it halfway through.
+   */
+  #tooSlow(): void {
+    if (this.#cutScheduled) return;
+    this.#cutScheduled = true;
+    queueMicrotask(this.#onTooSlow);
+  }
+
   /** Called periodically: a consumer that stopped reading is cut even when no new data arrives. */
   checkStalled(): void {
     if (this.#droppingSince === undefined) return;
     if (this.#link.bufferedBytes() <= this.#limits.maxQueuedBytes) this.#droppingSince = undefined;
-    else if (this.#now() - this.#droppingSince > this.#limits.slowConsumerGraceMs) this.#onTooSlow();
+    else if (this.#now() - this.#droppingSince > this.#limits.slowConsumerGraceMs) this.#tooSlow();
   }
 }

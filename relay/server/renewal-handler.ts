@@ -21,35 +21,44 @@ export function renewCertificate(
   connection.renewing = true;
   const { identity } = connection;
   const previousSerial = connection.link.serialHex;
-  renewer.renew(identity, previousSerial, frame.csr).then(
-    (issued) => {
-      connection.renewing = false;
-      ctx.audit.record(AUDIT_EVENT.certificateRenewed, {
-        agent: identity.name,
-        role: identity.role,
-        previousSerial,
-        serial: issued.serialHex,
-      });
-      if (connection.state === 'closed') return;
-      connection.outbound.sendControl({
-        type: 'renewed',
-        ref: frame.ref,
-        certificate: issued.certificatePem,
-        ca: issued.caPem,
-      });
-    },
-    (error: unknown) => {
-      connection.renewing = false;
-      const code: ErrorCode = error instanceof DmzError ? error.code : 'PKI_ERR_RENEWAL_REFUSED';
-      ctx.audit.record(AUDIT_EVENT.certificateRenewalRefused, {
-        agent: identity.name,
-        serial: previousSerial,
-        reason: code,
-        detail: error instanceof Error ? error.message : String(error),
-      });
-      if (!(error instanceof DmzError)) ctx.log.error({ err: error, agent: identity.name }, 'renewal failed');
-      if (connection.state === 'closed') return;
-      connection.outbound.sendControl({ type: 'error', ref: frame.ref, code, message: ERROR_MESSAGES[code] });
-    },
-  );
+  renewer
+    .renew(identity, previousSerial, frame.csr)
+    .then(
+      (issued) => {
+        connection.renewing = false;
+        ctx.audit.record(AUDIT_EVENT.certificateRenewed, {
+          agent: identity.name,
+          role: identity.role,
+          previousSerial,
+          serial: issued.serialHex,
+        });
+        if (connection.state === 'closed') return;
+        connection.outbound.sendControl({
+          type: 'renewed',
+          ref: frame.ref,
+          certificate: issued.certificatePem,
+          ca: issued.caPem,
+        });
+      },
+      (error: unknown) => {
+        connection.renewing = false;
+        const code: ErrorCode = error instanceof DmzError ? error.code : 'PKI_ERR_RENEWAL_REFUSED';
+        ctx.audit.record(AUDIT_EVENT.certificateRenewalRefused, {
+          agent: identity.name,
+          serial: previousSerial,
+          reason: code,
+          detail: error instanceof Error ? error.message : String(error),
+        });
+        if (!(error instanceof DmzError))
+          ctx.log.error({ err: error, agent: identity.name }, 'renewal failed');
+        if (connection.state === 'closed') return;
+        connection.outbound.sendControl({
+          type: 'error',
+          ref: frame.ref,
+          code,
+          message: ERROR_MESSAGES[code],
+        });
+      },
+    )
+    .catch((error: unknown) => ctx.log.error({ err: error, agent: identity.name }, 'renewal reply failed'));
 }

@@ -75,6 +75,11 @@ export function routeRequest(
   if (!ctx.policy.mayCommand(connection.identity, frame.topic)) {
     throw new DmzError('RELAY_ERR_FORBIDDEN', `no command grant covers ${frame.topic}`);
   }
+  // A request is queued for the peer in full: refuse it rather than push the peer past its limit
+  // (which would cut the peer, and every other session with it, for the requester's doing).
+  if (!session.peerOf(connection).outbound.hasRoomFor(frame.payload.byteLength)) {
+    throw new DmzError('RELAY_ERR_PEER_BUSY');
+  }
   if (ctx.requests.isPending(connection, session, frame.id))
     throw new DmzError('RELAY_ERR_DUPLICATE_REQUEST');
   const max = ctx.config.limits.maxPendingRequestsPerAgent;

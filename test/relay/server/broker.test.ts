@@ -84,7 +84,7 @@ describe('broker (in memory)', () => {
     assert.ok(itLink.ofType('dropped').every((frame) => frame.session === session));
   });
 
-  it('disconnects a consumer that stays behind longer than the grace period, even with no new data', () => {
+  it('disconnects a consumer that stays behind longer than the grace period, even with no new data', async () => {
     const { ot, itLink, otLink } = openSession();
     itLink.queuedBytes = 10 * 1024 * 1024;
     send(ot, { type: 'publish', topic: 'press-7/t', seq: 1, points: [new Uint8Array(8)] });
@@ -93,6 +93,7 @@ describe('broker (in memory)', () => {
     assert.equal(itLink.closed, undefined);
     clock += 2;
     broker.tick();
+    await Promise.resolve(); // the cut runs right after the handler that found the consumer behind
     assert.deepEqual(itLink.closed, { code: 1013, reason: 'RELAY_ERR_SLOW_CONSUMER' });
     assert.equal(otLink.ofType('sessionClose')[0]?.code, 'RELAY_ERR_SLOW_CONSUMER');
   });
@@ -110,6 +111,26 @@ describe('broker (in memory)', () => {
     assert.deepEqual(itLink.closed, { code: 4001, reason: 'RELAY_ERR_LEASE_EXPIRED' });
     assert.equal(otLink.ofType('sessionClose')[0]?.code, 'RELAY_ERR_LEASE_EXPIRED');
     assert.equal(broker.sessionCount, 0);
+  });
+
+  it('refuses a request the responder has no room for, instead of cutting the responder', async () => {
+    const { it, itLink, otLink, session } = openSession();
+    otLink.queuedBytes = 60 * 1024; // the OT agent is 60 KiB behind its 64 KiB limit
+    send(it, {
+      type: 'request',
+      session,
+      id: 5,
+      topic: 'press-7/setpoints/a',
+      timeoutMs: 1000,
+      payload: new Uint8Array(8 * 1024),
+    });
+    await Promise.resolve();
+    assert.deepEqual(
+      itLink.ofType('response').map((frame) => [frame.id, frame.error?.code]),
+      [[5, 'RELAY_ERR_PEER_BUSY']],
+    );
+    assert.equal(otLink.ofType('request').length, 0);
+    assert.equal(otLink.closed, undefined);
   });
 
   it('ends an offer the OT agent never answers, telling the IT agent', () => {
