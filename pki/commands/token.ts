@@ -4,9 +4,9 @@
  * shown again, only its `jti`.
  */
 import { DmzError } from '../../relay/protocol/errors.ts';
-import { isAgentName, isRole } from '../../relay/protocol/identity.ts';
+import { isAgentName, isRole, type Role } from '../../relay/protocol/identity.ts';
 import { formatDuration, parseDuration } from '../duration.ts';
-import type { TokenRecord } from '../store.ts';
+import type { PkiStore, TokenRecord } from '../store.ts';
 import {
   createEnrollmentToken,
   DEFAULT_TOKEN_TTL_SECONDS,
@@ -58,8 +58,9 @@ ${PASSPHRASE_HELP}
     const urls = values.url === undefined ? undefined : checkEnrollmentUrls(values.url, '--url');
     const passphrase = await readPassphrase(values['passphrase-file'], env);
     await withState(stateDir, async (state) => {
-      const signingKeyPem = await loadTokenSigningKey(state, passphrase);
       const now = new Date();
+      refuseNameInOtherRole(state.store, name, role, now);
+      const signingKeyPem = await loadTokenSigningKey(state, passphrase);
       const { token, jti, expiresAt } = await createEnrollmentToken({
         signingKeyPem,
         issuer: state.tokenIssuer,
@@ -159,4 +160,21 @@ function explainRevokeFailure(error: unknown, jti: string): unknown {
     );
   }
   return error;
+}
+
+/**
+ * One name, one role: the relay keys connections and `agent:` policy rules by name, so an `it`
+ * certificate for a name an `ot` agent holds would take its place and its grants.
+ */
+function refuseNameInOtherRole(store: PkiStore, name: string, role: Role, now: Date): void {
+  const holder =
+    store
+      .findCertificates(name, { now })
+      .find((c) => c.name === name && c.status === 'valid' && c.role !== role) ??
+    store.listTokens({ now }).find((t) => t.name === name && t.role !== role);
+  if (holder !== undefined) {
+    throw invalidArgument(
+      `${quote(name)} is already enrolled or invited as role ${holder.role}; revoke it first or choose another name`,
+    );
+  }
 }

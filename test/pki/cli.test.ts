@@ -434,6 +434,15 @@ describe('dmz-pki', { concurrency: true }, () => {
       assert.equal(run.stdout, `revoked token ${jti}\n`);
     });
 
+    it('token create - refuses a name already enrolled or invited under the other role', async () => {
+      const first = await pki('token', 'create', '--name', 'plc-13', '--role', 'ot');
+      assertExit(first, 0);
+      const clash = await pkiHere('token', 'create', '--name', 'plc-13', '--role', 'it');
+      assertExit(clash, 1);
+      assert.match(clash.stderr, /already enrolled or invited as role ot/);
+      assertExit(await pki('token', 'create', '--name', 'plc-13', '--role', 'ot'), 0);
+    });
+
     it("revoke NAME - also revokes the agent's outstanding tokens, so it cannot enroll again", async () => {
       const first = await pki('token', 'create', '--name', 'plc-11', '--role', 'ot');
       await enroll(stateDir, first.stdout.trim(), agentKeys);
