@@ -83,7 +83,7 @@ function revokedCertificates(revoked: ReadonlyArray<RevokedCertificate>): forge.
   const bySerial = new Map<string, Date>();
   for (const entry of revoked) {
     const serial = normalizedHex(entry.serialHex);
-    if (serial === '00') throw new RangeError('certificate serial numbers are positive');
+    if (serial === '0') throw new RangeError('certificate serial numbers are positive');
     if (!bySerial.has(serial)) bySerial.set(serial, entry.revokedAt);
   }
   if (bySerial.size === 0) return [];

@@ -13,6 +13,13 @@ import { verifyEnrollmentToken } from './tokens.ts';
 
 /** Seven days: short enough that a stolen key ages out soon, long enough to ride out a weekend. */
 export const DEFAULT_AGENT_CERTIFICATE_LIFETIME_MS = 7 * 86_400_000;
+/**
+ * A certificate may renew once half its lifetime (notBefore to notAfter) has passed. Agents renew
+ * at two thirds, minus at most 5% jitter (agents/renewal.ts), so an honest agent is never refused;
+ * an agent renewing back to back, each time minting another valid certificate at the price of a
+ * signature and two fsyncs, is.
+ */
+export const RENEWABLE_AFTER_LIFETIME_FRACTION = 1 / 2;
 
 export interface IssuedAgentCertificate extends IssuedCertificate {
   readonly identity: AgentIdentity;
@@ -28,6 +35,11 @@ export class CertificateIssuer {
     this.#state = state;
     this.#ca = ca;
     this.#lifetimeMs = lifetimeMs;
+  }
+
+  /** The lifetime of the certificates this issuer signs. */
+  get lifetimeMs(): number {
+    return this.#lifetimeMs;
   }
 
   /**
@@ -56,7 +68,8 @@ export class CertificateIssuer {
 
   /**
    * Renews for the identity of the connection asking, and only while its current certificate is
-   * still valid and unrevoked: an expired or revoked agent needs a new token.
+   * still valid and unrevoked (an expired or revoked agent needs a new token) and past half its
+   * lifetime. A revocation committed while signing is caught when the new certificate is recorded.
    */
   async renew(
     identity: AgentIdentity,
@@ -79,8 +92,23 @@ export class CertificateIssuer {
     if (current.status !== 'valid') {
       throw new DmzError('PKI_ERR_RENEWAL_REFUSED', `the presented certificate is ${current.status}`);
     }
+    const lifetimeMs = current.notAfter.getTime() - current.notBefore.getTime();
+    const renewableAt = current.notBefore.getTime() + lifetimeMs * RENEWABLE_AFTER_LIFETIME_FRACTION;
+    if (now.getTime() < renewableAt) {
+      throw new DmzError('PKI_ERR_RENEWAL_REFUSED', 'too early: renew after half the certificate lifetime');
+    }
     const { publicKeyPem } = parseCertificateSigningRequest(csrPem);
-    return this.#issue(identity, publicKeyPem, now, { replacesSerial: currentSerial });
+    try {
+      return await this.#issue(identity, publicKeyPem, now, { replacesSerial: currentSerial });
+    } catch (error) {
+      // The store refuses to link a renewal to a predecessor revoked since the check above.
+      if (error instanceof DmzError && error.code === 'PKI_ERR_NOT_FOUND') {
+        throw new DmzError('PKI_ERR_RENEWAL_REFUSED', 'the certificate was revoked during renewal', {
+          cause: error,
+        });
+      }
+      throw error;
+    }
   }
 
   async #issue(

@@ -46,7 +46,10 @@ export interface NewCertificateRecord {
   certPem: string;
   /** The consumed token this certificate was enrolled with; linked in the same transaction. */
   enrolledWithJti?: string;
-  /** The certificate this one renews; its `replacedBy` is set in the same transaction. */
+  /**
+   * The certificate this one renews; its `replacedBy` is set in the same transaction, which fails
+   * (PKI_ERR_NOT_FOUND, nothing recorded) when that certificate is unknown or revoked.
+   */
   replacesSerial?: string;
 }
 
@@ -213,17 +216,25 @@ function createStore(db: Database.Database): PkiStore {
     const serial = c.serialHex.toLowerCase();
     const { name, role, notBefore, notAfter, issuedAt, certPem } = c;
     insertCertificate.run(serial, name, role, ms(notBefore), ms(notAfter), ms(issuedAt), certPem);
-    const links: [string, string | undefined][] = [
-      ['UPDATE certificates SET replaced_by = ? WHERE serial_hex = ?', c.replacesSerial?.toLowerCase()],
+    const links: [string, string | undefined, string][] = [
+      [
+        // The renewal checked its predecessor before signing, but `dmz-pki revoke` (another
+        // process) may have committed since: only an unrevoked predecessor may be replaced, here
+        // in the insert's transaction, so a revocation landing in between rolls the insert back.
+        'UPDATE certificates SET replaced_by = ? WHERE serial_hex = ? AND revoked_at IS NULL',
+        c.replacesSerial?.toLowerCase(),
+        'no unrevoked certificate with the serial it replaces',
+      ],
       [
         'UPDATE tokens SET used_by_serial = ? WHERE jti = ? AND used_at IS NOT NULL AND used_by_serial IS NULL',
         c.enrolledWithJti,
+        'no used token with the jti it was enrolled with',
       ],
     ];
-    for (const [sql, target] of links) {
+    for (const [sql, target, missing] of links) {
       // A dangling link would be a lie in the audit trail: fail the whole insert instead.
       if (target !== undefined && db.prepare(sql).run(serial, target).changes === 0) {
-        throw new DmzError('PKI_ERR_NOT_FOUND');
+        throw new DmzError('PKI_ERR_NOT_FOUND', missing);
       }
     }
   });

@@ -4,6 +4,7 @@
  * rate limits before any crypto, a small body cap, a strict schema, and answers that carry only a
  * stable code and the catalog message. What exactly went wrong goes to the audit log.
  */
+import type { Socket } from 'node:net';
 import { fastify, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
@@ -53,8 +54,15 @@ export const ENROLLMENT_STATUS = {
 } as const satisfies Partial<Record<ErrorCode, number>>;
 type RefusalCode = keyof typeof ENROLLMENT_STATUS;
 
-/** Both limits count per minute. */
+/** Every limit counts per minute. */
 const RATE_WINDOW_SECONDS = 60;
+/**
+ * TCP connections allowed per address for each enrollment it may make. An enrollment needs one
+ * (agents/enroll.ts sends its request over the connection it pinned the CA on); three leave room
+ * for a few retries after a dropped connection or a timeout. Counted before TLS, so a flood of
+ * handshakes (each costs the relay an RSA signature) is cut before it costs anything.
+ */
+const CONNECTIONS_PER_ENROLLMENT = 3;
 const GLOBAL_RATE_KEY = 'all';
 const PEM_CERTIFICATE_BEGIN = /-----BEGIN CERTIFICATE-----/g;
 /** How deep to follow `cause` when writing a refusal's reason to the audit log. */
@@ -71,6 +79,10 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): Fa
     duration: RATE_WINDOW_SECONDS,
   });
   const overall = new RateLimiterMemory({ points: options.limits.perMinute, duration: RATE_WINDOW_SECONDS });
+  const connections = new RateLimiterMemory({
+    points: options.limits.perAddressPerMinute * CONNECTIONS_PER_ENROLLMENT,
+    duration: RATE_WINDOW_SECONDS,
+  });
 
   const app = fastify({
     logger: false,
@@ -91,9 +103,27 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): Fa
     onConstructorPoisoning: 'error',
     exposeHeadRoutes: false,
     return503OnClosing: true,
-    forceCloseConnections: true,
+    // Closing (the last token spent, in auto mode) drops idle connections only: the enrollment
+    // that spent that token is still in flight and must get its certificate.
+    forceCloseConnections: 'idle',
     // Fastify's defaults coerce types and silently drop unknown keys; the contract says refuse them.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
+  });
+
+  // Before TLS: a source that connects too often is dropped before the handshake.
+  app.server.on('connection', (socket: Socket) => {
+    const address = socket.remoteAddress ?? 'unknown';
+    void limitedBy(connections, address, 'per-address connection rate limit reached').then((limited) => {
+      if (limited === undefined) return;
+      socket.destroy();
+      if (limited.firstInWindow) {
+        audit.record(AUDIT_EVENT.enrollmentRefused, {
+          code: 'PKI_ERR_RATE_LIMITED',
+          address,
+          reason: limited.reason,
+        });
+      }
+    });
   });
 
   function refuse(
@@ -138,8 +168,8 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): Fa
       // onRequest runs before the body is read: a limited client costs no parsing and no crypto.
       onRequest: async (request, reply) => {
         const limited =
-          (await limitedBy(perAddress, request.ip, 'per-address')) ??
-          (await limitedBy(overall, GLOBAL_RATE_KEY, 'global'));
+          (await limitedBy(perAddress, request.ip, 'per-address enrollment rate limit reached')) ??
+          (await limitedBy(overall, GLOBAL_RATE_KEY, 'global enrollment rate limit reached'));
         if (limited === undefined) return undefined;
         reply.header('retry-after', Math.max(1, Math.ceil(limited.retryAfterMs / 1000)));
         return refuse(reply, request.ip, 'PKI_ERR_RATE_LIMITED', limited.reason, limited.firstInWindow);
@@ -187,11 +217,11 @@ interface RateLimited {
   readonly firstInWindow: boolean;
 }
 
-/** Consumes a point; says why and for how long when the limit is reached. */
+/** Consumes a point; when the limit is reached, says so with `reason` and for how long. */
 async function limitedBy(
   limiter: RateLimiterMemory,
   key: string,
-  scope: string,
+  reason: string,
 ): Promise<RateLimited | undefined> {
   try {
     await limiter.consume(key);
@@ -200,7 +230,7 @@ async function limitedBy(
     // A RateLimiterRes means "limited"; anything else is a bug worth surfacing.
     if (!(rejection instanceof RateLimiterRes)) throw rejection;
     return {
-      reason: `${scope} enrollment rate limit reached`,
+      reason,
       retryAfterMs: rejection.msBeforeNext,
       firstInWindow: rejection.consumedPoints === limiter.points + 1,
     };

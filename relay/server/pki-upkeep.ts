@@ -96,9 +96,16 @@ export class PkiUpkeep {
   async #setEnrollment(open: boolean): Promise<void> {
     const { enrollment, log } = this.#options;
     if (enrollment === undefined || open === this.#enrollmentOpen) return;
-    this.#enrollmentOpen = open;
-    if (open) await enrollment.open();
-    else await enrollment.close();
+    if (open) {
+      // Set only once the port listens: when open() fails (EADDRINUSE) the error is logged by the
+      // caller and the flag stays false, so auto mode's next check tries again (mode `on` fails
+      // the relay's start instead).
+      await enrollment.open();
+      this.#enrollmentOpen = true;
+    } else {
+      this.#enrollmentOpen = false;
+      await enrollment.close();
+    }
     log.info({ open }, 'enrollment listener');
   }
 }

@@ -4,6 +4,7 @@
  * TLS material, certificate renewal, and the enrollment issuer.
  */
 import { readFile } from 'node:fs/promises';
+import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { parseDuration } from '../../pki/duration.ts';
 import { CertificateIssuer } from '../../pki/issuance.ts';
 import { revokedSerials, writeCrl } from '../../pki/revocation.ts';
@@ -40,12 +41,7 @@ export async function openRelayPki(config: RelayConfig): Promise<RelayPki> {
       state,
       ca,
       issuer,
-      renewer: {
-        async renew(identity, serialHex, csrPem) {
-          const issued = await issuer.renew(identity, serialHex, csrPem);
-          return { certificatePem: issued.certPem, caPem: issued.caPem, serialHex: issued.serialHex };
-        },
-      },
+      renewer: createRateLimitedRenewer(issuer),
       tls: await loadTlsMaterial(config.state),
       revokedSerials: revoked,
       crlValidityMs,
@@ -63,4 +59,38 @@ async function readPassphrase(file: string | undefined): Promise<string | undefi
   } catch (cause) {
     throw new DmzError('PKI_ERR_PASSPHRASE', `cannot read the passphrase file ${file}`, { cause });
   }
+}
+
+/**
+ * Renewals per agent name per window. An honest agent renews once at about two thirds of its
+ * certificate's lifetime and retries a failure no sooner than 10 s later (agents/renewal.ts); six
+ * leave it room for that, while an agent renewing again and again (say over a connection whose
+ * certificate it already renewed) cannot make the CA sign, and fsync twice, more often.
+ */
+const RENEWALS_PER_AGENT = 6;
+/**
+ * An hour, or the certificate lifetime when that is shorter (1 minute at the least, in tests and
+ * demos): an agent that must renew every few minutes still gets its six per lifetime.
+ */
+const RENEWAL_WINDOW_MAX_MS = 3_600_000;
+
+function createRateLimitedRenewer(issuer: CertificateIssuer): CertificateRenewer {
+  const windowMs = Math.min(RENEWAL_WINDOW_MAX_MS, issuer.lifetimeMs);
+  const renewals = new RateLimiterMemory({
+    points: RENEWALS_PER_AGENT,
+    duration: Math.max(1, Math.ceil(windowMs / 1000)),
+  });
+  return {
+    async renew(identity, serialHex, csrPem) {
+      try {
+        await renewals.consume(identity.name);
+      } catch (rejection) {
+        // A RateLimiterRes means "limited"; anything else is a bug worth surfacing.
+        if (!(rejection instanceof RateLimiterRes)) throw rejection;
+        throw new DmzError('RELAY_ERR_RATE_LIMITED', 'too many renewals for this agent');
+      }
+      const issued = await issuer.renew(identity, serialHex, csrPem);
+      return { certificatePem: issued.certPem, caPem: issued.caPem, serialHex: issued.serialHex };
+    },
+  };
 }

@@ -173,7 +173,12 @@ function enrollmentSwitch(
           log,
           handshakeTimeoutMs: config.tls.handshakeTimeoutMs,
         });
-        await app.listen({ host, port });
+        try {
+          await app.listen({ host, port });
+        } catch (error) {
+          await app.close();
+          throw error;
+        }
         listener = app;
       },
       async close() {

@@ -4,14 +4,19 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { CertificateAuthority } from '../../pki/authority.ts';
 import { createCertificateSigningRequest } from '../../pki/csr.ts';
 import { CertificateIssuer, type IssuedAgentCertificate } from '../../pki/issuance.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from '../../pki/keys.ts';
 import { initializeState, openState, type PkiState } from '../../pki/state.ts';
+import { openPkiStore } from '../../pki/store.ts';
 import { createEnrollmentToken } from '../../pki/tokens.ts';
 import type { ErrorCode } from '../../relay/protocol/errors.ts';
 
-const HOUR = 3_600_000;
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+/** 40 minutes into a 1 h certificate: where an agent renews (2/3 of the lifetime), past half of it. */
+const renewalDue = (): Date => new Date(Date.now() + 40 * MINUTE);
 
 describe('pki/issuance', () => {
   let dir: string;
@@ -81,52 +86,100 @@ describe('pki/issuance', () => {
 
   it('renews for the same identity and links the old certificate to the new one', async () => {
     const issued = await enroll('press-9');
-    const renewed = await issuer.renew(issued.identity, issued.serialHex, csr);
+    const renewed = await issuer.renew(issued.identity, issued.serialHex, csr, renewalDue());
     assert.notEqual(renewed.serialHex, issued.serialHex);
     assert.deepEqual(renewed.identity, issued.identity);
     assert.equal(state.store.findCertificates(issued.serialHex)[0]?.replacedBy, renewed.serialHex);
   });
 
-  const refusals: [string, (issued: IssuedAgentCertificate) => Promise<unknown>, ErrorCode][] = [
+  it('refuses a renewal whose certificate `dmz-pki revoke` revokes while it is being signed, and records nothing', async () => {
+    const issued = await enroll('press-10');
+    const ca = await state.loadCa();
+    // Another process's connection, as the CLI's is; it revokes while the CA key is in use.
+    const cli = openPkiStore(state.stateDir);
+    const revokingCa: CertificateAuthority = {
+      certPem: ca.certPem,
+      get keyPem() {
+        cli.revokeCertificates('press-10', 'keyCompromise', new Date());
+        return ca.keyPem;
+      },
+    };
+    try {
+      const racing = new CertificateIssuer(state, revokingCa, HOUR);
+      await assert.rejects(racing.renew(issued.identity, issued.serialHex, csr, renewalDue()), {
+        code: 'PKI_ERR_RENEWAL_REFUSED',
+        message: 'the certificate was revoked during renewal',
+      });
+    } finally {
+      cli.close();
+    }
+    const records = state.store.findCertificates('press-10');
+    assert.deepEqual(
+      records.map((record) => [record.serialHex, record.status, record.replacedBy]),
+      [[issued.serialHex, 'revoked', null]],
+    );
+  });
+
+  const refusals: [string, (issued: IssuedAgentCertificate) => Promise<unknown>, ErrorCode, RegExp][] = [
     [
       'an expired certificate',
       (issued) => issuer.renew(issued.identity, issued.serialHex, csr, new Date(Date.now() + 2 * HOUR)),
       'PKI_ERR_RENEWAL_REFUSED',
+      /expired/,
     ],
     [
       'a revoked certificate',
       (issued) => {
         state.store.revokeCertificates(issued.serialHex, 'test', new Date());
-        return issuer.renew(issued.identity, issued.serialHex, csr);
+        return issuer.renew(issued.identity, issued.serialHex, csr, renewalDue());
       },
       'PKI_ERR_RENEWAL_REFUSED',
+      /revoked/,
+    ],
+    [
+      'right after issuance',
+      (issued) => issuer.renew(issued.identity, issued.serialHex, csr),
+      'PKI_ERR_RENEWAL_REFUSED',
+      /^too early: renew after half the certificate lifetime$/,
+    ],
+    [
+      // 1 h plus the minute of backdating: half-life is 29.5 minutes after issuance.
+      'just before half its lifetime',
+      (issued) => issuer.renew(issued.identity, issued.serialHex, csr, new Date(Date.now() + 29 * MINUTE)),
+      'PKI_ERR_RENEWAL_REFUSED',
+      /^too early/,
     ],
     [
       'a serial this CA never issued',
-      (issued) => issuer.renew(issued.identity, 'abcdef', csr),
+      (issued) => issuer.renew(issued.identity, 'abcdef', csr, renewalDue()),
       'PKI_ERR_RENEWAL_REFUSED',
+      /not one this CA issued/,
     ],
     [
       "another agent's serial",
-      (issued) => issuer.renew({ ...issued.identity, name: 'someone-else' }, issued.serialHex, csr),
+      (issued) =>
+        issuer.renew({ ...issued.identity, name: 'someone-else' }, issued.serialHex, csr, renewalDue()),
       'PKI_ERR_RENEWAL_REFUSED',
+      /not one this CA issued/,
     ],
     [
       'a role change',
-      (issued) => issuer.renew({ ...issued.identity, role: 'it' }, issued.serialHex, csr),
+      (issued) => issuer.renew({ ...issued.identity, role: 'it' }, issued.serialHex, csr, renewalDue()),
       'PKI_ERR_RENEWAL_REFUSED',
+      /not one this CA issued/,
     ],
     [
       'a garbage CSR',
-      (issued) => issuer.renew(issued.identity, issued.serialHex, 'not a csr'),
+      (issued) => issuer.renew(issued.identity, issued.serialHex, 'not a csr', renewalDue()),
       'PKI_ERR_CSR_INVALID',
+      /./,
     ],
   ];
   let agent = 0;
-  for (const [name, attempt, code] of refusals) {
+  for (const [name, attempt, code, message] of refusals) {
     it(`refuses to renew ${name} (${code})`, async () => {
       const issued = await enroll(`renewer-${++agent}`);
-      await assert.rejects(attempt(issued), { code });
+      await assert.rejects(attempt(issued), { code, message });
     });
   }
 });

@@ -198,6 +198,24 @@ describe('pki store: certificates and revocation', () => {
     );
   });
 
+  it('refuses to record a renewal of a certificate another connection revoked, and records nothing', () => {
+    store.recordCertificate(certificate('01'));
+    // `dmz-pki revoke` commits from its own process while the relay is signing the renewal.
+    const cli = openPkiStore(stateDir);
+    try {
+      cli.revokeCertificates('01', 'keyCompromise', NOW);
+    } finally {
+      cli.close();
+    }
+    assert.throws(() => store.recordCertificate(certificate('02', { replacesSerial: '01' })), {
+      code: 'PKI_ERR_NOT_FOUND',
+    });
+    assert.deepEqual(store.findCertificates('02'), []);
+    const [predecessor] = store.findCertificates('01', { now: NOW });
+    assert.equal(predecessor?.status, 'revoked');
+    assert.equal(predecessor?.replacedBy, null);
+  });
+
   it('another connection sees revocations through revision and data_version', () => {
     store.recordCertificate(certificate('01'));
     const watcher = openPkiStore(stateDir);

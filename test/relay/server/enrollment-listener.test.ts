@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import { connect as connectTls } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { createCertificateSigningRequest, MAX_CSR_BYTES } from '../../../pki/csr.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair, type RsaKeyPair } from '../../../pki/keys.ts';
@@ -13,6 +14,7 @@ import {
 } from '../../support/enrollment-fixture.ts';
 import type { AuditEntry, AuditRecorder } from '../../support/relay-harness.ts';
 import { opensslCertificateText, runOpenssl } from '../../support/test-pki.ts';
+import { waitFor } from '../../support/wait.ts';
 
 const HOUR_MS = 3_600_000;
 
@@ -341,6 +343,38 @@ describe('enrollment listener', () => {
     await failing.app.close();
   });
 
+  it('closing the port while an enrollment is in flight still answers it 200', async () => {
+    let entered: () => void = () => undefined;
+    const inIssuer = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const closing = await fixture.listen({
+      issuer: {
+        async enroll(token, csrPem) {
+          entered();
+          await released;
+          return fixture.issuer.enroll(token, csrPem);
+        },
+      },
+    });
+    const { token, jti } = await fixture.createToken({ name: 'last-token' });
+    const answering = enroll({ token, csr }, closing);
+    await inIssuer;
+    // As upkeep closes the port in auto mode once this very enrollment spent the last token.
+    const closed = closing.app.close();
+    await waitFor(() => !closing.app.server.listening, 'enrollment port closed');
+    release();
+    const answer = await answering;
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.ok(new X509Certificate((answer.body as { certificate: string }).certificate));
+    assert.equal(fixture.tokenStatus(jti), 'used');
+    await closed;
+  });
+
   it('answers anything but POST /v1/enroll with an empty 404, unaudited', async () => {
     const since = listener.audit.entries.length;
     const probes = await Promise.all([
@@ -380,4 +414,31 @@ describe('enrollment listener - rate limits', () => {
       await limited.app.close();
     });
   }
+
+  it('per-address connections: the 4th TCP connection in a minute (perAddressPerMinute 1) is dropped before TLS completes', async () => {
+    const limited = await fixture.listen({ limits: { perAddressPerMinute: 1, perMinute: 100 } });
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      assert.equal(await tlsHandshake(limited.port, fixture.tls.caPem), 'established');
+    }
+    assert.notEqual(await tlsHandshake(limited.port, fixture.tls.caPem), 'established');
+    const entry = await refusalAudited(limited.audit, 0, 'PKI_ERR_RATE_LIMITED');
+    assert.match(entry.reason as string, /connection/);
+    // A flood is audited once per window, not once per connection.
+    assert.notEqual(await tlsHandshake(limited.port, fixture.tls.caPem), 'established');
+    const audited = limited.audit.entries.filter((candidate) => candidate.code === 'PKI_ERR_RATE_LIMITED');
+    assert.equal(audited.length, 1);
+    await limited.app.close();
+  });
 });
+
+/** A TLS handshake with the port, verified against the CA: 'established', or why it failed. */
+function tlsHandshake(port: number, caPem: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connectTls({ host: '127.0.0.1', port, ca: caPem }, () => {
+      socket.destroy();
+      resolve('established');
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+    socket.once('close', () => resolve('closed'));
+  });
+}

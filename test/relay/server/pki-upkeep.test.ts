@@ -18,6 +18,8 @@ import { openState } from '../../../pki/state.ts';
 import { openPkiStore, type PkiStore } from '../../../pki/store.ts';
 import { createAuditLog } from '../../../relay/server/audit.ts';
 import { validateRelayConfig } from '../../../relay/server/config.ts';
+import { PkiUpkeep } from '../../../relay/server/pki-upkeep.ts';
+import { openRelayPki } from '../../../relay/server/relay-pki.ts';
 import { startRelay, type RunningRelay } from '../../../relay/server/relay.ts';
 import {
   CA_STATE_TRUST_DOMAIN,
@@ -187,6 +189,46 @@ describe('relay/server pki upkeep - enrollment port', () => {
     }
   });
 
+  it('upkeep - auto: when the port cannot open (EADDRINUSE), the next check tries again', async () => {
+    const jti = recordToken(store, new Date(Date.now() + HOUR_MS));
+    const state = await openState(stateDir);
+    const calls: string[] = [];
+    const upkeep = new PkiUpkeep({
+      state,
+      ca: await state.loadCa(),
+      crlValidityMs: HOUR_MS,
+      onCrl: () => undefined,
+      enrollment: {
+        mode: 'auto',
+        open() {
+          calls.push('open');
+          if (calls.length > 1) return Promise.resolve();
+          const taken = Object.assign(new Error('listen EADDRINUSE: address already in use'), {
+            code: 'EADDRINUSE',
+          });
+          return Promise.reject(taken);
+        },
+        close() {
+          calls.push('close');
+          return Promise.resolve();
+        },
+      },
+      audit: createAuditLog(new AuditRecorder().stream),
+      log: pino({ level: 'silent' }),
+    });
+    try {
+      await upkeep.start();
+      // One failed open, then the retry a check later: two checks' worth plus room.
+      await waitFor(() => calls.length >= 2, 'enrollment port opened again', 2 * ENROLLMENT_SWITCH_BOUND_MS);
+      await upkeep.stop();
+      assert.deepEqual(calls, ['open', 'open', 'close']);
+    } finally {
+      await upkeep.stop();
+      state.close();
+      store.revokeToken(jti);
+    }
+  });
+
   it('upkeep - off: the port never opens, even with a token outstanding', async () => {
     const jti = recordToken(store, new Date(Date.now() + HOUR_MS));
     const { relay } = await startOnState(stateDir, { enrollment: 'off' });
@@ -263,6 +305,47 @@ describe('relay/server pki upkeep - CRL', () => {
       await assert.rejects(connectAgent(relay, agent));
     } finally {
       await relay.close();
+    }
+  });
+});
+
+describe('relay/server relay-pki - renewal rate limit', () => {
+  let root: string;
+  let stateDir: string;
+
+  before(async () => {
+    ({ root, stateDir } = await withStateDir());
+  });
+  after(() => rm(root, { recursive: true, force: true }));
+
+  it('relay-pki - an agent gets 6 renewal attempts per window, then RELAY_ERR_RATE_LIMITED before the CA is asked; others are unaffected', async () => {
+    const [flooder, bystander] = await Promise.all([
+      enrollInProcess(stateDir, 'ot', 'press-1'),
+      enrollInProcess(stateDir, 'ot', 'press-2'),
+    ]);
+    const pki = await openRelayPki(
+      validateRelayConfig(
+        {
+          trustDomain: CA_STATE_TRUST_DOMAIN,
+          state: stateDir,
+          listen: { agents: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+          log: { level: 'silent' },
+          policy: [{ role: 'ot' }],
+        },
+        stateDir,
+      ),
+    );
+    const renew = (name: string, serialHex: string) =>
+      pki.renewer.renew({ trustDomain: CA_STATE_TRUST_DOMAIN, role: 'ot', name }, serialHex, 'not a csr');
+    try {
+      // Fresh certificates: the CA refuses each attempt as too early, yet each one counts.
+      for (let attempt = 0; attempt < 6; attempt += 1) {
+        await assert.rejects(renew('press-1', flooder.serialHex), { code: 'PKI_ERR_RENEWAL_REFUSED' });
+      }
+      await assert.rejects(renew('press-1', flooder.serialHex), { code: 'RELAY_ERR_RATE_LIMITED' });
+      await assert.rejects(renew('press-2', bystander.serialHex), { code: 'PKI_ERR_RENEWAL_REFUSED' });
+    } finally {
+      pki.state.close();
     }
   });
 });
