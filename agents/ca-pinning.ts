@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { connect, type DetailedPeerCertificate, type TLSSocket } from 'node:tls';
 import { spkiFingerprint } from '../pki/fingerprint.ts';
 import { DmzError, ERROR_MESSAGES } from '../relay/protocol/errors.ts';
-import { MIN_TLS_VERSION } from '../relay/server/tls.ts';
+import { MIN_TLS_VERSION } from '../relay/protocol/limits.ts';
 
 /** RFC 5280 section 4.2.1.12: id-kp-serverAuth. */
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';

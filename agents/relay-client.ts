@@ -7,7 +7,7 @@ import { CLOSE_CODE } from '../relay/protocol/close-codes.ts';
 import { decodeFrame, encodeFrame } from '../relay/protocol/codec.ts';
 import { DmzError, isErrorCode, type ErrorCode } from '../relay/protocol/errors.ts';
 import type { ToAgentFrame, ToAgentFrameOf, ToRelayFrame } from '../relay/protocol/frames.ts';
-import { MAX_FRAME_BYTES, MAX_U32, SUBPROTOCOL } from '../relay/protocol/limits.ts';
+import { MAX_FRAME_BYTES, MAX_U32, MIN_TLS_VERSION, SUBPROTOCOL } from '../relay/protocol/limits.ts';
 
 export interface RelayClientOptions {
   /** `wss://host:port/v1/agent` */
@@ -81,7 +81,7 @@ export class RelayClient {
       cert: options.certPem,
       key: options.keyPem,
       ca: options.caPem,
-      minVersion: 'TLSv1.3',
+      minVersion: MIN_TLS_VERSION,
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
       handshakeTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,

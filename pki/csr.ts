@@ -9,15 +9,13 @@ import { createPublicKey, verify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import forge from 'node-forge';
 import { DmzError } from '../relay/protocol/errors.ts';
+import { MAX_PEM_BYTES } from '../relay/protocol/limits.ts';
 import { commonNameAttribute } from './authority.ts';
 import { isAcceptableRsaPublicKey } from './keys.ts';
 import { SIGNATURE_ALGORITHM_OID, signTbs } from './signing.ts';
 
-/**
- * An agent's CSR (RSA-2048 or -4096, a CN, no attributes) is 1-2 KiB of PEM; 16 KiB leaves room
- * for any honest request and caps the base64 and ASN.1 work an unauthenticated peer can cause.
- */
-export const MAX_CSR_BYTES = 16 * 1024;
+/** A CSR is a PEM document of the wire protocol: the same cap (relay/protocol/limits.ts). */
+export const MAX_CSR_BYTES = MAX_PEM_BYTES;
 
 export interface ParsedCertificateSigningRequest {
   /** SubjectPublicKeyInfo PEM, re-encoded by node:crypto from the verified key. */

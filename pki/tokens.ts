@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { SignJWT, decodeJwt, decodeProtectedHeader, errors, importPKCS8, importSPKI, jwtVerify } from 'jose';
 import type { JWTPayload } from 'jose';
 import { DmzError } from '../relay/protocol/errors.ts';
+import { MAX_TOKEN_BYTES } from '../relay/protocol/limits.ts';
 import { isAgentName, isRole } from '../relay/protocol/identity.ts';
 import type { Role } from '../relay/protocol/identity.ts';
 
@@ -27,8 +28,8 @@ export const MAX_TOKEN_TTL_SECONDS = 7 * 24 * 60 * 60;
 export const DEFAULT_TOKEN_TTL_SECONDS = 60 * 60;
 /** Clock skew accepted for `iat` in the future; `exp` gets none (the token is short anyway). */
 const IAT_FUTURE_TOLERANCE_SECONDS = 60;
-/** Tokens arrive on an unauthenticated port: cap them before any parsing. Ours are < 1 KiB. */
-export const MAX_TOKEN_LENGTH = 4096;
+/** Tokens arrive on an unauthenticated port: capped before any parsing (relay/protocol/limits.ts). */
+export const MAX_TOKEN_LENGTH = MAX_TOKEN_BYTES;
 /** A relay has a handful of enrollment addresses (one per network it serves). */
 export const MAX_TOKEN_URLS = 8;
 const MAX_URL_LENGTH = 512;

@@ -4,8 +4,7 @@
  * two sides cannot drift apart.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { MAX_CSR_BYTES } from '../../pki/csr.ts';
-import { MAX_TOKEN_LENGTH } from '../../pki/tokens.ts';
+import { MAX_PEM_BYTES, MAX_TOKEN_BYTES } from './limits.ts';
 
 /** The path is part of the protocol; a token's URL names only the host and port to reach. */
 export const ENROLLMENT_PATH = '/v1/enroll';
@@ -23,13 +22,10 @@ export const MAX_ENROLLMENT_REQUEST_BYTES = 32 * 1024;
  */
 export const MAX_ENROLLMENT_RESPONSE_BYTES = 64 * 1024;
 
-/** One PEM certificate of at most this many characters (an RSA-8192 certificate is ~3 KiB). */
-const MAX_CERTIFICATE_PEM_CHARS = 16 * 1024;
-
 export const EnrollmentRequestSchema = Type.Object(
   {
-    token: Type.String({ minLength: 1, maxLength: MAX_TOKEN_LENGTH }),
-    csr: Type.String({ minLength: 1, maxLength: MAX_CSR_BYTES }),
+    token: Type.String({ minLength: 1, maxLength: MAX_TOKEN_BYTES }),
+    csr: Type.String({ minLength: 1, maxLength: MAX_PEM_BYTES }),
   },
   { additionalProperties: false },
 );
@@ -38,8 +34,8 @@ export type EnrollmentRequest = Static<typeof EnrollmentRequestSchema>;
 /** 200: the agent's certificate and the CA certificate it chains to, both PEM. */
 export const EnrollmentResponseSchema = Type.Object(
   {
-    certificate: Type.String({ minLength: 1, maxLength: MAX_CERTIFICATE_PEM_CHARS }),
-    ca: Type.String({ minLength: 1, maxLength: MAX_CERTIFICATE_PEM_CHARS }),
+    certificate: Type.String({ minLength: 1, maxLength: MAX_PEM_BYTES }),
+    ca: Type.String({ minLength: 1, maxLength: MAX_PEM_BYTES }),
   },
   { additionalProperties: false },
 );

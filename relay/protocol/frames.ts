@@ -9,6 +9,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import {
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_FRAME_BYTES,
+  MAX_PEM_BYTES,
   MAX_POINTS_PER_FRAME,
   MAX_REQUEST_TIMEOUT_MS,
   MAX_TOPIC_BYTES,
@@ -64,8 +65,7 @@ const Message = Type.String({ maxLength: MAX_ERROR_MESSAGE_LENGTH });
 const Role = Type.Union([Type.Literal('ot'), Type.Literal('it')]);
 const Timeout = Type.Integer({ minimum: 1, maximum: MAX_REQUEST_TIMEOUT_MS });
 const Points = Type.Array(Bytes, { minItems: 1, maxItems: MAX_POINTS_PER_FRAME });
-/** A PEM document: a CSR or certificate is a few KiB; 16 KiB bounds a hostile one. */
-const Pem = Type.String({ minLength: 1, maxLength: 16 * 1024 });
+const Pem = Type.String({ minLength: 1, maxLength: MAX_PEM_BYTES });
 const RemoteError = Type.Object({ code: Code, message: Message }, { additionalProperties: false });
 
 function frame<T extends Record<string, TSchema>>(fields: T) {

@@ -21,5 +21,15 @@ export const MAX_POINTS_PER_FRAME = 4096;
 export const MAX_REQUEST_TIMEOUT_MS = 60_000;
 /** Largest message text in an error frame; longer text is a bug or an attack. */
 export const MAX_ERROR_MESSAGE_LENGTH = 512;
+/** TLS 1.3 only, on every listener and every client: no downgrade, forward secrecy always (RFC 8446). */
+export const MIN_TLS_VERSION = 'TLSv1.3';
+/**
+ * A PEM document on the wire (a CSR, a certificate): an agent's CSR is 1-2 KiB and an RSA-8192
+ * certificate ~3 KiB; 16 KiB leaves room for any honest one and caps the base64 and ASN.1 work an
+ * unauthenticated peer can cause.
+ */
+export const MAX_PEM_BYTES = 16 * 1024;
+/** Enrollment tokens arrive on an unauthenticated port: capped before any parsing. Ours are < 1 KiB. */
+export const MAX_TOKEN_BYTES = 4096;
 /** Largest correlation number (u32): fits msgpack's compact ints and JS numbers exactly. */
 export const MAX_U32 = 0xffff_ffff;

@@ -19,9 +19,9 @@ import {
   type EnrollmentRequest,
   type EnrollmentResponse,
 } from '../protocol/enrollment.ts';
+import { MIN_TLS_VERSION } from '../protocol/limits.ts';
 import { DmzError, ERROR_MESSAGES, type ErrorCode } from '../protocol/errors.ts';
 import { AUDIT_EVENT, type AuditLog } from './audit.ts';
-import { MIN_TLS_VERSION } from './tls.ts';
 
 export interface EnrollmentListenerOptions {
   readonly issuer: CertificateIssuer;

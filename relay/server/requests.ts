@@ -3,6 +3,7 @@
  * that a responder can only answer what it was asked, and enforces the deadline itself: a late
  * response is dropped, and the requester gets a timeout.
  */
+import type { ErrorCode } from '../protocol/errors.ts';
 import type { AgentConnection } from './agent-connection.ts';
 import type { Session } from './sessions.ts';
 
@@ -74,4 +75,14 @@ export class PendingRequests {
     this.#byRelayId.delete(request.relayId);
     request.requester.pendingRequests.delete(request);
   }
+}
+
+/** Answers a request on the relay's behalf (timeout, session gone), under the requester's own id. */
+export function answerRequest(request: PendingRequest, error: { code: ErrorCode; message: string }): void {
+  request.requester.outbound.sendControl({
+    type: 'response',
+    session: request.session.id,
+    id: request.requesterId,
+    error,
+  });
 }

@@ -2,12 +2,12 @@
  * The data path: published points to the sessions that want them, and requests and responses
  * between the two members of a session, with the relay holding the deadline.
  */
-import { DmzError, ERROR_MESSAGES, type ErrorCode } from '../protocol/errors.ts';
+import { DmzError, ERROR_MESSAGES } from '../protocol/errors.ts';
 import type { ToRelayFrameOf } from '../protocol/frames.ts';
 import { topicMatches, validateTopic } from '../protocol/topics.ts';
 import type { AgentConnection } from './agent-connection.ts';
 import type { RelayContext } from './context.ts';
-import type { PendingRequest } from './requests.ts';
+import { answerRequest } from './requests.ts';
 import { findMemberSession } from './session-handlers.ts';
 import type { Session } from './sessions.ts';
 
@@ -88,7 +88,7 @@ export function routeRequest(
   }
   const pending = ctx.requests.add(connection, session, frame.id, frame.timeoutMs, (request) => {
     ctx.metrics.requests.labels('timeout').inc();
-    answerRequest(ctx, request, { code: 'RELAY_ERR_TIMEOUT', message: ERROR_MESSAGES.RELAY_ERR_TIMEOUT });
+    answerRequest(request, { code: 'RELAY_ERR_TIMEOUT', message: ERROR_MESSAGES.RELAY_ERR_TIMEOUT });
   });
   session.peerOf(connection).outbound.sendControl({ ...frame, id: pending.relayId });
 }
@@ -111,18 +111,4 @@ export function routeResponse(
   ctx.requests.complete(request);
   ctx.metrics.requests.labels(frame.error === undefined ? 'ok' : 'error').inc();
   request.requester.outbound.sendControl({ ...frame, id: request.requesterId });
-}
-
-/** Answers a request on the relay's behalf (timeout, session gone). */
-export function answerRequest(
-  ctx: RelayContext,
-  request: PendingRequest,
-  error: { code: ErrorCode; message: string },
-): void {
-  request.requester.outbound.sendControl({
-    type: 'response',
-    session: request.session.id,
-    id: request.requesterId,
-    error,
-  });
 }

@@ -8,7 +8,7 @@ import { filtersIntersect, validateFilter } from '../protocol/topics.ts';
 import type { AgentConnection } from './agent-connection.ts';
 import { AUDIT_EVENT } from './audit.ts';
 import type { RelayContext } from './context.ts';
-import { answerRequest } from './routing.ts';
+import { answerRequest } from './requests.ts';
 import type { Session } from './sessions.ts';
 
 export function openSession(
@@ -161,8 +161,7 @@ export function endSession(
   ctx.sessions.delete(session);
   ctx.metrics.sessions.dec();
   for (const request of ctx.requests.takeAllOf(session)) {
-    if (request.requester !== closer)
-      answerRequest(ctx, request, { code: 'RELAY_ERR_SESSION_CLOSED', message });
+    if (request.requester !== closer) answerRequest(request, { code: 'RELAY_ERR_SESSION_CLOSED', message });
   }
   if (session.state === 'offered') {
     if (session.it !== closer)

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { SecureContextOptions } from 'node:tls';
 import { DmzError } from '../protocol/errors.ts';
+import { MIN_TLS_VERSION } from '../protocol/limits.ts';
 import { statePath, type StateFile } from '../../pki/state-layout.ts';
 
 export interface RelayTlsMaterial {
@@ -16,8 +17,6 @@ export interface RelayTlsMaterial {
   readonly crlPem: string;
 }
 
-/** TLS 1.3 only: no downgrade, no renegotiation, forward secrecy in every suite (RFC 8446). */
-export const MIN_TLS_VERSION = 'TLSv1.3';
 /** Session ticket keys are 48 bytes in Node (16 name, 16 HMAC, 16 AES). */
 const TICKET_KEY_BYTES = 48;
 

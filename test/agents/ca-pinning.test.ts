@@ -9,7 +9,7 @@ import { issueAgentCertificate } from '../../pki/certificate-template.ts';
 import { spkiFingerprint } from '../../pki/fingerprint.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair, type RsaKeyPair } from '../../pki/keys.ts';
 import { DmzError } from '../../relay/protocol/errors.ts';
-import { MIN_TLS_VERSION } from '../../relay/server/tls.ts';
+import { MIN_TLS_VERSION } from '../../relay/protocol/limits.ts';
 import { createEnrollmentFixture, type EnrollmentFixture } from '../support/enrollment-fixture.ts';
 import { waitFor } from '../support/wait.ts';
 

