@@ -101,3 +101,31 @@ export function encodeFrame(frame: Frame): Uint8Array {
   out.set(body, 1);
   return out;
 }
+
+/**
+ * The deliver frames of one publish, one per session that wants it, with the points encoded once:
+ * each frame is the kind byte, a 4-entry map header, the session entry, then the shared
+ * `topic`/`seq`/`points` entries (a MessagePack map's entries may come in any order). Fan-out to
+ * N sessions costs one encoding of the points, not N.
+ */
+export function deliveryFrames(fields: {
+  topic: string;
+  seq: number;
+  points: Uint8Array[];
+}): (session: number) => Uint8Array {
+  let shared: Uint8Array | undefined;
+  return (session) => {
+    // encode() of a 3-entry map starts with its one-byte header (fixmap, 0x83): the rest are entries.
+    shared ??= encoder.encode(fields).subarray(1);
+    const sessionEntry = encoder.encodeSharedRef({ session }).subarray(1);
+    const frame = new Uint8Array(2 + sessionEntry.byteLength + shared.byteLength);
+    frame[0] = FRAME_KIND.deliver;
+    frame[1] = FIXMAP_4;
+    frame.set(sessionEntry, 2);
+    frame.set(shared, 2 + sessionEntry.byteLength);
+    return frame;
+  };
+}
+
+/** MessagePack fixmap header for four entries (spec: 0x80 | n). */
+const FIXMAP_4 = 0x84;

@@ -4,7 +4,7 @@
  * bytes pass the configured queue limit; an agent that stays that slow is disconnected.
  */
 import { encodeFrame } from '../protocol/codec.ts';
-import type { ToAgentFrame, ToAgentFrameOf } from '../protocol/frames.ts';
+import type { ToAgentFrame } from '../protocol/frames.ts';
 import type { AgentLink } from './link.ts';
 
 export interface OutboundLimits {
@@ -26,7 +26,6 @@ export class Outbound {
   #cutScheduled = false;
   /** When the current run of drops began; undefined while the consumer keeps up. */
   #droppingSince: number | undefined;
-  droppedPoints = 0;
 
   constructor(link: AgentLink, limits: OutboundLimits, now: () => number, onTooSlow: () => void) {
     this.#link = link;
@@ -46,22 +45,21 @@ export class Outbound {
   }
 
   /**
-   * Sends live points to one session, or drops them when the consumer is behind. `undelivered`
+   * Sends one encoded deliver frame (`points` points) to one session, or drops it when the
+   * consumer is behind. `undelivered`
    * is the session's count of dropped points not yet reported; the caller keeps it per session.
    * Returns the number of points dropped by this call (0 when sent).
    */
-  sendLive(frame: ToAgentFrameOf<'deliver'>, undelivered: number): number {
+  sendLive(session: number, deliver: Uint8Array, points: number, undelivered: number): number {
     if (this.#link.bufferedBytes() > this.#limits.maxQueuedBytes) {
       const now = this.#now();
       this.#droppingSince ??= now;
-      this.droppedPoints += frame.points.length;
       if (now - this.#droppingSince > this.#limits.slowConsumerGraceMs) this.#tooSlow();
-      return frame.points.length;
+      return points;
     }
     this.#droppingSince = undefined;
-    if (undelivered > 0)
-      this.#link.send(encodeFrame({ type: 'dropped', session: frame.session, points: undelivered }));
-    this.#link.send(encodeFrame(frame));
+    if (undelivered > 0) this.#link.send(encodeFrame({ type: 'dropped', session, points: undelivered }));
+    this.#link.send(deliver);
     return 0;
   }
 

@@ -2,6 +2,7 @@
  * The data path: published points to the sessions that want them, and requests and responses
  * between the two members of a session, with the relay holding the deadline.
  */
+import { deliveryFrames } from '../protocol/codec.ts';
 import { DmzError, ERROR_MESSAGES } from '../protocol/errors.ts';
 import type { ToRelayFrameOf } from '../protocol/frames.ts';
 import { topicMatches, validateTopic } from '../protocol/topics.ts';
@@ -26,35 +27,35 @@ export function routePublish(
     connection.lastPublishTopic = frame.topic;
   }
   ctx.metrics.pointsPublished.inc(frame.points.length);
+  const frames = deliveryFrames({ topic: frame.topic, seq: frame.seq, points: frame.points });
   if (frame.session !== undefined) {
     const session = ctx.sessions.get(frame.session);
     if (session === undefined || session.ot !== connection) {
       throw new DmzError('RELAY_ERR_NO_SUCH_SESSION', `no session ${frame.session}`);
     }
-    if (session.wants(frame.topic)) deliverToSession(ctx, session, frame);
+    if (session.wants(frame.topic)) deliverToSession(ctx, session, frames, frame.points.length);
     return;
   }
   for (const session of connection.sessions.values()) {
-    if (session.ot === connection && session.wants(frame.topic)) deliverToSession(ctx, session, frame);
+    if (session.ot === connection && session.wants(frame.topic)) {
+      deliverToSession(ctx, session, frames, frame.points.length);
+    }
   }
 }
 
-export function deliverToSession(
+function deliverToSession(
   ctx: RelayContext,
   session: Session,
-  frame: ToRelayFrameOf<'publish'>,
+  frames: (session: number) => Uint8Array,
+  points: number,
 ): void {
-  const { topic, seq, points } = frame;
-  const dropped = session.it.outbound.sendLive(
-    { type: 'deliver', session: session.id, topic, seq, points },
-    session.undelivered,
-  );
+  const dropped = session.it.outbound.sendLive(session.id, frames(session.id), points, session.undelivered);
   if (dropped > 0) {
     session.undelivered += dropped;
     ctx.metrics.pointsDropped.inc(dropped);
   } else {
     session.undelivered = 0;
-    ctx.metrics.pointsDelivered.inc(points.length);
+    ctx.metrics.pointsDelivered.inc(points);
   }
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { decodeFrame, encodeFrame } from '../../../relay/protocol/codec.ts';
+import { decodeFrame, deliveryFrames, encodeFrame } from '../../../relay/protocol/codec.ts';
 import { DmzError, type ErrorCode } from '../../../relay/protocol/errors.ts';
 import { FRAME_KIND, type ToAgentFrame, type ToRelayFrame } from '../../../relay/protocol/frames.ts';
 import { MAX_POINTS_PER_FRAME } from '../../../relay/protocol/limits.ts';
@@ -138,6 +138,27 @@ describe('codec', () => {
     assert.equal(
       codeOf(() => decodeFrame(frame, 'toRelay', 1024)),
       'RELAY_ERR_FRAME_TOO_LARGE',
+    );
+  });
+
+  it('encodes the points of one publish once for every session, and each frame decodes as its own deliver', () => {
+    const topic = fc.stringMatching(/^[a-z0-9]{1,8}(\/[a-z0-9]{1,8}){0,3}$/);
+    fc.assert(
+      fc.property(
+        topic,
+        fc.nat({ max: Number.MAX_SAFE_INTEGER }),
+        fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 20 }),
+        fc.uniqueArray(fc.nat({ max: 0xffff_ffff }), { minLength: 1, maxLength: 5 }),
+        (topicName, seq, points, sessions) => {
+          const frames = deliveryFrames({ topic: topicName, seq, points });
+          for (const session of sessions) {
+            const expected = { type: 'deliver', session, topic: topicName, seq, points } as const;
+            assert.deepEqual(decodeFrame(frames(session), 'toAgent'), expected);
+            assert.deepEqual(decodeFrame(encodeFrame(expected), 'toAgent'), expected);
+          }
+        },
+      ),
+      { numRuns: 500 },
     );
   });
 
