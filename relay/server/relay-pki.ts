@@ -52,13 +52,19 @@ export async function openRelayPki(config: RelayConfig): Promise<RelayPki> {
   }
 }
 
+/** As `dmz-pki` reads it: one trailing newline is not part of it, and empty is never meant. */
 async function readPassphrase(file: string | undefined): Promise<string | undefined> {
-  if (file === undefined) return process.env[PASSPHRASE_ENV];
+  let passphrase: string | undefined;
   try {
-    return (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+    passphrase =
+      file === undefined ? process.env[PASSPHRASE_ENV] : (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
   } catch (cause) {
-    throw new DmzError('PKI_ERR_PASSPHRASE', `cannot read the passphrase file ${file}`, { cause });
+    throw new DmzError('PKI_ERR_PASSPHRASE', `cannot read the passphrase file ${file ?? ''}`, { cause });
   }
+  if (passphrase === '') {
+    throw new DmzError('PKI_ERR_PASSPHRASE', `the passphrase (${file ?? PASSPHRASE_ENV}) is empty`);
+  }
+  return passphrase;
 }
 
 /**
