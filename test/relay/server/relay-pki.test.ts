@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { RelayClient } from '../../../agents/relay-client.ts';
+import { initializeState } from '../../../pki/state.ts';
 import { openPkiStore } from '../../../pki/store.ts';
 import { createAuditLog } from '../../../relay/server/audit.ts';
 import { validateRelayConfig } from '../../../relay/server/config.ts';
@@ -31,6 +33,56 @@ describe('relay/server relay-pki', () => {
   after(async () => {
     await relay?.close();
     await rm(dir, { recursive: true, force: true });
+  });
+
+  const configFor = (stateDir: string, passphraseFile?: string) =>
+    validateRelayConfig(
+      {
+        trustDomain: CA_STATE_TRUST_DOMAIN,
+        state: stateDir,
+        listen: {
+          agents: { host: '127.0.0.1', port: 0 },
+          admin: { host: '127.0.0.1', port: 0 },
+          enrollment: { host: '127.0.0.1', port: 0, mode: 'off' },
+        },
+        log: { level: 'silent' },
+        policy: [{ role: 'ot' }],
+        ...(passphraseFile === undefined ? {} : { pki: { passphraseFile } }),
+      },
+      dir,
+    );
+
+  it('relay - an encrypted CA key: refused to start without, with an empty or a wrong passphrase; starts with it', async () => {
+    const encrypted = join(dir, 'encrypted');
+    await initializeState({
+      stateDir: encrypted,
+      trustDomain: CA_STATE_TRUST_DOMAIN,
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+      enrollmentUrls: [],
+      caKeyBits: 2048,
+      passphrase: 'correct horse',
+    });
+    const file = (name: string, contents: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, contents, { mode: 0o600 });
+      return path;
+    };
+    const quiet = { audit: createAuditLog(new AuditRecorder().stream), log: pino({ level: 'silent' }) };
+    for (const passphraseFile of [
+      undefined,
+      file('empty.pass', '\n'),
+      file('wrong.pass', 'battery staple\n'),
+    ]) {
+      await assert.rejects(startRelay({ config: configFor(encrypted, passphraseFile), ...quiet }), {
+        code: 'PKI_ERR_PASSPHRASE',
+      });
+    }
+    const started = await startRelay({
+      config: configFor(encrypted, file('right.pass', 'correct horse\n')),
+      ...quiet,
+    });
+    await started.close();
   });
 
   const connect = (agent: EnrolledAgent, port: number) =>
