@@ -96,21 +96,11 @@ describe('relay/server relay-pki', () => {
     store.revokeCertificates('press-1', 'key lost', new Date());
     store.close();
 
-    const config = validateRelayConfig(
-      {
-        trustDomain: CA_STATE_TRUST_DOMAIN,
-        state,
-        listen: {
-          agents: { host: '127.0.0.1', port: 0 },
-          admin: { host: '127.0.0.1', port: 0 },
-          enrollment: { host: '127.0.0.1', port: 0, mode: 'off' },
-        },
-        log: { level: 'silent' },
-        policy: [{ role: 'ot' }],
-      },
-      dir,
-    );
-    relay = await startRelay({ config, audit: createAuditLog(audit.stream), log: pino({ level: 'silent' }) });
+    relay = await startRelay({
+      config: configFor(state),
+      audit: createAuditLog(audit.stream),
+      log: pino({ level: 'silent' }),
+    });
     await assert.rejects(connect(revokedAgent, relay.agentPort));
     await audit.waitFor(
       (entry) => entry.event === 'agent.refused' && entry['detail'] === 'CERT_REVOKED',
