@@ -83,9 +83,13 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     (agentListener.server as unknown as HttpsServer).setSecureContext(
       secureContextOptions(material, newTicketKeys()),
     );
-    for (const serial of revokedSerials) revoked.add(serial);
+    const newlyRevoked = [...revokedSerials].filter((serial) => !revoked.has(serial));
+    for (const serial of newlyRevoked) revoked.add(serial);
     const cut = broker.disconnectSerials(revokedSerials);
-    if (cut > 0) audit.record(AUDIT_EVENT.certificateRevoked, { disconnected: cut });
+    // Every revocation is audited once, connected or not, with what it cut.
+    if (newlyRevoked.length > 0) {
+      audit.record(AUDIT_EVENT.certificateRevoked, { serials: newlyRevoked, disconnected: cut });
+    }
     return cut;
   };
   const upkeep =

@@ -15,6 +15,7 @@ import { loadCredentials, type AgentCredentialSet } from '../../agents/credentia
 import { enrollAgent } from '../../agents/enroll.ts';
 import { RelayClient } from '../../agents/relay-client.ts';
 import { renewOverConnection, scheduleRenewal } from '../../agents/renewal.ts';
+import { normalizeSerialHex } from '../../pki/serial.ts';
 import { initializeState } from '../../pki/state.ts';
 import { createAuditLog } from '../../relay/server/audit.ts';
 import { validateRelayConfig } from '../../relay/server/config.ts';
@@ -123,7 +124,17 @@ describe('pki - lifecycle: init, token, enroll, connect, renew, revoke', () => {
     const elapsed = closedAt - revokedAt;
     assert.ok(elapsed >= 0 && elapsed < 1000, `cut ${elapsed} ms after the revocation was committed`);
     t.diagnostic(`revocation committed to live connection closed: ${elapsed} ms`);
-    await audit.waitFor((entry) => entry.event === 'certificate.revoked', 'revocation audited');
+    const revokedEntry = await audit.waitFor(
+      (entry) => entry.event === 'certificate.revoked',
+      'revocation audited',
+    );
+    // Both of the historian's certificates, the original and its renewal, each named once.
+    const serialOf = (pem: string) => normalizeSerialHex(new X509Certificate(pem).serialNumber);
+    assert.deepEqual(
+      [...(revokedEntry['serials'] as string[])].sort(),
+      [serialOf(credentials.certPem), serialOf(renewed.certPem)].sort(),
+    );
+    assert.equal(revokedEntry['disconnected'], 1);
 
     // Both certificates are refused at the next handshake.
     await assert.rejects(connect({ ...renewed }));
