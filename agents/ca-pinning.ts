@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { connect, type DetailedPeerCertificate, type TLSSocket } from 'node:tls';
 import { spkiFingerprint } from '../pki/fingerprint.ts';
 import { DmzError, ERROR_MESSAGES } from '../relay/protocol/errors.ts';
-import { MIN_TLS_VERSION } from '../relay/protocol/limits.ts';
+import { KEY_EXCHANGE_GROUPS, MIN_TLS_VERSION } from '../relay/protocol/limits.ts';
 
 /** RFC 5280 section 4.2.1.12: id-kp-serverAuth. */
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
@@ -52,6 +52,7 @@ export function connectWithPinnedCa(options: {
       port: endpoint.port,
       ...(isIP(endpoint.host) === 0 ? { servername: endpoint.host } : {}),
       minVersion: MIN_TLS_VERSION,
+      ecdhCurve: KEY_EXCHANGE_GROUPS,
       // The one place certificate checks are left to us: Node cannot pin a CA it does not have yet.
       // verifyPinnedChain below checks the chain against the pinned CA before any byte is sent,
       // and nothing is written on this socket unless it passes.

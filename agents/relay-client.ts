@@ -7,7 +7,13 @@ import { CLOSE_CODE } from '../relay/protocol/close-codes.ts';
 import { decodeFrame, encodeFrame } from '../relay/protocol/codec.ts';
 import { DmzError, isErrorCode, type ErrorCode } from '../relay/protocol/errors.ts';
 import type { ToAgentFrame, ToAgentFrameOf, ToRelayFrame } from '../relay/protocol/frames.ts';
-import { MAX_FRAME_BYTES, MAX_U32, MIN_TLS_VERSION, SUBPROTOCOL } from '../relay/protocol/limits.ts';
+import {
+  KEY_EXCHANGE_GROUPS,
+  MAX_FRAME_BYTES,
+  MAX_U32,
+  MIN_TLS_VERSION,
+  SUBPROTOCOL,
+} from '../relay/protocol/limits.ts';
 
 export interface RelayClientOptions {
   /** `wss://host:port/v1/agent` */
@@ -82,6 +88,7 @@ export class RelayClient {
       key: options.keyPem,
       ca: options.caPem,
       minVersion: MIN_TLS_VERSION,
+      ecdhCurve: KEY_EXCHANGE_GROUPS,
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
       handshakeTimeout: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,

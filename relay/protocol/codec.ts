@@ -18,6 +18,7 @@ import {
   type ToRelayFrame,
 } from './frames.ts';
 import { MAX_FRAME_BYTES, MAX_POINTS_PER_FRAME } from './limits.ts';
+import { quoteField } from './wire-text.ts';
 
 interface CompiledFrame {
   readonly type: FrameType;
@@ -84,7 +85,8 @@ export function decodeFrame(data: Uint8Array, direction: Direction, maxBytes = M
   }
   if (!compiled.check.Check(body)) {
     const first = compiled.check.Errors(body).First();
-    const where = first === undefined ? '' : ` at ${first.path || '/'}: ${first.message}`;
+    // The path may hold the sender's own map key: quoted, bounded and reduced to printable ASCII.
+    const where = first === undefined ? '' : ` at ${quoteField(first.path || '/')}: ${first.message}`;
     throw new DmzError('RELAY_ERR_INVALID_FRAME', `invalid ${compiled.type} frame${where}`);
   }
   // The schema forbids extra keys, so `type` cannot already be there.

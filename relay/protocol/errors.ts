@@ -29,6 +29,7 @@ export const ERROR_MESSAGES = {
   RELAY_ERR_IDENTITY: 'certificate does not carry a valid agent identity',
   RELAY_ERR_SHUTTING_DOWN: 'relay is shutting down',
   RELAY_ERR_REPLACED: 'a newer connection of this agent replaced this one',
+  RELAY_ERR_BUSY: 'relay is at its limit of connections being set up; try again later',
   RELAY_ERR_INTERNAL: 'internal error',
   // Configuration.
   CONFIG_ERR_INVALID: 'configuration is invalid',

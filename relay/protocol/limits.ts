@@ -24,6 +24,14 @@ export const MAX_ERROR_MESSAGE_LENGTH = 512;
 /** TLS 1.3 only, on every listener and every client: no downgrade, forward secrecy always (RFC 8446). */
 export const MIN_TLS_VERSION = 'TLSv1.3';
 /**
+ * Key-exchange groups offered and accepted (OpenSSL's list syntax), on every listener and client:
+ * cheap and strong ones only. Node's default list also offers the finite-field groups
+ * ffdhe2048..ffdhe8192 (RFC 7919); an ffdhe8192 handshake costs a server about 70 times an X25519
+ * one, so a client that offers only that group, and does no cryptography itself, could drain the
+ * relay's CPU with replayed ClientHellos.
+ */
+export const KEY_EXCHANGE_GROUPS = 'X25519:P-256:P-384';
+/**
  * A PEM document on the wire (a CSR, a certificate): an agent's CSR is 1-2 KiB and an RSA-8192
  * certificate ~3 KiB; 16 KiB leaves room for any honest one and caps the base64 and ASN.1 work an
  * unauthenticated peer can cause.

@@ -9,19 +9,27 @@ import { fastify, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { RawData, WebSocket } from 'ws';
 import { CLOSE_CODE } from '../protocol/close-codes.ts';
-import { DmzError } from '../protocol/errors.ts';
+import { DmzError, type ErrorCode } from '../protocol/errors.ts';
 import { SUBPROTOCOL } from '../protocol/limits.ts';
 import type { AgentConnection } from './agent-connection.ts';
-import { AUDIT_EVENT, type AuditLog } from './audit.ts';
+import { AUDIT_EVENT } from './audit.ts';
 import type { Broker } from './broker.ts';
 import type { RelayConfig } from './config.ts';
 import type { AgentLink } from './link.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { verifyPeer, type VerifiedPeer } from './peer-identity.ts';
+import { ConnectionGate, type GateRefusal } from './connection-gate.ts';
+import type { ConnectionBudget } from './connection-budget.ts';
 import type { RelayRateLimits } from './rate-limits.ts';
+import type { RefusalAudit } from './refusal-audit.ts';
 import { secureContextOptions, newTicketKeys, type RelayTlsMaterial } from './tls.ts';
 
 export const AGENT_PATH = '/v1/agent';
+const GATE_REASONS: Readonly<Record<GateRefusal, ErrorCode>> = {
+  rate_limited: 'RELAY_ERR_RATE_LIMITED',
+  address_busy: 'RELAY_ERR_BUSY',
+  relay_busy: 'RELAY_ERR_BUSY',
+};
 /** After a close frame, how long a peer gets to answer before the socket is destroyed: revocation must bite within 1 s. */
 const CLOSE_GRACE_MS = 250;
 
@@ -30,7 +38,10 @@ export interface AgentListenerOptions {
   readonly tls: RelayTlsMaterial;
   readonly broker: Broker;
   readonly limits: RelayRateLimits;
-  readonly audit: AuditLog;
+  /** Handshake slots and their queue, fitted to the file-descriptor limit. */
+  readonly budget: ConnectionBudget;
+  /** Where refusals anyone can cause are counted (everything before an agent is admitted). */
+  readonly refusals: RefusalAudit;
   readonly metrics: RelayMetrics;
   readonly log: Logger;
   /** Serials revoked since the CRL was loaded; checked at connection time as well. */
@@ -38,7 +49,7 @@ export interface AgentListenerOptions {
 }
 
 export async function createAgentListener(options: AgentListenerOptions): Promise<FastifyInstance> {
-  const { config, broker, limits, audit, metrics, log } = options;
+  const { config, broker, limits, budget, refusals, metrics, log } = options;
   const peers = new WeakMap<TLSSocket, VerifiedPeer>();
   const app = fastify({
     logger: false,
@@ -47,6 +58,8 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
       requestCert: true,
       rejectUnauthorized: true,
       handshakeTimeout: config.tls.handshakeTimeoutMs,
+      // The connection gate hands each socket to TLS once it has a slot (connection-gate.ts).
+      pauseOnConnect: true,
     },
     // Agents send no HTTP bodies; the WebSocket upgrade is the only request that matters.
     bodyLimit: 1024,
@@ -56,29 +69,33 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
   });
 
   const server = app.server;
-  server.on('connection', (socket: import('node:net').Socket) => {
-    const address = socket.remoteAddress ?? 'unknown';
-    limits
-      .allowConnection(address)
-      .then((allowed) => {
-        if (allowed) return;
-        metrics.refused.labels('rate_limited').inc();
-        audit.record(AUDIT_EVENT.agentRefused, { address, reason: 'RELAY_ERR_RATE_LIMITED' });
-        socket.destroy();
-      })
-      .catch(logUnexpected);
+  // Before TLS: the per-address rate limit, then a bounded number of handshakes in progress.
+  const gate = ConnectionGate.install(server, {
+    slots: budget.handshakesInProgress,
+    slotsPerAddress: budget.handshakesInProgressPerAddress,
+    holdFor: 'handshake',
+    queue: budget.handshakeQueue,
+    maxWaitMs: config.tls.handshakeTimeoutMs,
+    allow: (address) => limits.allowConnection(address),
+    onRefused: (address, reason) => {
+      metrics.refused.labels(reason).inc();
+      refusals.record(AUDIT_EVENT.agentRefused, address, GATE_REASONS[reason], reason);
+    },
+    onError: logUnexpected,
   });
+  app.addHook('preClose', () => gate.destroyAll());
   server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
     // Node drops a client whose certificate fails verification without an error of its own (this
     // event then carries a generic ECONNRESET); the verification result (an OpenSSL code such as
     // CERT_REVOKED, a string despite its declared type) says what was wrong.
     const verification = socket.authorizationError as unknown as string | null;
     metrics.refused.labels('tls').inc();
-    audit.record(AUDIT_EVENT.agentRefused, {
-      address: socket.remoteAddress,
-      reason: 'tls',
-      detail: verification ?? error.code ?? error.message,
-    });
+    refusals.record(
+      AUDIT_EVENT.agentRefused,
+      gate.addressOf(socket),
+      'tls',
+      verification ?? error.code ?? 'handshake failed',
+    );
   });
   // Runs before the HTTP parser sees a byte: an unverifiable identity never reaches Fastify.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
@@ -87,10 +104,8 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
     } catch (error) {
       const code = error instanceof DmzError ? error.code : 'RELAY_ERR_IDENTITY';
       metrics.refused.labels('identity').inc();
-      audit.record(AUDIT_EVENT.agentRefused, {
-        address: socket.remoteAddress,
-        reason: code,
-        detail: (error as Error).message,
+      refusals.record(AUDIT_EVENT.agentRefused, gate.addressOf(socket), code, (error as Error).message, {
+        serial: socket.getPeerX509Certificate()?.serialNumber,
       });
       socket.destroy();
     }

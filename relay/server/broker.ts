@@ -8,6 +8,7 @@ import { CLOSE_CODE, type CloseCode } from '../protocol/close-codes.ts';
 import { decodeFrame } from '../protocol/codec.ts';
 import { DmzError, ERROR_MESSAGES, type ErrorCode } from '../protocol/errors.ts';
 import type { ToRelayFrame } from '../protocol/frames.ts';
+import { boundMessage } from '../protocol/wire-text.ts';
 import { AgentConnection } from './agent-connection.ts';
 import { AUDIT_EVENT, type AuditLog } from './audit.ts';
 import { checkLiveness, PINGS_PER_LEASE } from './liveness.ts';
@@ -261,7 +262,7 @@ export class Broker {
   #fail(connection: AgentConnection, error: unknown, frame: ToRelayFrame | undefined): void {
     const known = error instanceof DmzError;
     const code: ErrorCode = known ? error.code : 'RELAY_ERR_INTERNAL';
-    const message = known ? error.message : ERROR_MESSAGES.RELAY_ERR_INTERNAL;
+    const message = boundMessage(known ? error.message : ERROR_MESSAGES.RELAY_ERR_INTERNAL);
     if (!known) this.#context.log.error({ err: error, agent: connection.name }, 'frame handler failed');
     if (frame?.type === 'request') {
       connection.outbound.sendControl({
@@ -294,7 +295,7 @@ export class Broker {
     connection.outbound.sendControl({
       type: 'error',
       code,
-      message,
+      message: boundMessage(message),
       ...(ref === undefined ? {} : { ref }),
       ...(session === undefined ? {} : { session }),
     });

@@ -75,12 +75,40 @@ export const RelayConfigSchema = Type.Object(
       bytesPerSecond: Type.Integer({ minimum: 1024, default: 64 * 1024 * 1024 }),
       violationsBeforeDisconnect: Type.Integer({ minimum: 1, default: 100 }),
       maxSessionsPerAgent: Type.Integer({ minimum: 1, default: 64 }),
+      /**
+       * Sessions (offered or open) between one IT agent and one OT agent: a dashboard needs one or
+       * two, reconnect overlap a few more. 8 is an eighth of maxSessionsPerAgent, so one IT agent can
+       * never lock the others out of an OT agent; never above maxSessionsPerAgent.
+       */
+      maxSessionsPerPair: Type.Integer({ minimum: 1, default: 8 }),
+      /**
+       * Offers an OT agent has not answered yet (each ends after sessions.offerTimeoutMs). A healthy
+       * agent answers within milliseconds, so 16 is room for a burst of reconnecting consumers, and
+       * twice maxSessionsPerPair: one IT agent's offers cannot fill it alone.
+       */
+      maxPendingOffersPerAgent: Type.Integer({ minimum: 1, default: 16 }),
       maxSubscriptionsPerAgent: Type.Integer({ minimum: 1, default: 256 }),
       maxPendingRequestsPerAgent: Type.Integer({ minimum: 1, default: 256 }),
       maxQueuedBytesPerConsumer: Type.Integer({ minimum: 64 * 1024, default: 8 * 1024 * 1024 }),
       slowConsumerGraceMs: Type.Integer({ minimum: 100, default: 5_000 }),
       enrollmentsPerMinutePerAddress: Type.Integer({ minimum: 1, default: 10 }),
       enrollmentsPerMinute: Type.Integer({ minimum: 1, default: 120 }),
+      /**
+       * Unauthenticated TLS handshakes on the agent port at once. Each costs the relay ~2-5 ms of
+       * CPU; 64 in flight is a fraction of a second of work, so none nears its timeout, and a
+       * reconnect storm waits in the queue below instead of piling onto the CPU at once.
+       */
+      handshakesInProgress: Type.Integer({ minimum: 1, maximum: 4096, default: 64 }),
+      /** Of those, from one source address: a stranger cannot take them all from one host. */
+      handshakesInProgressPerAddress: Type.Integer({ minimum: 1, maximum: 4096, default: 8 }),
+      /** Connections waiting for a handshake slot; beyond it, refused at once (cheaply, before TLS). */
+      handshakeQueue: Type.Integer({ minimum: 0, maximum: 65_536, default: 1024 }),
+      /**
+       * Connections open at once on the enrollment port, overall and per address. Enrollment is
+       * rare (one connection per new agent); the bound keeps file descriptors for the agent port.
+       */
+      enrollmentConnections: Type.Integer({ minimum: 1, maximum: 4096, default: 64 }),
+      enrollmentConnectionsPerAddress: Type.Integer({ minimum: 1, maximum: 4096, default: 8 }),
     }),
     sessions: section({
       leaseMs: Type.Integer({ minimum: 1_000, maximum: 3_600_000, default: 30_000 }),
@@ -201,10 +229,24 @@ function checkSemantics(config: Static<typeof RelayConfigSchema>): ConfigIssue[]
       });
     }
   }
+  for (const [perAddress, overall] of [
+    ['handshakesInProgressPerAddress', 'handshakesInProgress'],
+    ['enrollmentConnectionsPerAddress', 'enrollmentConnections'],
+  ] as const) {
+    if (config.limits[perAddress] > config.limits[overall]) {
+      issues.push({ path: `/limits/${perAddress}`, message: `must not exceed limits.${overall}` });
+    }
+  }
   if (config.limits.bytesPerSecond < config.limits.maxFrameBytes) {
     issues.push({
       path: '/limits/bytesPerSecond',
       message: 'must be at least limits.maxFrameBytes, or no full frame could pass',
+    });
+  }
+  if (config.limits.maxSessionsPerPair > config.limits.maxSessionsPerAgent) {
+    issues.push({
+      path: '/limits/maxSessionsPerPair',
+      message: `must be at most limits.maxSessionsPerAgent (${config.limits.maxSessionsPerAgent})`,
     });
   }
   config.policy.forEach((rule, index) => {

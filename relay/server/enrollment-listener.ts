@@ -4,7 +4,7 @@
  * rate limits before any crypto, a small body cap, a strict schema, and answers that carry only a
  * stable code and the catalog message. What exactly went wrong goes to the audit log.
  */
-import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { fastify, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
@@ -19,9 +19,11 @@ import {
   type EnrollmentRequest,
   type EnrollmentResponse,
 } from '../protocol/enrollment.ts';
-import { MIN_TLS_VERSION } from '../protocol/limits.ts';
+import { KEY_EXCHANGE_GROUPS, MIN_TLS_VERSION } from '../protocol/limits.ts';
 import { DmzError, ERROR_MESSAGES, type ErrorCode } from '../protocol/errors.ts';
 import { AUDIT_EVENT, type AuditLog } from './audit.ts';
+import { ConnectionGate, tcpSocketOf, type GateRefusal } from './connection-gate.ts';
+import type { RefusalAudit } from './refusal-audit.ts';
 
 export interface EnrollmentListenerOptions {
   readonly issuer: CertificateIssuer;
@@ -30,10 +32,31 @@ export interface EnrollmentListenerOptions {
    * trusts nothing but the CA fingerprint in its token, so it must be sent the CA to pin it.
    */
   readonly tls: { readonly certPem: string; readonly keyPem: string };
-  readonly limits: { readonly perAddressPerMinute: number; readonly perMinute: number };
+  readonly limits: EnrollmentLimits;
   readonly audit: AuditLog;
+  /** Where refusals anyone can cause (rate limits, connection limits) are counted. */
+  readonly refusals: RefusalAudit;
   readonly log: Logger;
+  /** The TLS handshake, and then the whole request (headers and body), must each finish within it. */
   readonly handshakeTimeoutMs: number;
+}
+
+export interface EnrollmentLimits {
+  readonly perAddressPerMinute: number;
+  readonly perMinute: number;
+  /** TCP connections open at once, overall and from one address (file descriptors, handshakes). */
+  readonly connections: number;
+  readonly connectionsPerAddress: number;
+}
+
+export interface EnrollmentListener {
+  readonly app: FastifyInstance;
+  /**
+   * Stops listening and returns within CLOSE_GRACE_MS whatever clients do: connections still
+   * sending their request are cut at once, and an enrollment being signed gets the grace to finish
+   * (its token is already spent, so it must get its certificate).
+   */
+  close(): Promise<void>;
 }
 
 /** The HTTP status for each code the port answers with; anything else becomes a 500. */
@@ -67,9 +90,19 @@ const GLOBAL_RATE_KEY = 'all';
 const PEM_CERTIFICATE_BEGIN = /-----BEGIN CERTIFICATE-----/g;
 /** How deep to follow `cause` when writing a refusal's reason to the audit log. */
 const MAX_CAUSE_DEPTH = 4;
+/**
+ * How long closing waits for enrollments already being signed: a signature takes milliseconds and
+ * the store's writes a few more; two seconds is ample, and bounds the relay's drain.
+ */
+export const CLOSE_GRACE_MS = 2_000;
+const GATE_REASONS: Readonly<Record<GateRefusal, string>> = {
+  rate_limited: 'per-address connection rate limit reached',
+  address_busy: 'per-address limit on open connections reached',
+  relay_busy: 'enrollment port at its limit on open connections',
+};
 
-export function createEnrollmentListener(options: EnrollmentListenerOptions): FastifyInstance {
-  const { issuer, audit, log, tls, handshakeTimeoutMs } = options;
+export function createEnrollmentListener(options: EnrollmentListenerOptions): EnrollmentListener {
+  const { issuer, audit, refusals, log, tls, handshakeTimeoutMs } = options;
   if ((tls.certPem.match(PEM_CERTIFICATE_BEGIN) ?? []).length < 2) {
     // Without the CA in the chain no agent could pin it: every enrollment would fail, so fail here.
     throw new DmzError('PKI_ERR_CERT_INVALID', 'the enrollment listener needs its certificate and the CA');
@@ -91,12 +124,16 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): Fa
       cert: tls.certPem,
       key: tls.keyPem,
       minVersion: MIN_TLS_VERSION,
+      ecdhCurve: KEY_EXCHANGE_GROUPS,
       // Server-only TLS: an agent enrolling has no certificate to show.
       requestCert: false,
       handshakeTimeout: handshakeTimeoutMs,
+      // The connection gate hands each socket to TLS once it has a slot (connection-gate.ts).
+      pauseOnConnect: true,
     },
     bodyLimit: MAX_ENROLLMENT_REQUEST_BYTES,
-    // Slow clients (slowloris) get as long for the whole request as for the handshake.
+    // Node checks these only every 30 s and not while a body arrives; the request deadline below
+    // is what holds. They stay as a second line.
     requestTimeout: handshakeTimeoutMs,
     connectionTimeout: handshakeTimeoutMs,
     onProtoPoisoning: 'error',
@@ -110,20 +147,43 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): Fa
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
   });
 
-  // Before TLS: a source that connects too often is dropped before the handshake.
-  app.server.on('connection', (socket: Socket) => {
-    const address = socket.remoteAddress ?? 'unknown';
-    void limitedBy(connections, address, 'per-address connection rate limit reached').then((limited) => {
-      if (limited === undefined) return;
-      socket.destroy();
-      if (limited.firstInWindow) {
-        audit.record(AUDIT_EVENT.enrollmentRefused, {
-          code: 'PKI_ERR_RATE_LIMITED',
-          address,
-          reason: limited.reason,
-        });
-      }
+  // Before TLS: a source that connects too often, or holds too many connections, is dropped
+  // before the handshake; so is everyone once the port holds its limit of connections.
+  const gate = ConnectionGate.install(app.server, {
+    slots: options.limits.connections,
+    slotsPerAddress: options.limits.connectionsPerAddress,
+    holdFor: 'connection',
+    queue: 0,
+    maxWaitMs: 0,
+    allow: async (address) => (await limitedBy(connections, address, '')) === undefined,
+    onRefused: (address, reason) =>
+      refusals.record(AUDIT_EVENT.enrollmentRefused, address, GATE_REASONS[reason], undefined, {
+        code: 'PKI_ERR_RATE_LIMITED',
+      }),
+    onError: (error) => log.error({ err: error }, 'enrollment connection gate failed'),
+  });
+
+  // The whole request must arrive within the deadline: Node's own request timeout is checked
+  // only every 30 s and never while a body dribbles in, one byte at a time.
+  const receiving = new Map<TLSSocket, NodeJS.Timeout>();
+  const signing = new Set<TLSSocket>();
+  app.server.on('secureConnection', (socket: TLSSocket) => {
+    const deadline = setTimeout(() => socket.destroy(), handshakeTimeoutMs);
+    deadline.unref();
+    receiving.set(socket, deadline);
+    socket.once('close', () => {
+      clearTimeout(deadline);
+      receiving.delete(socket);
+      signing.delete(socket);
     });
+  });
+  app.addHook('preValidation', async (request, reply) => {
+    const socket = request.raw.socket as TLSSocket;
+    clearTimeout(receiving.get(socket));
+    receiving.delete(socket);
+    signing.add(socket);
+    // One request per connection: a connection cannot outlive its one deadline.
+    void reply.header('connection', 'close');
   });
 
   function refuse(
@@ -172,7 +232,10 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): Fa
           (await limitedBy(overall, GLOBAL_RATE_KEY, 'global enrollment rate limit reached'));
         if (limited === undefined) return undefined;
         reply.header('retry-after', Math.max(1, Math.ceil(limited.retryAfterMs / 1000)));
-        return refuse(reply, request.ip, 'PKI_ERR_RATE_LIMITED', limited.reason, limited.firstInWindow);
+        refusals.record(AUDIT_EVENT.enrollmentRefused, request.ip, limited.reason, undefined, {
+          code: 'PKI_ERR_RATE_LIMITED',
+        });
+        return refuse(reply, request.ip, 'PKI_ERR_RATE_LIMITED', limited.reason, false);
       },
     },
     async (request, reply) => {
@@ -200,7 +263,23 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): Fa
     },
   );
 
-  return app;
+  return {
+    app,
+    async close() {
+      const closed = app.close();
+      // Clients still in their handshake or their request are cut now: closing waits on no client.
+      gate.destroyAll((socket) => [...signing].some((busy) => tcpSocketOf(busy) === socket));
+      const graceOver = await Promise.race([
+        closed.then(() => false),
+        new Promise<boolean>((resolve) => setTimeout(() => resolve(true), CLOSE_GRACE_MS).unref()),
+      ]);
+      if (graceOver) {
+        log.warn('enrollments still being signed when the enrollment port closed: cut');
+        gate.destroyAll();
+      }
+      await closed;
+    },
+  };
 }
 
 function isRefusalCode(code: ErrorCode): code is RefusalCode {
@@ -210,11 +289,6 @@ function isRefusalCode(code: ErrorCode): code is RefusalCode {
 interface RateLimited {
   readonly reason: string;
   readonly retryAfterMs: number;
-  /**
-   * Only the first refusal of a window is audited: the rest add nothing an operator needs, and a
-   * flood must not be able to fill the audit log's disk.
-   */
-  readonly firstInWindow: boolean;
 }
 
 /** Consumes a point; when the limit is reached, says so with `reason` and for how long. */
@@ -229,11 +303,7 @@ async function limitedBy(
   } catch (rejection) {
     // A RateLimiterRes means "limited"; anything else is a bug worth surfacing.
     if (!(rejection instanceof RateLimiterRes)) throw rejection;
-    return {
-      reason,
-      retryAfterMs: rejection.msBeforeNext,
-      firstInWindow: rejection.consumedPoints === limiter.points + 1,
-    };
+    return { reason, retryAfterMs: rejection.msBeforeNext };
   }
 }
 

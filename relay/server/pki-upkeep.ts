@@ -3,6 +3,10 @@
  * process) within a fraction of a second, republishes the CRL, hands it to the TLS context and
  * cuts the revoked agents; reissues the CRL long before it expires; and, in `auto` mode, opens
  * the enrollment port only while a token is outstanding.
+ *
+ * Revocation and the enrollment switch run on separate chains: opening or closing a listener
+ * involves its clients (a close waits for requests in flight), and revocation must be enforced
+ * within a second whatever any client of any listener does.
  */
 import type { Logger } from 'pino';
 import type { CertificateAuthority } from '../../pki/authority.ts';
@@ -39,31 +43,38 @@ export class PkiUpkeep {
   readonly #timers: NodeJS.Timeout[] = [];
   #revision: number;
   #lastCrlCheck = Date.now();
-  #lastEnrollmentCheck = 0;
   #enrollmentOpen = false;
-  #busy: Promise<void> = Promise.resolve();
+  /** The revocation and CRL chain: never waits on anything but the store and the CA key. */
+  #revocations: Promise<void> = Promise.resolve();
+  /** The enrollment switch's chain. */
+  #switching: Promise<void> = Promise.resolve();
 
   constructor(options: PkiUpkeepOptions) {
     this.#options = options;
     this.#revision = options.state.store.revision();
   }
 
+  /** Whether the enrollment port is (being) held open. */
+  get enrollmentOpen(): boolean {
+    return this.#enrollmentOpen;
+  }
+
   async start(): Promise<void> {
-    if (this.#options.enrollment?.mode === 'on') await this.#setEnrollment(true);
-    const timer = setInterval(() => {
-      this.#busy = this.#busy
-        .then(() => this.#check())
-        .catch((error: unknown) => {
-          this.#options.log.error({ err: error }, 'PKI upkeep failed');
-        });
-    }, REVOCATION_POLL_MS);
-    timer.unref();
-    this.#timers.push(timer);
+    const { enrollment } = this.#options;
+    if (enrollment?.mode === 'on') await this.#setEnrollment(true);
+    this.#every(REVOCATION_POLL_MS, () => {
+      this.#revocations = this.#revocations.then(() => this.#checkRevocations()).catch(this.#logFailure);
+    });
+    if (enrollment?.mode === 'auto') {
+      this.#every(ENROLLMENT_CHECK_MS, () => {
+        this.#switching = this.#switching.then(() => this.#checkEnrollment()).catch(this.#logFailure);
+      });
+    }
   }
 
   async stop(): Promise<void> {
     for (const timer of this.#timers) clearInterval(timer);
-    await this.#busy;
+    await Promise.all([this.#revocations, this.#switching]);
     await this.#setEnrollment(false);
   }
 
@@ -76,8 +87,18 @@ export class PkiUpkeep {
     audit.record(AUDIT_EVENT.crlReissued, { reason, revoked: revoked.size });
   }
 
-  async #check(): Promise<void> {
-    const { state, crlValidityMs, enrollment } = this.#options;
+  #every(intervalMs: number, run: () => void): void {
+    const timer = setInterval(run, intervalMs);
+    timer.unref();
+    this.#timers.push(timer);
+  }
+
+  readonly #logFailure = (error: unknown): void => {
+    this.#options.log.error({ err: error }, 'PKI upkeep failed');
+  };
+
+  async #checkRevocations(): Promise<void> {
+    const { state, crlValidityMs } = this.#options;
     const now = Date.now();
     const revision = state.store.revision();
     if (revision !== this.#revision) {
@@ -87,10 +108,10 @@ export class PkiUpkeep {
       this.#lastCrlCheck = now;
       if (crlNeedsReissue(state.store, new Date(now), crlValidityMs)) await this.publishCrl('freshness');
     }
-    if (enrollment?.mode === 'auto' && now - this.#lastEnrollmentCheck >= ENROLLMENT_CHECK_MS) {
-      this.#lastEnrollmentCheck = now;
-      await this.#setEnrollment(state.store.hasOutstandingTokens(new Date(now)));
-    }
+  }
+
+  async #checkEnrollment(): Promise<void> {
+    await this.#setEnrollment(this.#options.state.store.hasOutstandingTokens(new Date()));
   }
 
   async #setEnrollment(open: boolean): Promise<void> {

@@ -6,18 +6,19 @@
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
-import type { FastifyInstance } from 'fastify';
 import { pino, type Logger } from 'pino';
 import { createAdminListener } from './admin-listener.ts';
 import { createAgentListener } from './agent-listener.ts';
 import { AUDIT_EVENT, createAuditLog, type AuditLog } from './audit.ts';
 import { Broker } from './broker.ts';
 import type { RelayConfig } from './config.ts';
-import { createEnrollmentListener } from './enrollment-listener.ts';
+import { connectionBudget, openFileLimit, type ConnectionBudget } from './connection-budget.ts';
+import { createEnrollmentListener, type EnrollmentListener } from './enrollment-listener.ts';
 import { RelayMetrics } from './metrics.ts';
 import { PkiUpkeep, type EnrollmentSwitch } from './pki-upkeep.ts';
 import { Policy } from './policy.ts';
 import { RelayRateLimits } from './rate-limits.ts';
+import { RefusalAudit } from './refusal-audit.ts';
 import { openRelayPki, type RelayPki } from './relay-pki.ts';
 import { newTicketKeys, secureContextOptions, type RelayTlsMaterial } from './tls.ts';
 
@@ -66,18 +67,25 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     ...(pki === undefined ? {} : { renewer: pki.renewer }),
   });
   const revoked = new Set<string>(pki?.revokedSerials);
+  const budget = connectionBudget(config.limits, openFileLimit());
+  if (budget.lowered.length > 0) {
+    log.warn({ lowered: budget.lowered }, 'connection limits lowered to keep file descriptors for agents');
+  }
+  const refusals = new RefusalAudit(audit);
   const agentListener = await createAgentListener({
     config,
     tls,
     broker,
     limits: new RelayRateLimits(config.limits),
-    audit,
+    budget,
+    refusals,
     metrics,
     log,
     revoked,
   });
   const adminListener = createAdminListener(metrics, broker, Date.now());
-  const enrollment = pki === undefined ? undefined : enrollmentSwitch(config, pki, audit, log);
+  const enrollment =
+    pki === undefined ? undefined : enrollmentSwitch({ config, pki, budget, audit, refusals, log });
   const reloadTls = (material: RelayTlsMaterial, revokedSerials: ReadonlySet<string>): number => {
     tls = material;
     (agentListener.server as unknown as HttpsServer).setSecureContext(
@@ -111,6 +119,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     await upkeep?.start();
   } catch (error) {
     await Promise.all([agentListener.close(), adminListener.close()]);
+    refusals.close();
     pki?.state.close();
     throw error;
   }
@@ -145,50 +154,62 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
       await upkeep?.stop();
       broker.shutdown();
       await Promise.all([agentListener.close(), adminListener.close()]);
+      refusals.close();
       pki?.state.close();
       audit.record(AUDIT_EVENT.relayStopped, {});
     },
   };
 }
 
+interface EnrollmentSwitchOptions {
+  readonly config: RelayConfig;
+  readonly pki: RelayPki;
+  readonly budget: ConnectionBudget;
+  readonly audit: AuditLog;
+  readonly refusals: RefusalAudit;
+  readonly log: Logger;
+}
+
 /** The enrollment listener, opened and closed on demand (a closed Fastify cannot listen again). */
-function enrollmentSwitch(
-  config: RelayConfig,
-  pki: RelayPki,
-  audit: AuditLog,
-  log: Logger,
-): { switch: EnrollmentSwitch; port(): number | undefined } {
-  let listener: FastifyInstance | undefined;
+function enrollmentSwitch(options: EnrollmentSwitchOptions): {
+  switch: EnrollmentSwitch;
+  port(): number | undefined;
+} {
+  const { config, pki, budget, audit, refusals, log } = options;
+  let listener: EnrollmentListener | undefined;
   const { host, port, mode } = config.listen.enrollment;
   return {
-    port: () => (listener === undefined ? undefined : (listener.server.address() as AddressInfo).port),
+    port: () => (listener === undefined ? undefined : (listener.app.server.address() as AddressInfo).port),
     switch: {
       mode,
       async open() {
-        const app = createEnrollmentListener({
+        const opened = createEnrollmentListener({
           issuer: pki.issuer,
           // The chain includes the CA so an enrolling agent can check it against its pinned fingerprint.
           tls: { certPem: `${pki.tls.certPem.trimEnd()}\n${pki.tls.caPem}`, keyPem: pki.tls.keyPem },
           limits: {
             perAddressPerMinute: config.limits.enrollmentsPerMinutePerAddress,
             perMinute: config.limits.enrollmentsPerMinute,
+            connections: budget.enrollmentConnections,
+            connectionsPerAddress: budget.enrollmentConnectionsPerAddress,
           },
           audit,
+          refusals,
           log,
           handshakeTimeoutMs: config.tls.handshakeTimeoutMs,
         });
         try {
-          await app.listen({ host, port });
+          await opened.app.listen({ host, port });
         } catch (error) {
-          await app.close();
+          await opened.close();
           throw error;
         }
-        listener = app;
+        listener = opened;
       },
       async close() {
-        const app = listener;
+        const closing = listener;
         listener = undefined;
-        await app?.close();
+        await closing?.close();
       },
     },
   };

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { SecureContextOptions } from 'node:tls';
 import { DmzError } from '../protocol/errors.ts';
-import { MIN_TLS_VERSION } from '../protocol/limits.ts';
+import { KEY_EXCHANGE_GROUPS, MIN_TLS_VERSION } from '../protocol/limits.ts';
 import { statePath, type StateFile } from '../../pki/state-layout.ts';
 
 export interface RelayTlsMaterial {
@@ -49,6 +49,7 @@ export function secureContextOptions(material: RelayTlsMaterial, ticketKeys: Buf
     key: material.keyPem,
     crl: material.crlPem,
     minVersion: MIN_TLS_VERSION,
+    ecdhCurve: KEY_EXCHANGE_GROUPS,
     ticketKeys,
   };
 }

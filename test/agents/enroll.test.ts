@@ -212,7 +212,7 @@ describe('dmz-agent enroll - CA pinning', () => {
     assert.equal(await codeOf(enrollAgent({ token, dir: freshDir() })), 'PKI_ERR_CA_MISMATCH');
     assert.deepEqual(enrollmentEventsSince(impostor.audit, 0), []);
     assert.equal(fixture.tokenStatus(jti), 'active');
-    await impostor.app.close();
+    await impostor.listener.close();
   });
 });
 

@@ -7,7 +7,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { FastifyInstance } from 'fastify';
 import { pino } from 'pino';
 import { CertificateIssuer } from '../../pki/issuance.ts';
 import { initializeState, openState, type PkiState } from '../../pki/state.ts';
@@ -15,17 +14,27 @@ import { createEnrollmentToken, DEFAULT_TOKEN_TTL_SECONDS } from '../../pki/toke
 import type { Role } from '../../relay/protocol/identity.ts';
 import { ENROLLMENT_PATH } from '../../relay/protocol/enrollment.ts';
 import { createAuditLog } from '../../relay/server/audit.ts';
-import { createEnrollmentListener } from '../../relay/server/enrollment-listener.ts';
+import {
+  createEnrollmentListener,
+  type EnrollmentLimits,
+  type EnrollmentListener,
+} from '../../relay/server/enrollment-listener.ts';
+import { RefusalAudit } from '../../relay/server/refusal-audit.ts';
 import { loadTlsMaterial, type RelayTlsMaterial } from '../../relay/server/tls.ts';
 import { AuditRecorder } from './relay-harness.ts';
 
 export const ENROLLMENT_TRUST_DOMAIN = 'test.dmz';
 /** Generous enough that only the rate-limit tests ever meet a limit. */
-const DEFAULT_LIMITS = { perAddressPerMinute: 1000, perMinute: 1000 };
+const DEFAULT_LIMITS: EnrollmentLimits = {
+  perAddressPerMinute: 1000,
+  perMinute: 1000,
+  connections: 64,
+  connectionsPerAddress: 64,
+};
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 
 export interface RunningEnrollmentListener {
-  readonly app: FastifyInstance;
+  readonly listener: EnrollmentListener;
   readonly port: number;
   readonly url: string;
   readonly audit: AuditRecorder;
@@ -50,7 +59,8 @@ export interface EnrollmentFixture {
   readonly tls: RelayTlsMaterial;
   readonly tokenSigningKeyPem: string;
   listen(opts?: {
-    limits?: { perAddressPerMinute: number; perMinute: number };
+    limits?: Partial<EnrollmentLimits>;
+    handshakeTimeoutMs?: number;
     host?: string;
     /** Stands in for this state's issuer (to make it fail). */
     issuer?: Pick<CertificateIssuer, 'enroll'>;
@@ -78,7 +88,7 @@ export async function createEnrollmentFixture(
   const issuer = new CertificateIssuer(state, await state.loadCa());
   const tls = await loadTlsMaterial(stateDir);
   const tokenSigningKeyPem = await state.loadTokenSigningKey();
-  const listeners: FastifyInstance[] = [];
+  const listeners: EnrollmentListener[] = [];
 
   return {
     stateDir,
@@ -86,20 +96,27 @@ export async function createEnrollmentFixture(
     issuer,
     tls,
     tokenSigningKeyPem,
-    async listen({ limits = DEFAULT_LIMITS, host = '127.0.0.1', issuer: standIn } = {}) {
+    async listen({
+      limits = {},
+      host = '127.0.0.1',
+      issuer: standIn,
+      handshakeTimeoutMs = HANDSHAKE_TIMEOUT_MS,
+    } = {}) {
       const audit = new AuditRecorder();
-      const app = createEnrollmentListener({
+      const auditLog = createAuditLog(audit.stream);
+      const listener = createEnrollmentListener({
         issuer: (standIn as CertificateIssuer | undefined) ?? issuer,
         tls: { certPem: `${tls.certPem.trimEnd()}\n${tls.caPem}`, keyPem: tls.keyPem },
-        limits,
-        audit: createAuditLog(audit.stream),
+        limits: { ...DEFAULT_LIMITS, ...limits },
+        audit: auditLog,
+        refusals: new RefusalAudit(auditLog),
         log: pino({ level: 'silent' }),
-        handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
+        handshakeTimeoutMs,
       });
-      await app.listen({ host, port: 0 });
-      listeners.push(app);
-      const { port } = app.server.address() as AddressInfo;
-      return { app, port, url: `https://${host}:${port}`, audit };
+      await listener.app.listen({ host, port: 0 });
+      listeners.push(listener);
+      const { port } = listener.app.server.address() as AddressInfo;
+      return { listener, port, url: `https://${host}:${port}`, audit };
     },
     async createToken(options = {}) {
       const name = options.name ?? 'press-7';
@@ -122,7 +139,7 @@ export async function createEnrollmentFixture(
     tokenStatus: (jti) =>
       state.store.listTokens({ includeSpent: true }).find((record) => record.jti === jti)?.status,
     async close() {
-      await Promise.all(listeners.map((app) => app.close()));
+      await Promise.all(listeners.map((listener) => listener.close()));
       state.close();
       await rm(root, { recursive: true, force: true });
     },

@@ -4,6 +4,9 @@
  */
 import { randomBytes } from 'node:crypto';
 import { connect, type ConnectionOptions } from 'node:tls';
+
+/** TLS options, and the source address to connect from (127.0.0.0/8 all reach loopback). */
+export type ProbeOptions = ConnectionOptions & { readonly localAddress?: string };
 import { AGENT_PATH } from '../../relay/server/agent-listener.ts';
 import { SUBPROTOCOL } from '../../relay/protocol/limits.ts';
 
@@ -21,11 +24,7 @@ export interface ProbeResult {
  * and resolves when the relay ends the connection, or as soon as a complete HTTP response header
  * arrived. Rejects if neither happens within `timeoutMs`.
  */
-export function probeAgentPort(
-  port: number,
-  options: ConnectionOptions,
-  timeoutMs = 5_000,
-): Promise<ProbeResult> {
+export function probeAgentPort(port: number, options: ProbeOptions, timeoutMs = 5_000): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
     let handshake = false;
     let received = '';

@@ -340,7 +340,7 @@ describe('enrollment listener', () => {
     assertRefused(answer, 500, 'PKI_ERR_ENROLLMENT_FAILED');
     const entry = await refusalAudited(failing.audit, 0, 'PKI_ERR_ENROLLMENT_FAILED', [token]);
     assert.match(entry.reason as string, /disk I\/O error/);
-    await failing.app.close();
+    await failing.listener.close();
   });
 
   it('closing the port while an enrollment is in flight still answers it 200', async () => {
@@ -365,8 +365,8 @@ describe('enrollment listener', () => {
     const answering = enroll({ token, csr }, closing);
     await inIssuer;
     // As upkeep closes the port in auto mode once this very enrollment spent the last token.
-    const closed = closing.app.close();
-    await waitFor(() => !closing.app.server.listening, 'enrollment port closed');
+    const closed = closing.listener.close();
+    await waitFor(() => !closing.listener.app.server.listening, 'enrollment port closed');
     release();
     const answer = await answering;
     assert.equal(answer.status, 200, JSON.stringify(answer.body));
@@ -411,7 +411,7 @@ describe('enrollment listener - rate limits', () => {
       assertRefused(await enroll('not json', limited), 429, 'PKI_ERR_RATE_LIMITED');
       const audited = limited.audit.entries.filter((candidate) => candidate.code === 'PKI_ERR_RATE_LIMITED');
       assert.equal(audited.length, 1);
-      await limited.app.close();
+      await limited.listener.close();
     });
   }
 
@@ -427,7 +427,7 @@ describe('enrollment listener - rate limits', () => {
     assert.notEqual(await tlsHandshake(limited.port, fixture.tls.caPem), 'established');
     const audited = limited.audit.entries.filter((candidate) => candidate.code === 'PKI_ERR_RATE_LIMITED');
     assert.equal(audited.length, 1);
-    await limited.app.close();
+    await limited.listener.close();
   });
 });
 

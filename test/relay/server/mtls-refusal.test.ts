@@ -139,12 +139,15 @@ describe('relay/server mTLS refusal', () => {
     assert.match(result.received, /^HTTP\/1\.1 101 /);
   });
 
-  for (const row of TLS_REFUSALS) {
-    it(`relay - refuses ${row.name} before any HTTP, audits why, keeps serving others`, async () => {
+  TLS_REFUSALS.forEach((row, index) => {
+    it(`relay - refuses ${row.name} before any HTTP, audits why and from where, keeps serving others`, async () => {
       const credentials = await row.credentials(pki, revoked);
       const from = t.audit.entries.length;
+      // One source address per row: refusals of one kind from one source are aggregated per window.
+      const source = `127.0.0.${20 + index}`;
       const result = await probeAgentPort(t.relay.agentPort, {
         ca: pki.ca.certPem,
+        localAddress: source,
         ...(credentials === undefined ? {} : { cert: credentials.certPem, key: credentials.keyPem }),
         ...row.tls,
       });
@@ -157,6 +160,7 @@ describe('relay/server mTLS refusal', () => {
       const refused = await auditedAfter(from, (entry) => entry.event === 'agent.refused', 'the refusal');
       assert.equal(refused['reason'], row.reason);
       assert.match(String(refused['detail']), row.detail);
+      assert.equal(refused['address'], source);
       assert.equal(
         t.audit.entries.slice(from).find((entry) => entry.event === 'agent.connected'),
         undefined,
@@ -164,7 +168,7 @@ describe('relay/server mTLS refusal', () => {
       );
       await assertValidAgentConnects();
     });
-  }
+  });
 
   it('relay - an agent no policy rule names is closed with 1008 FORBIDDEN after TLS', async () => {
     const from = t.audit.entries.length;
