@@ -5,7 +5,8 @@
  * On the wire a frame is one binary WebSocket message: one byte of frame kind, then a MessagePack
  * map of the fields. Payloads (`points`, `payload`) are opaque bytes the relay never looks into.
  */
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox';
+import { isAgentName } from './identity.ts';
 import {
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_FRAME_BYTES,
@@ -55,7 +56,21 @@ export const RESERVED_FRAME_TYPES: readonly FrameType[] = [
 
 const U32 = Type.Integer({ minimum: 0, maximum: MAX_U32 });
 const Sequence = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
-const AgentName = Type.String({ minLength: 1, maxLength: 63 });
+/**
+ * A peer's name in a frame must be what an identity's name can be (identity.ts, a lower-case DNS
+ * label), checked by that one function: a name outside the grammar is nobody, and never reaches a
+ * lookup, a log line or an error message.
+ */
+const AGENT_NAME_FORMAT = 'dmz-agent-name';
+FormatRegistry.Set(AGENT_NAME_FORMAT, isAgentName);
+const AgentName = Type.String({ minLength: 1, maxLength: 63, format: AGENT_NAME_FORMAT });
+/**
+ * A consumer's resume cursor is a position in the OT agent's log (a stream and a sequence number):
+ * a few dozen bytes. 256 is generous, and keeps a subscribe frame small enough that forwarding it
+ * costs the receiver's queue next to nothing.
+ */
+export const MAX_RESUME_BYTES = 256;
+const Resume = Type.Uint8Array({ maxByteLength: MAX_RESUME_BYTES });
 /** Grammar is checked by topics.ts; the schema only bounds the size before that. */
 const Topic = Type.String({ minLength: 1, maxLength: MAX_TOPIC_BYTES });
 const Bytes = Type.Uint8Array({ maxByteLength: MAX_FRAME_BYTES });
@@ -95,7 +110,7 @@ export const TO_RELAY = {
     ref: U32,
     session: U32,
     filter: Topic,
-    resume: Type.Optional(Type.Uint8Array({ maxByteLength: 64 * 1024 })),
+    resume: Type.Optional(Resume),
   }),
   unsubscribe: frame({ ref: U32, session: U32, filter: Topic }),
   /** Points `seq`, `seq+1`, ... of the stream `topic`; `session` directs a replay to one session. */
@@ -126,7 +141,7 @@ export const TO_AGENT = {
   subscribe: frame({
     session: U32,
     filter: Topic,
-    resume: Type.Optional(Type.Uint8Array({ maxByteLength: 64 * 1024 })),
+    resume: Type.Optional(Resume),
   }),
   unsubscribe: frame({ session: U32, filter: Topic }),
   deliver: frame({ session: U32, topic: Topic, seq: Sequence, points: Points }),

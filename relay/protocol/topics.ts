@@ -169,39 +169,75 @@ export function filterCovers(outer: string, inner: string): boolean {
 }
 
 /**
- * True iff some valid topic matches both filters: level-wise compatibility is not enough, because
- * the shortest common topic can exceed MAX_TOPIC_BYTES when each filter puts long literals where
- * the other has wildcards (`x/#` against `+/y` with long `x` and `y`).
+ * The meet of two valid filters: the filter matching exactly the valid topics both match, or
+ * undefined when no valid topic matches both. MQTT-style filters are closed under intersection:
+ * level by level a literal meets `+` or itself, and a trailing `#` takes the other side's levels.
+ *
+ * Level-wise compatibility is not enough: the shortest common topic (a literal from either side,
+ * one character for `+` against `+`, no level for a `#`) can exceed MAX_TOPIC_BYTES when each
+ * filter puts long literals where the other has wildcards (`x/#` against `+/y` with long `x` and
+ * `y`). Runs at session open and subscribe time, not per frame, so it splits for clarity.
  */
-export function filtersIntersect(a: string, b: string): boolean {
-  const aSegments = a.split('/');
-  const bSegments = b.split('/');
-  // The shortest common topic: a literal from either side, one character for a `+` against `+`.
-  let bytes = 0;
-  let levels = 0;
-  const addLevel = (segment: string): void => {
+export function filterMeet(a: string, b: string): string | undefined {
+  const left = toPattern(a);
+  const right = toPattern(b);
+  const levels = Math.max(left.levels.length, right.levels.length);
+  // A closed filter matches its own depth only; an open one (`#`) that depth or deeper.
+  const depthsMeet =
+    (left.open || left.levels.length >= right.levels.length) &&
+    (right.open || right.levels.length >= left.levels.length);
+  if (!depthsMeet) return undefined;
+  const meet: string[] = [];
+  let bytes = levels - 1;
+  for (let level = 0; level < levels; level++) {
+    const segment = meetSegment(left.levels[level], right.levels[level]);
+    if (segment === undefined) return undefined;
+    meet.push(segment);
     bytes += segment === '+' ? 1 : segment.length;
-    levels++;
-  };
-  for (let level = 0; ; level++) {
-    const aSegment = aSegments[level];
-    const bSegment = bSegments[level];
-    if (aSegment === '#' || bSegment === '#') {
-      // The `#` side takes whatever levels the other side still names.
-      const rest = aSegment === '#' ? bSegments : aSegments;
-      for (const segment of rest.slice(level)) if (segment !== '#') addLevel(segment);
-      break;
-    }
-    if (aSegment === undefined || bSegment === undefined) {
-      if (aSegment !== bSegment) return false;
-      break;
-    }
-    if (aSegment === '+') addLevel(bSegment);
-    else if (bSegment === '+' || bSegment === aSegment) addLevel(aSegment);
-    else return false;
   }
-  // Two `#` at the root meet in any one-level topic; depth never exceeds the deeper filter's.
-  return levels === 0 || bytes + levels - 1 <= MAX_TOPIC_BYTES;
+  if (bytes > MAX_TOPIC_BYTES) return undefined;
+  // A deeper topic adds at least "/" and a character: with no room for that, `#` adds nothing, and
+  // dropping it keeps the meet itself within MAX_TOPIC_BYTES (a valid filter).
+  const open = left.open && right.open && bytes + 2 <= MAX_TOPIC_BYTES;
+  if (!open) return meet.join('/');
+  // `+/#` is what a root `#` means (one level or more): write it as the `#` it came from.
+  return meet.length === 1 && meet[0] === '+' ? '#' : `${meet.join('/')}/#`;
+}
+
+/**
+ * True iff some valid topic matches every one of the given valid filters: their meet, folded left,
+ * exists. Pairwise overlaps are not enough (`press-7/#`, `#` and `press-9/#` overlap two by two),
+ * and the shortest common topic of them all must still fit MAX_TOPIC_BYTES (see filterMeet).
+ */
+export function filtersIntersect(first: string, ...rest: readonly string[]): boolean {
+  let meet: string | undefined = first;
+  for (const filter of rest) {
+    meet = filterMeet(meet, filter);
+    if (meet === undefined) return false;
+  }
+  return true;
+}
+
+interface Pattern {
+  /** Constraints on the first levels: a literal, or `+` for any one segment. */
+  readonly levels: readonly string[];
+  /** Whether deeper topics match too (the filter ended in `#`). */
+  readonly open: boolean;
+}
+
+/** A filter as level constraints; a root `#` needs one level here, so it is `+/#`. */
+function toPattern(filter: string): Pattern {
+  const segments = filter.split('/');
+  if (segments[segments.length - 1] !== '#') return { levels: segments, open: false };
+  const levels = segments.slice(0, -1);
+  return { levels: levels.length === 0 ? ['+'] : levels, open: true };
+}
+
+/** One level of the meet; a missing level lies under the other side's `#`. */
+function meetSegment(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b;
+  if (b === undefined || b === '+' || b === a) return a;
+  return a === '+' ? b : undefined;
 }
 
 /**

@@ -72,7 +72,9 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
   // Before TLS: the per-address rate limit, then a bounded number of handshakes in progress.
   const gate = ConnectionGate.install(server, {
     slots: budget.handshakesInProgress,
-    slotsPerAddress: budget.handshakesInProgressPerAddress,
+    // A trusted network's own budget, never beyond what the file descriptors allow overall.
+    slotsPerAddress: (address) =>
+      Math.min(limits.sources.budgetOf(address).handshakesInProgressPerAddress, budget.handshakesInProgress),
     holdFor: 'handshake',
     queue: budget.handshakeQueue,
     maxWaitMs: config.tls.handshakeTimeoutMs,

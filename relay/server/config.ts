@@ -13,6 +13,7 @@ import { isAgentName, isTrustDomain } from '../protocol/identity.ts';
 import { MAX_FRAME_BYTES } from '../protocol/limits.ts';
 import { validateFilter } from '../protocol/topics.ts';
 import { formatDuration, parseDuration } from '../../pki/duration.ts';
+import { parseNetwork } from './trusted-sources.ts';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const Host = Type.String({ minLength: 1, maxLength: 255 });
@@ -103,6 +104,21 @@ export const RelayConfigSchema = Type.Object(
       handshakesInProgressPerAddress: Type.Integer({ minimum: 1, maximum: 4096, default: 8 }),
       /** Connections waiting for a handshake slot; beyond it, refused at once (cheaply, before TLS). */
       handshakeQueue: Type.Integer({ minimum: 0, maximum: 65_536, default: 1024 }),
+      /**
+       * Source networks with a budget of their own: the OT and IT firewalls' NAT addresses, from
+       * which a whole plant's agents reconnect at once after a relay restart.
+       */
+      trustedSources: Type.Array(
+        Type.Object(
+          {
+            network: Type.String({ maxLength: 64 }),
+            connectionAttemptsPerMinute: Type.Integer({ minimum: 1 }),
+            handshakesInProgressPerAddress: Type.Integer({ minimum: 1, maximum: 4096 }),
+          },
+          { additionalProperties: false },
+        ),
+        { maxItems: 64, default: [] },
+      ),
       /**
        * Connections open at once on the enrollment port, overall and per address. Enrollment is
        * rare (one connection per new agent); the bound keeps file descriptors for the agent port.
@@ -229,24 +245,29 @@ function checkSemantics(config: Static<typeof RelayConfigSchema>): ConfigIssue[]
       });
     }
   }
-  for (const [perAddress, overall] of [
+  // Each narrower limit within the wider one it divides.
+  for (const [narrower, wider] of [
     ['handshakesInProgressPerAddress', 'handshakesInProgress'],
     ['enrollmentConnectionsPerAddress', 'enrollmentConnections'],
+    // One IT agent with one OT agent: above the per-agent limit, the pair could hold all of it.
+    ['maxSessionsPerPair', 'maxSessionsPerAgent'],
   ] as const) {
-    if (config.limits[perAddress] > config.limits[overall]) {
-      issues.push({ path: `/limits/${perAddress}`, message: `must not exceed limits.${overall}` });
+    if (config.limits[narrower] > config.limits[wider]) {
+      issues.push({ path: `/limits/${narrower}`, message: `must not exceed limits.${wider}` });
     }
   }
+  config.limits.trustedSources.forEach((source, index) => {
+    if (parseNetwork(source.network) === undefined) {
+      issues.push({
+        path: `/limits/trustedSources/${index}/network`,
+        message: 'must be an address/prefix network, such as 192.0.2.10/32 or 2001:db8:7::/48',
+      });
+    }
+  });
   if (config.limits.bytesPerSecond < config.limits.maxFrameBytes) {
     issues.push({
       path: '/limits/bytesPerSecond',
       message: 'must be at least limits.maxFrameBytes, or no full frame could pass',
-    });
-  }
-  if (config.limits.maxSessionsPerPair > config.limits.maxSessionsPerAgent) {
-    issues.push({
-      path: '/limits/maxSessionsPerPair',
-      message: `must be at most limits.maxSessionsPerAgent (${config.limits.maxSessionsPerAgent})`,
     });
   }
   config.policy.forEach((rule, index) => {

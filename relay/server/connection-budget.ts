@@ -16,7 +16,6 @@ const OPEN_FILES_LINE = /^Max open files\s+(\d+|unlimited)\s/m;
 
 export interface ConnectionBudget {
   readonly handshakesInProgress: number;
-  readonly handshakesInProgressPerAddress: number;
   readonly handshakeQueue: number;
   readonly enrollmentConnections: number;
   readonly enrollmentConnectionsPerAddress: number;
@@ -58,7 +57,6 @@ export function connectionBudget(
   );
   return {
     handshakesInProgress,
-    handshakesInProgressPerAddress: Math.min(limits.handshakesInProgressPerAddress, handshakesInProgress),
     handshakeQueue: fit('handshakeQueue', limits.handshakeQueue, handshakeShare - handshakesInProgress, 0),
     enrollmentConnections,
     enrollmentConnectionsPerAddress: Math.min(limits.enrollmentConnectionsPerAddress, enrollmentConnections),

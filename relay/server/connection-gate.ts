@@ -28,8 +28,8 @@ export type GateRefusal = 'rate_limited' | 'address_busy' | 'relay_busy';
 export interface ConnectionGateOptions {
   /** Connections holding a slot at once. */
   readonly slots: number;
-  /** Connections one source address may hold or wait for at once. */
-  readonly slotsPerAddress: number;
+  /** Connections one source address may hold or wait for at once (trusted networks get more). */
+  readonly slotsPerAddress: (address: string) => number;
   /**
    * `handshake`: a slot is held until the TLS handshake is done (the agent port: an authenticated
    * agent no longer counts). `connection`: for the connection's whole life (the enrollment port).
@@ -135,7 +135,7 @@ export class ConnectionGate {
   #enter(socket: Socket, address: string): void {
     const { slots, slotsPerAddress, queue } = this.#options;
     const held = this.#perAddress.get(address) ?? 0;
-    if (held >= slotsPerAddress) {
+    if (held >= slotsPerAddress(address)) {
       this.#refuse(socket, address, 'address_busy');
       return;
     }

@@ -151,7 +151,7 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): En
   // before the handshake; so is everyone once the port holds its limit of connections.
   const gate = ConnectionGate.install(app.server, {
     slots: options.limits.connections,
-    slotsPerAddress: options.limits.connectionsPerAddress,
+    slotsPerAddress: () => options.limits.connectionsPerAddress,
     holdFor: 'connection',
     queue: 0,
     maxWaitMs: 0,

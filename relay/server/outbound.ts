@@ -4,6 +4,7 @@
  * bytes pass the configured queue limit; an agent that stays that slow is disconnected.
  */
 import { encodeFrame } from '../protocol/codec.ts';
+import { DmzError } from '../protocol/errors.ts';
 import type { ToAgentFrame } from '../protocol/frames.ts';
 import type { AgentLink } from './link.ts';
 
@@ -34,11 +35,22 @@ export class Outbound {
     this.#onTooSlow = onTooSlow;
   }
 
-  /** Whether `bytes` more can be queued for this agent without passing its limit. */
-  hasRoomFor(bytes: number): boolean {
-    return this.#link.bufferedBytes() + bytes <= this.#limits.maxQueuedBytes;
+  /**
+   * Sends a frame on another agent's behalf (a session offer, a subscribe or unsubscribe, a request
+   * or response), or throws RELAY_ERR_PEER_BUSY when it does not fit within this agent's queue
+   * limit. The sender's doing must never push this agent towards a slow-consumer cut (which would
+   * end every other session it has), so such frames get no share of the control headroom. Callers
+   * forward first and change the relay's state only once this returned.
+   */
+  forward(frame: ToAgentFrame): void {
+    const encoded = encodeFrame(frame);
+    if (this.#link.bufferedBytes() + encoded.byteLength > this.#limits.maxQueuedBytes) {
+      throw new DmzError('RELAY_ERR_PEER_BUSY');
+    }
+    this.#link.send(encoded);
   }
 
+  /** The relay's own frames (acks, errors, leases, pings, closes) and answers to the agent itself. */
   sendControl(frame: ToAgentFrame): void {
     this.#link.send(encodeFrame(frame));
     if (this.#link.bufferedBytes() > this.#limits.maxQueuedBytes * CONTROL_HEADROOM_FACTOR) this.#tooSlow();

@@ -4,6 +4,7 @@
  */
 import { CLOSE_CODE } from '../protocol/close-codes.ts';
 import { ERROR_MESSAGES } from '../protocol/errors.ts';
+import { quoteField } from '../protocol/wire-text.ts';
 import type { RelayContext } from './context.ts';
 import type { Disconnect } from './liveness.ts';
 import type { Policy } from './policy.ts';
@@ -28,19 +29,20 @@ export function enforcePolicy(ctx: RelayContext, policy: Policy, disconnect: Dis
     disconnected++;
   }
   for (const session of [...ctx.sessions.values()]) {
-    if (!policy.mayOpenSession(session.it.identity, session.filter)) {
+    const { it, ot } = session;
+    if (!policy.mayOpenSession(it.identity, ot.identity, session.filter)) {
       endSession(ctx, session, 'RELAY_ERR_POLICY_CHANGED', ERROR_MESSAGES.RELAY_ERR_POLICY_CHANGED);
       sessionsClosed++;
       continue;
     }
     for (const filter of [...session.subscriptions]) {
-      if (policy.maySubscribe(session.it.identity, filter)) continue;
+      if (policy.maySubscribeInSession(it.identity, ot.identity, session.filter, filter)) continue;
       withdrawSubscription(session, filter);
-      session.it.outbound.sendControl({
+      it.outbound.sendControl({
         type: 'error',
         session: session.id,
         code: 'RELAY_ERR_POLICY_CHANGED',
-        message: `subscription ${filter} withdrawn by policy`,
+        message: `subscription ${quoteField(filter)} withdrawn by policy`,
       });
       subscriptionsWithdrawn++;
     }

@@ -47,11 +47,19 @@ export class Policy {
     return this.grantsFor(identity) !== null;
   }
 
-  /** An IT agent may open a session whose filter overlaps something it may subscribe or command. */
-  mayOpenSession(requester: AgentIdentity, filter: string): boolean {
-    const grants = this.grantsFor(requester);
-    if (grants === null || requester.role !== 'it') return false;
-    return [...grants.subscribe, ...grants.command].some((grant) => filtersIntersect(grant, filter));
+  /**
+   * An IT agent may have a session with an OT agent under `filter` only if some topic lies in the
+   * filter, in one of the IT agent's subscribe or command grants, and among the OT agent's own
+   * topics, all at once: pairwise overlaps would let a grant for `press-7/#` open `#` with press-9.
+   * Asked at session open and again, for every live session, when policy is reloaded.
+   */
+  mayOpenSession(it: AgentIdentity, ot: AgentIdentity, filter: string): boolean {
+    const grants = this.grantsFor(it);
+    const owned = this.#ownFiltersOf(ot);
+    if (grants === null || it.role !== 'it' || owned === undefined) return false;
+    return [...grants.subscribe, ...grants.command].some((grant) =>
+      owned.some((own) => filtersIntersect(filter, grant, own)),
+    );
   }
 
   /** A subscription must lie wholly inside one subscribe grant. */
@@ -59,22 +67,29 @@ export class Policy {
     return this.grantsFor(identity)?.subscribe.some((grant) => filterCovers(grant, filter)) ?? false;
   }
 
+  /**
+   * A subscription inside a session lies in a subscribe grant and can match some topic the
+   * session's OT agent owns within the session filter: the OT agent is never asked for topics that
+   * are not its own.
+   */
+  maySubscribeInSession(
+    it: AgentIdentity,
+    ot: AgentIdentity,
+    sessionFilter: string,
+    filter: string,
+  ): boolean {
+    if (!this.maySubscribe(it, filter)) return false;
+    return this.#ownFiltersOf(ot)?.some((own) => filtersIntersect(filter, sessionFilter, own)) ?? false;
+  }
+
   mayCommand(identity: AgentIdentity, topic: string): boolean {
     return this.grantsFor(identity)?.command.some((grant) => topicMatches(grant, topic)) ?? false;
   }
 
-  /**
-   * Whether `filter` can match any topic the OT agent owns (its namespace and publish grants):
-   * a session with that agent carries nothing else, so a session filter outside them is refused.
-   */
-  ownsTopicsIn(ot: AgentIdentity, filter: string): boolean {
-    if (ot.role !== 'ot') return false;
-    const grants = this.grantsFor(ot);
-    if (grants === null) return false;
-    return (
-      filtersIntersect(`${ot.name}/#`, filter) ||
-      grants.publish.some((grant) => filtersIntersect(grant, filter))
-    );
+  /** The filters of the topics an OT agent owns: its namespace and its publish grants. */
+  #ownFiltersOf(ot: AgentIdentity): readonly string[] | undefined {
+    const grants = ot.role === 'ot' ? this.grantsFor(ot) : null;
+    return grants === null ? undefined : [`${ot.name}/#`, ...grants.publish];
   }
 
   /** OT agents publish under their own name, and wherever a publish grant says more. */

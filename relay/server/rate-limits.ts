@@ -5,18 +5,33 @@
  */
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import type { RelayConfig } from './config.ts';
+import { SourceBudgets, type SourceBudget } from './trusted-sources.ts';
 
 /** Window for counting rate-limited frames: abuse that persists this long ends the connection. */
 const VIOLATION_WINDOW_SECONDS = 10;
 
 export class RelayRateLimits {
-  readonly #attempts: RateLimiterMemory;
+  /** What one source address may do before authentication: the default, or a trusted network's. */
+  readonly sources: SourceBudgets;
+  readonly #attempts = new Map<SourceBudget, RateLimiterMemory>();
   readonly #messages: RateLimiterMemory;
   readonly #bytes: RateLimiterMemory;
   readonly #violations: RateLimiterMemory;
 
   constructor(limits: RelayConfig['limits']) {
-    this.#attempts = new RateLimiterMemory({ points: limits.connectionAttemptsPerMinute, duration: 60 });
+    this.sources = new SourceBudgets(
+      {
+        connectionAttemptsPerMinute: limits.connectionAttemptsPerMinute,
+        handshakesInProgressPerAddress: limits.handshakesInProgressPerAddress,
+      },
+      limits.trustedSources,
+    );
+    for (const budget of this.sources.all) {
+      this.#attempts.set(
+        budget,
+        new RateLimiterMemory({ points: budget.connectionAttemptsPerMinute, duration: 60 }),
+      );
+    }
     this.#messages = new RateLimiterMemory({ points: limits.messagesPerSecond, duration: 1 });
     this.#bytes = new RateLimiterMemory({ points: limits.bytesPerSecond, duration: 1 });
     this.#violations = new RateLimiterMemory({
@@ -27,7 +42,9 @@ export class RelayRateLimits {
 
   /** A TCP connection from `address`, before any TLS: false once it tries too often. */
   allowConnection(address: string): Promise<boolean> {
-    return allowed(this.#attempts.consume(address));
+    const limiter = this.#attempts.get(this.sources.budgetOf(address));
+    if (limiter === undefined) throw new Error('no connection limiter for a known budget');
+    return allowed(limiter.consume(address));
   }
 
   /** One frame of `bytes` from an authenticated agent. */

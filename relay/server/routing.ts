@@ -6,6 +6,7 @@ import { deliveryFrames } from '../protocol/codec.ts';
 import { DmzError, ERROR_MESSAGES } from '../protocol/errors.ts';
 import type { ToRelayFrameOf } from '../protocol/frames.ts';
 import { topicMatches, validateTopic } from '../protocol/topics.ts';
+import { quoteField } from '../protocol/wire-text.ts';
 import type { AgentConnection } from './agent-connection.ts';
 import type { RelayContext } from './context.ts';
 import { answerRequest } from './requests.ts';
@@ -22,7 +23,7 @@ export function routePublish(
     if (connection.role !== 'ot') throw new DmzError('RELAY_ERR_FORBIDDEN', 'only OT agents publish');
     validateTopic(frame.topic);
     if (!ctx.policy.mayPublish(connection.identity, frame.topic)) {
-      throw new DmzError('RELAY_ERR_FORBIDDEN', `may not publish to ${frame.topic}`);
+      throw new DmzError('RELAY_ERR_FORBIDDEN', `may not publish to ${quoteField(frame.topic)}`);
     }
     connection.lastPublishTopic = frame.topic;
   }
@@ -71,15 +72,10 @@ export function routeRequest(
   }
   // Whoever asks, a request in a session concerns a topic the session's OT agent owns.
   if (!ctx.policy.mayPublish(session.ot.identity, frame.topic)) {
-    throw new DmzError('RELAY_ERR_FORBIDDEN', `topic is not one of ${session.ot.name}'s`);
+    throw new DmzError('RELAY_ERR_FORBIDDEN', `topic is not one of ${quoteField(session.ot.name)}'s`);
   }
   if (!ctx.policy.mayCommand(connection.identity, frame.topic)) {
-    throw new DmzError('RELAY_ERR_FORBIDDEN', `no command grant covers ${frame.topic}`);
-  }
-  // A request is queued for the peer in full: refuse it rather than push the peer past its limit
-  // (which would cut the peer, and every other session with it, for the requester's doing).
-  if (!session.peerOf(connection).outbound.hasRoomFor(frame.payload.byteLength)) {
-    throw new DmzError('RELAY_ERR_PEER_BUSY');
+    throw new DmzError('RELAY_ERR_FORBIDDEN', `no command grant covers ${quoteField(frame.topic)}`);
   }
   if (ctx.requests.isPending(connection, session, frame.id))
     throw new DmzError('RELAY_ERR_DUPLICATE_REQUEST');
@@ -91,7 +87,14 @@ export function routeRequest(
     ctx.metrics.requests.labels('timeout').inc();
     answerRequest(request, { code: 'RELAY_ERR_TIMEOUT', message: ERROR_MESSAGES.RELAY_ERR_TIMEOUT });
   });
-  session.peerOf(connection).outbound.sendControl({ ...frame, id: pending.relayId });
+  // The relay's id goes into the forwarded frame, so the request is recorded first and forgotten
+  // again when the peer has no room: either way nothing of it remains unless it was forwarded.
+  try {
+    session.peerOf(connection).outbound.forward({ ...frame, id: pending.relayId });
+  } catch (error) {
+    ctx.requests.complete(pending);
+    throw error;
+  }
 }
 
 export function routeResponse(
@@ -109,7 +112,9 @@ export function routeResponse(
     ctx.metrics.requests.labels('late_or_unknown').inc();
     return;
   }
+  // A requester with no room keeps its request pending: the responder may answer again, or the
+  // deadline answers for it.
+  request.requester.outbound.forward({ ...frame, id: request.requesterId });
   ctx.requests.complete(request);
   ctx.metrics.requests.labels(frame.error === undefined ? 'ok' : 'error').inc();
-  request.requester.outbound.sendControl({ ...frame, id: request.requesterId });
 }

@@ -4,12 +4,14 @@
  */
 import { DmzError, type ErrorCode } from '../protocol/errors.ts';
 import type { ToRelayFrameOf } from '../protocol/frames.ts';
-import { filtersIntersect, validateFilter } from '../protocol/topics.ts';
+import type { AgentIdentity } from '../protocol/identity.ts';
+import { validateFilter } from '../protocol/topics.ts';
+import { quoteField } from '../protocol/wire-text.ts';
 import type { AgentConnection } from './agent-connection.ts';
 import { AUDIT_EVENT } from './audit.ts';
 import type { RelayContext } from './context.ts';
 import { answerRequest } from './requests.ts';
-import type { Session } from './sessions.ts';
+import { countPendingOffers, countSessionsBetween, type Session } from './sessions.ts';
 
 export function openSession(
   ctx: RelayContext,
@@ -18,36 +20,61 @@ export function openSession(
 ): void {
   if (connection.role !== 'it') throw new DmzError('RELAY_ERR_FORBIDDEN', 'only IT agents open sessions');
   validateFilter(frame.filter);
-  if (!ctx.policy.mayOpenSession(connection.identity, frame.filter)) {
+  // Policy first, about the OT agent as its certificate would name it: whether it is connected is
+  // nobody's business who may have no session with it anyway.
+  const ot: AgentIdentity = { trustDomain: connection.identity.trustDomain, role: 'ot', name: frame.peer };
+  if (!ctx.policy.mayOpenSession(connection.identity, ot, frame.filter)) {
     ctx.audit.record(AUDIT_EVENT.sessionRefused, {
       agent: connection.name,
       peer: frame.peer,
       filter: frame.filter,
       reason: 'RELAY_ERR_FORBIDDEN',
     });
-    throw new DmzError('RELAY_ERR_FORBIDDEN', 'policy grants nothing within this session filter');
+    throw new DmzError(
+      'RELAY_ERR_FORBIDDEN',
+      `policy grants no topic of ${quoteField(frame.peer)} within this session filter`,
+    );
   }
   const peer = ctx.agents.get(frame.peer);
   if (peer === undefined || peer.role !== 'ot' || peer.state !== 'ready') {
-    throw new DmzError('RELAY_ERR_NO_SUCH_PEER', `no OT agent named ${frame.peer} is connected`);
+    throw new DmzError('RELAY_ERR_NO_SUCH_PEER', `no OT agent named ${quoteField(frame.peer)} is connected`);
   }
-  if (!ctx.policy.ownsTopicsIn(peer.identity, frame.filter)) {
-    throw new DmzError('RELAY_ERR_FORBIDDEN', `filter lies outside the topics of ${peer.name}`);
-  }
-  const max = ctx.config.limits.maxSessionsPerAgent;
-  if (connection.sessions.size >= max || peer.sessions.size >= max) {
-    throw new DmzError('RELAY_ERR_TOO_MANY', `at most ${max} sessions per agent`);
-  }
-  const expiresAt = ctx.now() + ctx.config.sessions.offerTimeoutMs;
-  const session = ctx.sessions.create(connection, peer, frame.filter, frame.ref, expiresAt);
-  ctx.metrics.sessions.inc();
-  peer.outbound.sendControl({
+  checkSessionLimits(ctx, connection, peer);
+  const id = ctx.sessions.reserveId();
+  peer.outbound.forward({
     type: 'sessionOpen',
-    session: session.id,
+    session: id,
     peer: connection.name,
-    filter: session.filter,
+    filter: frame.filter,
     leaseMs: ctx.config.sessions.leaseMs,
   });
+  const expiresAt = ctx.now() + ctx.config.sessions.offerTimeoutMs;
+  ctx.sessions.create(id, connection, peer, frame.filter, frame.ref, expiresAt);
+  ctx.metrics.sessions.inc();
+}
+
+/**
+ * Limits per agent, per pair and on unanswered offers: together they keep any one IT agent from
+ * taking all of an OT agent's sessions, open or merely offered.
+ */
+function checkSessionLimits(ctx: RelayContext, it: AgentConnection, ot: AgentConnection): void {
+  const { maxSessionsPerAgent, maxSessionsPerPair, maxPendingOffersPerAgent } = ctx.config.limits;
+  if (it.sessions.size >= maxSessionsPerAgent || ot.sessions.size >= maxSessionsPerAgent) {
+    throw new DmzError('RELAY_ERR_TOO_MANY', `at most ${maxSessionsPerAgent} sessions per agent`);
+  }
+  if (countSessionsBetween(it, ot) >= maxSessionsPerPair) {
+    throw new DmzError(
+      'RELAY_ERR_TOO_MANY',
+      `at most ${maxSessionsPerPair} sessions with ${quoteField(ot.name)} per IT agent`,
+    );
+  }
+  // Offers end by themselves after sessions.offerTimeoutMs (liveness.ts): trying later can work.
+  if (countPendingOffers(ot) >= maxPendingOffersPerAgent) {
+    throw new DmzError(
+      'RELAY_ERR_PEER_BUSY',
+      `${quoteField(ot.name)} has ${maxPendingOffersPerAgent} session offers unanswered`,
+    );
+  }
 }
 
 export function acceptSession(
@@ -62,6 +89,8 @@ export function acceptSession(
   const { leaseMs } = ctx.config.sessions;
   session.state = 'open';
   session.expiresAt = ctx.now() + leaseMs;
+  // The answer to the IT agent's own sessionOpen, one per offer it made: like an ack, a control
+  // frame. Refusing it for a full queue would leave the two sides disagreeing on the session.
   session.it.outbound.sendControl({
     type: 'sessionAccept',
     ref: session.ref,
@@ -84,13 +113,19 @@ export function closeSession(
   frame: ToRelayFrameOf<'sessionClose'>,
 ): void {
   const session = findMemberSession(connection, frame.session, false);
+  const closer = quoteField(connection.name);
   if (session.state === 'offered' && connection === session.ot) {
-    endSession(ctx, session, 'RELAY_ERR_SESSION_REFUSED', `${connection.name} refused the session`);
+    endSession(ctx, session, 'RELAY_ERR_SESSION_REFUSED', `${closer} refused the session`);
   } else {
-    endSession(ctx, session, 'RELAY_ERR_SESSION_CLOSED', `session closed by ${connection.name}`, connection);
+    endSession(ctx, session, 'RELAY_ERR_SESSION_CLOSED', `session closed by ${closer}`, connection);
   }
 }
 
+/**
+ * A subscription inside a session. The OT agent is told only what is new and what it can serve:
+ * a filter already subscribed in the session is acknowledged again but not forwarded (its resume
+ * cursor too is ignored: the OT agent streams that filter already).
+ */
 export function addSubscription(
   ctx: RelayContext,
   connection: AgentConnection,
@@ -99,27 +134,28 @@ export function addSubscription(
   const session = findMemberSession(connection, frame.session, true);
   if (connection !== session.it) throw new DmzError('RELAY_ERR_FORBIDDEN', 'only the IT side subscribes');
   validateFilter(frame.filter);
-  if (!ctx.policy.maySubscribe(connection.identity, frame.filter)) {
-    throw new DmzError('RELAY_ERR_FORBIDDEN', `no subscribe grant covers ${frame.filter}`);
-  }
-  if (!filtersIntersect(session.filter, frame.filter)) {
-    throw new DmzError('RELAY_ERR_FORBIDDEN', 'filter lies outside the session filter');
+  if (
+    !ctx.policy.maySubscribeInSession(connection.identity, session.ot.identity, session.filter, frame.filter)
+  ) {
+    throw new DmzError(
+      'RELAY_ERR_FORBIDDEN',
+      `no subscribe grant covers ${quoteField(frame.filter)} within this session and the topics of ${quoteField(session.ot.name)}`,
+    );
   }
   if (!session.subscriptions.has(frame.filter)) {
     const max = ctx.config.limits.maxSubscriptionsPerAgent;
     if (connection.subscriptionCount >= max) {
       throw new DmzError('RELAY_ERR_TOO_MANY', `at most ${max} subscriptions per agent`);
     }
-    session.subscriptions.add(frame.filter);
-    connection.subscriptionCount++;
+    session.ot.outbound.forward({
+      type: 'subscribe',
+      session: session.id,
+      filter: frame.filter,
+      ...(frame.resume === undefined ? {} : { resume: frame.resume }),
+    });
+    session.addSubscription(frame.filter);
   }
   connection.outbound.sendControl({ type: 'ack', ref: frame.ref });
-  session.ot.outbound.sendControl({
-    type: 'subscribe',
-    session: session.id,
-    filter: frame.filter,
-    ...(frame.resume === undefined ? {} : { resume: frame.resume }),
-  });
 }
 
 export function removeSubscription(
@@ -130,7 +166,10 @@ export function removeSubscription(
   const session = findMemberSession(connection, frame.session, true);
   if (connection !== session.it) throw new DmzError('RELAY_ERR_FORBIDDEN', 'only the IT side subscribes');
   // Like MQTT (3.1.1 section 3.10.4), unsubscribing from nothing is acknowledged all the same.
-  if (session.subscriptions.has(frame.filter)) withdrawSubscription(session, frame.filter);
+  if (session.subscriptions.has(frame.filter)) {
+    session.ot.outbound.forward({ type: 'unsubscribe', session: session.id, filter: frame.filter });
+    session.deleteSubscription(frame.filter);
+  }
   connection.outbound.sendControl({ type: 'ack', ref: frame.ref });
 }
 
@@ -143,9 +182,12 @@ export function findMemberSession(connection: AgentConnection, id: number, mustB
   return session;
 }
 
+/**
+ * The relay's own withdrawal of a subscription (policy changed): it happens whatever the OT
+ * agent's queue, so the unsubscribe goes as a control frame, not as a forwarded one.
+ */
 export function withdrawSubscription(session: Session, filter: string): void {
-  session.subscriptions.delete(filter);
-  session.it.subscriptionCount--;
+  session.deleteSubscription(filter);
   session.ot.outbound.sendControl({ type: 'unsubscribe', session: session.id, filter });
 }
 

@@ -43,6 +43,17 @@ export class Session {
     return connection === this.it ? this.ot : this.it;
   }
 
+  /** Records a subscription the OT agent was told of; the IT agent's count follows. */
+  addSubscription(filter: string): void {
+    if (this.subscriptions.has(filter)) return;
+    this.subscriptions.add(filter);
+    this.it.subscriptionCount++;
+  }
+
+  deleteSubscription(filter: string): void {
+    if (this.subscriptions.delete(filter)) this.it.subscriptionCount--;
+  }
+
   /** Whether a point on `topic` goes to this session's consumer. */
   wants(topic: string): boolean {
     if (this.state !== 'open' || !topicMatches(this.filter, topic)) return false;
@@ -60,8 +71,23 @@ export class SessionTable {
     return this.#sessions.size;
   }
 
-  create(it: AgentConnection, ot: AgentConnection, filter: string, ref: number, expiresAt: number): Session {
-    const session = new Session(this.#nextId++, it, ot, filter, ref, expiresAt);
+  /**
+   * A fresh session id, for the offer that must reach the OT agent before the session exists; an
+   * id whose offer was refused is simply never used.
+   */
+  reserveId(): number {
+    return this.#nextId++;
+  }
+
+  create(
+    id: number,
+    it: AgentConnection,
+    ot: AgentConnection,
+    filter: string,
+    ref: number,
+    expiresAt: number,
+  ): Session {
+    const session = new Session(id, it, ot, filter, ref, expiresAt);
     this.#sessions.set(session.id, session);
     it.sessions.set(session.id, session);
     ot.sessions.set(session.id, session);
@@ -82,4 +108,18 @@ export class SessionTable {
   values(): IterableIterator<Session> {
     return this.#sessions.values();
   }
+}
+
+/** Sessions, offered or open, between this IT agent and this OT agent. */
+export function countSessionsBetween(it: AgentConnection, ot: AgentConnection): number {
+  let count = 0;
+  for (const session of ot.sessions.values()) if (session.it === it) count++;
+  return count;
+}
+
+/** Sessions offered to this OT agent that it has not answered yet. */
+export function countPendingOffers(ot: AgentConnection): number {
+  let count = 0;
+  for (const session of ot.sessions.values()) if (session.ot === ot && session.state === 'offered') count++;
+  return count;
 }

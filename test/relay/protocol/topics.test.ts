@@ -5,6 +5,7 @@ import { DmzError } from '../../../relay/protocol/errors.ts';
 import { MAX_TOPIC_BYTES, MAX_TOPIC_DEPTH, MAX_TOPIC_SEGMENT_BYTES } from '../../../relay/protocol/limits.ts';
 import {
   filterCovers,
+  filterMeet,
   filtersIntersect,
   isValidFilter,
   isValidTopic,
@@ -398,6 +399,111 @@ void describe('filterCovers and filtersIntersect', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+void describe('filterMeet and filtersIntersect of several filters', () => {
+  const meetCases: readonly [a: string, b: string, meet: string | undefined][] = [
+    ['a/#', 'a', 'a'],
+    ['#', 'a/#', 'a/#'],
+    ['#', '#', '#'],
+    ['#', '+/#', '#'],
+    ['+/#', 'a/+/#', 'a/+/#'],
+    ['a/+', '+/b', 'a/b'],
+    ['a/+', 'a/#', 'a/+'],
+    ['a/#', 'b/#', undefined],
+    ['a', 'a/+', undefined],
+    ['a/b/#', 'a', undefined],
+    ['+/+', '+', undefined],
+    ['#', 'x/y/z', 'x/y/z'],
+  ];
+  for (const [a, b, meet] of meetCases) {
+    void it(`meet of ${a} and ${b} is ${meet ?? 'empty'}`, () => {
+      assert.equal(filterMeet(a, b), meet);
+      assert.equal(filterMeet(b, a), meet);
+    });
+  }
+
+  void it('the meet is a valid filter even where the shortest common topic leaves no room for "/#"', () => {
+    const [x, y, z] = [long('x', 64), long('y', 64), long('z', 64)];
+    // Four levels: 3 * 64 bytes, three slashes, and a last segment filling the topic to `bytes`.
+    const lastFor = (bytes: number) => long('w', bytes - 3 * 64 - 3);
+    for (const bytes of [MAX_TOPIC_BYTES - 2, MAX_TOPIC_BYTES - 1, MAX_TOPIC_BYTES]) {
+      const w = lastFor(bytes);
+      const meet = filterMeet(`${x}/${y}/+/+/#`, `+/+/${z}/${w}/#`);
+      assert.ok(meet !== undefined, `no meet at ${bytes} bytes`);
+      assert.ok(isValidFilter(meet), `meet at ${bytes} bytes is not a valid filter`);
+      // One more level (two bytes at least) still fits only while the topic is two bytes short.
+      const open = bytes + 2 <= MAX_TOPIC_BYTES;
+      assert.equal(meet, `${x}/${y}/${z}/${w}${open ? '/#' : ''}`, `meet at ${bytes} bytes`);
+    }
+  });
+
+  void it('keeps the topic-length bound across all filters, not only pairwise', () => {
+    const [x, y, z] = [long('x', 64), long('y', 64), long('z', 64)];
+    const filters = (w: string) => [`${x}/+/+/+`, `+/${y}/+/+`, `+/+/${z}/+`, `+/+/+/${w}`];
+    const fits = filters(long('w', MAX_TOPIC_BYTES - 3 * 64 - 3));
+    const tooLong = filters(long('w', MAX_TOPIC_BYTES - 3 * 64 - 2));
+    for (const [a, b] of tooLong.flatMap((a, i) => tooLong.slice(i + 1).map((b) => [a, b] as const))) {
+      assert.equal(filtersIntersect(a, b), true, 'every pair alone has a common topic');
+    }
+    const [first, ...rest] = fits;
+    const [tooLongFirst, ...tooLongRest] = tooLong;
+    assert.equal(filtersIntersect(first!, ...rest), true);
+    assert.equal(filtersIntersect(tooLongFirst!, ...tooLongRest), false);
+  });
+
+  // Segments a, b, + and # to depth 3; topics over a, b and a letter no filter names, one level
+  // deeper: where a wrong meet (a literal for a `+`, a closed end for a `#`) shows.
+  const tinyFilter = fc
+    .array(fc.constantFrom('a', 'b', '+', '#'), { minLength: 1, maxLength: 3 })
+    .map((segments) => {
+      const hash = segments.indexOf('#');
+      return (hash === -1 ? segments : segments.slice(0, hash + 1)).join('/');
+    });
+  const tinyTopics = enumerateTopics(['a', 'b', 'c'], 4);
+
+  void it('the meet of two filters matches exactly the topics both match (brute force)', () => {
+    let nonEmpty = 0;
+    fc.assert(
+      fc.property(tinyFilter, tinyFilter, (a, b) => {
+        const both = tinyTopics.filter((topic) => referenceMatches(a, topic) && referenceMatches(b, topic));
+        const meet = filterMeet(a, b);
+        if (both.length === 0) {
+          assert.equal(meet, undefined, `meet(${a}, ${b})`);
+          return;
+        }
+        nonEmpty++;
+        assert.ok(meet !== undefined && isValidFilter(meet), `meet(${a}, ${b}) = ${meet}`);
+        for (const topic of tinyTopics) {
+          assert.equal(
+            topicMatches(meet, topic),
+            both.includes(topic),
+            `meet(${a}, ${b}) = ${meet} vs ${topic}`,
+          );
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    assert.ok(nonEmpty > 200, `only ${nonEmpty} intersecting pairs generated`);
+  });
+
+  void it('several filters intersect iff some topic matches them all (brute force)', () => {
+    let intersecting = 0;
+    let disjoint = 0;
+    fc.assert(
+      fc.property(fc.array(tinyFilter, { minLength: 1, maxLength: 4 }), ([first, ...rest]) => {
+        const filters = [first!, ...rest];
+        const expected = tinyTopics.some((topic) =>
+          filters.every((filter) => referenceMatches(filter, topic)),
+        );
+        if (expected) intersecting++;
+        else disjoint++;
+        assert.equal(filtersIntersect(first!, ...rest), expected, `intersect(${filters.join(', ')})`);
+      }),
+      { numRuns: 3000 },
+    );
+    assert.ok(intersecting > 300 && disjoint > 300, `${intersecting} intersecting, ${disjoint} disjoint`);
   });
 });
 

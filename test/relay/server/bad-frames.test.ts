@@ -35,6 +35,8 @@ interface BadFrameCase {
   readonly answer?: 'error' | 'response';
   /** The error frame names the correlation number of the frame it answers. */
   readonly ref?: number;
+  /** What the error's message must say, beyond being printable ASCII (as every message must be). */
+  readonly message?: RegExp;
   /** How the relay closes the connection; absent: it stays open and usable. */
   readonly close?: { readonly code: number; readonly reason?: string };
 }
@@ -202,6 +204,31 @@ const CASES: readonly BadFrameCase[] = [
     code: 'RELAY_ERR_NO_SUCH_SESSION',
     ref: 99,
   },
+  {
+    name: 'a resume cursor over 256 bytes',
+    from: 'it',
+    send: (s, { ot, session }) =>
+      s.send({ type: 'subscribe', ref: 76, session, filter: `${ot}/#`, resume: new Uint8Array(257) }),
+    code: 'RELAY_ERR_INVALID_FRAME',
+    message: /\/resume/,
+  },
+  {
+    // The peer name must be an agent name before anything looks it up or quotes it.
+    name: 'a session with a peer name carrying control characters',
+    from: 'it',
+    send: (s) =>
+      s.send({ type: 'sessionOpen', ref: 77, peer: 'ghost\n{"event":"forged"}\u001b[2J', filter: '#' }),
+    code: 'RELAY_ERR_INVALID_FRAME',
+    message: /\/peer/,
+  },
+  {
+    name: 'a session with an OT agent that is not connected',
+    from: 'it',
+    send: (s) => s.send({ type: 'sessionOpen', ref: 78, peer: 'ghost-ot', filter: 'ghost-ot/#' }),
+    code: 'RELAY_ERR_NO_SUCH_PEER',
+    ref: 78,
+    message: /^no OT agent named "ghost-ot" is connected$/,
+  },
 ];
 
 describe('relay/server bad frames', () => {
@@ -281,6 +308,8 @@ describe('relay/server bad frames', () => {
             const error = await recorder.next('error');
             assert.equal(error.code, row.code);
             if (row.ref !== undefined) assert.equal(error.ref, row.ref);
+            assert.match(error.message, /^[\x20-\x7e]*$/, 'the error message carries unprintable bytes');
+            if (row.message !== undefined) assert.match(error.message, row.message);
           } else {
             const response = await recorder.next('response', (frame) => frame.id === REQUEST_ID);
             assert.equal(response.error?.code, row.code);

@@ -26,6 +26,18 @@ describe('relay config', () => {
     assert.equal(config.listen.agents.port, 8443);
     assert.equal(config.listen.admin.host, '127.0.0.1');
     assert.equal(config.tls.handshakeTimeoutMs, 10_000);
+    // One IT agent may hold an eighth of an OT agent's sessions, and only half its unanswered offers.
+    assert.deepEqual(
+      [
+        config.limits.maxSessionsPerAgent,
+        config.limits.maxSessionsPerPair,
+        config.limits.maxPendingOffersPerAgent,
+      ],
+      [64, 8, 16],
+    );
+    assert.doesNotThrow(() =>
+      validateRelayConfig({ ...minimal, limits: { maxSessionsPerAgent: 4, maxSessionsPerPair: 4 } }, '/'),
+    );
     assert.deepEqual(config.policy, []);
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.limits) && Object.isFrozen(config.policy));
     assert.throws(() => {
@@ -83,6 +95,24 @@ describe('relay config', () => {
       { ...minimal, limits: { bytesPerSecond: 2048 } },
       '/limits/bytesPerSecond',
       /maxFrameBytes/,
+    ],
+    [
+      'a per-pair session limit above the per-agent one',
+      { ...minimal, limits: { maxSessionsPerAgent: 4, maxSessionsPerPair: 5 } },
+      '/limits/maxSessionsPerPair',
+      /maxSessionsPerAgent/,
+    ],
+    [
+      'the default per-pair session limit above a lowered per-agent one',
+      { ...minimal, limits: { maxSessionsPerAgent: 4 } },
+      '/limits/maxSessionsPerPair',
+      /maxSessionsPerAgent/,
+    ],
+    [
+      'no pending offers at all',
+      { ...minimal, limits: { maxPendingOffersPerAgent: 0 } },
+      '/limits/maxPendingOffersPerAgent',
+      /1/,
     ],
     ['wrong type', { ...minimal, sessions: { leaseMs: 'long' } }, '/sessions/leaseMs', /integer/i],
   ];

@@ -10,6 +10,7 @@ import { connect as connectTls } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
 import { KEY_EXCHANGE_GROUPS } from '../../../relay/protocol/limits.ts';
 import { STALE_HANDSHAKE_MS } from '../../../relay/server/connection-gate.ts';
+import { parseNetwork, SourceBudgets, type SourceBudget } from '../../../relay/server/trusted-sources.ts';
 import { createEnrollmentFixture, type EnrollmentFixture } from '../../support/enrollment-fixture.ts';
 import { readMetric } from '../../support/metrics.ts';
 import { startTestRelay, type TestRelay } from '../../support/relay-harness.ts';
@@ -203,6 +204,71 @@ describe('relay/server handshakes in progress', () => {
       assert.equal(agent.client.welcome.name, 'press-7');
       assert.ok(Date.now() - started < 2_000, 'the newcomer waited for the handshake timeout');
       assert.equal(await droppedWithin(stalled, 1_000), true, 'the stale handshake was kept');
+    } finally {
+      await t.stop();
+    }
+  });
+});
+
+describe('relay/server trusted source networks', () => {
+  it('sources - an address gets the budget of the first trusted network holding it, else the default', () => {
+    const fallback = { connectionAttemptsPerMinute: 120, handshakesInProgressPerAddress: 8 };
+    const natOt = {
+      network: '192.0.2.10/32',
+      connectionAttemptsPerMinute: 6000,
+      handshakesInProgressPerAddress: 64,
+    };
+    const itSite = {
+      network: '2001:db8:7::/48',
+      connectionAttemptsPerMinute: 3000,
+      handshakesInProgressPerAddress: 32,
+    };
+    const budgets = new SourceBudgets(fallback, [natOt, itSite]);
+    const ROWS: readonly [string, SourceBudget][] = [
+      ['192.0.2.10', natOt],
+      ['::ffff:192.0.2.10', natOt],
+      ['192.0.2.11', fallback],
+      ['2001:db8:7:1::5', itSite],
+      ['2001:db8:8::5', fallback],
+      ['unknown', fallback],
+    ];
+    for (const [address, expected] of ROWS) assert.equal(budgets.budgetOf(address), expected, address);
+  });
+
+  it('sources - networks that are not address/prefix are refused', () => {
+    for (const network of [
+      '192.0.2.10',
+      '192.0.2.0/33',
+      '2001:db8::/129',
+      'plant.example/24',
+      '10.0.0.0/8/8',
+      '10.0.0.0/0x8',
+    ]) {
+      assert.equal(parseNetwork(network), undefined, network);
+    }
+  });
+
+  it("relay - agents behind a trusted NAT address reconnect beyond the strangers' rate; a stranger stays limited", async () => {
+    const pki = await createTestPki();
+    const ATTEMPTS = 3;
+    const t = await startTestRelay(pki, {
+      limits: {
+        connectionAttemptsPerMinute: ATTEMPTS,
+        trustedSources: [
+          { network: '127.0.0.1/32', connectionAttemptsPerMinute: 1000, handshakesInProgressPerAddress: 16 },
+        ],
+      },
+    });
+    try {
+      for (let index = 0; index < 3 * ATTEMPTS; index++) {
+        const agent = await t.connect('ot', `plc-${index}`);
+        assert.equal(agent.client.welcome.name, `plc-${index}`);
+      }
+      const outcomes: boolean[] = [];
+      for (let attempt = 0; attempt <= ATTEMPTS; attempt++) {
+        outcomes.push(await droppedWithin(await stalledConnection(t.relay.agentPort, '127.0.0.40'), 500));
+      }
+      assert.deepEqual(outcomes, [false, false, false, true], 'the stranger got more than its rate');
     } finally {
       await t.stop();
     }

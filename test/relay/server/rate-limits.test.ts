@@ -127,7 +127,9 @@ describe('relay/server rate limits', () => {
     let t: TestRelay;
     let id = 0;
     before(async () => {
-      t = await startTestRelay(pki, { limits: { maxSessionsPerAgent: 2, maxSubscriptionsPerAgent: 2 } });
+      t = await startTestRelay(pki, {
+        limits: { maxSessionsPerAgent: 2, maxSessionsPerPair: 2, maxSubscriptionsPerAgent: 2 },
+      });
     });
     after(() => t.stop());
 
