@@ -7,6 +7,7 @@ import { CLOSE_CODE } from '../relay/protocol/close-codes.ts';
 import { decodeFrame, encodeFrame } from '../relay/protocol/codec.ts';
 import { DmzError, isErrorCode, type ErrorCode } from '../relay/protocol/errors.ts';
 import type { ToAgentFrame, ToAgentFrameOf, ToRelayFrame } from '../relay/protocol/frames.ts';
+import { encodePointBatch } from './points/batch.ts';
 import {
   KEY_EXCHANGE_GROUPS,
   MAX_FRAME_BYTES,
@@ -188,8 +189,20 @@ export class RelayClient {
   }
 
   /** OT side: points `seq`, `seq+1`, ... of stream `topic`; `session` directs a replay. */
-  publish(topic: string, seq: number, points: Uint8Array[], session?: number): void {
-    this.send({ type: 'publish', topic, seq, points, ...(session === undefined ? {} : { session }) });
+  publish(topic: string, seq: number, points: readonly Uint8Array[], session?: number): void {
+    this.publishBatch(topic, seq, encodePointBatch(points), points.length, session);
+  }
+
+  /** OT side: a batch already laid out (agents/points/batch.ts) of `count` points. */
+  publishBatch(topic: string, seq: number, batch: Uint8Array, count: number, session?: number): void {
+    this.send({
+      type: 'publish',
+      topic,
+      seq,
+      count,
+      points: batch,
+      ...(session === undefined ? {} : { session }),
+    });
   }
 
   /** Sends a request through a session; resolves with the response payload. */

@@ -12,6 +12,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadCredentials } from '../agents/credentials.ts';
+import { decodePointBatch } from '../agents/points/batch.ts';
 import { RelayClient } from '../agents/relay-client.ts';
 import { run, start } from './demo/commands.ts';
 import { decodeReading, Press } from './demo/plant.ts';
@@ -111,7 +112,7 @@ async function main(): Promise<void> {
           if (frame.type !== 'deliver' || Date.now() - lastPrint < 1000) return;
           if (!frame.topic.endsWith('/speed')) return;
           lastPrint = Date.now();
-          const [point] = frame.points;
+          const [point] = decodePointBatch(frame.points, frame.count);
           if (point === undefined) return;
           const reading = decodeReading(point);
           if (reading === undefined) return;

@@ -17,7 +17,7 @@ import {
   type ToAgentFrame,
   type ToRelayFrame,
 } from './frames.ts';
-import { MAX_FRAME_BYTES, MAX_POINTS_PER_FRAME } from './limits.ts';
+import { MAX_FRAME_BYTES } from './limits.ts';
 import { quoteField } from './wire-text.ts';
 
 interface CompiledFrame {
@@ -39,14 +39,17 @@ function compileDirection(schemas: Record<string, TSchema>): readonly (CompiledF
 const TO_RELAY_TABLE = compileDirection(TO_RELAY);
 const TO_AGENT_TABLE = compileDirection(TO_AGENT);
 
+/** As wide as the widest map: enough to decode a stray array and refuse it by schema, cheaply. */
+const MAX_ARRAY_LENGTH = 16;
 /**
  * MessagePack limits bound the work a hostile frame can cause before validation: no string longer
- * than any field allows, no map wider than the widest frame, no array longer than a points batch.
+ * than any field allows, no map wider than the widest frame, and arrays short (no frame of v2 has
+ * one: points travel as one opaque batch).
  */
 const decoder = new Decoder({
   maxStrLength: 4096,
   maxBinLength: MAX_FRAME_BYTES,
-  maxArrayLength: MAX_POINTS_PER_FRAME,
+  maxArrayLength: MAX_ARRAY_LENGTH,
   maxMapLength: 16,
   maxExtLength: 0,
 });
@@ -105,29 +108,63 @@ export function encodeFrame(frame: Frame): Uint8Array {
 }
 
 /**
- * The deliver frames of one publish, one per session that wants it, with the points encoded once:
- * each frame is the kind byte, a 4-entry map header, the session entry, then the shared
- * `topic`/`seq`/`points` entries (a MessagePack map's entries may come in any order). Fan-out to
- * N sessions costs one encoding of the points, not N.
+ * The deliver frames of one publish, one per session that wants it. The points batch is forwarded
+ * as it came, never decoded or re-encoded: each frame is the kind byte, a 5-entry map header, the
+ * session entry, the `topic`/`seq`/`count` entries and the `points` key with its bin header (built
+ * once, a MessagePack map's entries may come in any order), then the batch bytes, copied once per
+ * session into the frame (WebSocket sends one buffer per message).
  */
 export function deliveryFrames(fields: {
   topic: string;
   seq: number;
-  points: Uint8Array[];
+  count: number;
+  points: Uint8Array;
 }): (session: number) => Uint8Array {
-  let shared: Uint8Array | undefined;
+  let header: Uint8Array | undefined;
   return (session) => {
-    // encode() of a 3-entry map starts with its one-byte header (fixmap, 0x83): the rest are entries.
-    shared ??= encoder.encode(fields).subarray(1);
+    header ??= deliverHeader(fields);
     const sessionEntry = encoder.encodeSharedRef({ session }).subarray(1);
-    const frame = new Uint8Array(2 + sessionEntry.byteLength + shared.byteLength);
+    const size = 2 + sessionEntry.byteLength + header.byteLength + fields.points.byteLength;
+    // Every byte is written below, so the memory need not be zeroed first; a plain Uint8Array view.
+    const unzeroed = Buffer.allocUnsafe(size);
+    const frame = new Uint8Array(unzeroed.buffer, unzeroed.byteOffset, size);
     frame[0] = FRAME_KIND.deliver;
-    frame[1] = FIXMAP_4;
-    frame.set(sessionEntry, 2);
-    frame.set(shared, 2 + sessionEntry.byteLength);
+    frame[1] = FIXMAP_5;
+    let offset = 2;
+    frame.set(sessionEntry, offset);
+    offset += sessionEntry.byteLength;
+    frame.set(header, offset);
+    offset += header.byteLength;
+    frame.set(fields.points, offset);
     return frame;
   };
 }
 
-/** MessagePack fixmap header for four entries (spec: 0x80 | n). */
-const FIXMAP_4 = 0x84;
+/** `topic`, `seq` and `count` entries, then the `points` key and the header of its bin. */
+function deliverHeader(fields: {
+  topic: string;
+  seq: number;
+  count: number;
+  points: Uint8Array;
+}): Uint8Array {
+  const { topic, seq, count } = fields;
+  // encode() of a 3-entry map starts with its one-byte header (fixmap, 0x83): the rest are entries.
+  const entries = encoder.encode({ topic, seq, count }).subarray(1);
+  const key = encoder.encode('points');
+  const length = fields.points.byteLength;
+  // MessagePack bin 8/16/32 (spec "bin format family"): type byte, then the length, big-endian.
+  const binHeader =
+    length <= 0xff
+      ? Uint8Array.of(0xc4, length)
+      : length <= 0xffff
+        ? Uint8Array.of(0xc5, length >>> 8, length & 0xff)
+        : Uint8Array.of(0xc6, length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+  const header = new Uint8Array(entries.byteLength + key.byteLength + binHeader.byteLength);
+  header.set(entries, 0);
+  header.set(key, entries.byteLength);
+  header.set(binHeader, entries.byteLength + key.byteLength);
+  return header;
+}
+
+/** MessagePack fixmap header for five entries (spec: 0x80 | n). */
+const FIXMAP_5 = 0x85;

@@ -54,6 +54,8 @@ export const ERROR_MESSAGES = {
   PKI_ERR_CA_MISMATCH: 'enrollment endpoint does not present the pinned CA',
   PKI_ERR_ENROLLMENT_FAILED: 'enrollment failed',
   PKI_ERR_RATE_LIMITED: 'too many enrollment attempts',
+  // Agents.
+  AGENT_ERR_POINT_BATCH: 'points batch is invalid',
   // Command-line tools (dmz-pki, dmz-agent).
   CLI_ERR_USAGE: 'invalid command line',
   CLI_ERR_INVALID_ARGUMENT: 'an argument is invalid',

@@ -79,7 +79,13 @@ const Code = Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$' });
 const Message = Type.String({ maxLength: MAX_ERROR_MESSAGE_LENGTH });
 const Role = Type.Union([Type.Literal('ot'), Type.Literal('it')]);
 const Timeout = Type.Integer({ minimum: 1, maximum: MAX_REQUEST_TIMEOUT_MS });
-const Points = Type.Array(Bytes, { minItems: 1, maxItems: MAX_POINTS_PER_FRAME });
+/**
+ * The points of a publish or deliver: one opaque byte range (agents/points/batch.ts lays the
+ * points out in it) and how many points it holds. The relay validates the envelope only and
+ * forwards the range as it came: a frame of 128 points costs it about what a frame of one does.
+ */
+const PointBatch = Type.Uint8Array({ minByteLength: 1, maxByteLength: MAX_FRAME_BYTES });
+const PointCount = Type.Integer({ minimum: 1, maximum: MAX_POINTS_PER_FRAME });
 const Pem = Type.String({ minLength: 1, maxLength: MAX_PEM_BYTES });
 const RemoteError = Type.Object({ code: Code, message: Message }, { additionalProperties: false });
 
@@ -113,8 +119,17 @@ export const TO_RELAY = {
     resume: Type.Optional(Resume),
   }),
   unsubscribe: frame({ ref: U32, session: U32, filter: Topic }),
-  /** Points `seq`, `seq+1`, ... of the stream `topic`; `session` directs a replay to one session. */
-  publish: frame({ topic: Topic, seq: Sequence, points: Points, session: Type.Optional(U32) }),
+  /**
+   * Points `seq` .. `seq + count - 1` of the stream `topic`, as one batch; `session` directs a
+   * replay to one session.
+   */
+  publish: frame({
+    topic: Topic,
+    seq: Sequence,
+    count: PointCount,
+    points: PointBatch,
+    session: Type.Optional(U32),
+  }),
   request: Request,
   response: Response,
   ping: Ping,
@@ -144,7 +159,7 @@ export const TO_AGENT = {
     resume: Type.Optional(Resume),
   }),
   unsubscribe: frame({ session: U32, filter: Topic }),
-  deliver: frame({ session: U32, topic: Topic, seq: Sequence, points: Points }),
+  deliver: frame({ session: U32, topic: Topic, seq: Sequence, count: PointCount, points: PointBatch }),
   /** Live points the relay dropped for this consumer because it read too slowly. */
   dropped: frame({ session: U32, points: Type.Integer({ minimum: 1 }) }),
   request: Request,

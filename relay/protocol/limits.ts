@@ -3,8 +3,12 @@
  * value; relay configuration may lower (never raise) the per-deployment ones.
  */
 
-/** WebSocket subprotocol (RFC 6455 section 1.9) naming this wire protocol version. */
-export const SUBPROTOCOL = 'dmz-relay.v1';
+/**
+ * WebSocket subprotocol (RFC 6455 section 1.9) naming this wire protocol version. v2 carries the
+ * points of a publish as one opaque batch with a count (v1: an array the relay decoded point by
+ * point); a v1 client is refused at the upgrade.
+ */
+export const SUBPROTOCOL = 'dmz-relay.v2';
 
 /** Topics: 16 levels cover ISA-95 (enterprise/site/area/line/cell/unit/point) with room to spare. */
 export const MAX_TOPIC_DEPTH = 16;

@@ -27,19 +27,24 @@ export function routePublish(
     }
     connection.lastPublishTopic = frame.topic;
   }
-  ctx.metrics.pointsPublished.inc(frame.points.length);
-  const frames = deliveryFrames({ topic: frame.topic, seq: frame.seq, points: frame.points });
+  ctx.metrics.pointsPublished.inc(frame.count);
+  const frames = deliveryFrames({
+    topic: frame.topic,
+    seq: frame.seq,
+    count: frame.count,
+    points: frame.points,
+  });
   if (frame.session !== undefined) {
     const session = ctx.sessions.get(frame.session);
     if (session === undefined || session.ot !== connection) {
       throw new DmzError('RELAY_ERR_NO_SUCH_SESSION', `no session ${frame.session}`);
     }
-    if (session.wants(frame.topic)) deliverToSession(ctx, session, frames, frame.points.length);
+    if (session.wants(frame.topic)) deliverToSession(ctx, session, frames, frame.count);
     return;
   }
   for (const session of connection.sessions.values()) {
     if (session.ot === connection && session.wants(frame.topic)) {
-      deliverToSession(ctx, session, frames, frame.points.length);
+      deliverToSession(ctx, session, frames, frame.count);
     }
   }
 }

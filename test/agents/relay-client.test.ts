@@ -156,7 +156,8 @@ describe('agents/relay-client - throwing user handlers do not crash the agent', 
       session: 3,
       topic: 'press-7/speed',
       seq,
-      points: [new Uint8Array([1])],
+      count: 1,
+      points: new Uint8Array([1]),
     });
     peer.send(deliver(1));
     peer.send(deliver(2));

@@ -27,7 +27,8 @@ describe('codec', () => {
     { type: 'sessionClose', session: 9, code: 'RELAY_ERR_SESSION_CLOSED', message: 'bye' },
     { type: 'subscribe', ref: 2, session: 9, filter: 'press-7/+/t', resume: new Uint8Array([7]) },
     { type: 'unsubscribe', ref: 3, session: 9, filter: 'press-7/+/t' },
-    { type: 'publish', topic: 'press-7/t', seq: Number.MAX_SAFE_INTEGER, points: [point, point] },
+    { type: 'publish', topic: 'press-7/t', seq: Number.MAX_SAFE_INTEGER, count: 2, points: point },
+    { type: 'publish', topic: 'press-7/t', seq: 1, count: 1, points: point, session: 3 },
     { type: 'request', session: 9, id: 0xffff_ffff, topic: 'press-7/sp', timeoutMs: 1000, payload: point },
     { type: 'response', session: 9, id: 4, error: { code: 'RELAY_ERR_TIMEOUT', message: 'late' } },
     { type: 'ping', nonce: 5 },
@@ -47,7 +48,7 @@ describe('codec', () => {
       pingIntervalMs: 10_000,
       maxFrameBytes: 65536,
     },
-    { type: 'deliver', session: 1, topic: 'a/b', seq: 0, points: [point] },
+    { type: 'deliver', session: 1, topic: 'a/b', seq: 0, count: 1, points: point },
     { type: 'dropped', session: 1, points: 12 },
     { type: 'error', ref: 3, code: 'RELAY_ERR_FORBIDDEN', message: 'no' },
     { type: 'ack', ref: 1 },
@@ -86,31 +87,47 @@ describe('codec', () => {
     ['an id above u32', rawFrame(FRAME_KIND.ping, { nonce: 2 ** 32 }), 'RELAY_ERR_INVALID_FRAME'],
     [
       'a fractional sequence',
-      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1.5, points: [point] }),
+      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1.5, count: 1, points: point }),
       'RELAY_ERR_INVALID_FRAME',
     ],
     [
-      'points that are strings',
-      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1, points: ['x'] }),
+      'points that are a string',
+      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1, count: 1, points: 'x' }),
+      'RELAY_ERR_INVALID_FRAME',
+    ],
+    [
+      'points as an array (protocol v1)',
+      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1, points: [point] }),
       'RELAY_ERR_INVALID_FRAME',
     ],
     [
       'an empty points batch',
-      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1, points: [] }),
+      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1, count: 1, points: new Uint8Array(0) }),
       'RELAY_ERR_INVALID_FRAME',
     ],
     [
-      'more points than a batch may hold',
-      rawFrame(FRAME_KIND.publish, {
-        topic: 'a',
-        seq: 1,
-        points: Array.from({ length: MAX_POINTS_PER_FRAME + 1 }, () => point),
-      }),
-      'RELAY_ERR_MALFORMED_FRAME',
+      'a batch without its count',
+      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1, points: point }),
+      'RELAY_ERR_INVALID_FRAME',
+    ],
+    [
+      'a count of zero',
+      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1, count: 0, points: point }),
+      'RELAY_ERR_INVALID_FRAME',
+    ],
+    [
+      'a count above what a batch may hold',
+      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1, count: MAX_POINTS_PER_FRAME + 1, points: point }),
+      'RELAY_ERR_INVALID_FRAME',
+    ],
+    [
+      'a fractional count',
+      rawFrame(FRAME_KIND.publish, { topic: 'a', seq: 1, count: 1.5, points: point }),
+      'RELAY_ERR_INVALID_FRAME',
     ],
     [
       'a topic longer than 256 bytes',
-      rawFrame(FRAME_KIND.publish, { topic: 'a'.repeat(257), seq: 1, points: [point] }),
+      rawFrame(FRAME_KIND.publish, { topic: 'a'.repeat(257), seq: 1, count: 1, points: point }),
       'RELAY_ERR_INVALID_FRAME',
     ],
     [
@@ -134,25 +151,36 @@ describe('codec', () => {
   }
 
   it('refuses a frame over the size cap before parsing it', () => {
-    const frame = encodeFrame({ type: 'publish', topic: 'a', seq: 0, points: [new Uint8Array(2048)] });
+    const frame = encodeFrame({
+      type: 'publish',
+      topic: 'a',
+      seq: 0,
+      count: 1,
+      points: new Uint8Array(2048),
+    });
     assert.equal(
       codeOf(() => decodeFrame(frame, 'toRelay', 1024)),
       'RELAY_ERR_FRAME_TOO_LARGE',
     );
   });
 
-  it('encodes the points of one publish once for every session, and each frame decodes as its own deliver', () => {
+  it('forwards the points batch of one publish to every session as it came, each frame a deliver of its own', () => {
     const topic = fc.stringMatching(/^[a-z0-9]{1,8}(\/[a-z0-9]{1,8}){0,3}$/);
     fc.assert(
       fc.property(
         topic,
         fc.nat({ max: Number.MAX_SAFE_INTEGER }),
-        fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 20 }),
+        fc.integer({ min: 1, max: MAX_POINTS_PER_FRAME }),
+        // Across the bin 8, bin 16 and bin 32 length headers.
+        fc.oneof(
+          fc.uint8Array({ minLength: 1, maxLength: 300 }),
+          fc.integer({ min: 0x1_0000, max: 0x1_2000 }).map((length) => new Uint8Array(length).fill(7)),
+        ),
         fc.uniqueArray(fc.nat({ max: 0xffff_ffff }), { minLength: 1, maxLength: 5 }),
-        (topicName, seq, points, sessions) => {
-          const frames = deliveryFrames({ topic: topicName, seq, points });
+        (topicName, seq, count, points, sessions) => {
+          const frames = deliveryFrames({ topic: topicName, seq, count, points });
           for (const session of sessions) {
-            const expected = { type: 'deliver', session, topic: topicName, seq, points } as const;
+            const expected = { type: 'deliver', session, topic: topicName, seq, count, points } as const;
             assert.deepEqual(decodeFrame(frames(session), 'toAgent'), expected);
             assert.deepEqual(decodeFrame(encodeFrame(expected), 'toAgent'), expected);
           }

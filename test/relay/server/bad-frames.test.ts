@@ -45,7 +45,8 @@ const publish = (topic: string): ToRelayFrame => ({
   type: 'publish',
   topic,
   seq: 1,
-  points: [Uint8Array.of(1)],
+  count: 1,
+  points: Uint8Array.of(1),
 });
 const PROTOCOL_ERROR = 1002;
 const REQUEST_ID = 99;
@@ -59,7 +60,8 @@ const CASES: readonly BadFrameCase[] = [
         rawFrame(FRAME_KIND.publish, {
           topic: `${ot}/x`,
           seq: 1,
-          points: [new Uint8Array(MAX_FRAME_BYTES + 1)],
+          count: 1,
+          points: new Uint8Array(MAX_FRAME_BYTES + 1),
         }),
       ),
     code: undefined,

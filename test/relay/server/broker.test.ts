@@ -67,7 +67,7 @@ describe('broker (in memory)', () => {
   it('drops live points for a consumer past its queue limit, reports the count, then resumes', () => {
     const { ot, itLink, session } = openSession();
     const publish = (seq: number) =>
-      send(ot, { type: 'publish', topic: 'press-7/t', seq, points: [new Uint8Array(8)] });
+      send(ot, { type: 'publish', topic: 'press-7/t', seq, count: 1, points: new Uint8Array(8) });
     publish(1);
     itLink.queuedBytes = 64 * 1024 + 1;
     publish(2);
@@ -87,7 +87,7 @@ describe('broker (in memory)', () => {
   it('disconnects a consumer that stays behind longer than the grace period, even with no new data', async () => {
     const { ot, itLink, otLink } = openSession();
     itLink.queuedBytes = 10 * 1024 * 1024;
-    send(ot, { type: 'publish', topic: 'press-7/t', seq: 1, points: [new Uint8Array(8)] });
+    send(ot, { type: 'publish', topic: 'press-7/t', seq: 1, count: 1, points: new Uint8Array(8) });
     clock += 999;
     broker.tick();
     assert.equal(itLink.closed, undefined);

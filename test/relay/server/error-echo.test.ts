@@ -29,11 +29,11 @@ describe('relay/server error messages never echo a sender whole', () => {
   const CASES: readonly { name: string; body: (ot: string) => Record<string, unknown> }[] = [
     {
       name: 'an unknown 4,000-character key with control characters',
-      body: (ot) => ({ topic: `${ot}/x`, seq: 1, points: [Uint8Array.of(1)], [HOSTILE_KEY]: 1 }),
+      body: (ot) => ({ topic: `${ot}/x`, seq: 1, count: 1, points: Uint8Array.of(1), [HOSTILE_KEY]: 1 }),
     },
     {
       name: 'a 4,000-character value where a short string belongs',
-      body: () => ({ topic: HOSTILE_KEY, seq: 1, points: [Uint8Array.of(1)] }),
+      body: () => ({ topic: HOSTILE_KEY, seq: 1, count: 1, points: Uint8Array.of(1) }),
     },
   ];
 

@@ -64,7 +64,7 @@ function pair(): Pair {
   let seq = 0;
   const delivered = (topic: string): boolean => {
     const before = itLink.ofType('deliver').length;
-    send(ot, { type: 'publish', topic, seq: ++seq, points: [Uint8Array.of(1)] });
+    send(ot, { type: 'publish', topic, seq: ++seq, count: 1, points: Uint8Array.of(1) });
     return itLink.ofType('deliver').length > before;
   };
   return { broker, ot, otLink, it, itLink, session, send, delivered };

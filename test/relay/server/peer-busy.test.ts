@@ -139,7 +139,7 @@ describe('relay/server peer busy', () => {
       assert.deepEqual(forwarded, acked, 'forwarded subscribes differ from acknowledged ones');
 
       // The other IT agent's session with it survived, and still carries data.
-      ot.send({ type: 'publish', topic: 'line-9/temp', seq: 1, points: [Uint8Array.of(1)] });
+      ot.send({ type: 'publish', topic: 'line-9/temp', seq: 1, count: 1, points: Uint8Array.of(1) });
       assert.equal((await watcher.next('deliver')).session, watched);
       assert.equal(
         watcher.frames.find((frame) => frame.type === 'sessionClose'),

@@ -7,11 +7,13 @@ import { startTestRelay, type RecordingAgent, type TestRelay } from '../../suppo
 import { readMetric } from '../../support/metrics.ts';
 import { createTestPki, type TestPki } from '../../support/test-pki.ts';
 import { waitFor } from '../../support/wait.ts';
+import { decodePointBatch } from '../../../agents/points/batch.ts';
 
 const text = (value: string): Uint8Array => new TextEncoder().encode(value);
 const decoded = (value: Uint8Array): string => new TextDecoder().decode(value);
-/** Point payloads as plain arrays, so Buffers and Uint8Arrays compare by content. */
-const contents = (points: readonly Uint8Array[]): number[][] => points.map((point) => [...point]);
+/** The points of a deliver as plain arrays, so Buffers and Uint8Arrays compare by content. */
+const contents = (frame: ToAgentFrameOf<'deliver'>): number[][] =>
+  decodePointBatch(frame.points, frame.count).map((point) => [...point]);
 
 /** Every deliver frame an agent received, in order. */
 function deliveries(agent: RecordingAgent): ToAgentFrameOf<'deliver'>[] {
@@ -71,7 +73,7 @@ describe('relay/server end to end', () => {
     assert.equal(delivered.session, session);
     assert.equal(delivered.topic, `${otName}/temps/t1`);
     assert.equal(delivered.seq, 41);
-    assert.deepEqual(contents(delivered.points), [
+    assert.deepEqual(contents(delivered), [
       [1, 2, 3],
       [4, 5],
     ]);
@@ -152,7 +154,7 @@ describe('relay/server end to end', () => {
     for (const { it, session } of subscribers) {
       await it.next('deliver', (frame) => frame.seq === 5);
       assert.deepEqual(
-        deliveries(it).map((frame) => [frame.session, frame.seq, [...frame.points[0]!]]),
+        deliveries(it).map((frame) => [frame.session, frame.seq, contents(frame)[0]]),
         [1, 2, 3, 4, 5].map((seq) => [session, seq, [seq]]),
       );
     }

@@ -6,6 +6,7 @@ import { startTestRelay, type RecordingAgent, type TestRelay } from '../../suppo
 import { readMetric } from '../../support/metrics.ts';
 import { createTestPki, type TestPki } from '../../support/test-pki.ts';
 import { waitFor } from '../../support/wait.ts';
+import { encodePointBatch } from '../../../agents/points/batch.ts';
 
 const QUEUE_LIMIT = 256 * 1024;
 const GRACE_MS = 500;
@@ -109,8 +110,14 @@ describe('relay/server slow consumers', () => {
 
       // Memory stays bounded: the relay queued at most its limit plus the one frame that crossed it.
       const oneFrame =
-        encodeFrame({ type: 'deliver', session, topic: TOPIC, seq, points: [POINT] }).byteLength +
-        WEBSOCKET_HEADER_BYTES;
+        encodeFrame({
+          type: 'deliver',
+          session,
+          topic: TOPIC,
+          seq,
+          count: 1,
+          points: encodePointBatch([POINT]),
+        }).byteLength + WEBSOCKET_HEADER_BYTES;
       assert.ok(samplesWhileDropping > 0, 'the queue was never sampled while points were dropped');
       assert.ok(largestQueue > QUEUE_LIMIT, `queue ${largestQueue} never reached the limit`);
       assert.ok(
