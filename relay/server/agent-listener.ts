@@ -91,7 +91,9 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
     // event then carries a generic ECONNRESET); the verification result (an OpenSSL code such as
     // CERT_REVOKED, a string despite its declared type) says what was wrong.
     const verification = socket.authorizationError as unknown as string | null;
-    metrics.refused.labels('tls').inc();
+    // A handshake cut at its timeout is told apart: under a storm, it would mean the gate let in
+    // more handshakes than the relay can finish in time.
+    metrics.refused.labels(error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake_timeout' : 'tls').inc();
     refusals.record(
       AUDIT_EVENT.agentRefused,
       gate.addressOf(socket),
