@@ -2,7 +2,8 @@
  * Child processes of a benchmark run (the relay, mosquitto and its clients): every one is tracked,
  * so that a failure anywhere still ends them all, and every wait on one is bounded.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Readable } from 'node:stream';
 
@@ -12,6 +13,11 @@ const STOP_GRACE_MS = 2_000;
 const MAX_LOGGED_LINES = 10_000;
 /** How often waitForPort tries to connect. */
 const PORT_POLL_MS = 20;
+/** What Linux has used for USER_HZ on every architecture we run on; asked of getconf when it can answer. */
+const DEFAULT_CLOCK_TICKS_PER_SECOND = 100;
+/** Fields of /proc/<pid>/stat after the `(comm)` field: state is field 3, utime 14, stime 15 (proc(5)). */
+const STAT_UTIME_INDEX = 14 - 3;
+const STAT_STIME_INDEX = 15 - 3;
 
 export class ChildProcessGroup {
   readonly #children = new Set<ChildProcess>();
@@ -84,6 +90,74 @@ export function waitForExit(child: ChildProcess, timeoutMs: number): Promise<num
     };
     child.once('exit', onExit);
   });
+}
+
+export interface CommandResult {
+  /** Exit code, or the signal name when it was killed (by us, after `timeoutMs`). */
+  readonly status: number | string;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** performance.now() just before the spawn and at its exit. */
+  readonly startedAt: number;
+  readonly exitedAt: number;
+}
+
+/**
+ * Runs a command in the group to its end and collects its output; one that is still running
+ * after `timeoutMs` is killed (SIGKILL), and its status is then the signal's name.
+ */
+export async function runCommand(
+  group: ChildProcessGroup,
+  command: string,
+  args: readonly string[],
+  options: SpawnOptions & { readonly timeoutMs: number },
+): Promise<CommandResult> {
+  const { timeoutMs, ...spawnOptions } = options;
+  const startedAt = performance.now();
+  const child = group.spawn(command, args, { ...spawnOptions, stdio: ['ignore', 'pipe', 'pipe'] });
+  const stdout = new LineLog(child.stdout!);
+  const stderr = new LineLog(child.stderr!);
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  const failed = new Promise<never>((_, reject) =>
+    child.once('error', (error) => reject(new Error(`cannot run ${command}: ${error.message}`))),
+  );
+  let status = await Promise.race([waitForExit(child, timeoutMs), failed]);
+  const exitedAt = performance.now();
+  if (status === undefined) {
+    child.kill('SIGKILL');
+    status = (await waitForExit(child, STOP_GRACE_MS)) ?? 'SIGKILL';
+  }
+  // 'close' comes once stdout and stderr are drained, so the logs hold every line.
+  await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, STOP_GRACE_MS))]);
+  return {
+    status,
+    stdout: stdout.tail(MAX_LOGGED_LINES),
+    stderr: stderr.tail(MAX_LOGGED_LINES),
+    startedAt,
+    exitedAt,
+  };
+}
+
+let clockTicksPerSecond: number | undefined;
+
+/** CPU time (user + system, every thread) a running process has used so far, from /proc (Linux). */
+export function readCpuSeconds(pid: number): number {
+  clockTicksPerSecond ??= readClockTicksPerSecond();
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name may itself contain spaces and parentheses: the fields start after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[STAT_UTIME_INDEX]) + Number(fields[STAT_STIME_INDEX]);
+  if (!Number.isFinite(ticks)) throw new Error(`cannot read the CPU time of process ${pid}`);
+  return ticks / clockTicksPerSecond;
+}
+
+function readClockTicksPerSecond(): number {
+  try {
+    const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
+    return Number.isInteger(ticks) && ticks > 0 ? ticks : DEFAULT_CLOCK_TICKS_PER_SECOND;
+  } catch {
+    return DEFAULT_CLOCK_TICKS_PER_SECOND;
+  }
 }
 
 /** The text lines a stream has written, kept so that a later wait can match an earlier line. */

@@ -29,8 +29,9 @@ export class DeliveryCounter {
     if (frame.type === 'deliver') {
       this.lastDeliveryAt = performance.now();
       if (this.#nextSeq !== undefined && frame.seq !== this.#nextSeq) this.outOfSequence++;
-      this.#nextSeq = frame.seq + frame.points.length;
-      this.delivered += frame.points.length;
+      const points = pointsIn(frame);
+      this.#nextSeq = frame.seq + points;
+      this.delivered += points;
       this.onDelivery?.(frame.seq);
     } else if (frame.type === 'dropped') {
       this.dropped += frame.points;
@@ -38,9 +39,36 @@ export class DeliveryCounter {
   };
 }
 
+/**
+ * Points in a deliver frame: its `count` where the frame carries the points as one batch with a
+ * count, else the length of its list of points (the wire format is changing from one to the other).
+ */
+function pointsIn(frame: ToAgentFrame & { type: 'deliver' }): number {
+  return (frame as { count?: number }).count ?? frame.points.length;
+}
+
 export interface Subscriber {
   readonly client: RelayClient;
   readonly counter: DeliveryCounter;
+}
+
+/** What an agent connects with: its certificate and key, and the CA it trusts the relay by. */
+export interface AgentTls {
+  readonly certPem: string;
+  readonly keyPem: string;
+  readonly caPem: string;
+}
+
+export function connectWithCredentials(
+  url: string,
+  tls: AgentTls,
+  onFrame?: (frame: ToAgentFrame) => void,
+  onClose?: (code: number, reason: string) => void,
+): Promise<RelayClient> {
+  return RelayClient.connect(
+    { url, ...tls, software: 'dmz-bench', connectTimeoutMs: STARTUP_TIMEOUT_MS },
+    { ...(onFrame === undefined ? {} : { onFrame }), ...(onClose === undefined ? {} : { onClose }) },
+  );
 }
 
 export function connectAgent(
@@ -50,25 +78,23 @@ export function connectAgent(
   name: string,
   onFrame?: (frame: ToAgentFrame) => void,
 ): Promise<RelayClient> {
-  return pki.issueAgent(role, name).then(({ certPem, keyPem }) =>
-    RelayClient.connect(
-      {
-        url,
-        certPem,
-        keyPem,
-        caPem: pki.ca.certPem,
-        software: 'dmz-bench',
-        connectTimeoutMs: STARTUP_TIMEOUT_MS,
-      },
-      onFrame === undefined ? {} : { onFrame },
-    ),
-  );
+  return pki
+    .issueAgent(role, name)
+    .then(({ certPem, keyPem }) =>
+      connectWithCredentials(url, { certPem, keyPem, caPem: pki.ca.certPem }, onFrame),
+    );
 }
 
 /** Connects IT agent `name`, opens a session with the publisher and subscribes to the points topic. */
 export async function connectSubscriber(url: string, pki: TestPki, name: string): Promise<Subscriber> {
   const counter = new DeliveryCounter();
   const client = await connectAgent(url, pki, 'it', name, counter.onFrame);
+  await subscribeToPoints(client);
+  return { client, counter };
+}
+
+/** Opens a session with the publisher and subscribes to the points topic; closes `client` on failure. */
+export async function subscribeToPoints(client: RelayClient): Promise<void> {
   try {
     const { session } = await client.openSession(PUBLISHER_NAME, `${PUBLISHER_NAME}/#`);
     await client.subscribe(session, POINTS_TOPIC);
@@ -76,7 +102,6 @@ export async function connectSubscriber(url: string, pki: TestPki, name: string)
     await client.close();
     throw error;
   }
-  return { client, counter };
 }
 
 /** Publishes on the points topic with one continuous sequence across every phase. */

@@ -147,7 +147,8 @@ function formatCount(value: number): string {
   return Math.round(value).toLocaleString('en-US');
 }
 
-function formatTable(rows: readonly string[][]): string[] {
+/** Rows as aligned columns: the first left-aligned, the others right-aligned. */
+export function formatTable(rows: readonly string[][]): string[] {
   const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0)));
   return rows.map((row) =>
     row
