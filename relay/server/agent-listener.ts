@@ -18,7 +18,7 @@ import type { RelayConfig } from './config.ts';
 import type { AgentLink } from './link.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { verifyPeer, type VerifiedPeer } from './peer-identity.ts';
-import { ConnectionGate, type GateRefusal } from './connection-gate.ts';
+import { ConnectionGate, STALE_HANDSHAKE_MS, type GateRefusal } from './connection-gate.ts';
 import type { ConnectionBudget } from './connection-budget.ts';
 import type { RelayRateLimits } from './rate-limits.ts';
 import type { RefusalAudit } from './refusal-audit.ts';
@@ -51,6 +51,7 @@ export interface AgentListenerOptions {
 export async function createAgentListener(options: AgentListenerOptions): Promise<FastifyInstance> {
   const { config, broker, limits, budget, refusals, metrics, log } = options;
   const peers = new WeakMap<TLSSocket, VerifiedPeer>();
+  const upgradeDeadlines = new WeakMap<TLSSocket, NodeJS.Timeout>();
   const app = fastify({
     logger: false,
     https: {
@@ -75,7 +76,8 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
     // A trusted network's own budget, never beyond what the file descriptors allow overall.
     slotsPerAddress: (address) =>
       Math.min(limits.sources.budgetOf(address).handshakesInProgressPerAddress, budget.handshakesInProgress),
-    holdFor: 'handshake',
+    // A slot covers the handshake and the upgrade: released once the WebSocket is established.
+    evictStaleAfterMs: STALE_HANDSHAKE_MS,
     queue: budget.handshakeQueue,
     maxWaitMs: config.tls.handshakeTimeoutMs,
     allow: (address) => limits.allowConnection(address),
@@ -105,6 +107,12 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     try {
       peers.set(socket, verifyPeer(socket, config.trustDomain, options.revoked));
+      // An authenticated connection is for one WebSocket, asked for at once: one that has not
+      // upgraded within the handshake timeout is holding a descriptor for nothing, and is cut.
+      const deadline = setTimeout(() => socket.destroy(), config.tls.handshakeTimeoutMs);
+      deadline.unref();
+      upgradeDeadlines.set(socket, deadline);
+      socket.once('close', () => clearTimeout(deadline));
     } catch (error) {
       const code = error instanceof DmzError ? error.code : 'RELAY_ERR_IDENTITY';
       metrics.refused.labels('identity').inc();
@@ -123,14 +131,31 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
     },
   });
 
+  // Anything but the upgrade is answered and the connection closed: no keep-alive on this port.
+  app.addHook('onSend', async (_request, reply) => {
+    void reply.header('connection', 'close');
+  });
+
   app.get(AGENT_PATH, { websocket: true }, (socket, request) => {
     const tlsSocket = request.raw.socket as TLSSocket;
+    clearTimeout(upgradeDeadlines.get(tlsSocket));
+    gate.release(tlsSocket);
     const peer = peers.get(tlsSocket);
     if (peer === undefined || socket.protocol !== SUBPROTOCOL) {
       socket.close(
         CLOSE_CODE.protocolError,
         peer === undefined ? 'RELAY_ERR_IDENTITY' : 'RELAY_ERR_UNSUPPORTED',
       );
+      return;
+    }
+    // Verified at the handshake, perhaps before a revocation that has landed since.
+    if (options.revoked.has(peer.serialHex)) {
+      metrics.refused.labels('identity').inc();
+      refusals.record(AUDIT_EVENT.agentRefused, gate.addressOf(tlsSocket), 'RELAY_ERR_REVOKED', undefined, {
+        agent: peer.identity.name,
+        serial: peer.serialHex,
+      });
+      socket.close(CLOSE_CODE.policyViolation, 'RELAY_ERR_REVOKED');
       return;
     }
     const link = createLink(socket, peer, tlsSocket.remoteAddress ?? 'unknown');

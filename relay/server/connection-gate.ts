@@ -15,12 +15,15 @@ import type { Server as NetServer, Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 
 /**
- * Under pressure (every slot taken, someone waiting), a handshake still unfinished after this long
- * gives its slot up: an honest TLS 1.3 handshake takes about two round trips, well under a second
- * even across a slow WAN, so a slot held longer is most likely a client dribbling its handshake to
- * hold it (slowloris).
+ * Under pressure (every slot taken, someone waiting), an agent connection not yet upgraded after
+ * this long gives its slot up: an honest TLS 1.3 handshake and the WebSocket upgrade take about
+ * three round trips, well under a second even across a slow WAN, so a slot held longer is most
+ * likely a client dribbling its handshake or its request to hold it (slowloris).
  */
 export const STALE_HANDSHAKE_MS = 2_000;
+
+/** How often the queue is looked at when nothing else happens: waits are bounded in seconds. */
+const QUEUE_SWEEP_MS = 250;
 
 /** Why the gate turned a connection away. */
 export type GateRefusal = 'rate_limited' | 'address_busy' | 'relay_busy';
@@ -31,10 +34,11 @@ export interface ConnectionGateOptions {
   /** Connections one source address may hold or wait for at once (trusted networks get more). */
   readonly slotsPerAddress: (address: string) => number;
   /**
-   * `handshake`: a slot is held until the TLS handshake is done (the agent port: an authenticated
-   * agent no longer counts). `connection`: for the connection's whole life (the enrollment port).
+   * Under pressure (every slot taken), a connection holding its slot longer than this gives it up
+   * to a newcomer (STALE_HANDSHAKE_MS on the agent port, where a slot covers the handshake and the
+   * upgrade); absent, slots are never taken back (the enrollment port has its own deadline).
    */
-  readonly holdFor: 'handshake' | 'connection';
+  readonly evictStaleAfterMs?: number;
   /** Connections that may wait for a slot (0: refuse at once), and for how long at most. */
   readonly queue: number;
   readonly maxWaitMs: number;
@@ -70,9 +74,10 @@ export class ConnectionGate {
     server.removeListener('connection', tlsConnectionListener);
     const gate = new ConnectionGate(options, (socket) => tlsConnectionListener.call(server, socket));
     server.on('connection', (socket: Socket) => gate.#arrive(socket));
-    if (options.holdFor === 'handshake') {
-      server.on('secureConnection', (socket: TLSSocket) => gate.#release(tcpSocketOf(socket)));
-    }
+    // Waiting connections are served or refused on time even when nothing arrives or closes.
+    const sweep = setInterval(() => gate.#serveQueue(), QUEUE_SWEEP_MS);
+    sweep.unref();
+    server.once('close', () => clearInterval(sweep));
     return gate;
   }
 
@@ -97,6 +102,14 @@ export class ConnectionGate {
    */
   addressOf(socket: TLSSocket): string {
     return this.#addresses.get(tcpSocketOf(socket)) ?? socket.remoteAddress ?? 'unknown';
+  }
+
+  /**
+   * Gives up `socket`'s slot before it closes: the owner says the connection is past the stage the
+   * gate bounds (an agent's WebSocket is established). Otherwise a slot is held until the close.
+   */
+  release(socket: TLSSocket): void {
+    this.#release(tcpSocketOf(socket));
   }
 
   /** Destroys every connection holding or waiting for a slot but those `keep` names (closing). */
@@ -139,15 +152,38 @@ export class ConnectionGate {
       this.#refuse(socket, address, 'address_busy');
       return;
     }
-    if (this.#admitted.size < slots || this.#evictStaleHandshake()) {
+    if (this.#admitted.size < slots && this.#waiting.size === 0) {
       this.#perAddress.set(address, held + 1);
       this.#admitted.set(socket, this.#now());
       this.#dispatch(socket);
-    } else if (this.#waiting.size < queue) {
+      return;
+    }
+    // Everyone after the queue: a newcomer never jumps it, not even into a slot freed from a
+    // stale connection (that slot goes to the head of the queue).
+    if (this.#waiting.size < queue) {
       this.#perAddress.set(address, held + 1);
       this.#waiting.set(socket, this.#now());
     } else {
       this.#refuse(socket, address, 'relay_busy');
+    }
+    this.#serveQueue();
+  }
+
+  /** Takes back stale slots for the queue's sake, and lets the queue in as far as slots allow. */
+  #serveQueue(): void {
+    while (this.#waiting.size > 0 && this.#admitted.size >= this.#options.slots) {
+      if (!this.#evictStaleHandshake()) break;
+    }
+    this.#admitNext();
+  }
+
+  /** Refuses, from the head of the queue, the connections that have waited longer than allowed. */
+  #refuseExpired(): void {
+    const oldestAllowed = this.#now() - this.#options.maxWaitMs;
+    for (const [socket, since] of this.#waiting) {
+      if (since >= oldestAllowed) return;
+      this.#forget(socket);
+      this.#refuse(socket, this.#addresses.get(socket) ?? 'unknown', 'relay_busy');
     }
   }
 
@@ -167,28 +203,27 @@ export class ConnectionGate {
   }
 
   #admitNext(): void {
-    const now = this.#now();
+    this.#refuseExpired();
     // Deleting the entry being visited is safe while iterating a Map; nothing is re-added here.
-    for (const [socket, since] of this.#waiting) {
+    for (const socket of this.#waiting.keys()) {
       if (this.#admitted.size >= this.#options.slots) return;
       if (socket.destroyed) {
         this.#forget(socket);
-      } else if (now - since > this.#options.maxWaitMs) {
-        this.#forget(socket);
-        this.#refuse(socket, this.#addresses.get(socket) ?? 'unknown', 'relay_busy');
-      } else {
-        this.#waiting.delete(socket);
-        this.#admitted.set(socket, now);
-        this.#dispatch(socket);
+        continue;
       }
+      // From the queue to a slot: its address's count stays as it is.
+      this.#waiting.delete(socket);
+      this.#admitted.set(socket, this.#now());
+      this.#dispatch(socket);
     }
   }
 
-  /** In `handshake` mode, frees the oldest slot if its handshake has gone stale; true if it did. */
+  /** Frees the oldest slot if it has been held too long (evictStaleAfterMs); true if it did. */
   #evictStaleHandshake(): boolean {
-    if (this.#options.holdFor !== 'handshake') return false;
+    const { evictStaleAfterMs } = this.#options;
+    if (evictStaleAfterMs === undefined) return false;
     const oldest = this.#admitted.entries().next().value;
-    if (oldest === undefined || this.#now() - oldest[1] <= STALE_HANDSHAKE_MS) return false;
+    if (oldest === undefined || this.#now() - oldest[1] <= evictStaleAfterMs) return false;
     this.#forget(oldest[0]);
     oldest[0].destroy();
     return true;

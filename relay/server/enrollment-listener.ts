@@ -152,7 +152,6 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): En
   const gate = ConnectionGate.install(app.server, {
     slots: options.limits.connections,
     slotsPerAddress: () => options.limits.connectionsPerAddress,
-    holdFor: 'connection',
     queue: 0,
     maxWaitMs: 0,
     allow: async (address) => (await limitedBy(connections, address, '')) === undefined,

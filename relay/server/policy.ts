@@ -2,7 +2,7 @@
  * Relay policy: who may do what, compiled from the config's rules. Deny by default: an agent no
  * rule names is not admitted at all, and an admitted agent may do only what some rule grants.
  */
-import type { AgentIdentity } from '../protocol/identity.ts';
+import { ROLES, type AgentIdentity, type Role } from '../protocol/identity.ts';
 import { filterCovers, filtersIntersect, topicInNamespace, topicMatches } from '../protocol/topics.ts';
 import type { PolicyRule } from './config.ts';
 
@@ -14,33 +14,37 @@ export interface Grants {
 }
 
 export class Policy {
-  readonly #rules: readonly PolicyRule[];
-  /** Grants per agent name, cached: identities are few, lookups are per frame. */
-  readonly #cache = new Map<string, Grants | null>();
+  /**
+   * Every identity's grants, compiled once from the rules: the union of the rules for its role, and
+   * for a name some rule names, of those too. Keyed by what the rules name only, so asking about any
+   * number of other names (a peer in a sessionOpen frame is the sender's choice) allocates nothing.
+   */
+  readonly #byRole: ReadonlyMap<Role, Grants>;
+  readonly #byRoleAndName: ReadonlyMap<string, Grants>;
 
   constructor(rules: readonly PolicyRule[]) {
-    this.#rules = rules;
+    const byRole = new Map<Role, Grants>();
+    const byRoleAndName = new Map<string, Grants>();
+    for (const role of [ROLES.ot, ROLES.it]) {
+      const forRole = rules.filter((rule) => rule.role === role);
+      if (forRole.length > 0) byRole.set(role, unionOf(forRole));
+      const names = new Set(rules.flatMap((rule) => (rule.agent === undefined ? [] : [rule.agent])));
+      for (const name of names) {
+        byRoleAndName.set(
+          `${role}/${name}`,
+          unionOf(rules.filter((rule) => rule.role === role || rule.agent === name)),
+        );
+      }
+    }
+    this.#byRole = byRole;
+    this.#byRoleAndName = byRoleAndName;
   }
 
   /** The union of every rule naming this agent or its role; null when none does. */
   grantsFor(identity: AgentIdentity): Grants | null {
-    const key = `${identity.role}/${identity.name}`;
-    const cached = this.#cache.get(key);
-    if (cached !== undefined) return cached;
-    const matching = this.#rules.filter(
-      (rule) => rule.agent === identity.name || rule.role === identity.role,
+    return (
+      this.#byRoleAndName.get(`${identity.role}/${identity.name}`) ?? this.#byRole.get(identity.role) ?? null
     );
-    const grants =
-      matching.length === 0
-        ? null
-        : {
-            subscribe: matching.flatMap((rule) => rule.subscribe),
-            command: matching.flatMap((rule) => rule.command),
-            tunnel: matching.flatMap((rule) => rule.tunnel),
-            publish: matching.flatMap((rule) => rule.publish),
-          };
-    this.#cache.set(key, grants);
-    return grants;
   }
 
   admits(identity: AgentIdentity): boolean {
@@ -101,4 +105,13 @@ export class Policy {
       topicInNamespace(identity.name, topic) || grants.publish.some((grant) => topicMatches(grant, topic))
     );
   }
+}
+
+function unionOf(rules: readonly PolicyRule[]): Grants {
+  return {
+    subscribe: rules.flatMap((rule) => rule.subscribe),
+    command: rules.flatMap((rule) => rule.command),
+    tunnel: rules.flatMap((rule) => rule.tunnel),
+    publish: rules.flatMap((rule) => rule.publish),
+  };
 }

@@ -46,7 +46,7 @@ class ReconnectingAgent {
       try {
         this.client = await RelayClient.connect(
           { url: this.#url, ...this.#credentials, connectTimeoutMs: 10_000 },
-          { onClose: () => void this.#reconnectSoon() },
+          { onClose: () => this.#reconnectSoon() },
         );
         return;
       } catch {
