@@ -1,12 +1,23 @@
 /**
  * `dmz-agent <command>`: the agent program. Commands are dispatched from one table, so adding
- * one (`run`) is one entry. Exit codes: 0 done, 1 failed, 2 usage error.
+ * one (`run`) is one entry. Exit codes: 0 done, 1 failed, 2 invalid command line. Errors are
+ * reported as every command of the product reports them (relay/protocol/command-line.ts).
  */
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { parseArgs } from 'node:util';
+import {
+  EXIT,
+  fileError,
+  invalidArgument,
+  parseCommandLine,
+  processOutput,
+  quote,
+  reportError,
+  usageError,
+  type ExitStatus,
+  type Output,
+} from '../relay/protocol/command-line.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
-import { enrollAgent } from './enroll.ts';
 
 /** A token is < 4 KiB; reading stops here so a wrong file or an endless pipe cannot eat memory. */
 const MAX_TOKEN_INPUT_BYTES = 64 * 1024;
@@ -29,7 +40,7 @@ Options:
 
 interface Command {
   readonly summary: string;
-  readonly run: (argv: string[]) => Promise<number>;
+  readonly run: (argv: string[], env: NodeJS.ProcessEnv, output: Output) => Promise<ExitStatus>;
 }
 
 const COMMANDS: Readonly<Record<string, Command>> = {
@@ -43,81 +54,97 @@ ${Object.entries(COMMANDS)
   .map(([name, command]) => `  ${name.padEnd(10)}${command.summary}`)
   .join('\n')}
 
-Run \`dmz-agent <command> --help\` for a command's options.`;
+Run \`dmz-agent <command> --help\` for a command's options.
+Exit status: 0 success, 1 error, 2 invalid command line.`;
 
-class UsageError extends Error {
-  readonly usage: string;
+const PROGRAM = 'dmz-agent';
 
-  constructor(message: string, usage: string) {
-    super(message);
-    this.name = 'UsageError';
-    this.usage = usage;
-  }
-}
-
-async function main(argv: string[]): Promise<number> {
+/** Runs one command line and returns the exit status; bin/dmz-agent.js sets it on the process. */
+export async function runAgentCli(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  output: Output = processOutput,
+): Promise<ExitStatus> {
   const [name, ...rest] = argv;
-  if (name === '-h' || name === '--help') {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
+  let usageHint = `see '${PROGRAM} --help'`;
+  try {
+    if (name === '-h' || name === '--help') {
+      output.stdout(`${USAGE}\n`);
+      return EXIT.ok;
+    }
+    if (name === undefined) throw usageError('a command is required');
+    const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+    if (command === undefined) {
+      throw usageError(
+        name.startsWith('-')
+          ? `unknown option ${quote(name)} before the command`
+          : `unknown command ${quote(name)}`,
+      );
+    }
+    usageHint = `see '${PROGRAM} ${name} --help'`;
+    return await command.run(rest, env, output);
+  } catch (error) {
+    return reportError(PROGRAM, output, error, usageHint);
   }
-  if (name === undefined) throw new UsageError('a command is required', USAGE);
-  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
-  if (command === undefined) throw new UsageError(`unknown command "${name}"`, USAGE);
-  return command.run(rest);
 }
 
-async function runEnroll(argv: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args: argv,
-      options: {
-        token: { type: 'string' },
-        'token-file': { type: 'string' },
-        dir: { type: 'string' },
-        force: { type: 'boolean' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (error) {
-    throw new UsageError((error as Error).message, ENROLL_USAGE);
-  }
+async function runEnroll(argv: string[], _env: NodeJS.ProcessEnv, output: Output): Promise<ExitStatus> {
+  const { values } = parseCommandLine({
+    args: argv,
+    options: {
+      token: { type: 'string' },
+      'token-file': { type: 'string' },
+      dir: { type: 'string' },
+      force: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
   if (values.help === true) {
-    process.stdout.write(`${ENROLL_USAGE}\n`);
-    return 0;
+    output.stdout(`${ENROLL_USAGE}\n`);
+    return EXIT.ok;
   }
   const { dir } = values;
-  if (dir === undefined) throw new UsageError('--dir is required', ENROLL_USAGE);
+  if (dir === undefined) throw usageError('--dir is required');
+  if (dir === '') throw invalidArgument('--dir must name a directory');
   const tokenSource = tokenSourceOf(values.token, values['token-file']);
   const token = tokenSource.kind === 'value' ? tokenSource.value : await readTokenFrom(tokenSource.path);
+  if (token === '')
+    throw invalidArgument(
+      `no token in ${tokenSource.kind === 'value' ? '--token' : describeSource(tokenSource.path)}`,
+    );
+  // Loaded only now: --help and a bad command line need none of the crypto.
+  const { enrollAgent } = await import('./enroll.ts');
   const outcome = await enrollAgent({ token, dir, force: values.force === true });
   const { identity } = outcome;
   if (values.json === true) {
-    process.stdout.write(`${JSON.stringify({ ...identity, dir: outcome.dir, url: outcome.url })}\n`);
+    output.stdout(`${JSON.stringify({ ...identity, dir: outcome.dir, url: outcome.url })}\n`);
   } else {
-    process.stdout.write(
+    output.stdout(
       `enrolled ${identity.spiffeId}\n` +
         `  credentials in ${outcome.dir}\n` +
         `  certificate serial ${identity.serial}, valid until ${identity.notAfter}\n`,
     );
   }
-  return 0;
+  return EXIT.ok;
 }
 
 type TokenSource = { kind: 'value'; value: string } | { kind: 'file'; path: string };
 
 function tokenSourceOf(token: string | undefined, tokenFile: string | undefined): TokenSource {
   if (token !== undefined && tokenFile !== undefined) {
-    throw new UsageError('give --token or --token-file, not both', ENROLL_USAGE);
+    throw usageError('give --token or --token-file, not both');
   }
   if (tokenFile !== undefined) return { kind: 'file', path: tokenFile };
   if (token === STDIN) return { kind: 'file', path: STDIN };
   if (token !== undefined) return { kind: 'value', value: token.trim() };
-  throw new UsageError('a token is required (--token, --token-file or --token -)', ENROLL_USAGE);
+  throw usageError('a token is required (--token, --token-file or --token -)');
+}
+
+function describeSource(path: string): string {
+  return path === STDIN ? 'standard input' : quote(path);
 }
 
 /** Reads at most MAX_TOKEN_INPUT_BYTES + 1 bytes from the file or standard input. */
@@ -133,23 +160,12 @@ async function readTokenFrom(path: string): Promise<string> {
       if (size > MAX_TOKEN_INPUT_BYTES) break;
     }
   } catch (cause) {
-    throw new DmzError('PKI_ERR_TOKEN_INVALID', `could not read the token from ${path}`, { cause });
+    throw fileError('read the token from', path, cause);
   }
   if (size > MAX_TOKEN_INPUT_BYTES) {
-    throw new DmzError('PKI_ERR_TOKEN_INVALID', `${path} holds far more than a token`);
+    throw new DmzError('PKI_ERR_TOKEN_INVALID', `${describeSource(path)} holds far more than a token`, {
+      hint: 'give the file dmz-pki token create wrote, or the token itself',
+    });
   }
   return Buffer.concat(chunks).toString('utf8').trim();
 }
-
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    if (error instanceof UsageError) {
-      process.stderr.write(`dmz-agent: ${error.message}\n\n${error.usage}\n`);
-      process.exit(2);
-    }
-    const message = error instanceof DmzError ? `${error.message} (${error.code})` : String(error);
-    process.stderr.write(`dmz-agent: ${message}\n`);
-    process.exit(1);
-  },
-);

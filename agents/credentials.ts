@@ -12,6 +12,7 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { fileError, quote } from '../relay/protocol/command-line.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 import { formatSpiffeId, identityFromSubjectAltName, ROLES } from '../relay/protocol/identity.ts';
 
@@ -51,20 +52,30 @@ export interface AgentCredentialSet {
 }
 
 /**
- * Run before a key is made or a token sent, so a refusal costs nothing: creates the directory
- * (0700) or checks an existing one, and refuses one that already holds credentials unless `force`.
+ * Run before a key is made or a token sent, so a refusal costs nothing: refuses a directory that
+ * already holds credentials unless `force`, then creates it (0700) or checks the existing one.
+ * Returns the first directory it created, if any, for the caller to remove when enrollment fails.
  */
-export async function prepareCredentialDirectory(dir: string, options: { force: boolean }): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: CREDENTIAL_DIRECTORY_MODE });
-  await refuseOpenPermissions(dir);
-  if (options.force) return;
-  const present = Object.values(CREDENTIAL_FILES).filter((file) => existsSync(join(dir, file)));
-  if (present.length > 0) {
-    throw new DmzError(
-      'PKI_ERR_ALREADY_ENROLLED',
-      `${dir} already holds ${present.join(', ')}; use --force to replace this identity`,
-    );
+export async function prepareCredentialDirectory(
+  dir: string,
+  options: { force: boolean },
+): Promise<string | undefined> {
+  if (!options.force) {
+    const present = Object.values(CREDENTIAL_FILES).filter((file) => existsSync(join(dir, file)));
+    if (present.length > 0) {
+      throw new DmzError('PKI_ERR_ALREADY_ENROLLED', `${quote(dir)} already holds ${present.join(', ')}`, {
+        hint: 'use --force to replace this identity, or choose another --dir',
+      });
+    }
   }
+  let created: string | undefined;
+  try {
+    created = await mkdir(dir, { recursive: true, mode: CREDENTIAL_DIRECTORY_MODE });
+  } catch (cause) {
+    throw fileError('create the credential directory', dir, cause);
+  }
+  await refuseOpenPermissions(dir);
+  return created;
 }
 
 /** Staged copies of the next credential set, and the marker saying the staged set is complete. */
@@ -229,7 +240,10 @@ async function refuseOpenPermissions(path: string): Promise<void> {
   if ((info.mode & GROUP_OR_WORLD) !== 0 || info.uid !== process.getuid?.()) {
     throw new DmzError(
       'PKI_ERR_STATE_PERMISSIONS',
-      `${path} must belong to this user and be accessible to it alone (chmod go-rwx)`,
+      `${quote(path)} must belong to this user and be open to it alone`,
+      {
+        hint: `chmod go-rwx ${quote(path)} (and chown it to this user)`,
+      },
     );
   }
 }

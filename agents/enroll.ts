@@ -3,6 +3,7 @@
  * and never leaves it; the token goes only to an endpoint that has proven it speaks for the CA
  * pinned in the token; what comes back is checked against that CA and our key before it is stored.
  */
+import { rm } from 'node:fs/promises';
 import { createCertificateSigningRequest } from '../pki/csr.ts';
 import { spkiFingerprint } from '../pki/fingerprint.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from '../pki/keys.ts';
@@ -45,11 +46,33 @@ export interface EnrollmentOutcome {
   readonly url: string;
 }
 
+/**
+ * Clocks of agent hosts drift; a token is judged expired here only past this margin, and otherwise
+ * left to the relay, whose clock decides.
+ */
+const CLOCK_SKEW_MS = 60_000;
+
 export async function enrollAgent(options: EnrollAgentOptions): Promise<EnrollmentOutcome> {
   const { token, dir } = options;
   const timeoutMs = options.timeoutMs ?? DEFAULT_ENROLLMENT_TIMEOUT_MS;
   const claims = readEnrollmentTokenUnverified(token);
-  await prepareCredentialDirectory(dir, { force: options.force ?? false });
+  refuseExpired(claims, Date.now());
+  const created = await prepareCredentialDirectory(dir, { force: options.force ?? false });
+  try {
+    return await enrollInto(dir, token, claims, timeoutMs);
+  } catch (error) {
+    // A failed enrollment leaves nothing behind: what this run created goes with it.
+    if (created !== undefined) await rm(created, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function enrollInto(
+  dir: string,
+  token: string,
+  claims: EnrollmentClaims,
+  timeoutMs: number,
+): Promise<EnrollmentOutcome> {
   const keys = await generateRsaKeyPair(AGENT_KEY_BITS);
   const csr = createCertificateSigningRequest({ ...keys, commonName: claims.name });
 
@@ -63,7 +86,7 @@ export async function enrollAgent(options: EnrollAgentOptions): Promise<Enrollme
       );
     } catch (error) {
       // Nothing was sent there, so the token is intact: the next URL may reach the relay.
-      failures.push(asDmzError(error));
+      failures.push(explainRefusal(asDmzError(error), url, claims));
       continue;
     }
     // From here the token is with a relay of the pinned CA: its answer is final, whatever it is.
@@ -75,16 +98,51 @@ export async function enrollAgent(options: EnrollAgentOptions): Promise<Enrollme
   throw mostTelling(failures);
 }
 
+function refuseExpired(claims: EnrollmentClaims, now: number): void {
+  if (now <= claims.expiresAt.getTime() + CLOCK_SKEW_MS) return;
+  throw new DmzError(
+    'PKI_ERR_TOKEN_EXPIRED',
+    `the enrollment token for ${claims.name} expired at ${claims.expiresAt.toISOString()}`,
+    {
+      hint: `ask the relay's operator for a new one (dmz-pki token create --name ${claims.name} --role ${claims.role})`,
+    },
+  );
+}
+
+function isRefused(error: unknown): boolean {
+  return (
+    error instanceof DmzError && (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED'
+  );
+}
+
+/**
+ * A relay in `auto` mode listens on its enrollment port only while a token is outstanding, so a
+ * refused connection most often means this token is no longer outstanding: used, revoked or
+ * expired. That is what the operator must hear, not `ECONNREFUSED`.
+ */
+function explainRefusal(error: DmzError, url: string, claims: EnrollmentClaims): DmzError {
+  if (!isRefused(error)) return error;
+  const expired = Date.now() > claims.expiresAt.getTime();
+  const likely = expired
+    ? `the token expired at ${claims.expiresAt.toISOString()}`
+    : 'the token was probably used or revoked already, or the relay is not running';
+  return new DmzError(
+    'AGENT_ERR_ENROLLMENT_PORT_CLOSED',
+    `nothing listens at ${url}: a relay opens its enrollment port only while a token is outstanding, so ${likely}`,
+    {
+      cause: error,
+      hint: `ask the relay's operator to check 'dmz-pki token list --all' and create a new token (dmz-pki token create --name ${claims.name} --role ${claims.role})`,
+    },
+  );
+}
+
 async function connectRetryingRefusals(connect: () => Promise<PinnedConnection>): Promise<PinnedConnection> {
   const deadline = Date.now() + REFUSED_RETRY_WINDOW_MS;
   for (;;) {
     try {
       return await connect();
     } catch (error) {
-      const refused =
-        error instanceof DmzError &&
-        (error.cause as NodeJS.ErrnoException | undefined)?.code === 'ECONNREFUSED';
-      if (!refused || Date.now() + REFUSED_RETRY_INTERVAL_MS > deadline) throw error;
+      if (!isRefused(error) || Date.now() + REFUSED_RETRY_INTERVAL_MS > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, REFUSED_RETRY_INTERVAL_MS));
     }
   }
@@ -113,7 +171,16 @@ function checkAnswer(
 function mostTelling(failures: readonly DmzError[]): DmzError {
   const mismatch = failures.find((failure) => failure.code === 'PKI_ERR_CA_MISMATCH');
   if (mismatch !== undefined) return mismatch;
-  if (failures.length === 1 && failures[0] !== undefined) return failures[0];
+  const [first] = failures;
+  if (first !== undefined && failures.every((failure) => failure.code === first.code)) {
+    // One story (every port closed, say): told once, with its remedy.
+    return failures.length === 1
+      ? first
+      : new DmzError(first.code, `${first.message} (and at the other ${failures.length - 1} URL(s))`, {
+          cause: first,
+          ...(first.hint === undefined ? {} : { hint: first.hint }),
+        });
+  }
   return new DmzError(
     'PKI_ERR_ENROLLMENT_FAILED',
     `no enrollment URL could be reached: ${failures.map((failure) => failure.message).join('; ')}`,

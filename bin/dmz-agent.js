@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-// Runs the TypeScript entry point through tsx's loader (a runtime dependency).
-import { register } from 'tsx/esm/api';
-register();
-await import('../agents/cli.ts');
+import { launch } from './launch.js';
+
+await launch('dmz-agent', 'agents/cli', 'runAgentCli');

@@ -10,19 +10,67 @@
 import { rm, writeFile, mkdir } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadCredentials } from '../agents/credentials.ts';
 import { decodePointBatch } from '../agents/points/batch.ts';
 import { RelayClient } from '../agents/relay-client.ts';
-import { run, start } from './demo/commands.ts';
+import {
+  EXIT,
+  invalidArgument,
+  parseCommandLine,
+  processOutput,
+  quote,
+  reportError,
+} from '../relay/protocol/command-line.ts';
+import { run, start, stopAll } from './demo/commands.ts';
 import { decodeReading, Press } from './demo/plant.ts';
 
-const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '20' }, dir: { type: 'string', default: '.demo' } },
-});
+const PROGRAM = 'demo';
+const USAGE = `Usage: npm run demo -- [--seconds N] [--dir DIR]
+
+Sets up a CA, a relay and two enrolled agents on this machine, moves live data and setpoint
+writes between them for N seconds, then revokes the IT agent and shows it cut.
+
+Options:
+  --seconds N   how long the plant runs before the revocation (default 20; 0 = until Ctrl-C)
+  --dir DIR     where the demo's state, agents and audit log go (default .demo; emptied first)
+  -h, --help    show this help`;
+/** Exit statuses of a process stopped by SIGINT and SIGTERM, as a shell reports them (128 + n). */
+const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
+
+const { values } = (() => {
+  try {
+    return parseCommandLine({
+      options: {
+        seconds: { type: 'string', default: '20' },
+        dir: { type: 'string', default: '.demo' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    process.exit(reportError(PROGRAM, processOutput, error, "see 'npm run demo -- --help'"));
+  }
+})();
+if (values.help === true) {
+  processOutput.stdout(`${USAGE}\n`);
+  process.exit(EXIT.ok);
+}
+if (!/^\d{1,7}$/.test(values.seconds)) {
+  const error = invalidArgument(`--seconds must be a whole number of seconds: ${quote(values.seconds)}`);
+  process.exit(reportError(PROGRAM, processOutput, error, "see 'npm run demo -- --help'"));
+}
 const seconds = Number(values.seconds);
 const dir = resolve(values.dir);
 const say = (text: string) => process.stdout.write(`\n== ${text}\n`);
+
+// Stopping the demo stops what it started: the relay and any command still running.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    say(`${signal}: stopping the relay and the agents`);
+    void stopAll().finally(() => process.exit(SIGNAL_EXIT[signal]));
+  });
+}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -184,7 +232,7 @@ async function waitForHealth(port: number): Promise<void> {
   throw new Error('relay did not become healthy within 15 s');
 }
 
-main().catch((error: unknown) => {
-  process.stderr.write(`demo failed: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exitCode = 1;
+main().catch(async (error: unknown) => {
+  process.exitCode = reportError(PROGRAM, processOutput, error);
+  await stopAll();
 });

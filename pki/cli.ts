@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { agentsCommand } from './commands/agents.ts';
+import { parseCommandLine, reportError } from '../relay/protocol/command-line.ts';
 import {
   GLOBAL_OPTIONS,
   GLOBAL_OPTIONS_HELP,
@@ -16,7 +17,7 @@ import {
 } from './commands/command.ts';
 import { crlCommand } from './commands/crl.ts';
 import { initCommand } from './commands/init.ts';
-import { EXIT, processOutput, reportError, type ExitStatus, type Output } from './commands/output.ts';
+import { EXIT, processOutput, PROGRAM, type ExitStatus, type Output } from './commands/output.ts';
 import { PASSPHRASE_ENV } from './commands/passphrase.ts';
 import { revokeCommand } from './commands/revoke.ts';
 import { statusCommand } from './commands/status.ts';
@@ -45,22 +46,26 @@ export async function runPkiCli(
   env: NodeJS.ProcessEnv = process.env,
   output: Output = processOutput,
 ): Promise<ExitStatus> {
-  const args = protectDashOperands(argv);
-  const { positionals, values } = parseArgs({
-    args,
-    options: ALL_OPTIONS,
-    strict: false,
-    allowPositionals: true,
-  });
-  const help = values.help === true;
-  const command = COMMANDS.find((c) => c.words.every((word, index) => positionals[index] === word));
-  if (command === undefined) return reportMissingCommand(positionals, help, output);
-  const usage = `${command.usage}\n\n${GLOBAL_OPTIONS_HELP}`;
-  if (help) {
-    output.stdout(`${usage}\n`);
-    return EXIT.ok;
-  }
+  let usageHint = `see '${PROGRAM} --help'`;
   try {
+    const args = protectDashOperands(argv);
+    const { positionals, values, tokens } = parseArgs({
+      args,
+      options: ALL_OPTIONS,
+      strict: false,
+      allowPositionals: true,
+      tokens: true,
+    });
+    const help = values.help === true;
+    const command = COMMANDS.find((c) => c.words.every((word, index) => positionals[index] === word));
+    if (command !== undefined) usageHint = `see '${PROGRAM} ${command.words.join(' ')} --help'`;
+    // Before the command is looked for: `--stat DIR agents` is a typo, not the command "DIR".
+    if (!help) refuseUnknownOptions(tokens);
+    if (command === undefined) return reportMissingCommand(positionals, values, help, output);
+    if (help) {
+      output.stdout(`${command.usage}\n\n${GLOBAL_OPTIONS_HELP}\n`);
+      return EXIT.ok;
+    }
     const parsed = parseStrictly(args, command);
     const operands = parsed.positionals.slice(command.words.length);
     const missing = command.operands[operands.length];
@@ -74,22 +79,34 @@ export async function runPkiCli(
     await command.run({ values: parsed.values, operands, stateDir, env, output });
     return EXIT.ok;
   } catch (error) {
-    return reportError(output, error, usage);
+    return reportError(PROGRAM, output, error, usageHint);
   }
 }
 
 function parseStrictly(args: string[], command: Command) {
-  try {
-    return parseArgs({
-      args,
-      options: { ...GLOBAL_OPTIONS, ...command.options },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (error) {
-    // node:util's messages are plain ("Unknown option '--bogus'") up to their advice on `--`.
-    const message = error instanceof Error ? (error.message.split('. ')[0] ?? error.message) : String(error);
-    throw usageError(message);
+  return parseCommandLine({
+    args,
+    options: { ...GLOBAL_OPTIONS, ...command.options },
+    strict: true,
+    allowPositionals: true,
+  });
+}
+
+type Token = NonNullable<ReturnType<typeof parseArgs>['tokens']>[number];
+
+/** An option no command knows, or one that needs a value and has none, is wrong whatever the command. */
+function refuseUnknownOptions(tokens: readonly Token[]): void {
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const spec = ALL_OPTIONS[token.name];
+    if (spec === undefined) throw usageError(`unknown option ${token.rawName}`);
+    const value = token.value;
+    if (
+      spec.type === 'string' &&
+      (value === undefined || (!(token.inlineValue ?? false) && value.startsWith('-')))
+    ) {
+      throw usageError(`${token.rawName} needs a value`);
+    }
   }
 }
 
@@ -110,25 +127,39 @@ function protectDashOperands(argv: readonly string[]): string[] {
 }
 
 /** No command matched: a bare `dmz-pki`, a group without its command (`token`), or an unknown word. */
-function reportMissingCommand(positionals: readonly string[], help: boolean, output: Output): ExitStatus {
+function reportMissingCommand(
+  positionals: readonly string[],
+  values: Readonly<Record<string, unknown>>,
+  help: boolean,
+  output: Output,
+): ExitStatus {
   const [first, second] = positionals;
   const group = COMMANDS.filter((c) => c.words.length > 1 && c.words[0] === first);
   const groupWord = group.length > 0 ? first : undefined;
-  const usage = commandListUsage(groupWord === undefined ? [] : [groupWord]);
   const bare = first === undefined || (groupWord !== undefined && second === undefined);
   if (help && bare) {
-    output.stdout(`${usage}\n`);
+    output.stdout(`${commandListUsage(groupWord === undefined ? [] : [groupWord])}\n`);
     return EXIT.ok;
   }
+  const state = values.state;
+  // `dmz-pki --state agents`: the command word was taken as the directory.
+  const swallowed =
+    typeof state === 'string' && COMMANDS.some((c) => c.words[0] === state) ? state : undefined;
   const problem =
     first === undefined
-      ? 'no command given'
+      ? swallowed === undefined
+        ? 'no command given'
+        : `no command given: --state took ${quote(swallowed)} as its directory`
       : groupWord === undefined
         ? `unknown command ${quote(first)}`
         : second === undefined
           ? `${groupWord} needs a command: ${group.map((c) => c.words[1]).join(', ')}`
           : `unknown command ${quote(`${groupWord} ${second}`)}`;
-  return reportError(output, usageError(problem), usage);
+  const hint =
+    swallowed === undefined
+      ? `see '${PROGRAM} ${groupWord === undefined ? '' : `${groupWord} `}--help' for the commands`
+      : `write --state DIR ${swallowed}`;
+  return reportError(PROGRAM, output, usageError(problem, hint));
 }
 
 function commandListUsage(prefix: readonly string[]): string {

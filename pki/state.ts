@@ -5,7 +5,8 @@
  */
 import { createPrivateKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { fileError } from '../relay/protocol/command-line.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 import { isTrustDomain } from '../relay/protocol/identity.ts';
 import {
@@ -23,8 +24,6 @@ import { writeCrl } from './revocation.ts';
 const STATE_DIR_MODE = 0o700;
 /** The relay's own server certificate: a year, renewed with the appliance's maintenance. */
 const RELAY_CERTIFICATE_DAYS = 365;
-/** Where the relay and `dmz-pki` look for the key passphrase when no file is given. */
-export const PASSPHRASE_ENV = 'DMZ_PKI_PASSPHRASE';
 /** Key encryption for PEM files at rest (PKCS#8, RFC 5958 with PBES2). */
 const KEY_CIPHER = 'aes-256-cbc';
 
@@ -69,9 +68,29 @@ export async function initializeState(options: InitializeOptions): Promise<{ caF
     throw new DmzError('PKI_ERR_CERT_INVALID', 'trust domain must be a lower-case DNS-like name');
   }
   if (existsSync(statePath(stateDir, 'caCertificate')) || existsSync(statePath(stateDir, 'caKey'))) {
-    throw new DmzError('PKI_ERR_ALREADY_INITIALIZED');
+    throw new DmzError(
+      'PKI_ERR_ALREADY_INITIALIZED',
+      `${JSON.stringify(stateDir)} already holds a certificate authority`,
+      { hint: 'it is left as it is; choose another directory for a new CA' },
+    );
   }
-  await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
+  let created: string | undefined;
+  try {
+    created = await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
+  } catch (cause) {
+    throw fileError('create the state directory', stateDir, cause);
+  }
+  try {
+    return await createState(options);
+  } catch (error) {
+    // A CA half made is no CA: what this call created goes, so `init` can simply be run again.
+    if (created !== undefined) await rm(created, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+async function createState(options: InitializeOptions): Promise<{ caFingerprint: string }> {
+  const { stateDir } = options;
   const store = openPkiStore(stateDir);
   try {
     const [ca, relayKeys, tokenKeys] = await Promise.all([
@@ -108,13 +127,16 @@ export async function initializeState(options: InitializeOptions): Promise<{ caF
 }
 
 export async function openState(stateDir: string): Promise<PkiState> {
-  if (!existsSync(statePath(stateDir, 'caCertificate'))) throw new DmzError('PKI_ERR_NOT_INITIALIZED');
+  const notInitialized = () =>
+    new DmzError('PKI_ERR_NOT_INITIALIZED', `no certificate authority in ${JSON.stringify(stateDir)}`, {
+      hint: `check the state directory given, or create one with 'dmz-pki --state ${JSON.stringify(stateDir)} init'`,
+    });
+  if (!existsSync(statePath(stateDir, 'caCertificate'))) throw notInitialized();
   const store = openPkiStore(stateDir);
   try {
     const trustDomain = store.getMeta(META.trustDomain);
     const caFingerprint = store.getMeta(META.caFingerprint);
-    if (trustDomain === undefined || caFingerprint === undefined)
-      throw new DmzError('PKI_ERR_NOT_INITIALIZED');
+    if (trustDomain === undefined || caFingerprint === undefined) throw notInitialized();
     const [caCertPem, tokenVerifyKeyPem] = await Promise.all([
       readState(stateDir, 'caCertificate'),
       readState(stateDir, 'tokenVerifyKey'),

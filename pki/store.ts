@@ -140,8 +140,8 @@ function refuseOpenPermissions(path: string): void {
   // POSIX mode bits mean nothing on Windows; there the directory's ACL is the operator's job.
   if (process.platform === 'win32') return;
   if ((statSync(path).mode & GROUP_OR_WORLD) !== 0) {
-    throw new DmzError('PKI_ERR_STATE_PERMISSIONS', undefined, {
-      cause: new Error(`${path} is group/world accessible`),
+    throw new DmzError('PKI_ERR_STATE_PERMISSIONS', `${JSON.stringify(path)} is open to group or others`, {
+      hint: `make it the owner's alone: chmod go-rwx ${JSON.stringify(path)}`,
     });
   }
 }
@@ -205,13 +205,18 @@ function createStore(db: Database.Database): PkiStore {
   });
 
   const revokeTokensOf = db.transaction((name: string, now: Date) => {
+    // Unused tokens, and tokens in use (consumed, their certificate being signed and not recorded
+    // yet): recordCertificate refuses to record a certificate whose token was revoked meanwhile.
     const { changes } = db
-      .prepare('UPDATE tokens SET revoked_at = ? WHERE name = ? AND used_at IS NULL AND revoked_at IS NULL')
+      .prepare(
+        'UPDATE tokens SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL AND used_by_serial IS NULL',
+      )
       .run(ms(now), name);
     if (changes > 0) bumpCounter.get('revision');
     return changes;
   });
 
+  const tokenRevoked = db.prepare('SELECT 1 FROM tokens WHERE jti = ? AND revoked_at IS NOT NULL');
   const recordCertificate = db.transaction((c: NewCertificateRecord) => {
     const serial = c.serialHex.toLowerCase();
     const { name, role, notBefore, notAfter, issuedAt, certPem } = c;
@@ -226,14 +231,22 @@ function createStore(db: Database.Database): PkiStore {
         'no unrevoked certificate with the serial it replaces',
       ],
       [
-        'UPDATE tokens SET used_by_serial = ? WHERE jti = ? AND used_at IS NOT NULL AND used_by_serial IS NULL',
+        // Likewise `dmz-pki revoke NAME` may have revoked the token while this certificate was
+        // being signed: then the enrollment fails here and no certificate of NAME is recorded.
+        'UPDATE tokens SET used_by_serial = ? WHERE jti = ? AND used_at IS NOT NULL AND used_by_serial IS NULL AND revoked_at IS NULL',
         c.enrolledWithJti,
-        'no used token with the jti it was enrolled with',
+        'no used, unrevoked token with the jti it was enrolled with',
       ],
     ];
     for (const [sql, target, missing] of links) {
       // A dangling link would be a lie in the audit trail: fail the whole insert instead.
       if (target !== undefined && db.prepare(sql).run(serial, target).changes === 0) {
+        if (target === c.enrolledWithJti && tokenRevoked.get(target) !== undefined) {
+          throw new DmzError(
+            'PKI_ERR_TOKEN_REVOKED',
+            'the enrollment token was revoked while it was being used',
+          );
+        }
         throw new DmzError('PKI_ERR_NOT_FOUND', missing);
       }
     }

@@ -11,6 +11,13 @@ import type { JWTPayload } from 'jose';
 import { DmzError } from '../relay/protocol/errors.ts';
 import { MAX_TOKEN_BYTES } from '../relay/protocol/limits.ts';
 import { isAgentName, isRole } from '../relay/protocol/identity.ts';
+import {
+  DEFAULT_TOKEN_TTL_SECONDS,
+  isEnrollmentUrl,
+  MAX_TOKEN_TTL_SECONDS,
+  MAX_TOKEN_URLS,
+  MIN_TOKEN_TTL_SECONDS,
+} from './token-rules.ts';
 import type { Role } from '../relay/protocol/identity.ts';
 
 /** RFC 8725 section 3.1: the verifier allows exactly one algorithm; Ed25519 has no weak parameters. */
@@ -20,19 +27,18 @@ export const ENROLLMENT_TOKEN_TYPE = 'dmz-enroll+jwt';
 /** RFC 8725 section 3.9: a token minted for enrollment must not be accepted anywhere else. */
 export const ENROLLMENT_TOKEN_AUDIENCE = 'dmz-relay-enrollment';
 
-/** A minute is the least time in which an operator can carry a token to a plant host. */
-export const MIN_TOKEN_TTL_SECONDS = 60;
-/** A week bounds how long a leaked, unused token stays dangerous, yet covers a site visit. */
-export const MAX_TOKEN_TTL_SECONDS = 7 * 24 * 60 * 60;
-/** One hour: enough to paste the token on the agent host, short enough to expire if forgotten. */
-export const DEFAULT_TOKEN_TTL_SECONDS = 60 * 60;
+export {
+  DEFAULT_TOKEN_TTL_SECONDS,
+  isEnrollmentUrl,
+  MAX_TOKEN_TTL_SECONDS,
+  MAX_TOKEN_URLS,
+  MIN_TOKEN_TTL_SECONDS,
+};
+
 /** Clock skew accepted for `iat` in the future; `exp` gets none (the token is short anyway). */
 const IAT_FUTURE_TOLERANCE_SECONDS = 60;
 /** Tokens arrive on an unauthenticated port: capped before any parsing (relay/protocol/limits.ts). */
 export const MAX_TOKEN_LENGTH = MAX_TOKEN_BYTES;
-/** A relay has a handful of enrollment addresses (one per network it serves). */
-export const MAX_TOKEN_URLS = 8;
-const MAX_URL_LENGTH = 512;
 /** 128 random bits (RFC 7519 section 4.1.7: collision-free `jti`), base64url without padding. */
 const JTI_BYTES = 16;
 const JTI_PATTERN = /^[A-Za-z0-9_-]{22}$/;
@@ -196,18 +202,6 @@ function isValidTtl(seconds: number): boolean {
 }
 
 /** Enrollment only ever happens over TLS; credentials or fragments in the URL have no meaning here. */
-export function isEnrollmentUrl(value: string): boolean {
-  if (value.length > MAX_URL_LENGTH || !URL.canParse(value)) return false;
-  const url = new URL(value);
-  return (
-    (url.protocol === 'wss:' || url.protocol === 'https:') &&
-    url.hostname.length > 0 &&
-    url.username === '' &&
-    url.password === '' &&
-    url.hash === ''
-  );
-}
-
 function checkTokenSize(token: string): void {
   if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
     invalid('token is empty or too long');

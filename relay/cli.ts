@@ -2,15 +2,26 @@
  * `dmz-relay --config relay.yaml [--state DIR]`: runs the relay until SIGTERM/SIGINT (drain and
  * exit 0). SIGHUP, or a change to the config file, reloads policy without dropping connections
  * that are still allowed; an invalid new config is refused and the running one kept.
+ *
+ * The server's modules (Fastify, the CA, the YAML parser) load only once the command line is
+ * known to be good: `--help` and a usage error answer at once.
  */
 import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { parseArgs } from 'node:util';
-import { pino } from 'pino';
-import { ConfigError, DmzError } from './protocol/errors.ts';
-import { AUDIT_EVENT, createAuditLog } from './server/audit.ts';
-import { loadRelayConfig, type RelayConfig } from './server/config.ts';
-import { startRelay } from './server/relay.ts';
+import type { Logger } from 'pino';
+import {
+  EXIT,
+  formatError,
+  parseCommandLine,
+  processOutput,
+  reportError,
+  usageError,
+  type ExitStatus,
+  type Output,
+} from './protocol/command-line.ts';
+import type { RelayConfig } from './server/config.ts';
+
+const PROGRAM = 'dmz-relay';
 
 const USAGE = `Usage: dmz-relay --config FILE [--state DIR]
 
@@ -23,16 +34,35 @@ Options:
   -h, --help      show this help
 
 Signals: SIGHUP reloads the configuration (also done when the file changes);
-SIGTERM or SIGINT drains connections and exits.`;
+SIGTERM or SIGINT drains connections and exits (a second one exits at once).
+Exit status: 0 stopped by a signal, 1 error, 2 invalid command line.`;
 
 /** Editors write a file in several steps; wait for the last one before reloading. */
 const RELOAD_DEBOUNCE_MS = 200;
+/**
+ * Draining tells every agent and closes every listener; the enrollment port gives enrollments in
+ * flight 2 s. Past 10 s something hangs: the relay exits anyway (systemd would kill it at 90 s).
+ */
+const DRAIN_BOUND_MS = 10_000;
+const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
-async function main(argv: string[]): Promise<number> {
-  let args;
+export interface RelayCliControl {
+  /** Stops the relay as SIGTERM does (tests running it in-process). */
+  readonly stop?: AbortSignal;
+  /** Called once the relay listens (tests). */
+  readonly onListening?: (ports: { agentPort: number; adminPort: number }) => void;
+}
+
+/** Runs the relay until it is stopped; returns the exit status. bin/dmz-relay.js sets it. */
+export async function runRelayCli(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  output: Output = processOutput,
+  control: RelayCliControl = {},
+): Promise<ExitStatus> {
   try {
-    args = parseArgs({
-      args: argv,
+    const { values } = parseCommandLine({
+      args: [...argv],
       options: {
         config: { type: 'string' },
         state: { type: 'string' },
@@ -41,47 +71,72 @@ async function main(argv: string[]): Promise<number> {
       strict: true,
       allowPositionals: false,
     });
+    if (values.help === true) {
+      output.stdout(`${USAGE}\n`);
+      return EXIT.ok;
+    }
+    const configPath = values.config;
+    if (configPath === undefined) throw usageError('--config FILE is required');
+    if (values.state === '') throw usageError('--state needs a directory');
+    return await serve(configPath, values.state, env, output, control);
   } catch (error) {
-    process.stderr.write(`dmz-relay: ${(error as Error).message}\n\n${USAGE}\n`);
-    return 2;
+    return reportError(PROGRAM, output, error, `see '${PROGRAM} --help'`);
   }
-  if (args.values.help === true) {
-    process.stdout.write(`${USAGE}\n`);
-    return 0;
-  }
-  const configPath = args.values.config;
-  if (configPath === undefined) {
-    process.stderr.write(`dmz-relay: --config is required\n\n${USAGE}\n`);
-    return 2;
-  }
-  const stateOverride = args.values.state;
+}
+
+async function serve(
+  configPath: string,
+  stateOverride: string | undefined,
+  env: NodeJS.ProcessEnv,
+  output: Output,
+  control: RelayCliControl,
+): Promise<ExitStatus> {
+  const [{ loadRelayConfig }, { startRelay }, { createAuditLog, AUDIT_EVENT }, { createDebugLog }] =
+    await Promise.all([
+      import('./server/config.ts'),
+      import('./server/relay.ts'),
+      import('./server/audit.ts'),
+      import('./server/log-destination.ts'),
+    ]);
   const load = async (): Promise<RelayConfig> => {
     const config = await loadRelayConfig(configPath);
     return stateOverride === undefined ? config : Object.freeze({ ...config, state: stateOverride });
   };
 
   const config = await load();
-  const log = pino({ level: config.log.level, base: { log: 'relay' } }, pino.destination(2));
+  const log = createDebugLog(
+    config.log.level,
+    output === processOutput ? undefined : { write: (line) => output.stderr(line) },
+  );
   const audit = createAuditLog(config.log.audit);
-  const relay = await startRelay({ config, audit, log });
+  let relay;
+  try {
+    relay = await startRelay({ config, audit, log, env });
+  } catch (error) {
+    audit.discard();
+    throw error;
+  }
   log.info({ agentPort: relay.agentPort, adminPort: relay.adminPort }, 'relay listening');
+  warnIfNoPolicy(log, config);
+  control.onListening?.({ agentPort: relay.agentPort, adminPort: relay.adminPort });
 
   let reloading = Promise.resolve();
   const reload = (trigger: string) => {
     reloading = reloading.then(async () => {
       try {
-        const restartRequired = relay.applyConfig(await load());
+        const next = await load();
+        const restartRequired = relay.applyConfig(next);
         log.info({ trigger, restartRequired }, 'configuration reloaded');
+        warnIfNoPolicy(log, next);
       } catch (error) {
-        audit.record(AUDIT_EVENT.policyReloadFailed, { trigger, error: describe(error) });
-        log.error(
-          { trigger, error: describe(error) },
-          'configuration reload refused; keeping the running one',
-        );
+        const line = oneLine(error);
+        audit.record(AUDIT_EVENT.policyReloadFailed, { trigger, error: line });
+        log.error({ trigger, error: line }, 'configuration reload refused; keeping the running one');
       }
     });
   };
-  process.on('SIGHUP', () => reload('SIGHUP'));
+  const onHangup = () => reload('SIGHUP');
+  process.on('SIGHUP', onHangup);
   let debounce: NodeJS.Timeout | undefined;
   // Watch the directory, not the file: editors and configuration tools save by renaming a new
   // file over the old one, and a watch on the replaced file goes deaf after the first save.
@@ -92,29 +147,56 @@ async function main(argv: string[]): Promise<number> {
     debounce = setTimeout(() => reload('file change'), RELOAD_DEBOUNCE_MS);
   });
   // Losing the watch (the directory removed, inotify limits) must not stop the relay; SIGHUP still works.
-  watcher.on('error', (error) => log.error({ err: error }, 'config file watch failed; reload with SIGHUP'));
+  watcher.on('error', (error) =>
+    log.error({ error: error.message }, 'config file watch failed; reload with SIGHUP'),
+  );
 
-  await new Promise<void>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  const signal = await stopRequested(control.stop);
+  process.off('SIGHUP', onHangup);
   watcher.close();
   clearTimeout(debounce);
-  log.info('draining');
-  await relay.close();
-  audit.flush();
-  return 0;
+  log.info({ signal }, 'draining');
+  // A second signal while draining stops at once.
+  const again = stopRequested(undefined);
+  const outcome = await Promise.race([
+    relay.close().then(() => 'drained' as const),
+    again.then(() => 'interrupted' as const),
+    new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), DRAIN_BOUND_MS).unref()),
+  ]);
+  again.cancel();
+  if (outcome !== 'drained') log.error({ outcome }, 'drain did not finish; exiting anyway');
+  audit.close();
+  return outcome === 'drained' ? EXIT.ok : EXIT.error;
 }
 
-function describe(error: unknown): string {
-  return error instanceof DmzError ? error.message : String(error);
+/** A promise of the first stop signal (or the abort), which also removes its handlers. */
+function stopRequested(abort: AbortSignal | undefined): Promise<string> & { cancel(): void } {
+  let cancel: () => void = () => undefined;
+  const promise = new Promise<string>((resolve) => {
+    const handlers = STOP_SIGNALS.map((name) => [name, () => finish(name)] as const);
+    const onAbort = () => finish('abort');
+    function finish(name: string) {
+      cancel();
+      resolve(name);
+    }
+    cancel = () => {
+      for (const [name, handler] of handlers) process.off(name, handler);
+      abort?.removeEventListener('abort', onAbort);
+    };
+    for (const [name, handler] of handlers) process.once(name, handler);
+    if (abort?.aborted === true) finish('abort');
+    else abort?.addEventListener('abort', onAbort);
+  });
+  return Object.assign(promise, { cancel: () => cancel() });
 }
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (error: unknown) => {
-    const message = error instanceof ConfigError || error instanceof DmzError ? error.message : String(error);
-    process.stderr.write(`dmz-relay: ${message}\n`);
-    process.exit(1);
-  },
-);
+/** Deny by default: a relay without a single rule refuses every agent. Worth saying at once. */
+function warnIfNoPolicy(log: Logger, config: RelayConfig): void {
+  if (config.policy.length > 0) return;
+  log.warn('the configuration has no policy rules: every agent will be refused; add rules under "policy"');
+}
+
+/** The line a command would print, without its program name (for the logs). */
+function oneLine(error: unknown): string {
+  return formatError(PROGRAM, error).replace(`${PROGRAM}: `, '').trimEnd();
+}

@@ -1,35 +1,72 @@
-/** Runs the product's own commands the way an operator would type them. */
+/**
+ * Runs the product's own commands the way an operator would type them, and keeps track of them:
+ * when the demo is stopped (Ctrl-C, or SIGTERM to the demo alone), its commands stop with it.
+ */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
-const execFileAsync = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
+/** A relay drains within a few seconds (relay/cli.ts bounds it at 10 s). */
+const STOP_BOUND_MS = 12_000;
 
-export function binPath(command: 'dmz-pki' | 'dmz-relay' | 'dmz-agent'): string {
+type ProductCommand = 'dmz-pki' | 'dmz-relay' | 'dmz-agent';
+
+const running = new Set<ChildProcess>();
+
+export function binPath(command: ProductCommand): string {
   return join(ROOT, 'bin', `${command}.js`);
 }
 
 /** Runs a command to completion; returns stdout; throws with its stderr on a non-zero exit. */
-export async function run(
-  command: 'dmz-pki' | 'dmz-relay' | 'dmz-agent',
-  args: readonly string[],
-  input?: string,
-): Promise<string> {
-  const child = execFileAsync(process.execPath, [binPath(command), ...args], { encoding: 'utf8' });
-  if (input !== undefined) {
-    child.child.stdin?.end(input);
-  }
-  try {
-    return (await child).stdout;
-  } catch (error) {
-    const failure = error as { stderr?: string; message: string };
-    throw new Error(`${command} ${args.join(' ')} failed: ${failure.stderr ?? failure.message}`);
-  }
+export function run(command: ProductCommand, args: readonly string[], input?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      process.execPath,
+      [binPath(command), ...args],
+      { encoding: 'utf8' },
+      (error, stdout, stderr) => {
+        running.delete(child);
+        if (error === null) resolve(stdout);
+        else
+          reject(new Error(`${command} ${args.join(' ')} failed: ${stderr === '' ? error.message : stderr}`));
+      },
+    );
+    running.add(child);
+    if (input !== undefined) child.stdin?.end(input);
+  });
 }
 
-/** Starts a long-running command, its stderr passed through with a prefix. */
+/**
+ * Starts a long-running command. It gets a process group of its own, so a Ctrl-C at the terminal
+ * reaches the demo only, which then stops it once (a second signal would cut its drain short).
+ */
 export function start(command: 'dmz-relay', args: readonly string[]): ChildProcess {
-  const child = spawn(process.execPath, [binPath(command), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [binPath(command), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   return child;
+}
+
+/** Sends SIGTERM to every command still running and waits for them, within a bound. */
+export async function stopAll(): Promise<void> {
+  const children = [...running].filter((child) => child.exitCode === null && child.signalCode === null);
+  await Promise.all(
+    children.map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            child.kill('SIGKILL');
+            resolve();
+          }, STOP_BOUND_MS);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
 }

@@ -4,8 +4,8 @@
  * strictly against these specs; a command only ever sees values that passed that parse.
  */
 import type { parseArgs, ParseArgsConfig } from 'node:util';
-import { DmzError } from '../../relay/protocol/errors.ts';
-import { openState, type PkiState } from '../state.ts';
+import { invalidArgument, quote, usageError } from '../../relay/protocol/command-line.ts';
+import type { PkiState } from '../state.ts';
 import type { Output } from './output.ts';
 
 export type OptionSpecs = NonNullable<ParseArgsConfig['options']>;
@@ -61,28 +61,17 @@ export function defineCommand<const O extends OptionSpecs>(command: Command<O>):
   return command;
 }
 
-/** The command line is wrong: usage is shown and the exit status is 2. */
-export function usageError(message: string): DmzError {
-  return new DmzError('CLI_ERR_USAGE', message);
-}
-
-/** A value was given but cannot be used: the exit status is 1. */
-export function invalidArgument(message: string): DmzError {
-  return new DmzError('CLI_ERR_INVALID_ARGUMENT', message);
-}
+export { invalidArgument, quote, usageError };
 
 export function requireOption<T>(value: T | undefined, option: string): T {
   if (value === undefined) throw usageError(`${option} is required`);
   return value;
 }
 
-/** User input echoed in a message: quoted and escaped, so control characters cannot reach the terminal. */
-export function quote(value: string): string {
-  return JSON.stringify(value);
-}
-
 /** Opens the state for one command and always closes the store, whatever the command throws. */
 export async function withState<T>(stateDir: string, use: (state: PkiState) => T | Promise<T>): Promise<T> {
+  // Loaded here, not at the top: `--help` and a bad command line need no database or CA code.
+  const { openState } = await import('../state.ts');
   const state = await openState(stateDir);
   try {
     return await use(state);

@@ -4,9 +4,9 @@
  * judges whether the CRL on disk is current, for `revoke` and `status`.
  */
 import { writeFile } from 'node:fs/promises';
-import { crlPemToDer, readCrlSummary, type CrlSummary } from '../crl-reader.ts';
+import type { CrlSummary } from '../crl-reader.ts';
 import { normalizeSerialHex } from '../serial.ts';
-import { crlNeedsReissue, writeCrl } from '../revocation.ts';
+import { fileError } from '../../relay/protocol/command-line.ts';
 import { readState } from '../state-layout.ts';
 import type { PkiState } from '../state.ts';
 import { defineCommand, usageError, withState } from './command.ts';
@@ -58,17 +58,36 @@ ${PASSPHRASE_HELP}
       const current = await inspectCrl(state);
       if (!current.needsReissue) return current.pem;
       const ca = await loadCertificateAuthorityIfUnlocked(state, passphrase);
+      const { writeCrl } = await import('../revocation.ts');
       if (ca !== undefined) return writeCrl(state.stateDir, state.store, ca);
       warnStale(output, current);
       return current.pem;
     });
-    const data = values.json === true ? describeCrl(pem) : values.der === true ? crlPemToDer(pem) : pem;
-    if (values.out !== undefined) await writeFile(values.out, data, { mode: EXPORTED_CRL_MODE });
-    else output.stdout(data);
+    const { crlPemToDer, readCrlSummary } = await import('../crl-reader.ts');
+    const data =
+      values.json === true
+        ? describeCrl(readCrlSummary(pem), pem)
+        : values.der === true
+          ? crlPemToDer(pem)
+          : pem;
+    if (values.out === undefined) output.stdout(data);
+    else await writeExport(values.out, data);
   },
 });
 
+async function writeExport(path: string, data: string | Uint8Array): Promise<void> {
+  try {
+    await writeFile(path, data, { mode: EXPORTED_CRL_MODE });
+  } catch (cause) {
+    throw fileError('write the CRL to', path, cause, 'create its directory first, or choose another --out');
+  }
+}
+
 export async function inspectCrl(state: PkiState, now = new Date()): Promise<CrlInspection> {
+  const [{ readCrlSummary }, { crlNeedsReissue }] = await Promise.all([
+    import('../crl-reader.ts'),
+    import('../revocation.ts'),
+  ]);
   const pem = await readState(state.stateDir, 'crl');
   const summary = readCrlSummary(pem);
   const listed = new Set(summary.revokedSerials);
@@ -103,7 +122,7 @@ export function warnStale(output: Output, crl: CrlInspection, now = new Date()):
   }
 }
 
-function describeCrl(pem: string): string {
-  const { thisUpdate, nextUpdate, revokedSerials } = readCrlSummary(pem);
+function describeCrl(summary: CrlSummary, pem: string): string {
+  const { thisUpdate, nextUpdate, revokedSerials } = summary;
   return formatJson({ pem, thisUpdate, nextUpdate, revokedSerials });
 }

@@ -3,7 +3,7 @@
  * against the rule tokens enforce, so a bad one is refused where it was typed rather than at the
  * first `token create`.
  */
-import { isEnrollmentUrl, MAX_TOKEN_URLS } from '../tokens.ts';
+import { isEnrollmentUrl, MAX_TOKEN_URLS } from '../token-rules.ts';
 import { invalidArgument, quote } from './command.ts';
 
 export function checkEnrollmentUrls(urls: readonly string[], option: string): readonly string[] {

@@ -4,8 +4,6 @@
  */
 import { resolve } from 'node:path';
 import { isTrustDomain } from '../../relay/protocol/identity.ts';
-import { isCertifiableHostname, isCertifiableIpAddress } from '../authority.ts';
-import { initializeState } from '../state.ts';
 import { defineCommand, invalidArgument, quote, requireOption, usageError } from './command.ts';
 import { checkEnrollmentUrls } from './enrollment-urls.ts';
 import { printJson } from './output.ts';
@@ -43,6 +41,11 @@ ${PASSPHRASE_HELP}
     const trustDomain = requireOption(values['trust-domain'], '--trust-domain');
     const dnsNames = values.dns ?? [];
     const ipAddresses = values.ip ?? [];
+    // The CA's code (node-forge) loads only for a command line that can run.
+    const [{ isCertifiableHostname, isCertifiableIpAddress }, { initializeState }] = await Promise.all([
+      import('../authority.ts'),
+      import('../state.ts'),
+    ]);
     if (dnsNames.length === 0 && ipAddresses.length === 0) {
       throw usageError('give at least one --dns NAME or --ip ADDR: how agents reach the relay');
     }

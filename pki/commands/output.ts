@@ -1,34 +1,13 @@
 /**
  * How `dmz-pki` speaks: data on stdout (a table for people, JSON for scripts), everything else
- * on stderr as `dmz-pki: <plain message>`, and the exit status. Never a stack trace: the
- * operator sees the error catalog's message, with detail only where it names their own input.
+ * on stderr as `dmz-pki: <plain message>`, and the exit status (relay/protocol/command-line.ts,
+ * shared by every command of the product).
  */
-import { DmzError, type ErrorCode } from '../../relay/protocol/errors.ts';
+import type { Output } from '../../relay/protocol/command-line.ts';
 
-export interface Output {
-  stdout(data: string | Uint8Array): void;
-  stderr(text: string): void;
-}
+export { EXIT, processOutput, type ExitStatus, type Output } from '../../relay/protocol/command-line.ts';
 
 export const PROGRAM = 'dmz-pki';
-
-export const EXIT = { ok: 0, error: 1, usage: 2 } as const;
-export type ExitStatus = (typeof EXIT)[keyof typeof EXIT];
-
-/**
- * Codes whose cause names a local path or setting the operator must fix (their own state
- * directory), worth showing on a local admin tool; other causes stay internal.
- */
-const SHOW_CAUSE: ReadonlySet<ErrorCode> = new Set(['PKI_ERR_STATE_PERMISSIONS']);
-/** What to do next, where the catalog's message alone leaves the operator guessing. */
-const HINTS: Partial<Record<ErrorCode, string>> = {
-  PKI_ERR_NOT_INITIALIZED: "check --state, or create one with 'dmz-pki --state DIR init'",
-};
-
-export const processOutput: Output = {
-  stdout: (data) => void process.stdout.write(data),
-  stderr: (text) => void process.stderr.write(text),
-};
 
 export function formatJson(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
@@ -66,27 +45,7 @@ export function formatTime(date: Date): string {
   return date.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
+/** A warning or note that is not data: stderr, prefixed like every message of the tool. */
 export function printNote(output: Output, message: string): void {
   output.stderr(`${PROGRAM}: ${message}\n`);
-}
-
-/** Prints an error the way the CLI reports every failure and returns the exit status. */
-export function reportError(output: Output, error: unknown, usage?: string): ExitStatus {
-  if (error instanceof DmzError && error.code === 'CLI_ERR_USAGE') {
-    output.stderr(`${PROGRAM}: ${error.message}\n${usage === undefined ? '' : `\n${usage}\n`}`);
-    return EXIT.usage;
-  }
-  printNote(output, describeError(error));
-  return EXIT.error;
-}
-
-function describeError(error: unknown): string {
-  if (error instanceof DmzError) {
-    const cause = error.cause instanceof Error ? error.cause.message : undefined;
-    if (SHOW_CAUSE.has(error.code) && cause !== undefined) return `${error.message}: ${cause}`;
-    const hint = HINTS[error.code];
-    return hint === undefined ? error.message : `${error.message}; ${hint}`;
-  }
-  // Anything else is unexpected (a full disk, a corrupt database): its message, not its stack.
-  return error instanceof Error ? `unexpected error: ${error.message}` : `unexpected error: ${String(error)}`;
 }

@@ -4,7 +4,6 @@
  * unlocked, so the revocation holds at the next handshake even while the relay is down.
  */
 import { DmzError } from '../../relay/protocol/errors.ts';
-import { writeCrl } from '../revocation.ts';
 import type { CertificateRecord, PkiStore } from '../store.ts';
 import { describeCertificate } from './agents.ts';
 import { defineCommand, invalidArgument, quote, withState } from './command.ts';
@@ -51,6 +50,7 @@ ${PASSPHRASE_HELP}
       // Tokens first: an outstanding token for this name must not enroll it again behind our back.
       const tokensRevoked = state.store.revokeTokensOf(target.toLowerCase(), new Date());
       const revoked = revokeInStore(state.store, target, reason, tokensRevoked);
+      const { writeCrl } = await import('../revocation.ts');
       if (ca !== undefined) await writeCrl(state.stateDir, state.store, ca);
       else {
         const crl = await inspectCrl(state);
@@ -91,6 +91,9 @@ function revokeInStore(
       throw new DmzError(
         'PKI_ERR_NOT_FOUND',
         `no certificate issued to an agent or with a serial ${quote(target)}`,
+        {
+          hint: "'dmz-pki agents' lists every agent and serial",
+        },
       );
     }
     throw error;

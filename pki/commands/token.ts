@@ -7,12 +7,7 @@ import { DmzError } from '../../relay/protocol/errors.ts';
 import { isAgentName, isRole, type Role } from '../../relay/protocol/identity.ts';
 import { formatDuration, parseDuration } from '../duration.ts';
 import type { PkiStore, TokenRecord } from '../store.ts';
-import {
-  createEnrollmentToken,
-  DEFAULT_TOKEN_TTL_SECONDS,
-  MAX_TOKEN_TTL_SECONDS,
-  MIN_TOKEN_TTL_SECONDS,
-} from '../tokens.ts';
+import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, MIN_TOKEN_TTL_SECONDS } from '../token-rules.ts';
 import { defineCommand, invalidArgument, quote, requireOption, withState } from './command.ts';
 import { checkEnrollmentUrls } from './enrollment-urls.ts';
 import { formatTime, printJson, printTable } from './output.ts';
@@ -61,6 +56,7 @@ ${PASSPHRASE_HELP}
       const now = new Date();
       refuseNameInOtherRole(state.store, name, role, now);
       const signingKeyPem = await loadTokenSigningKey(state, passphrase);
+      const { createEnrollmentToken } = await import('../tokens.ts');
       const { token, jti, expiresAt } = await createEnrollmentToken({
         signingKeyPem,
         issuer: state.tokenIssuer,
@@ -151,13 +147,14 @@ function describeToken(token: TokenRecord) {
 function explainRevokeFailure(error: unknown, jti: string): unknown {
   if (!(error instanceof DmzError)) return error;
   if (error.code === 'PKI_ERR_NOT_FOUND') {
-    return new DmzError('PKI_ERR_NOT_FOUND', `no token with jti ${quote(jti)}`);
+    return new DmzError('PKI_ERR_NOT_FOUND', `no token with jti ${quote(jti)}`, {
+      hint: "'dmz-pki token list --all' lists every token's jti",
+    });
   }
   if (error.code === 'PKI_ERR_TOKEN_USED') {
-    return new DmzError(
-      'PKI_ERR_TOKEN_USED',
-      `token ${quote(jti)} has already been used; revoke the agent's certificate with 'dmz-pki revoke NAME'`,
-    );
+    return new DmzError('PKI_ERR_TOKEN_USED', `token ${quote(jti)} has already been used`, {
+      hint: "revoke the agent's certificate instead: 'dmz-pki revoke NAME'",
+    });
   }
   return error;
 }
@@ -173,8 +170,12 @@ function refuseNameInOtherRole(store: PkiStore, name: string, role: Role, now: D
       .find((c) => c.name === name && c.status === 'valid' && c.role !== role) ??
     store.listTokens({ now }).find((t) => t.name === name && t.role !== role);
   if (holder !== undefined) {
-    throw invalidArgument(
-      `${quote(name)} is already enrolled or invited as role ${holder.role}; revoke it first or choose another name`,
+    throw new DmzError(
+      'PKI_ERR_NAME_TAKEN',
+      `${quote(name)} is already enrolled or invited as role ${holder.role}`,
+      {
+        hint: `revoke it first ('dmz-pki revoke ${name}') or choose another name`,
+      },
     );
   }
 }

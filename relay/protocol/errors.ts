@@ -31,9 +31,13 @@ export const ERROR_MESSAGES = {
   RELAY_ERR_REPLACED: 'a newer connection of this agent replaced this one',
   RELAY_ERR_BUSY: 'relay is at its limit of connections being set up; try again later',
   RELAY_ERR_INTERNAL: 'internal error',
+  RELAY_ERR_LISTEN: 'a listener cannot open its port',
+  RELAY_ERR_STATE_LOCKED: 'another relay is running on this state directory',
+  RELAY_ERR_LOG: 'a log destination cannot be opened',
   // Configuration.
   CONFIG_ERR_INVALID: 'configuration is invalid',
   CONFIG_ERR_UNREADABLE: 'configuration file could not be read',
+  CONFIG_ERR_TRUST_DOMAIN: "the configuration's trust domain is not the CA's",
   // Certificate authority and enrollment.
   PKI_ERR_ALREADY_INITIALIZED: 'a certificate authority already exists in this state directory',
   PKI_ERR_NOT_INITIALIZED: 'no certificate authority in this state directory',
@@ -56,13 +60,18 @@ export const ERROR_MESSAGES = {
   PKI_ERR_RATE_LIMITED: 'too many enrollment attempts',
   // Agents.
   AGENT_ERR_POINT_BATCH: 'points batch is invalid',
-  // Command-line tools (dmz-pki, dmz-agent).
+  AGENT_ERR_POINT_INVALID: 'point is invalid',
+  AGENT_ERR_ENROLLMENT_PORT_CLOSED: 'nothing listens on the enrollment port',
+  // Command-line tools (dmz-relay, dmz-pki, dmz-agent, the demo).
   CLI_ERR_USAGE: 'invalid command line',
   CLI_ERR_INVALID_ARGUMENT: 'an argument is invalid',
+  CLI_ERR_FILE: 'a file could not be read or written',
+  CLI_ERR_UNEXPECTED: 'unexpected error',
   PKI_ERR_REQUEST_INVALID: 'enrollment request is malformed',
   PKI_ERR_REQUEST_TOO_LARGE: 'enrollment request is too large',
   PKI_ERR_ALREADY_ENROLLED: 'this credential directory already holds an enrolled identity',
   PKI_ERR_NOT_ENROLLED: 'no complete enrolled identity in this credential directory',
+  PKI_ERR_NAME_TAKEN: 'this agent name is held under the other role',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_MESSAGES;
@@ -71,17 +80,28 @@ export function isErrorCode(value: unknown): value is ErrorCode {
   return typeof value === 'string' && Object.hasOwn(ERROR_MESSAGES, value);
 }
 
+export interface DmzErrorOptions {
+  readonly cause?: unknown;
+  /**
+   * What the operator should do about it, for the command line (`create one with ...`). Never
+   * sent on the wire: it may name local paths and settings.
+   */
+  readonly hint?: string;
+}
+
 /**
  * An error the product raises on purpose. `message` is safe to show to a peer or user;
  * put anything internal (paths, stack, library errors) in `cause`.
  */
 export class DmzError extends Error {
   readonly code: ErrorCode;
+  readonly hint: string | undefined;
 
-  constructor(code: ErrorCode, message: string = ERROR_MESSAGES[code], options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string = ERROR_MESSAGES[code], options: DmzErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'DmzError';
     this.code = code;
+    this.hint = options.hint;
   }
 }
 
@@ -93,13 +113,17 @@ export interface ConfigIssue {
 
 export class ConfigError extends DmzError {
   readonly issues: readonly ConfigIssue[];
+  /** The file (or "configuration") the issues are in. */
+  readonly source: string;
 
-  constructor(issues: readonly ConfigIssue[], source = 'configuration') {
+  constructor(issues: readonly ConfigIssue[], source = 'configuration', options: DmzErrorOptions = {}) {
     super(
       'CONFIG_ERR_INVALID',
       `${source} is invalid:\n${issues.map((issue) => `  ${issue.path || '/'}: ${issue.message}`).join('\n')}`,
+      options,
     );
     this.name = 'ConfigError';
     this.issues = issues;
+    this.source = source;
   }
 }

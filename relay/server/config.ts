@@ -8,11 +8,13 @@ import { dirname, resolve } from 'node:path';
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
+import { fileError } from '../protocol/command-line.ts';
 import { ConfigError, DmzError, type ConfigIssue } from '../protocol/errors.ts';
 import { isAgentName, isTrustDomain } from '../protocol/identity.ts';
 import { MAX_FRAME_BYTES } from '../protocol/limits.ts';
 import { validateFilter } from '../protocol/topics.ts';
 import { formatDuration, parseDuration } from '../../pki/duration.ts';
+import { checkListenerPorts } from './listener-ports.ts';
 import { parseNetwork } from './trusted-sources.ts';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
@@ -95,9 +97,10 @@ export const RelayConfigSchema = Type.Object(
       enrollmentsPerMinutePerAddress: Type.Integer({ minimum: 1, default: 10 }),
       enrollmentsPerMinute: Type.Integer({ minimum: 1, default: 120 }),
       /**
-       * Unauthenticated TLS handshakes on the agent port at once. Each costs the relay ~2-5 ms of
-       * CPU; 64 in flight is a fraction of a second of work, so none nears its timeout, and a
-       * reconnect storm waits in the queue below instead of piling onto the CPU at once.
+       * Agent-port connections being set up at once (TLS handshake, then the WebSocket upgrade).
+       * A handshake costs the relay ~2-5 ms of CPU; 64 in flight is a fraction of a second of work,
+       * so none nears its timeout, and a reconnect storm waits in the queue below instead of piling
+       * onto the CPU at once.
        */
       handshakesInProgress: Type.Integer({ minimum: 1, maximum: 4096, default: 64 }),
       /** Of those, from one source address: a stranger cannot take them all from one host. */
@@ -201,7 +204,8 @@ export async function loadRelayConfig(path: string): Promise<RelayConfig> {
   try {
     text = await readFile(path, 'utf8');
   } catch (cause) {
-    throw new DmzError('CONFIG_ERR_UNREADABLE', `cannot read ${path}`, { cause });
+    const { message } = fileError('read the configuration file', path, cause);
+    throw new DmzError('CONFIG_ERR_UNREADABLE', message, { cause, hint: 'check --config' });
   }
   const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (document.errors.length > 0) {
@@ -221,6 +225,7 @@ function checkSemantics(config: Static<typeof RelayConfigSchema>): ConfigIssue[]
       message: 'must be a lower-case DNS-like name (SPIFFE trust domain)',
     });
   }
+  issues.push(...checkListenerPorts(config.listen));
   // The admin listener serves metrics and health without authentication: loopback only.
   const adminHost = config.listen.admin.host;
   if (!(

@@ -23,6 +23,7 @@ import { KEY_EXCHANGE_GROUPS, MIN_TLS_VERSION } from '../protocol/limits.ts';
 import { DmzError, ERROR_MESSAGES, type ErrorCode } from '../protocol/errors.ts';
 import { AUDIT_EVENT, type AuditLog } from './audit.ts';
 import { ConnectionGate, tcpSocketOf, type GateRefusal } from './connection-gate.ts';
+import type { RelayMetrics } from './metrics.ts';
 import type { RefusalAudit } from './refusal-audit.ts';
 
 export interface EnrollmentListenerOptions {
@@ -36,6 +37,8 @@ export interface EnrollmentListenerOptions {
   readonly audit: AuditLog;
   /** Where refusals anyone can cause (rate limits, connection limits) are counted. */
   readonly refusals: RefusalAudit;
+  /** Enrollment outcomes are counted here when given (the relay's /metrics). */
+  readonly metrics?: RelayMetrics;
   readonly log: Logger;
   /** The TLS handshake, and then the whole request (headers and body), must each finish within it. */
   readonly handshakeTimeoutMs: number;
@@ -102,7 +105,7 @@ const GATE_REASONS: Readonly<Record<GateRefusal, string>> = {
 };
 
 export function createEnrollmentListener(options: EnrollmentListenerOptions): EnrollmentListener {
-  const { issuer, audit, refusals, log, tls, handshakeTimeoutMs } = options;
+  const { issuer, audit, refusals, metrics, log, tls, handshakeTimeoutMs } = options;
   if ((tls.certPem.match(PEM_CERTIFICATE_BEGIN) ?? []).length < 2) {
     // Without the CA in the chain no agent could pin it: every enrollment would fail, so fail here.
     throw new DmzError('PKI_ERR_CERT_INVALID', 'the enrollment listener needs its certificate and the CA');
@@ -193,6 +196,15 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): En
     audited = true,
   ): FastifyReply {
     if (audited) audit.record(AUDIT_EVENT.enrollmentRefused, { code, address, reason });
+    metrics?.enrollments
+      .labels(
+        code === 'PKI_ERR_RATE_LIMITED'
+          ? 'rate_limited'
+          : code === 'PKI_ERR_ENROLLMENT_FAILED'
+            ? 'failed'
+            : 'refused',
+      )
+      .inc();
     const body: EnrollmentRefusal = { code, message: ERROR_MESSAGES[code] };
     return reply.code(ENROLLMENT_STATUS[code]).send(body);
   }
@@ -248,6 +260,7 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): En
           notAfter: issued.notAfter.toISOString(),
           address,
         });
+        metrics?.enrollments.labels('succeeded').inc();
         const body: EnrollmentResponse = { certificate: issued.certPem, ca: issued.caPem };
         return await reply.code(200).send(body);
       } catch (error) {

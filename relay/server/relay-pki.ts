@@ -3,16 +3,18 @@
  * `dmz-pki init` made, with the CA key decrypted in memory only. It supplies the agent listener's
  * TLS material, certificate renewal, and the enrollment issuer.
  */
-import { readFile } from 'node:fs/promises';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { parseDuration } from '../../pki/duration.ts';
 import { CertificateIssuer } from '../../pki/issuance.ts';
 import { revokedSerials, writeCrl } from '../../pki/revocation.ts';
-import { openState, PASSPHRASE_ENV, type PkiState } from '../../pki/state.ts';
+import { explainPassphraseError, PASSPHRASE_ENV, readPassphrase } from '../../pki/passphrase.ts';
+import { openState, type PkiState } from '../../pki/state.ts';
 import type { CertificateAuthority } from '../../pki/authority.ts';
+import { quote } from '../protocol/command-line.ts';
 import { DmzError } from '../protocol/errors.ts';
 import type { RelayConfig } from './config.ts';
 import type { CertificateRenewer } from './context.ts';
+import { lockStateDirectory, type StateLock } from './state-lock.ts';
 import { loadTlsMaterial, type RelayTlsMaterial } from './tls.ts';
 
 export interface RelayPki {
@@ -24,12 +26,32 @@ export interface RelayPki {
   /** Every serial revoked so far, also checked at each new connection (a resumed TLS session). */
   readonly revokedSerials: ReadonlySet<string>;
   readonly crlValidityMs: number;
+  /** Set when a stale lock (its relay gone) was taken over at start: worth a line in the log. */
+  readonly staleLockOf: number | undefined;
+  /** Closes the store and releases the state directory's lock. */
+  close(): void;
 }
 
-export async function openRelayPki(config: RelayConfig): Promise<RelayPki> {
-  const state = await openState(config.state);
+const PASSPHRASE_SETTING = 'pki.passphraseFile';
+const HOW_TO_GIVE_PASSPHRASE = `${PASSPHRASE_SETTING} in the configuration or the ${PASSPHRASE_ENV} environment variable`;
+
+export async function openRelayPki(
+  config: RelayConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RelayPki> {
+  const state = await openRelayState(config);
+  let lock: StateLock | undefined;
   try {
-    const ca = await state.loadCa(await readPassphrase(config.pki.passphraseFile));
+    lock = lockStateDirectory(config.state);
+    refuseOtherTrustDomain(config, state);
+    const passphrase = await readPassphrase({
+      file: config.pki.passphraseFile,
+      fileSetting: PASSPHRASE_SETTING,
+      env,
+    });
+    const ca = await explainPassphraseError('CA key', passphrase, HOW_TO_GIVE_PASSPHRASE, () =>
+      state.loadCa(passphrase),
+    );
     const crlValidityMs = parseDuration(config.pki.crlValidity) ?? 0;
     // Published from the store at every start: a revocation recorded while the relay was down
     // (`dmz-pki revoke` without the passphrase cannot sign a CRL) must hold from the first
@@ -37,6 +59,7 @@ export async function openRelayPki(config: RelayConfig): Promise<RelayPki> {
     await writeCrl(state.stateDir, state.store, ca, new Date(), crlValidityMs);
     const revoked = revokedSerials(state.store);
     const issuer = new CertificateIssuer(state, ca, parseDuration(config.pki.agentCertificateLifetime) ?? 0);
+    const heldLock = lock;
     return {
       state,
       ca,
@@ -45,26 +68,47 @@ export async function openRelayPki(config: RelayConfig): Promise<RelayPki> {
       tls: await loadTlsMaterial(config.state),
       revokedSerials: revoked,
       crlValidityMs,
+      staleLockOf: lock.tookOverFrom,
+      close() {
+        state.close();
+        heldLock.release();
+      },
     };
   } catch (error) {
     state.close();
+    lock?.release();
     throw error;
   }
 }
 
-/** As `dmz-pki` reads it: one trailing newline is not part of it, and empty is never meant. */
-async function readPassphrase(file: string | undefined): Promise<string | undefined> {
-  let passphrase: string | undefined;
+/** The CA state, or an error that says how to make it for this relay. */
+async function openRelayState(config: RelayConfig): Promise<PkiState> {
   try {
-    passphrase =
-      file === undefined ? process.env[PASSPHRASE_ENV] : (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
-  } catch (cause) {
-    throw new DmzError('PKI_ERR_PASSPHRASE', `cannot read the passphrase file ${file ?? ''}`, { cause });
+    return await openState(config.state);
+  } catch (error) {
+    if (!(error instanceof DmzError) || error.code !== 'PKI_ERR_NOT_INITIALIZED') throw error;
+    const dir = quote(config.state);
+    throw new DmzError('PKI_ERR_NOT_INITIALIZED', `no certificate authority in the state directory ${dir}`, {
+      hint:
+        `create it with 'dmz-pki --state ${dir} init --trust-domain ${config.trustDomain} --dns NAME', ` +
+        'or correct "state" in the configuration (or --state)',
+    });
   }
-  if (passphrase === '') {
-    throw new DmzError('PKI_ERR_PASSPHRASE', `the passphrase (${file ?? PASSPHRASE_ENV}) is empty`);
-  }
-  return passphrase;
+}
+
+/**
+ * The CA issues identities in its own trust domain only; a relay configured for another would
+ * refuse every agent it enrolls, at every connection. Refused at start instead.
+ */
+function refuseOtherTrustDomain(config: RelayConfig, state: PkiState): void {
+  if (config.trustDomain === state.trustDomain) return;
+  throw new DmzError(
+    'CONFIG_ERR_TRUST_DOMAIN',
+    `trustDomain ${quote(config.trustDomain)} is not the trust domain of the CA in ${quote(config.state)} (${quote(state.trustDomain)})`,
+    {
+      hint: `set trustDomain: ${state.trustDomain} in the configuration, or point "state" at a CA made for ${config.trustDomain}`,
+    },
+  );
 }
 
 /**

@@ -6,20 +6,22 @@
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { createAdminListener } from './admin-listener.ts';
 import { createAgentListener } from './agent-listener.ts';
 import { AUDIT_EVENT, createAuditLog, type AuditLog } from './audit.ts';
 import { Broker } from './broker.ts';
 import type { RelayConfig } from './config.ts';
-import { connectionBudget, openFileLimit, type ConnectionBudget } from './connection-budget.ts';
-import { createEnrollmentListener, type EnrollmentListener } from './enrollment-listener.ts';
+import { connectionBudget, openFileLimit } from './connection-budget.ts';
+import { createEnrollmentSwitch, type EnrollmentPortStatus } from './enrollment-switch.ts';
+import { listenOn } from './listen.ts';
+import { createDebugLog } from './log-destination.ts';
 import { RelayMetrics } from './metrics.ts';
-import { PkiUpkeep, type EnrollmentSwitch } from './pki-upkeep.ts';
+import { PkiUpkeep } from './pki-upkeep.ts';
 import { Policy } from './policy.ts';
 import { RelayRateLimits } from './rate-limits.ts';
 import { RefusalAudit } from './refusal-audit.ts';
-import { openRelayPki, type RelayPki } from './relay-pki.ts';
+import { openRelayPki } from './relay-pki.ts';
 import { newTicketKeys, secureContextOptions, type RelayTlsMaterial } from './tls.ts';
 
 /** Upkeep runs at least once a second, so a lapsed lease is noticed within a second. */
@@ -34,6 +36,8 @@ export interface StartRelayOptions {
   readonly tls?: RelayTlsMaterial;
   readonly audit?: AuditLog;
   readonly log?: Logger;
+  /** Where the CA key's passphrase may come from (DMZ_PKI_PASSPHRASE); the process's by default. */
+  readonly env?: NodeJS.ProcessEnv;
 }
 
 export interface RunningRelay {
@@ -53,9 +57,12 @@ export interface RunningRelay {
 
 export async function startRelay(options: StartRelayOptions): Promise<RunningRelay> {
   let config = options.config;
-  const log = options.log ?? pino({ level: config.log.level }, pino.destination(2));
+  const log = options.log ?? createDebugLog(config.log.level);
   const audit = options.audit ?? createAuditLog(config.log.audit);
-  const pki = options.tls === undefined ? await openRelayPki(config) : undefined;
+  const pki = options.tls === undefined ? await openRelayPki(config, options.env) : undefined;
+  if (pki?.staleLockOf !== undefined) {
+    log.warn({ pid: pki.staleLockOf }, 'took over the state lock of a relay that is gone');
+  }
   let tls: RelayTlsMaterial = pki?.tls ?? (options.tls as RelayTlsMaterial);
   const metrics = new RelayMetrics();
   const broker = new Broker({
@@ -83,9 +90,13 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     log,
     revoked,
   });
-  const adminListener = createAdminListener(metrics, broker, Date.now());
+  metrics.observeCertificates(() => tls);
+  const adminListener = createAdminListener(metrics, broker, Date.now(), () => enrollmentStatus());
   const enrollment =
-    pki === undefined ? undefined : enrollmentSwitch({ config, pki, budget, audit, refusals, log });
+    pki === undefined
+      ? undefined
+      : createEnrollmentSwitch({ config, pki, budget, audit, refusals, metrics, log });
+  const enrollmentStatus = (): EnrollmentPortStatus => enrollment?.status() ?? { mode: 'off', state: 'off' };
   const reloadTls = (material: RelayTlsMaterial, revokedSerials: ReadonlySet<string>): number => {
     tls = material;
     (agentListener.server as unknown as HttpsServer).setSecureContext(
@@ -113,14 +124,15 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
           log,
         });
 
-  await agentListener.listen({ host: config.listen.agents.host, port: config.listen.agents.port });
   try {
-    await adminListener.listen({ host: config.listen.admin.host, port: config.listen.admin.port });
+    await listenOn('agents', agentListener, config.listen.agents);
+    await listenOn('admin', adminListener, config.listen.admin);
     await upkeep?.start();
   } catch (error) {
+    await upkeep?.stop();
     await Promise.all([agentListener.close(), adminListener.close()]);
     refusals.close();
-    pki?.state.close();
+    pki?.close();
     throw error;
   }
   const ticker = setInterval(() => broker.tick(), Math.min(MAX_TICK_MS, config.sessions.leaseMs / 6));
@@ -155,62 +167,8 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
       broker.shutdown();
       await Promise.all([agentListener.close(), adminListener.close()]);
       refusals.close();
-      pki?.state.close();
+      pki?.close();
       audit.record(AUDIT_EVENT.relayStopped, {});
-    },
-  };
-}
-
-interface EnrollmentSwitchOptions {
-  readonly config: RelayConfig;
-  readonly pki: RelayPki;
-  readonly budget: ConnectionBudget;
-  readonly audit: AuditLog;
-  readonly refusals: RefusalAudit;
-  readonly log: Logger;
-}
-
-/** The enrollment listener, opened and closed on demand (a closed Fastify cannot listen again). */
-function enrollmentSwitch(options: EnrollmentSwitchOptions): {
-  switch: EnrollmentSwitch;
-  port(): number | undefined;
-} {
-  const { config, pki, budget, audit, refusals, log } = options;
-  let listener: EnrollmentListener | undefined;
-  const { host, port, mode } = config.listen.enrollment;
-  return {
-    port: () => (listener === undefined ? undefined : (listener.app.server.address() as AddressInfo).port),
-    switch: {
-      mode,
-      async open() {
-        const opened = createEnrollmentListener({
-          issuer: pki.issuer,
-          // The chain includes the CA so an enrolling agent can check it against its pinned fingerprint.
-          tls: { certPem: `${pki.tls.certPem.trimEnd()}\n${pki.tls.caPem}`, keyPem: pki.tls.keyPem },
-          limits: {
-            perAddressPerMinute: config.limits.enrollmentsPerMinutePerAddress,
-            perMinute: config.limits.enrollmentsPerMinute,
-            connections: budget.enrollmentConnections,
-            connectionsPerAddress: budget.enrollmentConnectionsPerAddress,
-          },
-          audit,
-          refusals,
-          log,
-          handshakeTimeoutMs: config.tls.handshakeTimeoutMs,
-        });
-        try {
-          await opened.app.listen({ host, port });
-        } catch (error) {
-          await opened.close();
-          throw error;
-        }
-        listener = opened;
-      },
-      async close() {
-        const closing = listener;
-        listener = undefined;
-        await closing?.close();
-      },
     },
   };
 }

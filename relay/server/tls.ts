@@ -31,9 +31,15 @@ export async function loadTlsMaterial(stateDir: string): Promise<RelayTlsMateria
     ]);
     return { caPem, certPem, keyPem, crlPem };
   } catch (cause) {
-    throw new DmzError('PKI_ERR_NOT_INITIALIZED', `no usable CA in ${stateDir} (run dmz-pki init)`, {
-      cause,
-    });
+    const missing = (cause as NodeJS.ErrnoException).path ?? stateDir;
+    throw new DmzError(
+      'PKI_ERR_NOT_INITIALIZED',
+      `the state directory ${JSON.stringify(stateDir)} lacks ${JSON.stringify(missing)}`,
+      {
+        cause,
+        hint: "it was not made by 'dmz-pki init', or a file was removed: restore it from a backup, or make a new CA",
+      },
+    );
   }
 }
 

@@ -155,10 +155,16 @@ describe('dmz-pki', { concurrency: true }, () => {
     it('cli - a process: an unknown command exits 2, a missing --state exits 2, both with a message', async () => {
       const unknown = await runPki(['frobnicate']);
       assertExit(unknown, 2);
-      assert.match(unknown.stderr, /^dmz-pki: unknown command "frobnicate"\n\nUsage: dmz-pki/);
+      assert.equal(
+        unknown.stderr,
+        `dmz-pki: unknown command "frobnicate" (CLI_ERR_USAGE); see 'dmz-pki --help' for the commands\n`,
+      );
       const noState = await runPki(['status']);
       assertExit(noState, 2);
-      assert.match(noState.stderr, /^dmz-pki: --state DIR is required \(or set DMZ_STATE_DIR\)\n/);
+      assert.match(
+        noState.stderr,
+        /^dmz-pki: --state DIR is required \(or set DMZ_STATE_DIR\) \(CLI_ERR_USAGE\)/,
+      );
     });
 
     const helpCases = [
@@ -192,7 +198,7 @@ describe('dmz-pki', { concurrency: true }, () => {
       [
         'an unknown option',
         () => ['--state', neverCreated(), 'token', 'list', '--bogus'],
-        /Unknown option '--bogus'/,
+        /unknown option --bogus/,
       ],
       ['a missing --state', () => ['agents'], /--state DIR is required \(or set DMZ_STATE_DIR\)/],
       ['an empty --state', () => ['--state', '', 'agents'], /--state DIR is required/],
@@ -210,7 +216,7 @@ describe('dmz-pki', { concurrency: true }, () => {
       [
         'a passphrase as an argument',
         () => ['--state', neverCreated(), 'crl', '--passphrase', 'x'],
-        /Unknown option/,
+        /unknown option --passphrase/,
       ],
       [
         'init without --dns or --ip',
@@ -224,12 +230,12 @@ describe('dmz-pki', { concurrency: true }, () => {
       ],
     ];
     for (const [label, args, stderr] of usageCases) {
-      it(`cli - ${label} exits 2 with a message and usage on stderr`, async () => {
+      it(`cli - ${label} exits 2 with one line that points to the help`, async () => {
         const run = await runInProcess(args());
         assertExit(run, 2);
         assert.match(run.stderr, /^dmz-pki: /);
         assert.match(run.stderr, stderr);
-        assert.match(run.stderr, /\n\nUsage: dmz-pki/);
+        assert.match(run.stderr, / \(CLI_ERR_USAGE\); see 'dmz-pki [a-z ]*--help'( for the commands)?\n$/);
         assert.equal(run.stdout, '');
         assert.equal(existsSync(neverCreated()), false);
       });
@@ -274,7 +280,10 @@ describe('dmz-pki', { concurrency: true }, () => {
       const keyBefore = await readFile(join(stateDir, 'ca-key.pem'), 'utf8');
       const run = await pki('init', '--trust-domain', 'other.example', '--dns', 'localhost');
       assertExit(run, 1);
-      assert.equal(run.stderr, 'dmz-pki: a certificate authority already exists in this state directory\n');
+      assert.equal(
+        run.stderr,
+        `dmz-pki: ${JSON.stringify(stateDir)} already holds a certificate authority (PKI_ERR_ALREADY_INITIALIZED); it is left as it is; choose another directory for a new CA\n`,
+      );
       assert.equal(await readFile(join(stateDir, 'ca-key.pem'), 'utf8'), keyBefore);
     });
 
@@ -298,10 +307,11 @@ describe('dmz-pki', { concurrency: true }, () => {
         ],
       ];
       for (const [label, args, stderr] of cases) {
-        it(`init - refuses ${label}`, async () => {
+        it(`init - refuses ${label} as a bad command line (exit 2)`, async () => {
           const fresh = join(root, `init-refused-${label.replace(/\W+/g, '-')}`);
           const run = await runInProcess(['--state', fresh, 'init', ...args]);
-          assertExit(run, 1);
+          assertExit(run, 2);
+          assert.match(run.stderr, / \(CLI_ERR_INVALID_ARGUMENT\); see 'dmz-pki init --help'\n$/);
           assert.match(run.stderr, stderr);
           assert.equal(existsSync(fresh), false);
         });
@@ -348,7 +358,7 @@ describe('dmz-pki', { concurrency: true }, () => {
       assert.ok(issuedAt > started - 1000 && issuedAt <= finished, `iat ${issuedAt} not in the run`);
     });
 
-    describe('token create - invalid values exit 1 naming the problem', { concurrency: true }, () => {
+    describe('token create - invalid values exit 2 naming the problem', { concurrency: true }, () => {
       const cases: [label: string, args: string[], stderr: RegExp][] = [
         ['role plc', ['--name', 'press-7', '--role', 'plc'], /--role must be ot or it: "plc"/],
         ['role OT', ['--name', 'press-7', '--role', 'OT'], /--role must be ot or it: "OT"/],
@@ -388,7 +398,7 @@ describe('dmz-pki', { concurrency: true }, () => {
       for (const [label, args, stderr] of cases) {
         it(`token create - refuses ${label}`, async () => {
           const run = await runInProcess(['--state', stateDir, 'token', 'create', ...args]);
-          assertExit(run, 1);
+          assertExit(run, 2);
           assert.match(run.stderr, /^dmz-pki: /);
           assert.match(run.stderr, stderr);
           assert.equal(run.stdout, '');
@@ -411,7 +421,10 @@ describe('dmz-pki', { concurrency: true }, () => {
 
       const unknown = await pkiHere('token', 'revoke', 'AAAAAAAAAAAAAAAAAAAAAA');
       assertExit(unknown, 1);
-      assert.equal(unknown.stderr, 'dmz-pki: no token with jti "AAAAAAAAAAAAAAAAAAAAAA"\n');
+      assert.equal(
+        unknown.stderr,
+        `dmz-pki: no token with jti "AAAAAAAAAAAAAAAAAAAAAA" (PKI_ERR_NOT_FOUND); 'dmz-pki token list --all' lists every token's jti\n`,
+      );
     });
 
     it('token revoke - a jti that starts with "-" is taken as the JTI, not as options', async () => {
@@ -482,7 +495,10 @@ describe('dmz-pki', { concurrency: true }, () => {
       assert.equal(used.find((t) => t.name === 'plc-9')?.status, 'used');
       const revokeUsed = await pkiHere('token', 'revoke', used.find((t) => t.name === 'plc-9')!.jti);
       assertExit(revokeUsed, 1);
-      assert.match(revokeUsed.stderr, /already been used; revoke the agent's certificate/);
+      assert.match(
+        revokeUsed.stderr,
+        /already been used \(PKI_ERR_TOKEN_USED\); revoke the agent's certificate/,
+      );
 
       const revoked = await pki('revoke', 'plc-9', '--reason', 'key lost');
       assertExit(revoked, 0);
@@ -523,7 +539,7 @@ describe('dmz-pki', { concurrency: true }, () => {
       assertExit(run, 1);
       assert.equal(
         run.stderr,
-        'dmz-pki: no certificate issued to an agent or with a serial "no-such-agent"\n',
+        `dmz-pki: no certificate issued to an agent or with a serial "no-such-agent" (PKI_ERR_NOT_FOUND); 'dmz-pki agents' lists every agent and serial\n`,
       );
     });
 
@@ -591,14 +607,20 @@ describe('dmz-pki', { concurrency: true }, () => {
       assertExit(without, 1);
       assert.equal(
         without.stderr,
-        'dmz-pki: the token-signing key is encrypted: give its passphrase with --passphrase-file FILE or DMZ_PKI_PASSPHRASE\n',
+        'dmz-pki: the token-signing key is encrypted and no passphrase was given (PKI_ERR_PASSPHRASE); give it with --passphrase-file FILE or DMZ_PKI_PASSPHRASE\n',
       );
       const wrong = await pkiHere(...args, '--passphrase-file', wrongFile);
       assertExit(wrong, 1);
-      assert.equal(wrong.stderr, 'dmz-pki: the passphrase does not decrypt the token-signing key\n');
+      assert.equal(
+        wrong.stderr,
+        'dmz-pki: the passphrase does not decrypt the token-signing key (PKI_ERR_PASSPHRASE); check the passphrase given with --passphrase-file FILE or DMZ_PKI_PASSPHRASE\n',
+      );
       const missingFile = await pkiHere(...args, '--passphrase-file', join(root, 'absent'));
       assertExit(missingFile, 1);
-      assert.match(missingFile.stderr, /cannot read --passphrase-file ".*absent" \(ENOENT\)/);
+      assert.match(
+        missingFile.stderr,
+        /^dmz-pki: cannot read the passphrase file \(--passphrase-file\) ".*absent": it or a directory above it does not exist \(CLI_ERR_FILE\)\n$/,
+      );
 
       const withFile = await pki(...args, '--passphrase-file', passphraseFile);
       assertExit(withFile, 0);
@@ -658,7 +680,10 @@ describe('dmz-pki', { concurrency: true }, () => {
       const serial = await enroll(stateDir, token.stdout.trim(), agentKeys, PASSPHRASE);
       const run = await pki('revoke', 'press-3', '--passphrase-file', wrongFile);
       assertExit(run, 1);
-      assert.equal(run.stderr, 'dmz-pki: the passphrase does not decrypt the CA key\n');
+      assert.equal(
+        run.stderr,
+        'dmz-pki: the passphrase does not decrypt the CA key (PKI_ERR_PASSPHRASE); check the passphrase given with --passphrase-file FILE or DMZ_PKI_PASSPHRASE\n',
+      );
       const agents = parseJson(await pkiHere('agents', '--json')) as AgentJson[];
       assert.equal(agents.find((a) => a.serial === serial)?.status, 'valid');
 

@@ -106,16 +106,16 @@ describe('relay/cli - arguments and configuration errors', { concurrency: true }
       stdout: [/^Usage: dmz-relay --config FILE/],
     },
     {
-      name: 'no --config exits 2 with the usage',
+      name: 'no --config exits 2, pointing to the help',
       args: () => [],
       code: 2,
-      stderr: [/--config is required/, /Usage: dmz-relay/],
+      stderr: [/^dmz-relay: --config FILE is required \(CLI_ERR_USAGE\); see 'dmz-relay --help'\n$/],
     },
     {
       name: 'an unknown option exits 2',
       args: (dir) => ['--config', join(dir, 'invalid.yaml'), '--listen', '0.0.0.0'],
       code: 2,
-      stderr: [/Unknown option '--listen'/],
+      stderr: [/^dmz-relay: unknown option --listen \(CLI_ERR_USAGE\)/],
     },
     {
       name: 'a config file that does not exist exits 1',

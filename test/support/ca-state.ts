@@ -9,6 +9,11 @@ import { AGENT_KEY_BITS, generateRsaKeyPair } from '../../pki/keys.ts';
 import { initializeState, openState } from '../../pki/state.ts';
 import { createEnrollmentToken, DEFAULT_TOKEN_TTL_SECONDS } from '../../pki/tokens.ts';
 import type { Role } from '../../relay/protocol/identity.ts';
+import { pino } from 'pino';
+import { createAuditLog } from '../../relay/server/audit.ts';
+import { validateRelayConfig } from '../../relay/server/config.ts';
+import { startRelay, type RunningRelay } from '../../relay/server/relay.ts';
+import { AuditRecorder } from './relay-harness.ts';
 
 export const CA_STATE_TRUST_DOMAIN = 'plant.test';
 /** Tokens must name somewhere to enroll; these tests redeem them in process, never there. */
@@ -63,4 +68,36 @@ export async function enrollInProcess(stateDir: string, role: Role, name: string
   } finally {
     state.close();
   }
+}
+
+/**
+ * The relay on a CA state directory, as `dmz-relay` runs it (its own CA, revocation watch,
+ * enrollment port in `mode`), on loopback port 0, its debug log silent and its audit recorded.
+ */
+export async function startCaStateRelay(
+  stateDir: string,
+  options: { enrollment?: 'auto' | 'on' | 'off'; crlValidity?: string } = {},
+): Promise<{ relay: RunningRelay; audit: AuditRecorder }> {
+  const config = validateRelayConfig(
+    {
+      trustDomain: CA_STATE_TRUST_DOMAIN,
+      state: stateDir,
+      listen: {
+        agents: { host: '127.0.0.1', port: 0 },
+        admin: { host: '127.0.0.1', port: 0 },
+        enrollment: { host: '127.0.0.1', port: 0, mode: options.enrollment ?? 'off' },
+      },
+      pki: { crlValidity: options.crlValidity ?? '1d' },
+      log: { level: 'silent' },
+      policy: [{ role: 'ot' }, { role: 'it', subscribe: ['#'] }],
+    },
+    stateDir,
+  );
+  const audit = new AuditRecorder();
+  const relay = await startRelay({
+    config,
+    audit: createAuditLog(audit.stream),
+    log: pino({ level: 'silent' }),
+  });
+  return { relay, audit };
 }

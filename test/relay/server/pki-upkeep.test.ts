@@ -20,11 +20,12 @@ import { createAuditLog } from '../../../relay/server/audit.ts';
 import { validateRelayConfig } from '../../../relay/server/config.ts';
 import { PkiUpkeep } from '../../../relay/server/pki-upkeep.ts';
 import { openRelayPki } from '../../../relay/server/relay-pki.ts';
-import { startRelay, type RunningRelay } from '../../../relay/server/relay.ts';
+import type { RunningRelay } from '../../../relay/server/relay.ts';
 import {
   CA_STATE_TRUST_DOMAIN,
   createCaState,
   enrollInProcess,
+  startCaStateRelay,
   type EnrolledAgent,
 } from '../../support/ca-state.ts';
 import { tcpConnectOutcome } from '../../support/ports.ts';
@@ -39,11 +40,6 @@ const ENROLLMENT_SWITCH_BOUND_MS = 2_000;
 /** Long enough that upkeep has looked at the tokens at least once while we watch. */
 const ENROLLMENT_QUIET_MS = 1_500;
 
-interface UpkeepRelay {
-  readonly relay: RunningRelay;
-  readonly audit: AuditRecorder;
-}
-
 async function withStateDir(): Promise<{ root: string; stateDir: string }> {
   const root = await mkdtemp(join(tmpdir(), 'dmz-upkeep-test-'));
   const stateDir = join(root, 'state');
@@ -51,33 +47,7 @@ async function withStateDir(): Promise<{ root: string; stateDir: string }> {
   return { root, stateDir };
 }
 
-async function startOnState(
-  stateDir: string,
-  options: { enrollment?: 'auto' | 'on' | 'off'; crlValidity?: string } = {},
-): Promise<UpkeepRelay> {
-  const config = validateRelayConfig(
-    {
-      trustDomain: CA_STATE_TRUST_DOMAIN,
-      state: stateDir,
-      listen: {
-        agents: { host: '127.0.0.1', port: 0 },
-        admin: { host: '127.0.0.1', port: 0 },
-        enrollment: { host: '127.0.0.1', port: 0, mode: options.enrollment ?? 'off' },
-      },
-      pki: { crlValidity: options.crlValidity ?? '1d' },
-      log: { level: 'silent' },
-      policy: [{ role: 'ot' }, { role: 'it', subscribe: ['#'] }],
-    },
-    stateDir,
-  );
-  const audit = new AuditRecorder();
-  const relay = await startRelay({
-    config,
-    audit: createAuditLog(audit.stream),
-    log: pino({ level: 'silent' }),
-  });
-  return { relay, audit };
-}
+const startOnState = startCaStateRelay;
 
 const connectAgent = (relay: RunningRelay, agent: EnrolledAgent): Promise<RecordingAgent> =>
   connectRecordingAgent({

@@ -14,21 +14,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
 import { WebSocket } from 'ws';
 import { openPkiStore, type PkiStore } from '../../../pki/store.ts';
 import { decodeFrame, encodeFrame } from '../../../relay/protocol/codec.ts';
 import { SUBPROTOCOL } from '../../../relay/protocol/limits.ts';
-import { createAuditLog } from '../../../relay/server/audit.ts';
-import { validateRelayConfig } from '../../../relay/server/config.ts';
-import { startRelay, type RunningRelay } from '../../../relay/server/relay.ts';
+import type { RunningRelay } from '../../../relay/server/relay.ts';
 import {
-  CA_STATE_TRUST_DOMAIN,
   createCaState,
   enrollInProcess,
+  startCaStateRelay,
   type EnrolledAgent,
 } from '../../support/ca-state.ts';
-import { AuditRecorder } from '../../support/relay-harness.ts';
+import type { AuditRecorder } from '../../support/relay-harness.ts';
 import { waitFor } from '../../support/wait.ts';
 
 /** How long the relay gets to admit the revoked agent before the test concludes it did not. */
@@ -49,22 +46,7 @@ describe('relay/server revocation versus a TLS connection opened before it', () 
     await createCaState(stateDir);
     store = openPkiStore(stateDir);
     victim = await enrollInProcess(stateDir, 'ot', 'victim');
-    const config = validateRelayConfig(
-      {
-        trustDomain: CA_STATE_TRUST_DOMAIN,
-        state: stateDir,
-        listen: {
-          agents: { host: '127.0.0.1', port: 0 },
-          admin: { host: '127.0.0.1', port: 0 },
-          enrollment: { host: '127.0.0.1', port: 0, mode: 'off' },
-        },
-        log: { level: 'silent' },
-        policy: [{ role: 'ot' }, { role: 'it', subscribe: ['#'] }],
-      },
-      stateDir,
-    );
-    audit = new AuditRecorder();
-    relay = await startRelay({ config, audit: createAuditLog(audit.stream), log: pino({ level: 'silent' }) });
+    ({ relay, audit } = await startCaStateRelay(stateDir));
   });
   after(async () => {
     for (const socket of sockets) socket.destroy();

@@ -17,10 +17,9 @@ import { openState } from '../../../pki/state.ts';
 import { openPkiStore, type PkiStore } from '../../../pki/store.ts';
 import { CLOSE_CODE } from '../../../relay/protocol/close-codes.ts';
 import { createAuditLog } from '../../../relay/server/audit.ts';
-import { validateRelayConfig } from '../../../relay/server/config.ts';
 import { PkiUpkeep } from '../../../relay/server/pki-upkeep.ts';
-import { startRelay, type RunningRelay } from '../../../relay/server/relay.ts';
-import { CA_STATE_TRUST_DOMAIN, createCaState, enrollInProcess } from '../../support/ca-state.ts';
+import type { RunningRelay } from '../../../relay/server/relay.ts';
+import { createCaState, enrollInProcess, startCaStateRelay } from '../../support/ca-state.ts';
 import {
   createEnrollmentFixture,
   postToEnrollment,
@@ -135,27 +134,8 @@ describe('relay/server slow clients cannot stall revocation or shutdown', () => 
   });
 
   /** A relay on the CA state, with the default request deadline (10 s): slower than these tests. */
-  async function start(mode: 'auto' | 'on'): Promise<RunningRelay> {
-    const config = validateRelayConfig(
-      {
-        trustDomain: CA_STATE_TRUST_DOMAIN,
-        state: stateDir,
-        listen: {
-          agents: { host: '127.0.0.1', port: 0 },
-          admin: { host: '127.0.0.1', port: 0 },
-          enrollment: { host: '127.0.0.1', port: 0, mode },
-        },
-        log: { level: 'silent' },
-        policy: [{ role: 'ot' }, { role: 'it', subscribe: ['#'] }],
-      },
-      stateDir,
-    );
-    return startRelay({
-      config,
-      audit: createAuditLog(new AuditRecorder().stream),
-      log: pino({ level: 'silent' }),
-    });
-  }
+  const start = async (mode: 'auto' | 'on'): Promise<RunningRelay> =>
+    (await startCaStateRelay(stateDir, { enrollment: mode })).relay;
 
   function recordToken(): string {
     const jti = randomBytes(16).toString('base64url');

@@ -1,0 +1,82 @@
+/**
+ * The passphrase that encrypts the CA key and the token-signing key at rest, as `dmz-pki` and the
+ * relay both read it: from a file or the environment, never from an argument (arguments show in
+ * `ps` and in shell history). A missing or wrong one is explained in the words of the tool that
+ * asked: which setting gives it (`--passphrase-file` or `pki.passphraseFile`).
+ */
+import { readFile } from 'node:fs/promises';
+import { fileError, quote } from '../relay/protocol/command-line.ts';
+import { DmzError } from '../relay/protocol/errors.ts';
+/** Where the relay and `dmz-pki` look for the key passphrase when no file is given. */
+export const PASSPHRASE_ENV = 'DMZ_PKI_PASSPHRASE';
+
+export interface PassphraseSource {
+  /** The file named by the operator, if any. */
+  readonly file: string | undefined;
+  /** How the operator names that file in this tool: `--passphrase-file` or `pki.passphraseFile`. */
+  readonly fileSetting: string;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+/** The passphrase, or undefined when none was given. A file's one trailing newline is not part of it. */
+export async function readPassphrase(source: PassphraseSource): Promise<string | undefined> {
+  const { file, fileSetting, env } = source;
+  if (file !== undefined) {
+    let passphrase: string;
+    try {
+      passphrase = (await readFile(file, 'utf8')).replace(/\r?\n$/, '');
+    } catch (cause) {
+      throw fileError(`read the passphrase file (${fileSetting})`, file, cause);
+    }
+    // An empty passphrase is never meant: refusing it beats encrypting the CA key with nothing.
+    if (passphrase === '') {
+      throw new DmzError(
+        'PKI_ERR_PASSPHRASE',
+        `the passphrase file ${quote(file)} (${fileSetting}) is empty`,
+        {
+          hint: 'write the passphrase into it, on one line',
+        },
+      );
+    }
+    return passphrase;
+  }
+  const fromEnv = env[PASSPHRASE_ENV];
+  if (fromEnv === undefined) return undefined;
+  if (fromEnv === '') {
+    throw new DmzError('PKI_ERR_PASSPHRASE', `${PASSPHRASE_ENV} is set but empty`, {
+      hint: `unset it, or set it to the passphrase`,
+    });
+  }
+  return fromEnv;
+}
+
+/**
+ * Runs `load` (a key decryption); a missing or wrong passphrase becomes an error that names the
+ * key and how to give the passphrase (`--passphrase-file FILE or DMZ_PKI_PASSPHRASE`).
+ */
+export async function explainPassphraseError<T>(
+  key: string,
+  passphrase: string | undefined,
+  howToGive: string,
+  load: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await load();
+  } catch (error) {
+    if (!isPassphraseError(error)) throw error;
+    if (passphrase === undefined) {
+      throw new DmzError('PKI_ERR_PASSPHRASE', `the ${key} is encrypted and no passphrase was given`, {
+        cause: error,
+        hint: `give it with ${howToGive}`,
+      });
+    }
+    throw new DmzError('PKI_ERR_PASSPHRASE', `the passphrase does not decrypt the ${key}`, {
+      cause: error,
+      hint: `check the passphrase given with ${howToGive}`,
+    });
+  }
+}
+
+export function isPassphraseError(error: unknown): boolean {
+  return error instanceof DmzError && error.code === 'PKI_ERR_PASSPHRASE';
+}
