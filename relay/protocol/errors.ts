@@ -61,6 +61,16 @@ export const ERROR_MESSAGES = {
   // Agents.
   AGENT_ERR_POINT_BATCH: 'points batch is invalid',
   AGENT_ERR_POINT_INVALID: 'point is invalid',
+  AGENT_ERR_LOG_RECORD: 'a log record is empty, too large, or not bytes',
+  AGENT_ERR_LOG_APPEND: 'an append holds no records, or more records or bytes than allowed',
+  AGENT_ERR_LOG_READ: 'a log read range is invalid',
+  AGENT_ERR_LOG_TOO_MANY_STREAMS: 'the stream log keeps the most streams it can',
+  AGENT_ERR_LOG_BUSY: 'the stream log is behind; too much waits to be written',
+  AGENT_ERR_LOG_CLOSED: 'the stream log is closed',
+  AGENT_ERR_LOG_FAILED: 'the stream log storage failed; reopen the log',
+  AGENT_ERR_LOG_CORRUPT: 'the stream log is damaged beyond a torn tail',
+  AGENT_ERR_LOG_LOCKED: 'another process has the stream log open',
+  AGENT_ERR_LOG_PERMISSIONS: 'the stream log directory is open to other users',
   AGENT_ERR_ENROLLMENT_PORT_CLOSED: 'nothing listens on the enrollment port',
   // Command-line tools (dmz-relay, dmz-pki, dmz-agent, the demo).
   CLI_ERR_USAGE: 'invalid command line',

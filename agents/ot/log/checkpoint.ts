@@ -1,0 +1,55 @@
+/**
+ * The checkpoint (`streams.checkpoint`): every stream's id, topic and last sequence number,
+ * written crash-safely just before retention deletes segments. Segments carry their streams'
+ * counters themselves; the checkpoint keeps the counters of streams whose segments are gone, so a
+ * restart after retention still never reuses a sequence number.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileDurably } from './durable-files.ts';
+import { MAX_SEQ } from './limits.ts';
+import { logError, storageFailure } from './log-errors.ts';
+import type { StreamTable } from './stream-table.ts';
+
+export const CHECKPOINT_FILE = 'streams.checkpoint';
+const CHECKPOINT_FORMAT = 'dmz-stream-log-checkpoint/1';
+
+type CheckpointEntry = readonly [id: number, name: string, lastSeq: number];
+
+export async function writeCheckpoint(dir: string, table: StreamTable): Promise<number> {
+  const streams: CheckpointEntry[] = [];
+  for (const stream of table.all()) streams.push([stream.id, stream.name, stream.durableSeq]);
+  const contents = Buffer.from(JSON.stringify({ format: CHECKPOINT_FORMAT, streams }), 'utf8');
+  await writeFileDurably(dir, CHECKPOINT_FILE, contents);
+  return contents.byteLength;
+}
+
+/** Restores the checkpoint into `table`; returns its size on disk (0 when there is none yet). */
+export async function restoreCheckpoint(dir: string, table: StreamTable): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(join(dir, CHECKPOINT_FILE), 'utf8');
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw storageFailure('reading the checkpoint', cause);
+  }
+  const damaged = (cause?: unknown): Error =>
+    logError('corrupt', 'the stream log checkpoint does not parse', cause === undefined ? {} : { cause });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (cause) {
+    throw damaged(cause);
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw damaged();
+  const { format, streams } = parsed as { format?: unknown; streams?: unknown };
+  if (format !== CHECKPOINT_FORMAT || !Array.isArray(streams)) throw damaged();
+  for (const entry of streams as unknown[]) {
+    if (!Array.isArray(entry) || entry.length !== 3) throw damaged();
+    const [id, name, lastSeq] = entry as unknown[];
+    if (typeof id !== 'number' || typeof name !== 'string' || typeof lastSeq !== 'number') throw damaged();
+    if (!Number.isSafeInteger(lastSeq) || lastSeq < 0 || lastSeq > MAX_SEQ) throw damaged();
+    table.restore(id, name, lastSeq);
+  }
+  return Buffer.byteLength(text, 'utf8');
+}

@@ -1,0 +1,30 @@
+/**
+ * Which segments retention deletes: whole sealed segments, oldest first, while the log is over its
+ * byte budget or the segment's newest record is older than maxAgeMs. Oldest first keeps what is
+ * left of each stream one unbroken run up to its last record, so a reader meets at most one gap,
+ * before the first record kept. The active segment is never deleted.
+ */
+import type { Segment } from './segment.ts';
+
+export interface RetentionLimits {
+  readonly maxBytes: number;
+  readonly maxAgeMs: number;
+  readonly now: number;
+  /** Bytes on disk that are not segments (the checkpoint), counted against the budget. */
+  readonly otherBytes: number;
+}
+
+export function selectExpiredSegments(segments: readonly Segment[], limits: RetentionLimits): Segment[] {
+  let bytes = limits.otherBytes;
+  for (const segment of segments) bytes += segment.diskBytes();
+  const expired: Segment[] = [];
+  for (const segment of segments) {
+    if (!segment.sealed) break;
+    // A sealed segment without records (none is written so, but one may be found) holds nothing to keep.
+    const newest = segment.lastAppendMs ?? Number.NEGATIVE_INFINITY;
+    if (bytes <= limits.maxBytes && limits.now - newest <= limits.maxAgeMs) break;
+    expired.push(segment);
+    bytes -= segment.diskBytes();
+  }
+  return expired;
+}

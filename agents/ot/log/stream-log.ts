@@ -1,0 +1,309 @@
+/**
+ * The OT agent's durable, sequenced stream log (DESIGN.md, "Data that must not be lost"). Many
+ * streams share one log of append-only segment files; each stream numbers its records from 1,
+ * strictly increasing, never reused (across restarts and retention). An append resolves once its
+ * records are durable (fdatasync), group-committed with whatever else arrived meanwhile. A read
+ * replays a stream from any sequence number, with an explicit gap where retention deleted records.
+ *
+ * A sequence number becomes the stream's the moment its append resolves; one whose append never
+ * resolved (the process died first) may be given to another record after a restart. Publish a
+ * point only after its append resolved.
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { DmzError } from '../../../relay/protocol/errors.ts';
+import { writeCheckpoint } from './checkpoint.ts';
+import { CommitQueue } from './commit-queue.ts';
+import { lockLogDirectory, type DirectoryLock } from './directory-lock.ts';
+import { preparePrivateDirectory, syncDirectory } from './durable-files.ts';
+import { encodeRecordsFrame, recordsFrameBytes } from './frame.ts';
+import { checkReadRange, checkRecords, checkStreamName } from './input-checks.ts';
+import {
+  MAX_COMMIT_BYTES,
+  MAX_PENDING_BYTES,
+  MAX_SEQ,
+  RETENTION_INTERVAL_MS,
+  SEGMENTS_PER_AGE_WINDOW,
+} from './limits.ts';
+import { logError, storageFailure } from './log-errors.ts';
+import { resolveStreamLogOptions, type ResolvedStreamLogOptions, type StreamLogOptions } from './options.ts';
+import { recoverLog } from './recovery.ts';
+import { selectExpiredSegments } from './retention.ts';
+import { SegmentSet } from './segment-set.ts';
+import { SegmentWriter, type PendingAppend, type WriterCounters } from './segment-writer.ts';
+import { firstRetainedSeq, readStream, type ReadResult } from './stream-reader.ts';
+import { StreamTable } from './stream-table.ts';
+
+export type { StreamLogOptions } from './options.ts';
+export type { LogGap, LogRecord, ReadResult } from './stream-reader.ts';
+
+export interface AppendResult {
+  readonly firstSeq: number;
+  readonly lastSeq: number;
+}
+
+export interface RetentionOutcome {
+  readonly deletedSegments: number;
+  readonly freedBytes: number;
+}
+
+/** Counters since open, for metrics and for tests that must not time things. */
+export interface StreamLogStats {
+  readonly appends: number;
+  readonly records: number;
+  /** Commits that reached the disk: one write and one fdatasync of record frames each. */
+  readonly dataSyncs: number;
+  readonly bytesWritten: number;
+  readonly segments: number;
+  readonly segmentsSealed: number;
+  readonly segmentsDeleted: number;
+  /** Segment bytes read at open (the active segment's, unless an index was missing). */
+  readonly scannedBytesAtOpen: number;
+  /** Torn-tail bytes cut off at open. */
+  readonly truncatedBytesAtOpen: number;
+}
+
+export interface StreamLog {
+  /** Numbers `records` for `stream` and resolves once they are durable. */
+  append(stream: string, records: readonly Uint8Array[]): Promise<AppendResult>;
+  /** Up to `maxRecords` durable records of `stream` from `fromSeq` on, after a gap if some are gone. */
+  read(stream: string, fromSeq: number, maxRecords: number): Promise<ReadResult>;
+  /** The last durable sequence number of `stream` (0 if it has none). */
+  lastSeq(stream: string): number;
+  /** The oldest sequence number still retained (lastSeq + 1 when none is). */
+  firstSeq(stream: string): number;
+  /** Every stream the log keeps a counter for, in the order they first appeared. */
+  streams(): string[];
+  bytesOnDisk(): number;
+  stats(): StreamLogStats;
+  /** Applies retention now (it also runs after every sealed segment and every RETENTION_INTERVAL_MS). */
+  enforceRetention(): Promise<RetentionOutcome>;
+  /** Waits for pending appends, then closes; later calls are refused. */
+  close(): Promise<void>;
+}
+
+export async function openStreamLog(options: StreamLogOptions): Promise<StreamLog> {
+  const resolved = resolveStreamLogOptions(options);
+  await preparePrivateDirectory(resolved.dir);
+  const lock = await lockLogDirectory(resolved.dir);
+  try {
+    const table = new StreamTable();
+    const recovery = await recoverLog(resolved.dir, table);
+    const segments = new SegmentSet(resolved.dir, recovery.segments);
+    const counters: WriterCounters = { dataSyncs: 0, bytesWritten: 0, segmentsSealed: 0 };
+    const writer = await SegmentWriter.open(resolved, segments, table, counters);
+    const log = new DurableStreamLog(resolved, lock, table, segments, writer, counters, recovery);
+    try {
+      // A budget or age lowered since the last run applies at once.
+      await log.enforceRetention();
+    } catch (error) {
+      await log.close().catch(() => undefined);
+      throw error;
+    }
+    log.startRetentionTimer();
+    return log;
+  } catch (error) {
+    await lock.release();
+    throw error;
+  }
+}
+
+class DurableStreamLog implements StreamLog {
+  readonly #options: ResolvedStreamLogOptions;
+  readonly #lock: DirectoryLock;
+  readonly #table: StreamTable;
+  readonly #segments: SegmentSet;
+  readonly #writer: SegmentWriter;
+  readonly #counters: WriterCounters;
+  readonly #queue: CommitQueue<PendingAppend>;
+  readonly #recovery: { readonly scannedBytes: number; readonly truncatedBytes: number };
+  #checkpointBytes: number;
+  #appends = 0;
+  #records = 0;
+  #segmentsDeleted = 0;
+  #failure: DmzError | undefined;
+  #closing: Promise<void> | undefined;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    options: ResolvedStreamLogOptions,
+    lock: DirectoryLock,
+    table: StreamTable,
+    segments: SegmentSet,
+    writer: SegmentWriter,
+    counters: WriterCounters,
+    recovery: {
+      readonly scannedBytes: number;
+      readonly truncatedBytes: number;
+      readonly checkpointBytes: number;
+    },
+  ) {
+    this.#options = options;
+    this.#lock = lock;
+    this.#table = table;
+    this.#segments = segments;
+    this.#writer = writer;
+    this.#counters = counters;
+    this.#recovery = recovery;
+    this.#checkpointBytes = recovery.checkpointBytes;
+    this.#queue = new CommitQueue<PendingAppend>({
+      commit: async (items) => {
+        // Retention after a seal runs next in the exclusive lane, so close() waits for it too.
+        if (await this.#writer.commit(items)) void this.#retainExclusively().catch(() => undefined);
+      },
+      onFailure: (error) => this.#fail(error),
+      maxCommitBytes: MAX_COMMIT_BYTES,
+      delayMs: options.commitDelayMs,
+    });
+  }
+
+  startRetentionTimer(): void {
+    // A failure is kept in #failure and reported by the next append; the timer itself must not throw.
+    this.#timer = setInterval(
+      () => void this.enforceRetention().catch(() => undefined),
+      RETENTION_INTERVAL_MS,
+    );
+    this.#timer.unref();
+  }
+
+  // Everything before the await runs at the call, so the records of one stream are numbered in
+  // the order of the calls, and a refused append numbers and writes nothing.
+  async append(stream: string, records: readonly Uint8Array[]): Promise<AppendResult> {
+    this.#checkOpen();
+    const known = this.#table.byName(stream);
+    if (known === undefined) checkStreamName(stream);
+    checkRecords(records);
+    const frameBytes = recordsFrameBytes(records);
+    if (this.#queue.waitingBytes + frameBytes > MAX_PENDING_BYTES) {
+      throw logError('busy', 'the stream log is behind: await appends before making more');
+    }
+    const state = known ?? this.#table.create(stream);
+    const firstSeq = state.assignedSeq + 1;
+    const lastSeq = state.assignedSeq + records.length;
+    if (lastSeq > MAX_SEQ) throw logError('append', 'the stream has used up its sequence numbers');
+    const appendedAtMs = this.#options.now();
+    const frame = encodeRecordsFrame(state.id, firstSeq, records, appendedAtMs);
+    state.assignedSeq = lastSeq;
+    this.#appends++;
+    this.#records += records.length;
+    await this.#queue.enqueue({
+      stream: state,
+      firstSeq,
+      lastSeq,
+      frame,
+      appendedAtMs,
+      bytes: frame.byteLength,
+    });
+    return { firstSeq, lastSeq };
+  }
+
+  async read(stream: string, fromSeq: number, maxRecords: number): Promise<ReadResult> {
+    if (this.#closing !== undefined) throw logError('closed', 'the stream log is closed');
+    checkReadRange(fromSeq, maxRecords);
+    const state = this.#table.byName(stream);
+    if (state === undefined) return { gap: undefined, records: [], nextSeq: fromSeq };
+    return readStream(this.#options.dir, this.#segments, state, fromSeq, maxRecords);
+  }
+
+  lastSeq(stream: string): number {
+    return this.#table.byName(stream)?.durableSeq ?? 0;
+  }
+
+  firstSeq(stream: string): number {
+    const state = this.#table.byName(stream);
+    return state === undefined ? 1 : firstRetainedSeq(this.#segments, state);
+  }
+
+  streams(): string[] {
+    return [...this.#table.all()].map((stream) => stream.name);
+  }
+
+  bytesOnDisk(): number {
+    return this.#segments.diskBytes() + this.#checkpointBytes;
+  }
+
+  stats(): StreamLogStats {
+    return {
+      appends: this.#appends,
+      records: this.#records,
+      dataSyncs: this.#counters.dataSyncs,
+      bytesWritten: this.#counters.bytesWritten,
+      segments: this.#segments.list().length,
+      segmentsSealed: this.#counters.segmentsSealed,
+      segmentsDeleted: this.#segmentsDeleted,
+      scannedBytesAtOpen: this.#recovery.scannedBytes,
+      truncatedBytesAtOpen: this.#recovery.truncatedBytes,
+    };
+  }
+
+  async enforceRetention(): Promise<RetentionOutcome> {
+    this.#checkOpen();
+    return this.#retainExclusively();
+  }
+
+  #retainExclusively(): Promise<RetentionOutcome> {
+    return this.#queue.exclusive(async () => {
+      if (this.#failure !== undefined) throw this.#failure;
+      try {
+        return await this.#retain();
+      } catch (error) {
+        this.#fail(error);
+        throw error;
+      }
+    });
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    clearInterval(this.#timer);
+    try {
+      await this.#queue.flush();
+      await this.#queue.exclusive(() => this.#writer.close());
+    } finally {
+      await this.#lock.release();
+    }
+  }
+
+  async #retain(): Promise<RetentionOutcome> {
+    const { maxAgeMs, maxBytes, dir } = this.#options;
+    await this.#writer.sealIfOlder(maxAgeMs / SEGMENTS_PER_AGE_WINDOW);
+    const limits = { maxBytes, maxAgeMs, now: this.#options.now(), otherBytes: this.#checkpointBytes };
+    const expired = selectExpiredSegments(this.#segments.list(), limits);
+    if (expired.length === 0) return { deletedSegments: 0, freedBytes: 0 };
+    // The counters first: once the segments are gone, the checkpoint is where they live.
+    this.#checkpointBytes = await writeCheckpoint(dir, this.#table);
+    this.#segments.remove(expired);
+    let freedBytes = 0;
+    try {
+      for (const segment of expired) {
+        await rm(join(dir, segment.fileName), { force: true });
+        await rm(join(dir, segment.indexFileName), { force: true });
+        freedBytes += segment.diskBytes();
+      }
+      await syncDirectory(dir);
+    } catch (cause) {
+      throw storageFailure('deleting old segments', cause);
+    }
+    this.#segmentsDeleted += expired.length;
+    return { deletedSegments: expired.length, freedBytes };
+  }
+
+  #checkOpen(): void {
+    if (this.#closing !== undefined) throw logError('closed', 'the stream log is closed');
+    if (this.#failure !== undefined) throw this.#failure;
+  }
+
+  /**
+   * After a failed write or sync the log stops: what reached the disk is unknown (a failed
+   * fdatasync may have dropped dirty pages, so retrying it could report lost data durable; the
+   * PostgreSQL "fsyncgate" lesson). A reopen recovers from what the disk really holds.
+   */
+  #fail(error: unknown): void {
+    this.#failure ??= error instanceof DmzError ? error : storageFailure('writing', error);
+    this.#queue.rejectAll(this.#failure);
+  }
+}
