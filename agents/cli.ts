@@ -8,12 +8,15 @@ import type { Readable } from 'node:stream';
 import {
   EXIT,
   fileError,
+  flushOutput,
   invalidArgument,
+  asksForVersion,
   parseCommandLine,
   processOutput,
   quote,
   reportError,
   usageError,
+  versionLine,
   type ExitStatus,
   type Output,
 } from '../relay/protocol/command-line.ts';
@@ -54,7 +57,7 @@ ${Object.entries(COMMANDS)
   .map(([name, command]) => `  ${name.padEnd(10)}${command.summary}`)
   .join('\n')}
 
-Run \`dmz-agent <command> --help\` for a command's options.
+Run \`dmz-agent <command> --help\` for a command's options; \`dmz-agent --version\` shows the version.
 Exit status: 0 success, 1 error, 2 invalid command line.`;
 
 const PROGRAM = 'dmz-agent';
@@ -72,6 +75,10 @@ export async function runAgentCli(
       output.stdout(`${USAGE}\n`);
       return EXIT.ok;
     }
+    if (asksForVersion(argv)) {
+      output.stdout(versionLine(PROGRAM));
+      return EXIT.ok;
+    }
     if (name === undefined) throw usageError('a command is required');
     const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
     if (command === undefined) {
@@ -82,7 +89,9 @@ export async function runAgentCli(
       );
     }
     usageHint = `see '${PROGRAM} ${name} --help'`;
-    return await command.run(rest, env, output);
+    const status = await command.run(rest, env, output);
+    await flushOutput(output);
+    return status;
   } catch (error) {
     return reportError(PROGRAM, output, error, usageHint);
   }

@@ -72,6 +72,17 @@ export async function prepareCredentialDirectory(
   try {
     created = await mkdir(dir, { recursive: true, mode: CREDENTIAL_DIRECTORY_MODE });
   } catch (cause) {
+    // mkdir -p fails with EEXIST only when the path is there and is no directory.
+    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new DmzError(
+        'CLI_ERR_FILE',
+        `cannot use ${quote(dir)} as the credential directory: it is not a directory`,
+        {
+          cause,
+          hint: 'give --dir a directory, or a path where one can be created',
+        },
+      );
+    }
     throw fileError('create the credential directory', dir, cause);
   }
   await refuseOpenPermissions(dir);

@@ -8,6 +8,7 @@ import { createCertificateSigningRequest } from '../pki/csr.ts';
 import { spkiFingerprint } from '../pki/fingerprint.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from '../pki/keys.ts';
 import { readEnrollmentTokenUnverified, type EnrollmentClaims } from '../pki/tokens.ts';
+import { firstMissingDirectory, removeOnInterrupt } from '../relay/protocol/command-line.ts';
 import type { EnrollmentResponse } from '../relay/protocol/enrollment.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 import { connectWithPinnedCa, endpointOf, type PinnedConnection } from './ca-pinning.ts';
@@ -57,13 +58,24 @@ export async function enrollAgent(options: EnrollAgentOptions): Promise<Enrollme
   const timeoutMs = options.timeoutMs ?? DEFAULT_ENROLLMENT_TIMEOUT_MS;
   const claims = readEnrollmentTokenUnverified(token);
   refuseExpired(claims, Date.now());
-  const created = await prepareCredentialDirectory(dir, { force: options.force ?? false });
+  // A failed or interrupted enrollment leaves nothing behind: what this run created goes with it.
+  // Watched from before the directory is made, so a Ctrl-C at any moment is covered.
+  const willCreate = firstMissingDirectory(dir);
+  const keepOnInterrupt = removeOnInterrupt(() => (willCreate === undefined ? [] : [willCreate]));
+  let created: string | undefined;
+  try {
+    created = await prepareCredentialDirectory(dir, { force: options.force ?? false });
+  } catch (error) {
+    keepOnInterrupt();
+    throw error;
+  }
   try {
     return await enrollInto(dir, token, claims, timeoutMs);
   } catch (error) {
-    // A failed enrollment leaves nothing behind: what this run created goes with it.
     if (created !== undefined) await rm(created, { recursive: true, force: true });
     throw error;
+  } finally {
+    keepOnInterrupt();
   }
 }
 

@@ -7,7 +7,7 @@
  *
  * Options: --seconds N (how long the plant runs; 0 = until Ctrl-C; default 20), --dir DIR.
  */
-import { rm, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { loadCredentials } from '../agents/credentials.ts';
@@ -15,12 +15,14 @@ import { decodePointBatch } from '../agents/points/batch.ts';
 import { RelayClient } from '../agents/relay-client.ts';
 import {
   EXIT,
+  fileError,
   invalidArgument,
   parseCommandLine,
   processOutput,
   quote,
   reportError,
 } from '../relay/protocol/command-line.ts';
+import { DmzError } from '../relay/protocol/errors.ts';
 import { run, start, stopAll } from './demo/commands.ts';
 import { decodeReading, Press } from './demo/plant.ts';
 
@@ -32,7 +34,8 @@ writes between them for N seconds, then revokes the IT agent and shows it cut.
 
 Options:
   --seconds N   how long the plant runs before the revocation (default 20; 0 = until Ctrl-C)
-  --dir DIR     where the demo's state, agents and audit log go (default .demo; emptied first)
+  --dir DIR     where the demo's state, agents and audit log go (default .demo; emptied first
+                only if the demo made it)
   -h, --help    show this help`;
 /** Exit statuses of a process stopped by SIGINT and SIGTERM, as a shell reports them (128 + n). */
 const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
@@ -80,9 +83,38 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-async function main(): Promise<void> {
+/**
+ * The demo empties its directory first, so a second run starts clean; it writes this file there so
+ * that it empties only a directory it made. `--dir ~` or `--dir /etc` by a slip must not be wiped.
+ */
+const DEMO_MARKER = '.dmz-demo';
+
+/** Clears `dir` for a new run when it is the demo's own (or empty, or absent); refuses any other. */
+async function prepareDirectory(): Promise<void> {
+  let entries: string[];
+  try {
+    entries = await readdir(dir);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') entries = [];
+    else if (code === 'ENOTDIR')
+      throw new DmzError('CLI_ERR_FILE', `--dir ${quote(dir)} is not a directory`, {
+        hint: "give --dir a directory of the demo's own (it is created if absent)",
+      });
+    else throw fileError('read the directory', dir, error, 'give --dir a directory this user may write');
+  }
+  if (entries.length > 0 && !entries.includes(DEMO_MARKER)) {
+    throw new DmzError('CLI_ERR_FILE', `--dir ${quote(dir)} is not empty and was not made by the demo`, {
+      hint: 'give --dir a new or empty directory; the demo empties its directory on each run',
+    });
+  }
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
+  await writeFile(join(dir, DEMO_MARKER), 'made by npm run demo; emptied on its next run\n');
+}
+
+async function main(): Promise<void> {
+  await prepareDirectory();
   const state = join(dir, 'state');
   const [agentPort, enrollPort, adminPort] = [await freePort(), await freePort(), await freePort()];
 

@@ -5,7 +5,13 @@
  */
 import { parseArgs } from 'node:util';
 import { agentsCommand } from './commands/agents.ts';
-import { parseCommandLine, reportError } from '../relay/protocol/command-line.ts';
+import {
+  asksForVersion,
+  flushOutput,
+  parseCommandLine,
+  reportError,
+  versionLine,
+} from '../relay/protocol/command-line.ts';
 import {
   GLOBAL_OPTIONS,
   GLOBAL_OPTIONS_HELP,
@@ -48,6 +54,10 @@ export async function runPkiCli(
 ): Promise<ExitStatus> {
   let usageHint = `see '${PROGRAM} --help'`;
   try {
+    if (asksForVersion(argv)) {
+      output.stdout(versionLine(PROGRAM));
+      return EXIT.ok;
+    }
     const args = protectDashOperands(argv);
     const { positionals, values, tokens } = parseArgs({
       args,
@@ -77,6 +87,7 @@ export async function runPkiCli(
       throw usageError(`--state DIR is required (or set ${STATE_DIR_ENV})`);
     }
     await command.run({ values: parsed.values, operands, stateDir, env, output });
+    await flushOutput(output);
     return EXIT.ok;
   } catch (error) {
     return reportError(PROGRAM, output, error, usageHint);

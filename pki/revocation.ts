@@ -5,8 +5,9 @@
  */
 import type { CertificateAuthority } from './authority.ts';
 import { buildCrl } from './crl.ts';
+import { readCrlSummary } from './crl-reader.ts';
 import { normalizeSerialHex } from './serial.ts';
-import { replaceState } from './state-layout.ts';
+import { readState, replaceState } from './state-layout.ts';
 import type { PkiStore } from './store.ts';
 
 /** A week: long enough to ride out a relay outage over a weekend, short for a stale copy. */
@@ -48,4 +49,35 @@ export function crlNeedsReissue(
 ): boolean {
   const nextUpdate = Number(store.getMeta(CRL_NEXT_UPDATE_META) ?? 0);
   return nextUpdate - now.getTime() < validityMs * REISSUE_AT_FRACTION_LEFT;
+}
+
+/** Serials revoked in the store that the CRL `crlPem` does not list yet. */
+export function unpublishedSerials(store: PkiStore, crlPem: string): string[] {
+  const listed = new Set(readCrlSummary(crlPem).revokedSerials);
+  return store
+    .revokedCertificates()
+    .map((entry) => normalizeSerialHex(entry.serialHex))
+    .filter((serial) => !listed.has(serial));
+}
+
+/**
+ * Whether the CRL on disk must be reissued before it is served: missing or unreadable, behind the
+ * store, expired, or past its reissue point. A relay that fails to start a moment later (its port
+ * in use) then leaves a current CRL alone: a restart loop does not sign and fsync every 2 s.
+ */
+export async function publishedCrlIsStale(
+  stateDir: string,
+  store: PkiStore,
+  now = new Date(),
+  validityMs = DEFAULT_CRL_VALIDITY_MS,
+): Promise<boolean> {
+  let pem: string;
+  try {
+    pem = await readState(stateDir, 'crl');
+    if (readCrlSummary(pem).nextUpdate <= now) return true;
+    if (unpublishedSerials(store, pem).length > 0) return true;
+  } catch {
+    return true;
+  }
+  return crlNeedsReissue(store, now, validityMs);
 }

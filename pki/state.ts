@@ -4,9 +4,14 @@
  * and the token-signing key are encrypted when a passphrase is given.
  */
 import { createPrivateKey } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { fileError } from '../relay/protocol/command-line.ts';
+import {
+  fileError,
+  firstMissingDirectory,
+  quote,
+  removeOnInterrupt,
+} from '../relay/protocol/command-line.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 import { isTrustDomain } from '../relay/protocol/identity.ts';
 import {
@@ -16,7 +21,7 @@ import {
 } from './authority.ts';
 import { spkiFingerprint } from './fingerprint.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from './keys.ts';
-import { readState, SECRET_FILE_MODE, statePath, type StateFile } from './state-layout.ts';
+import { readState, SECRET_FILE_MODE, STATE_FILES, statePath, type StateFile } from './state-layout.ts';
 import { openPkiStore, type PkiStore } from './store.ts';
 import { generateTokenSigningKey } from './tokens.ts';
 import { writeCrl } from './revocation.ts';
@@ -67,25 +72,40 @@ export async function initializeState(options: InitializeOptions): Promise<{ caF
   if (!isTrustDomain(options.trustDomain)) {
     throw new DmzError('PKI_ERR_CERT_INVALID', 'trust domain must be a lower-case DNS-like name');
   }
-  if (existsSync(statePath(stateDir, 'caCertificate')) || existsSync(statePath(stateDir, 'caKey'))) {
+  if (stateFileExists(stateDir, 'caCertificate') || stateFileExists(stateDir, 'caKey')) {
     throw new DmzError(
       'PKI_ERR_ALREADY_INITIALIZED',
       `${JSON.stringify(stateDir)} already holds a certificate authority`,
       { hint: 'it is left as it is; choose another directory for a new CA' },
     );
   }
-  let created: string | undefined;
+  // In a directory that was there already, the state files not there yet are this call's.
+  const made = Object.keys(STATE_FILES)
+    .filter((file) => !stateFileExists(stateDir, file as StateFile))
+    .map((file) => statePath(stateDir, file as StateFile));
+  const database = statePath(stateDir, 'database');
+  if (made.includes(database)) made.push(`${database}-wal`, `${database}-shm`, `${database}-journal`);
+  // replaceState's file aside, should the signal come between its write and its rename.
+  const crl = statePath(stateDir, 'crl');
+  if (made.includes(crl)) made.push(`${crl}.${process.pid}.tmp`);
+  // A CA half made is no CA: what this call created goes, on failure and on Ctrl-C alike, so
+  // `init` can simply be run again. Watched from before the directory is made.
+  const willCreate = firstMissingDirectory(stateDir);
+  const leftovers = () => (willCreate === undefined ? made : [willCreate]);
+  const keepOnInterrupt = removeOnInterrupt(leftovers);
   try {
-    created = await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
+    await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
   } catch (cause) {
+    keepOnInterrupt();
     throw fileError('create the state directory', stateDir, cause);
   }
   try {
     return await createState(options);
   } catch (error) {
-    // A CA half made is no CA: what this call created goes, so `init` can simply be run again.
-    if (created !== undefined) await rm(created, { recursive: true, force: true });
+    await Promise.all(leftovers().map((path) => rm(path, { recursive: true, force: true })));
     throw error;
+  } finally {
+    keepOnInterrupt();
   }
 }
 
@@ -131,16 +151,19 @@ export async function openState(stateDir: string): Promise<PkiState> {
     new DmzError('PKI_ERR_NOT_INITIALIZED', `no certificate authority in ${JSON.stringify(stateDir)}`, {
       hint: `check the state directory given, or create one with 'dmz-pki --state ${JSON.stringify(stateDir)} init'`,
     });
-  if (!existsSync(statePath(stateDir, 'caCertificate'))) throw notInitialized();
-  const store = openPkiStore(stateDir);
+  if (!stateFileExists(stateDir, 'caCertificate')) throw notInitialized();
+  // A CA whose database is gone is damaged, not new: opening would make an empty one.
+  if (!stateFileExists(stateDir, 'database')) throw damagedState(stateDir, 'database', 'it is missing');
+  const store = openStore(stateDir);
   try {
     const trustDomain = store.getMeta(META.trustDomain);
     const caFingerprint = store.getMeta(META.caFingerprint);
     if (trustDomain === undefined || caFingerprint === undefined) throw notInitialized();
     const [caCertPem, tokenVerifyKeyPem] = await Promise.all([
-      readState(stateDir, 'caCertificate'),
-      readState(stateDir, 'tokenVerifyKey'),
+      readStateFile(stateDir, 'caCertificate'),
+      readStateFile(stateDir, 'tokenVerifyKey'),
     ]);
+    refuseDamagedCertificate(stateDir, caCertPem);
     return {
       stateDir,
       store,
@@ -151,16 +174,107 @@ export async function openState(stateDir: string): Promise<PkiState> {
       tokenIssuer: `spiffe://${trustDomain}`,
       tokenVerifyKeyPem,
       async loadCa(passphrase) {
-        return { certPem: caCertPem, keyPem: decryptKey(await readState(stateDir, 'caKey'), passphrase) };
+        return {
+          certPem: caCertPem,
+          keyPem: decryptKey(await readStateFile(stateDir, 'caKey'), passphrase),
+        };
       },
       async loadTokenSigningKey(passphrase) {
-        return decryptKey(await readState(stateDir, 'tokenSigningKey'), passphrase);
+        return decryptKey(await readStateFile(stateDir, 'tokenSigningKey'), passphrase);
       },
       close: () => store.close(),
     };
   } catch (error) {
     store.close();
     throw error;
+  }
+}
+
+/**
+ * Whether a state file exists. existsSync says "no" for a file it may not look at, which would
+ * tell the operator of a directory owned by another user that there is no CA (and `init` then
+ * that there is one): a permission error is told as one.
+ */
+function stateFileExists(stateDir: string, file: StateFile): boolean {
+  const path = statePath(stateDir, file);
+  try {
+    return statSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch (cause) {
+    if (isPermissionError(cause)) throw accessError(stateDir, path, cause);
+    if ((cause as NodeJS.ErrnoException).code === 'ENOTDIR') return false;
+    throw fileError('read', path, cause);
+  }
+}
+
+async function readStateFile(stateDir: string, file: StateFile): Promise<string> {
+  try {
+    return await readState(stateDir, file);
+  } catch (cause) {
+    const path = statePath(stateDir, file);
+    if (isPermissionError(cause)) throw accessError(stateDir, path, cause);
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT')
+      throw damagedState(stateDir, file, 'it is missing');
+    throw fileError('read', path, cause);
+  }
+}
+
+function openStore(stateDir: string): PkiStore {
+  const path = statePath(stateDir, 'database');
+  try {
+    return openPkiStore(stateDir);
+  } catch (cause) {
+    if (cause instanceof DmzError) throw cause;
+    if (isPermissionError(cause)) throw accessError(stateDir, path, cause);
+    const code = (cause as { code?: unknown }).code;
+    // better-sqlite3 names SQLite's result codes: SQLITE_CANTOPEN is a file it may not open or
+    // write (a read-only directory for the -wal file); SQLITE_NOTADB and SQLITE_CORRUPT a damaged file.
+    if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_READONLY' || code === 'SQLITE_PERM') {
+      throw accessError(stateDir, path, cause);
+    }
+    if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
+      throw damagedState(stateDir, 'database', 'it is not a readable database');
+    }
+    throw cause;
+  }
+}
+
+function isPermissionError(cause: unknown): boolean {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EACCES' || code === 'EPERM';
+}
+
+/** `cannot read "/var/lib/dmz-relay/ca.pem": permission denied (CLI_ERR_FILE); run as ...`. */
+function accessError(stateDir: string, path: string, cause: unknown): DmzError {
+  let owner = '';
+  try {
+    owner = ` (uid ${statSync(stateDir).uid})`;
+  } catch {
+    // Not even the directory can be looked at: its owner is unknown here.
+  }
+  const reason = (cause as { code?: unknown }).code;
+  const errno = typeof reason === 'string' && reason.startsWith('SQLITE_') ? { code: 'EACCES' } : cause;
+  return fileError(
+    'read',
+    path,
+    errno,
+    `run as the owner of the state directory ${quote(stateDir)}${owner}, or fix its permissions`,
+  );
+}
+
+/** A state file missing or unreadable in a state directory that holds a CA. */
+function damagedState(stateDir: string, file: StateFile, why: string): DmzError {
+  return new DmzError(
+    'CLI_ERR_FILE',
+    `the CA state in ${quote(stateDir)} is damaged: ${quote(statePath(stateDir, file))}: ${why}`,
+    { hint: 'restore the state directory from its backup; do not run init over it' },
+  );
+}
+
+function refuseDamagedCertificate(stateDir: string, pem: string): void {
+  try {
+    spkiFingerprint(pem);
+  } catch {
+    throw damagedState(stateDir, 'caCertificate', 'it is not a PEM certificate');
   }
 }
 

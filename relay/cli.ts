@@ -10,12 +10,14 @@ import { watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import {
+  asksForVersion,
   EXIT,
   formatError,
   parseCommandLine,
   processOutput,
   reportError,
   usageError,
+  versionLine,
   type ExitStatus,
   type Output,
 } from './protocol/command-line.ts';
@@ -32,6 +34,7 @@ Options:
   --config FILE   relay configuration (YAML); required
   --state DIR     state directory holding the CA (overrides the config's "state")
   -h, --help      show this help
+  --version       show the version
 
 Signals: SIGHUP reloads the configuration (also done when the file changes);
 SIGTERM or SIGINT drains connections and exits (a second one exits at once).
@@ -61,6 +64,10 @@ export async function runRelayCli(
   control: RelayCliControl = {},
 ): Promise<ExitStatus> {
   try {
+    if (asksForVersion(argv)) {
+      output.stdout(versionLine(PROGRAM));
+      return EXIT.ok;
+    }
     const { values } = parseCommandLine({
       args: [...argv],
       options: {

@@ -22,7 +22,8 @@ export const STATE_DIR_ENV = 'DMZ_STATE_DIR';
 export const GLOBAL_OPTIONS_HELP = `Global options:
   --state DIR          the CA's state directory (default: $${STATE_DIR_ENV})
   --json               print data as JSON
-  -h, --help           show this help`;
+  -h, --help           show this help
+  --version            show the version`;
 
 /** The parsed values of the global options and the command's own, typed from the specs. */
 export type OptionValues<O extends OptionSpecs> = ReturnType<

@@ -5,7 +5,6 @@
  */
 import { writeFile } from 'node:fs/promises';
 import type { CrlSummary } from '../crl-reader.ts';
-import { normalizeSerialHex } from '../serial.ts';
 import { fileError } from '../../relay/protocol/command-line.ts';
 import { readState } from '../state-layout.ts';
 import type { PkiState } from '../state.ts';
@@ -79,23 +78,25 @@ async function writeExport(path: string, data: string | Uint8Array): Promise<voi
   try {
     await writeFile(path, data, { mode: EXPORTED_CRL_MODE });
   } catch (cause) {
-    throw fileError('write the CRL to', path, cause, 'create its directory first, or choose another --out');
+    throw fileError('write the CRL to', path, cause, {
+      ENOENT: 'create its directory first, or choose another --out',
+      EISDIR: '--out takes a file name, not a directory',
+      EACCES: 'choose an --out this user may write, or fix its permissions',
+      EPERM: 'choose an --out this user may write, or fix its permissions',
+      ENOSPC: 'free space on the device, or choose an --out on another one',
+    });
   }
 }
 
 export async function inspectCrl(state: PkiState, now = new Date()): Promise<CrlInspection> {
-  const [{ readCrlSummary }, { crlNeedsReissue }] = await Promise.all([
+  const [{ readCrlSummary }, revocation] = await Promise.all([
     import('../crl-reader.ts'),
     import('../revocation.ts'),
   ]);
   const pem = await readState(state.stateDir, 'crl');
   const summary = readCrlSummary(pem);
-  const listed = new Set(summary.revokedSerials);
-  const unpublishedSerials = state.store
-    .revokedCertificates()
-    .map((entry) => normalizeSerialHex(entry.serialHex))
-    .filter((serial) => !listed.has(serial));
-  const needsReissue = unpublishedSerials.length > 0 || crlNeedsReissue(state.store, now);
+  const unpublishedSerials = revocation.unpublishedSerials(state.store, pem);
+  const needsReissue = unpublishedSerials.length > 0 || revocation.crlNeedsReissue(state.store, now);
   return { pem, summary, unpublishedSerials, needsReissue };
 }
 

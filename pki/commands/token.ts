@@ -3,6 +3,7 @@
  * nothing else, so `TOKEN=$(dmz-pki token create ...)` works; the token itself is never stored or
  * shown again, only its `jti`.
  */
+import { flushOutput } from '../../relay/protocol/command-line.ts';
 import { DmzError } from '../../relay/protocol/errors.ts';
 import { isAgentName, isRole, type Role } from '../../relay/protocol/identity.ts';
 import { formatDuration, parseDuration } from '../duration.ts';
@@ -67,9 +68,21 @@ ${PASSPHRASE_HELP}
         caFingerprint: state.caFingerprint,
         now,
       });
-      state.store.recordToken({ jti, name, role, createdAt: now, expiresAt });
       if (values.json === true) printJson(output, { token, jti, name, role, expiresAt });
       else output.stdout(`${token}\n`);
+      // Printed first, recorded once it is out: a token lost on the way (`> /dev/full`) is then
+      // one the relay does not know and will never redeem, rather than a live secret nobody has.
+      try {
+        await flushOutput(output, true);
+      } catch (error) {
+        throw error instanceof DmzError
+          ? new DmzError(error.code, `${error.message}: the token was not recorded and cannot enroll`, {
+              cause: error,
+              hint: 'run token create again with standard output going somewhere that takes it',
+            })
+          : error;
+      }
+      state.store.recordToken({ jti, name, role, createdAt: now, expiresAt });
     });
   },
 });

@@ -6,7 +6,7 @@
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
 import { parseDuration } from '../../pki/duration.ts';
 import { CertificateIssuer } from '../../pki/issuance.ts';
-import { revokedSerials, writeCrl } from '../../pki/revocation.ts';
+import { publishedCrlIsStale, revokedSerials, writeCrl } from '../../pki/revocation.ts';
 import { explainPassphraseError, PASSPHRASE_ENV, readPassphrase } from '../../pki/passphrase.ts';
 import { openState, type PkiState } from '../../pki/state.ts';
 import type { CertificateAuthority } from '../../pki/authority.ts';
@@ -53,10 +53,14 @@ export async function openRelayPki(
       state.loadCa(passphrase),
     );
     const crlValidityMs = parseDuration(config.pki.crlValidity) ?? 0;
-    // Published from the store at every start: a revocation recorded while the relay was down
+    // Checked against the store at every start: a revocation recorded while the relay was down
     // (`dmz-pki revoke` without the passphrase cannot sign a CRL) must hold from the first
-    // handshake, and a stale CRL (past nextUpdate) would make OpenSSL refuse every agent.
-    await writeCrl(state.stateDir, state.store, ca, new Date(), crlValidityMs);
+    // handshake, and a stale CRL (past nextUpdate) would make OpenSSL refuse every agent. A
+    // current CRL is left as it is, so a relay that cannot start (its port in use) changes nothing.
+    const now = new Date();
+    if (await publishedCrlIsStale(state.stateDir, state.store, now, crlValidityMs)) {
+      await writeCrl(state.stateDir, state.store, ca, now, crlValidityMs);
+    }
     const revoked = revokedSerials(state.store);
     const issuer = new CertificateIssuer(state, ca, parseDuration(config.pki.agentCertificateLifetime) ?? 0);
     const heldLock = lock;

@@ -7,8 +7,19 @@
  * a few of each kind also run as processes, so the exit status is seen as a shell sees it.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  closeSync,
+  cpSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,12 +31,15 @@ import { CertificateIssuer } from '../../pki/issuance.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair, type RsaKeyPair } from '../../pki/keys.ts';
 import { runPkiCli } from '../../pki/cli.ts';
 import { openState } from '../../pki/state.ts';
+import { createCaState } from '../support/ca-state.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/dmz-pki.js', import.meta.url));
 const OPENSSL = '/usr/bin/openssl';
 const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const PASSPHRASE = 'correct horse battery staple';
 const posixModes = process.platform !== 'win32';
+/** The user `nobody`: an operator who does not own the state directory. */
+const NOBODY = { uid: 65534, gid: 65534 } as const;
 
 interface Run {
   readonly code: number;
@@ -35,7 +49,11 @@ interface Run {
 }
 
 /** Runs dmz-pki with a clean environment: no state directory or passphrase leaks in from the shell. */
-function runPki(args: readonly string[], env: Record<string, string> = {}): Promise<Run> {
+function runPki(
+  args: readonly string[],
+  env: Record<string, string> = {},
+  user?: { readonly uid: number; readonly gid: number },
+): Promise<Run> {
   const baseEnv = { ...process.env };
   delete baseEnv.DMZ_STATE_DIR;
   delete baseEnv.DMZ_PKI_PASSPHRASE;
@@ -43,7 +61,7 @@ function runPki(args: readonly string[], env: Record<string, string> = {}): Prom
     execFile(
       process.execPath,
       [BIN, ...args],
-      { env: { ...baseEnv, ...env }, encoding: 'buffer' },
+      { env: { ...baseEnv, ...env }, encoding: 'buffer', ...user },
       (error, stdout, stderr) => {
         if (error !== null && typeof error.code !== 'number')
           reject(new Error('did not run', { cause: error }));
@@ -53,6 +71,22 @@ function runPki(args: readonly string[], env: Record<string, string> = {}): Prom
         }
       },
     );
+  });
+}
+
+/** dmz-pki as a process whose standard output is the file `path` (`> /dev/full`). */
+function runPkiToFile(args: readonly string[], path: string): Promise<{ code: number; stderr: string }> {
+  const baseEnv = { ...process.env };
+  delete baseEnv.DMZ_STATE_DIR;
+  delete baseEnv.DMZ_PKI_PASSPHRASE;
+  const fd = openSync(path, 'w');
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { env: baseEnv, stdio: ['ignore', fd, 'pipe'] });
+    closeSync(fd);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stderr }));
   });
 }
 
@@ -345,6 +379,31 @@ describe('dmz-pki', { concurrency: true }, () => {
       assert.ok(!table.stdout.includes(token) && !JSON.stringify(listed).includes(token));
     });
 
+    describe('output - a standard output that cannot be written exits 1', { concurrency: false }, () => {
+      const rows = [
+        {
+          name: 'token create > /dev/full records no token',
+          args: ['token', 'create', '--name', 'lost-1', '--role', 'ot'],
+          line: 'dmz-pki: cannot write to standard output: no space left on the device: the token was not recorded and cannot enroll (CLI_ERR_FILE); run token create again with standard output going somewhere that takes it',
+        },
+        {
+          name: 'crl > /dev/full',
+          args: ['crl'],
+          line: 'dmz-pki: cannot write to standard output: no space left on the device (CLI_ERR_FILE); check where standard output goes (a full disk, a closed pipe) and run the command again',
+        },
+      ];
+      for (const row of rows) {
+        it(`output - ${row.name}`, { skip: !existsSync('/dev/full') }, async () => {
+          const tokensBefore = await pkiHere('token', 'list', '--all', '--json');
+          const run = await runPkiToFile(['--state', stateDir, ...row.args], '/dev/full');
+          assert.equal(run.code, 1, run.stderr);
+          assert.equal(run.stderr.split('\n')[0], row.line);
+          const tokensAfter = await pkiHere('token', 'list', '--all', '--json');
+          assert.equal(tokensAfter.stdout, tokensBefore.stdout, 'no token recorded');
+        });
+      }
+    });
+
     it('token create --json - the token, its jti and its expiry (--ttl)', async () => {
       const started = Date.now();
       const created = parseJson(
@@ -619,7 +678,7 @@ describe('dmz-pki', { concurrency: true }, () => {
       assertExit(missingFile, 1);
       assert.match(
         missingFile.stderr,
-        /^dmz-pki: cannot read the passphrase file \(--passphrase-file\) ".*absent": it or a directory above it does not exist \(CLI_ERR_FILE\)\n$/,
+        /^dmz-pki: cannot read the passphrase file \(--passphrase-file\) ".*absent": it or a directory above it does not exist \(CLI_ERR_FILE\); check the path\n$/,
       );
 
       const withFile = await pki(...args, '--passphrase-file', passphraseFile);
@@ -701,5 +760,105 @@ describe('dmz-pki', { concurrency: true }, () => {
       );
       assert.equal(result.crlWritten, true);
     });
+  });
+  describe('dmz-pki - a damaged or inaccessible state directory', { concurrency: false }, () => {
+    /** A CA made once; each row works on a copy of it. */
+    let pristine: string;
+    before(async () => {
+      pristine = join(root, 'pristine');
+      await createCaState(pristine);
+      // Another user may pass through the scratch directory (as through /var/lib) but not into the state.
+      if (asOther !== undefined) chmodSync(root, 0o711);
+    });
+    /** Root reads any file: the row runs as nobody then, as an operator who is not the owner would. */
+    const asOther = process.getuid?.() === 0 ? NOBODY : undefined;
+
+    const rows: readonly {
+      readonly name: string;
+      readonly args: (dir: string) => string[];
+      readonly damage: (dir: string) => void;
+      readonly line: (dir: string) => string;
+      readonly otherUser?: boolean;
+    }[] = [
+      {
+        name: 'status with pki.db missing names it and creates no empty one',
+        args: () => ['status'],
+        damage: (dir) => {
+          for (const file of ['pki.db', 'pki.db-wal', 'pki.db-shm']) rmSync(join(dir, file), { force: true });
+        },
+        line: (dir) =>
+          `dmz-pki: the CA state in ${JSON.stringify(dir)} is damaged: ${JSON.stringify(join(dir, 'pki.db'))}: it is missing (CLI_ERR_FILE); restore the state directory from its backup; do not run init over it`,
+      },
+      {
+        name: 'agents with a corrupt pki.db names the file',
+        args: () => ['agents'],
+        damage: (dir) => {
+          for (const file of ['pki.db-wal', 'pki.db-shm']) rmSync(join(dir, file), { force: true });
+          writeFileSync(join(dir, 'pki.db'), 'not a database '.repeat(100), { mode: 0o600 });
+        },
+        line: (dir) =>
+          `dmz-pki: the CA state in ${JSON.stringify(dir)} is damaged: ${JSON.stringify(join(dir, 'pki.db'))}: it is not a readable database (CLI_ERR_FILE); restore the state directory from its backup; do not run init over it`,
+      },
+      {
+        name: 'agents with a corrupt ca.pem says the state is damaged',
+        args: () => ['agents'],
+        damage: (dir) => writeFileSync(join(dir, 'ca.pem'), 'not a certificate\n', { mode: 0o600 }),
+        line: (dir) =>
+          `dmz-pki: the CA state in ${JSON.stringify(dir)} is damaged: ${JSON.stringify(join(dir, 'ca.pem'))}: it is not a PEM certificate (CLI_ERR_FILE); restore the state directory from its backup; do not run init over it`,
+      },
+      {
+        name: 'agents on a state directory of another user says to run as its owner',
+        args: () => ['agents'],
+        damage: (dir) => {
+          if (asOther === undefined) chmodSync(dir, 0o000);
+        },
+        line: (dir) =>
+          `dmz-pki: cannot read ${JSON.stringify(join(dir, 'ca.pem'))}: permission denied (CLI_ERR_FILE); run as the owner of the state directory ${JSON.stringify(dir)} (uid ${statSync(dir).uid}), or fix its permissions`,
+        otherUser: true,
+      },
+      {
+        name: 'init on a state directory of another user does not say the CA exists',
+        args: () => ['init', '--trust-domain', 'plant.example', '--dns', 'localhost'],
+        damage: (dir) => {
+          if (asOther === undefined) chmodSync(dir, 0o000);
+        },
+        line: (dir) =>
+          `dmz-pki: cannot read ${JSON.stringify(join(dir, 'ca.pem'))}: permission denied (CLI_ERR_FILE); run as the owner of the state directory ${JSON.stringify(dir)} (uid ${statSync(dir).uid}), or fix its permissions`,
+        otherUser: true,
+      },
+    ];
+
+    for (const [index, row] of rows.entries()) {
+      it(`state - ${row.name}: exit 1, one line, nothing changed`, async () => {
+        const dir = join(root, `damaged-${index}`);
+        cpSync(pristine, dir, { recursive: true });
+        row.damage(dir);
+        const snapshot = () => {
+          chmodSync(dir, 0o700);
+          const files = readdirSync(dir).sort();
+          const contents = files.map((file) => readFileSync(join(dir, file)).toString('base64'));
+          return { files, contents };
+        };
+        const run =
+          row.otherUser === true && asOther !== undefined
+            ? await runPki(['--state', dir, ...row.args(dir)], {}, asOther)
+            : await runInProcess(['--state', dir, ...row.args(dir)]);
+        const expected = row.line(dir);
+        const after = snapshot();
+        assertExit(run, 1);
+        assert.equal(run.stderr.split('\n')[0], expected);
+        assert.equal(run.stdout, '');
+        cpSync(pristine, join(root, `compare-${index}`), { recursive: true });
+        const compare = join(root, `compare-${index}`);
+        row.damage(compare);
+        chmodSync(compare, 0o700);
+        assert.deepEqual(after.files, readdirSync(compare).sort(), 'no file made or removed');
+        assert.deepEqual(
+          after.contents,
+          after.files.map((file) => readFileSync(join(compare, file)).toString('base64')),
+          'no file changed',
+        );
+      });
+    }
   });
 });

@@ -99,7 +99,10 @@ describe('relay/cli - as a process', () => {
         50,
       );
       assert.equal(relay.exit, undefined, relay.stderr);
-      assert.equal((await readFile(lock, 'utf8')).trim(), String(relay.child.pid));
+      // The lock names the relay: its pid, boot and command line.
+      const holder = JSON.parse(await readFile(lock, 'utf8')) as { pid: number; command?: string };
+      assert.equal(holder.pid, relay.child.pid);
+      if (process.platform === 'linux') assert.match(holder.command ?? '', /dmz-relay\.js/);
 
       const debug = jsonLines(relay.stderr);
       assert.ok(
@@ -178,7 +181,8 @@ describe('deploy/demo - as a process', () => {
         100,
       );
       assert.equal(demo.exit, undefined, demo.stderr);
-      const relayPid = Number((await readFile(join(demoDir, 'state', 'relay.lock'), 'utf8')).trim());
+      const relayLock = await readFile(join(demoDir, 'state', 'relay.lock'), 'utf8');
+      const relayPid = (JSON.parse(relayLock) as { pid: number }).pid;
       assert.ok(isAlive(relayPid));
       demo.child.kill('SIGTERM');
       const exited = await waitFor(() => demo.exit, 'the demo exits', STOP_BOUND_MS * 3);

@@ -9,8 +9,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -21,6 +22,7 @@ import { runPkiCli } from '../../../pki/cli.ts';
 import { initializeState, openState } from '../../../pki/state.ts';
 import { createEnrollmentToken } from '../../../pki/tokens.ts';
 import { runRelayCli } from '../../../relay/cli.ts';
+import { describeHolder } from '../../../relay/server/state-lock.ts';
 import {
   exitStatusOf,
   formatError,
@@ -31,6 +33,7 @@ import {
 import { ConfigError, DmzError } from '../../../relay/protocol/errors.ts';
 import { CA_STATE_TRUST_DOMAIN, createCaState } from '../../support/ca-state.ts';
 import { freePort } from '../../support/ports.ts';
+import { waitFor } from '../../support/wait.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 /** The agent retries a refused connection for 10 s (agents/enroll.ts) before it explains it. */
@@ -83,10 +86,18 @@ function runDemo(args: readonly string[]): Promise<Outcome> {
   });
 }
 
-/** Every path under `dir`, for "nothing left on disk". */
+/**
+ * Every path under `dir` with a digest of each file's contents, for "nothing changed on disk": a
+ * failed start must not even reissue the CRL or write to pki.db.
+ */
 function listTree(dir: string): string[] {
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .map((entry) => relative(dir, join(dir, entry)))
+    .map((entry) => {
+      const path = join(dir, entry);
+      const name = relative(dir, path);
+      if (!statSync(path).isFile()) return name;
+      return `${name} ${createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16)}`;
+    })
     .sort();
 }
 
@@ -168,7 +179,20 @@ describe('command line - every failure: exit status, one line on stderr, nothing
     holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
     lockedByOther = join(root, 'state-in-use');
     await createCaState(lockedByOther);
-    await writeFile(join(lockedByOther, 'relay.lock'), `${holder.pid}\n`);
+    // It took the lock itself (its boot and command line recorded), so it is still the holder.
+    await writeFile(
+      join(lockedByOther, 'relay.lock'),
+      `${JSON.stringify(describeHolder(holder.pid ?? 0))}\n`,
+    );
+    // A CA whose database was lost.
+    await createCaState(join(root, 'state-no-db'));
+    for (const file of ['pki.db', 'pki.db-wal', 'pki.db-shm']) {
+      await rm(join(root, 'state-no-db', file), { force: true });
+    }
+    // Someone's directory with a file in it, and a plain file: --dir targets the demo must not clear.
+    await mkdir(join(root, 'not-the-demos'));
+    await writeFile(join(root, 'not-the-demos', 'notes.txt'), 'keep me\n');
+    await writeFile(join(root, 'plain-file'), 'keep me too\n');
   });
   after(async () => {
     holder.kill('SIGKILL');
@@ -253,6 +277,48 @@ describe('command line - every failure: exit status, one line on stderr, nothing
       line: `dmz-pki: --name must be a lower-case DNS label (a-z, 0-9 and inner '-', at most 63 characters): "Press_7" (CLI_ERR_INVALID_ARGUMENT); see 'dmz-pki token create --help'`,
     },
     {
+      name: 'dmz-pki token create --name a --name b',
+      run: () =>
+        runHere('dmz-pki', [
+          '--state',
+          state,
+          'token',
+          'create',
+          '--name',
+          'a',
+          '--name',
+          'b',
+          '--role',
+          'ot',
+        ]),
+      code: 2,
+      line: `dmz-pki: --name given twice (CLI_ERR_USAGE); see 'dmz-pki token create --help'`,
+    },
+    {
+      name: 'dmz-pki token create --role ot --role it',
+      run: () =>
+        runHere('dmz-pki', [
+          '--state',
+          state,
+          'token',
+          'create',
+          '--name',
+          'a',
+          '--role',
+          'ot',
+          '--role',
+          'it',
+        ]),
+      code: 2,
+      line: `dmz-pki: --role given twice (CLI_ERR_USAGE); see 'dmz-pki token create --help'`,
+    },
+    {
+      name: 'dmz-relay --config a.yaml --config b.yaml',
+      run: () => runHere('dmz-relay', ['--config', 'a.yaml', '--config', 'b.yaml']),
+      code: 2,
+      line: `dmz-relay: --config given twice (CLI_ERR_USAGE); see 'dmz-relay --help'`,
+    },
+    {
       name: 'dmz-pki init --ip 999.1.1.1',
       run: () =>
         runHere('dmz-pki', [
@@ -299,6 +365,13 @@ describe('command line - every failure: exit status, one line on stderr, nothing
         `dmz-pki: cannot write the CRL to ${q(at('missing', 'crl.pem'))}: it or a directory above it does not exist (CLI_ERR_FILE); create its directory first, or choose another --out`,
     },
     {
+      name: 'dmz-pki crl --out on a directory',
+      run: () => runHere('dmz-pki', ['--state', state, 'crl', '--out', at('not-the-demos')]),
+      code: 1,
+      line: () =>
+        `dmz-pki: cannot write the CRL to ${q(at('not-the-demos'))}: it is a directory (CLI_ERR_FILE); --out takes a file name, not a directory`,
+    },
+    {
       name: 'dmz-pki token create on an encrypted CA without a passphrase',
       run: () =>
         runHere('dmz-pki', ['--state', lockedState, 'token', 'create', '--name', 'press-7', '--role', 'ot']),
@@ -332,7 +405,14 @@ describe('command line - every failure: exit status, one line on stderr, nothing
         runHere('dmz-agent', ['enroll', '--token-file', at('token.txt'), '--dir', at('agents', 'press-3')]),
       code: 1,
       line: () =>
-        `dmz-agent: cannot read the token from ${q(at('token.txt'))}: it or a directory above it does not exist (CLI_ERR_FILE)`,
+        `dmz-agent: cannot read the token from ${q(at('token.txt'))}: it or a directory above it does not exist (CLI_ERR_FILE); check the path`,
+    },
+    {
+      name: 'dmz-agent enroll --dir on a file',
+      run: () => runHere('dmz-agent', ['enroll', '--token', closedPortToken, '--dir', at('plain-file')]),
+      code: 1,
+      line: () =>
+        `dmz-agent: cannot use ${q(at('plain-file'))} as the credential directory: it is not a directory (CLI_ERR_FILE); give --dir a directory, or a path where one can be created`,
     },
     // dmz-relay.
     {
@@ -363,6 +443,14 @@ describe('command line - every failure: exit status, one line on stderr, nothing
         runHere('dmz-relay', ['--config', await relayConfig('unknown-key.yaml', { lsten: {} })]),
       code: 1,
       line: () => `dmz-relay: ${at('unknown-key.yaml')}: /lsten: unknown key (CONFIG_ERR_INVALID)`,
+    },
+    {
+      name: 'dmz-relay on a CA state whose pki.db is gone',
+      run: async () =>
+        runHere('dmz-relay', ['--config', await relayConfig('no-db.yaml', { state: './state-no-db' })]),
+      code: 1,
+      line: () =>
+        `dmz-relay: the CA state in ${q(at('state-no-db'))} is damaged: ${q(at('state-no-db', 'pki.db'))}: it is missing (CLI_ERR_FILE); restore the state directory from its backup; do not run init over it`,
     },
     {
       name: 'dmz-relay on a state directory with no CA',
@@ -451,6 +539,20 @@ describe('command line - every failure: exit status, one line on stderr, nothing
       line: `demo: --seconds must be a whole number of seconds: "abc" (CLI_ERR_INVALID_ARGUMENT); see 'npm run demo -- --help'`,
     },
     {
+      name: 'npm run demo -- --dir on a non-empty directory the demo did not make',
+      run: () => runDemo(['--seconds', '1', '--dir', at('not-the-demos')]),
+      code: 1,
+      line: () =>
+        `demo: --dir ${q(at('not-the-demos'))} is not empty and was not made by the demo (CLI_ERR_FILE); give --dir a new or empty directory; the demo empties its directory on each run`,
+    },
+    {
+      name: 'npm run demo -- --dir on a file',
+      run: () => runDemo(['--seconds', '1', '--dir', at('plain-file')]),
+      code: 1,
+      line: () =>
+        `demo: --dir ${q(at('plain-file'))} is not a directory (CLI_ERR_FILE); give --dir a directory of the demo's own (it is created if absent)`,
+    },
+    {
       name: 'npm run demo -- --bogus',
       run: () => runDemo(['--bogus']),
       code: 2,
@@ -471,14 +573,72 @@ describe('command line - every failure: exit status, one line on stderr, nothing
       assert.doesNotMatch(outcome.stderr, /^\s+at /m, 'no stack trace');
       assert.equal(outcome.stdout, '');
       // Config files the row wrote itself are the only new entries.
-      const after = listTree(root).filter((entry) => !entry.endsWith('.yaml'));
+      const isConfig = (entry: string) => entry.split(' ')[0]?.endsWith('.yaml') === true;
+      const after = listTree(root).filter((entry) => !isConfig(entry));
       assert.deepEqual(
         after,
-        before.filter((entry) => !entry.endsWith('.yaml')),
+        before.filter((entry) => !isConfig(entry)),
         'nothing left on disk',
       );
     });
   }
+
+  for (const row of [
+    {
+      name: 'dmz-pki init into an empty directory',
+      program: 'dmz-pki',
+      args: (dir: string) => [
+        '--state',
+        dir,
+        'init',
+        '--trust-domain',
+        'plant.example',
+        '--dns',
+        'localhost',
+      ],
+      // pki.db is opened before the CA key (seconds of work) is generated.
+      started: (dir: string) => existsSync(join(dir, 'pki.db')),
+      existing: true,
+    },
+    {
+      name: 'dmz-agent enroll into a new --dir',
+      program: 'dmz-agent',
+      args: (dir: string) => ['enroll', '--token', closedPortToken, '--dir', dir],
+      // It retries the closed enrollment port for seconds once the directory is made.
+      started: (dir: string) => existsSync(dir),
+      existing: false,
+    },
+  ] as const) {
+    it(`command line - Ctrl-C during ${row.name}: exit 130, nothing left behind`, async () => {
+      const before = listTree(root);
+      const dir = at('interrupted');
+      if (row.existing) await mkdir(dir, { mode: 0o700 });
+      const child = spawn(process.execPath, [join(ROOT, 'bin', `${row.program}.js`), ...row.args(dir)], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      let stderr = '';
+      child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+      await waitFor(() => row.started(dir), `${row.program} to start writing`, 15_000);
+      child.kill('SIGINT');
+      assert.equal(await exited, 130, stderr);
+      if (row.existing) {
+        assert.deepEqual(readdirSync(dir), [], 'the directory given is left as it was');
+        await rm(dir, { recursive: true });
+      }
+      assert.deepEqual(listTree(root), before, 'nothing left on disk');
+    });
+  }
+
+  it('command line - --version of each command exits 0 with the version of package.json on stdout', async () => {
+    const { version } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    for (const program of ['dmz-pki', 'dmz-agent', 'dmz-relay'] as const) {
+      const outcome = await runHere(program, ['--version']);
+      assert.equal(outcome.code, 0, outcome.stderr);
+      assert.equal(outcome.stdout, `${program} ${version}\n`);
+      assert.equal(outcome.stderr, '');
+    }
+  });
 
   it('command line - --help of each command and the demo exits 0 with its usage on stdout', async () => {
     for (const program of ['dmz-pki', 'dmz-agent', 'dmz-relay'] as const) {
