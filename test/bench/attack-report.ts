@@ -16,7 +16,7 @@ import type { FloodRun, FloodScenarioResults } from './flood-scenario.ts';
 import type { GapWindow } from './honest-pair.ts';
 import type { ReconnectOutcome, RevocationResults } from './revocation-scenario.ts';
 import type { SlowClientEnd } from './slow-enrollment-client.ts';
-import { formatTable } from './report.ts';
+import { formatTable } from './table.ts';
 import type { Outcome } from './stats.ts';
 
 export interface AttackReport {

@@ -19,6 +19,8 @@ export interface MqttTlsFiles {
 
 export interface BenchPki {
   readonly pki: TestPki;
+  /** The MQTT client certificate and key (also in `mqtt`'s files), for the Node MQTT and NATS clients. */
+  readonly clientTls: { readonly caPem: string; readonly certPem: string; readonly keyPem: string };
   /** The relay's state directory, laid out as `dmz-pki init` leaves it (CA, relay cert, CRL). */
   readonly relayStateDir: string;
   readonly mqtt: MqttTlsFiles;
@@ -50,5 +52,6 @@ export async function writeBenchPki(dir: string): Promise<BenchPki> {
     writeFile(mqtt.clientCertFile, client.certPem),
     writeFile(mqtt.clientKeyFile, client.keyPem, { mode: PRIVATE_FILE_MODE }),
   ]);
-  return { pki, relayStateDir, mqtt };
+  const clientTls = { caPem: pki.ca.certPem, certPem: client.certPem, keyPem: client.keyPem };
+  return { pki, clientTls, relayStateDir, mqtt };
 }

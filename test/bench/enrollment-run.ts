@@ -47,7 +47,7 @@ listen:
   agents: { host: 127.0.0.1, port: ${agentPort} }
   enrollment: { host: 127.0.0.1, port: ${enrollPort}, mode: on }
   admin: { host: 127.0.0.1, port: ${adminPort} }
-limits: { enrollmentsPerMinutePerAddress: 1000000, enrollmentsPerMinute: 1000000 }
+limits: { enrollmentsPerMinutePerAddress: 1000000, enrollmentsPerMinute: 1000000, enrollmentConnectionsPerAddress: 64 }
 log: { level: warn, audit: ./audit.log }
 policy: [{ role: ot }]
 `,

@@ -19,6 +19,7 @@ const STOP_TIMEOUT_MS = 3_000;
 
 export interface MosquittoBroker {
   readonly port: number;
+  readonly pid: number;
   /** As `mosquitto -h` reports it. */
   readonly version: string;
   /** The broker's log: connections and subscriptions, one per line. */
@@ -32,13 +33,23 @@ export interface MosquittoBroker {
   stop(): Promise<void>;
 }
 
+export interface MosquittoOptions {
+  /**
+   * No connection and subscription log (for thousands of idle clients): waitForConnection and
+   * waitForSubscription then never resolve.
+   */
+  readonly quiet?: boolean;
+}
+
 export async function startMosquitto(
   group: ChildProcessGroup,
   workDir: string,
   tls: MqttTlsFiles,
+  options: MosquittoOptions = {},
 ): Promise<MosquittoBroker> {
   const port = await findFreePort();
-  const configPath = join(workDir, 'mosquitto.conf');
+  const configPath = join(workDir, `mosquitto-${port}.conf`);
+  const quiet = options.quiet === true;
   await writeFile(
     configPath,
     [
@@ -50,10 +61,9 @@ export async function startMosquitto(
       'log_dest stderr',
       'log_type error',
       'log_type warning',
-      'log_type notice',
-      'log_type subscribe',
+      ...(quiet ? [] : ['log_type notice', 'log_type subscribe']),
       'log_timestamp false',
-      'connection_messages true',
+      `connection_messages ${quiet ? 'false' : 'true'}`,
       'allow_anonymous false',
       // QoS 0 messages beyond this per-subscriber queue are dropped (default 1000); 0 = no limit, so
       // every point is delivered in both systems. The publisher's bounded count bounds the queue.
@@ -92,6 +102,7 @@ export async function startMosquitto(
   };
   return {
     port,
+    pid: child.pid!,
     version: await mosquittoVersion(),
     log,
     clientArgs: [

@@ -151,6 +151,13 @@ export function readCpuSeconds(pid: number): number {
   return ticks / clockTicksPerSecond;
 }
 
+/** VmRSS of a running process, in bytes (/proc/<pid>/status, Linux). */
+export function readRssBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (match?.[1] === undefined) throw new Error(`cannot read the RSS of process ${pid}`);
+  return Number(match[1]) * 1024;
+}
+
 function readClockTicksPerSecond(): number {
   try {
     const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());

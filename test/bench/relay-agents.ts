@@ -29,7 +29,7 @@ export class DeliveryCounter {
     if (frame.type === 'deliver') {
       this.lastDeliveryAt = performance.now();
       if (this.#nextSeq !== undefined && frame.seq !== this.#nextSeq) this.outOfSequence++;
-      const points = pointsIn(frame);
+      const points = frame.count;
       this.#nextSeq = frame.seq + points;
       this.delivered += points;
       this.onDelivery?.(frame.seq);
@@ -37,14 +37,6 @@ export class DeliveryCounter {
       this.dropped += frame.points;
     }
   };
-}
-
-/**
- * Points in a deliver frame: its `count` where the frame carries the points as one batch with a
- * count, else the length of its list of points (the wire format is changing from one to the other).
- */
-function pointsIn(frame: ToAgentFrame & { type: 'deliver' }): number {
-  return (frame as { count?: number }).count ?? frame.points.length;
 }
 
 export interface Subscriber {

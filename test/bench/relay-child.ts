@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
 import { LineLog, waitForExit, type ChildProcessGroup } from './processes.ts';
 import type { RelayProcessReady } from './relay-process.ts';
-import { STARTUP_TIMEOUT_MS } from './settings.ts';
+import { FLOW_WINDOW_BYTES, STARTUP_TIMEOUT_MS } from './settings.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const RELAY_PROCESS = fileURLToPath(new URL('./relay-process.ts', import.meta.url));
@@ -23,9 +23,12 @@ const LISTENING_MESSAGE = 'relay listening';
  * The defaults (50k frames/s, 64 MiB/s per agent) would cap the benchmark itself: 1M points/s of
  * 128 bytes is ~140 MB/s. These are far above anything two cores can move, so they never bite.
  */
-const BENCH_LIMITS = {
+export const BENCH_LIMITS = {
   messagesPerSecond: 10_000_000,
   bytesPerSecond: 16 * 1024 * 1024 * 1024,
+  // The flow window keeps every consumer's queue under FLOW_WINDOW_BYTES; this leaves room for
+  // frame overhead so that the relay never has to drop (the default, 8 MiB, is the window itself).
+  maxQueuedBytesPerConsumer: 4 * FLOW_WINDOW_BYTES,
   // Every benchmark agent comes from 127.0.0.1, as a plant's agents come from its firewall's NAT
   // address: configured as a trusted source, as such a plant would (README, limits.trustedSources).
   trustedSources: [
@@ -33,8 +36,30 @@ const BENCH_LIMITS = {
   ],
 };
 
+/**
+ * The fleet of the connection and restart benchmarks comes from many loopback addresses (as agents
+ * behind several NAT addresses would), all in one trusted network with budgets that never bite: what
+ * is measured is the relay's own pace (its handshake slots and queue stay at their defaults).
+ */
+export const FLEET_LIMITS = {
+  ...BENCH_LIMITS,
+  trustedSources: [
+    {
+      network: '127.0.0.0/8',
+      connectionAttemptsPerMinute: 100_000_000,
+      handshakesInProgressPerAddress: 4096,
+    },
+  ],
+};
+
 export interface RelayChild {
   readonly url: string;
+  readonly agentPort: number;
+  readonly adminPort: number;
+  /** The relay process (for /proc/<pid>/stat and status). */
+  readonly pid: number;
+  /** True once the process has exited. */
+  readonly exited: boolean;
   /** Closes the relay's stdin (it shuts down cleanly) and waits for it to exit. */
   stop(): Promise<void>;
 }
@@ -45,19 +70,29 @@ export interface RelayChildOptions {
   readonly trustDomain: string;
   /** When set, the relay runs with `--cpu-prof` and writes its profile here on exit. */
   readonly cpuProfileDir?: string | undefined;
+  /** Names its configuration and audit files in workDir (default `relay`). */
+  readonly name?: string;
+  /** The agent port (default 0: any free one). A restart on the same port reuses the config. */
+  readonly port?: number;
+  /** The `limits` section (default BENCH_LIMITS). */
+  readonly limits?: Readonly<Record<string, unknown>>;
 }
 
 export async function startRelayChild(
   group: ChildProcessGroup,
   options: RelayChildOptions,
 ): Promise<RelayChild> {
-  const configPath = join(options.workDir, 'relay.yaml');
+  const name = options.name ?? 'relay';
+  const configPath = join(options.workDir, `${name}.yaml`);
   const config = {
     trustDomain: options.trustDomain,
     state: options.stateDir,
-    listen: { agents: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
-    log: { level: 'silent', audit: join(options.workDir, 'relay-audit.log') },
-    limits: BENCH_LIMITS,
+    listen: {
+      agents: { host: '127.0.0.1', port: options.port ?? 0 },
+      admin: { host: '127.0.0.1', port: 0 },
+    },
+    log: { level: 'silent', audit: join(options.workDir, `${name}-audit.log`) },
+    limits: options.limits ?? BENCH_LIMITS,
     policy: [{ role: 'ot' }, { role: 'it', subscribe: ['#'] }],
   };
   // YAML is a superset of JSON: the relay reads this with its production loader.
@@ -72,8 +107,16 @@ export async function startRelayChild(
   // Its one line of stdout says where it listens; its failures are on stderr.
   const line = await waitUntilListening(child, stdout, (text) => text.startsWith('{'), stderr);
   const ready = JSON.parse(line) as RelayProcessReady;
+  let exited = false;
+  child.once('exit', () => (exited = true));
   return {
     url: `wss://127.0.0.1:${ready.agentPort}/v1/agent`,
+    agentPort: ready.agentPort,
+    adminPort: ready.adminPort,
+    pid: child.pid!,
+    get exited() {
+      return exited || child.exitCode !== null;
+    },
     async stop() {
       child.stdin!.end();
       if ((await waitForExit(child, STOP_TIMEOUT_MS)) === undefined) child.kill('SIGKILL');

@@ -4,7 +4,7 @@
  *
  * It loads the configuration file with the production loader and hands startRelay the TLS material
  * from the state directory (CA, server certificate, CRL) without the CA's enrollment and renewal
- * machinery, which the data path does not touch. It prints one JSON line `{"agentPort": N}` on
+ * machinery, which the data path does not touch. It prints one JSON line `{"agentPort": N, ...}` on
  * stdout when it listens, and stops on SIGTERM, SIGINT or when its stdin closes (so a parent that
  * dies cannot leave it running).
  */
@@ -16,6 +16,8 @@ import { startRelay } from '../../relay/server/relay.ts';
 
 export interface RelayProcessReady {
   readonly agentPort: number;
+  /** Prometheus metrics (/metrics) and /healthz, on loopback. */
+  readonly adminPort: number;
 }
 
 async function main(configPath: string): Promise<void> {
@@ -47,7 +49,7 @@ async function main(configPath: string): Promise<void> {
   process.stdin.once('end', stop);
   process.stdin.once('close', stop);
   process.stdin.resume();
-  const ready: RelayProcessReady = { agentPort: relay.agentPort };
+  const ready: RelayProcessReady = { agentPort: relay.agentPort, adminPort: relay.adminPort };
   process.stdout.write(`${JSON.stringify(ready)}\n`);
 }
 

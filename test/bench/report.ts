@@ -1,34 +1,49 @@
 /**
- * The benchmark's report: one table of relay against mosquitto, the ratios, the targets, and the
- * details a reader needs to trust the numbers (counts, losses, the setup). Also as JSON.
+ * The benchmark's report: the setup (with the machine's load), the fair table first (the same
+ * bytes per message on every system, ratios from this run), what batching alone makes of it,
+ * latency under load, what a connection costs, the restart storm, and the targets. Also as JSON.
  */
 import { cpus, loadavg } from 'node:os';
-import type { MosquittoResults } from './mosquitto-workload.ts';
-import { BATCH_POINTS, FAN_OUT_SUBSCRIBERS, PAYLOAD_BYTES } from './settings.ts';
-import type { LatencyResult, Outcome, SystemResults, ThroughputResult } from './stats.ts';
+import type { ConnectionCost } from './connection-cost.ts';
+import type { FairCell } from './fair-matrix.ts';
+import type { LatencyCell } from './load-latency.ts';
+import type { PhaseResult } from './phase.ts';
+import type { StormResult } from './reconnect-storm.ts';
+import { FAN_OUT_SUBSCRIBERS, PAYLOAD_BYTES } from './settings.ts';
+import type { Outcome } from './stats.ts';
+import { connectionSection, latencySection, stormSection } from './report-sections.ts';
+import { SHORT_NAMES, SYSTEM_LABELS, type SystemName } from './systems.ts';
+import { formatCount, formatRatio, formatTable } from './table.ts';
+import { judgeTargets, type Verdict } from './targets.ts';
 
-/** The product's targets (DESIGN.md): throughput at least twice mosquitto's, p99 under a millisecond. */
-export const TARGETS = { minThroughputRatio: 2, maxRelayP99Ms: 1 } as const;
+export interface BenchSetup {
+  readonly cpus: number;
+  readonly cpuModel: string;
+  readonly node: string;
+  readonly versions: Readonly<Record<string, string>>;
+  readonly payloadBytes: number;
+  readonly fanOutSubscribers: number;
+  /** 1-minute load average when the run started and when it ended: other work shows here. */
+  readonly loadAverage: { readonly start: number; readonly end: number };
+  /** The settings this run used (run.ts options applied). */
+  readonly settings: unknown;
+}
 
 export interface BenchReport {
-  readonly setup: {
-    readonly cpus: number;
-    readonly cpuModel: string;
-    readonly node: string;
-    readonly mosquitto: string;
-    readonly payloadBytes: number;
-    readonly batchPoints: number;
-    readonly fanOutSubscribers: number;
-    /** 1-minute load average when the run started and when it ended: other work on the machine shows here. */
-    readonly loadAverage: { readonly start: number; readonly end: number };
-  };
-  readonly relay: SystemResults;
-  readonly mosquitto: MosquittoResults;
+  readonly setup: BenchSetup;
+  readonly fair: readonly FairCell[];
+  readonly latency: readonly LatencyCell[];
+  readonly connections: readonly Outcome<ConnectionCost>[];
+  readonly storm: Outcome<StormResult> | undefined;
+  readonly targets: readonly Verdict[];
 }
 
 export function buildReport(
-  relay: SystemResults,
-  mosquitto: MosquittoResults,
+  parts: Omit<BenchReport, 'setup' | 'targets'>,
+  setup: Omit<
+    BenchSetup,
+    'cpus' | 'cpuModel' | 'node' | 'payloadBytes' | 'fanOutSubscribers' | 'loadAverage'
+  >,
   loadAverageAtStart: number,
 ): BenchReport {
   return {
@@ -36,128 +51,197 @@ export function buildReport(
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model ?? 'unknown',
       node: process.version,
-      mosquitto: mosquitto.version,
       payloadBytes: PAYLOAD_BYTES,
-      batchPoints: BATCH_POINTS,
       fanOutSubscribers: FAN_OUT_SUBSCRIBERS,
       loadAverage: { start: loadAverageAtStart, end: loadavg()[0] ?? 0 },
+      ...setup,
     },
-    relay,
-    mosquitto,
+    ...parts,
+    targets: judgeTargets(parts),
   };
 }
 
-/** Every workload that failed to run, as `system workload: message`. */
+/** Every measurement that failed to run, as `what: message`. */
 export function listFailures(report: BenchReport): string[] {
-  const failures: string[] = [];
-  const systems = { relay: report.relay, mosquitto: report.mosquitto } as const;
-  for (const [system, results] of Object.entries(systems)) {
-    for (const [workload, outcome] of Object.entries(results)) {
-      if (isOutcome(outcome) && !outcome.ok) failures.push(`${system} ${workload}: ${outcome.error}`);
-    }
-  }
-  return failures;
+  return [
+    ...report.fair.flatMap((cell) =>
+      cell.result.ok
+        ? []
+        : [
+            `fair ${cell.system} ${cell.pointsPerMessage} points 1 -> ${cell.subscribers}: ${cell.result.error}`,
+          ],
+    ),
+    ...report.latency.flatMap((cell) =>
+      cell.result.ok
+        ? []
+        : [`latency ${cell.system} 1 -> ${cell.subscribers} at ${cell.load}: ${cell.result.error}`],
+    ),
+    ...report.connections.flatMap((outcome) => (outcome.ok ? [] : [`connections: ${outcome.error}`])),
+    ...(report.storm === undefined || report.storm.ok ? [] : [`storm: ${report.storm.error}`]),
+  ];
 }
 
 export function formatReport(report: BenchReport): string {
-  const { relay, mosquitto, setup } = report;
-  const fan = `1 -> ${setup.fanOutSubscribers} (sum)`;
-  const rows: string[][] = [
-    ['workload', 'relay', 'mosquitto', 'relay/mosquitto', 'target'],
-    throughputRow('points/s 1 -> 1', relay.oneToOne, mosquitto.oneToOne),
-    throughputRow(`points/s ${fan}`, relay.fanOut, mosquitto.fanOut),
-    latencyRow('closed-loop p50 (ms)', relay.latency, mosquitto.latency, 'p50Ms', ''),
-    latencyRow('closed-loop p99 (ms)', relay.latency, mosquitto.latency, 'p99Ms', p99Verdict(relay.latency)),
-    latencyRow('closed-loop max (ms)', relay.latency, mosquitto.latency, 'maxMs', ''),
-  ];
+  const { setup } = report;
+  const versions = Object.entries(setup.versions)
+    .map(([name, version]) => `${name} ${version}`)
+    .join(', ');
   const lines = [
-    `setup: ${setup.cpus} x ${setup.cpuModel}, Node ${setup.node}, mosquitto ${setup.mosquitto}, loopback, ` +
-      `mTLS (TLS 1.3, RSA-2048), payload ${setup.payloadBytes} B/point, relay batch ${setup.batchPoints} ` +
-      `points/frame, mosquitto QoS 0 one point/message`,
-    `load average (1 min): ${setup.loadAverage.start.toFixed(2)} at start, ${setup.loadAverage.end.toFixed(2)} ` +
-      `at end (the benchmark itself keeps about ${setup.cpus} busy; more means other work shared the machine)`,
-    '',
-    ...formatTable(rows),
-    '',
-    'details:',
-    ...detailLines('relay', relay),
-    ...detailLines('mosquitto', mosquitto),
-    `  stdio pipe round trip via cat (inside the mosquitto latency loop twice): ${latencyText(mosquitto.pipeRoundTrip)}`,
-    '  relay latency: publish -> deliver, one way, OT and IT clients in one process (one clock).',
-    '  mosquitto latency: line into mosquitto_pub -l -> line out of mosquitto_sub, through two stdio pipes.',
+    `setup: ${setup.cpus} x ${setup.cpuModel}, Node ${setup.node}, ${versions}; loopback, mTLS (TLS 1.3, ` +
+      `RSA-2048 certificates, X25519) on every system; point = ${setup.payloadBytes} B`,
+    `load average (1 min): ${setup.loadAverage.start.toFixed(2)} at start, ${setup.loadAverage.end.toFixed(2)} at end ` +
+      `(the benchmark keeps about ${setup.cpus} busy; more means other work shared the machine)`,
+    `systems: ${Object.values(SYSTEM_LABELS).join('; ')}`,
   ];
+  if (report.fair.length > 0) lines.push('', ...fairSection(report.fair));
+  if (report.latency.length > 0) lines.push('', ...latencySection(report.latency));
+  if (report.connections.length > 0) lines.push('', ...connectionSection(report.connections));
+  if (report.storm !== undefined) lines.push('', ...stormSection(report.storm));
+  lines.push(
+    '',
+    'targets:',
+    ...formatTable([
+      ['target', 'measured', 'verdict'],
+      ...report.targets.map((verdict) => [
+        verdict.target,
+        verdict.measured,
+        verdict.met === undefined ? 'not measured' : verdict.met ? 'met' : 'NOT met',
+      ]),
+    ]).map((line) => `  ${line}`),
+  );
   const failures = listFailures(report);
-  if (failures.length > 0) lines.push('', 'FAILED workloads:', ...failures.map((failure) => `  ${failure}`));
+  if (failures.length > 0) lines.push('', 'FAILED:', ...failures.map((failure) => `  ${failure}`));
   return lines.join('\n');
 }
 
-function throughputRow(
-  name: string,
-  relay: Outcome<ThroughputResult>,
-  mosquitto: Outcome<ThroughputResult>,
-): string[] {
-  const ratio =
-    relay.ok && mosquitto.ok ? relay.value.pointsPerSecond / mosquitto.value.pointsPerSecond : undefined;
-  const verdict = ratio === undefined ? 'n/a' : ratio >= TARGETS.minThroughputRatio ? 'met' : 'NOT met';
+function fairSection(cells: readonly FairCell[]): string[] {
+  const systems = [...new Set(cells.map((cell) => cell.system))];
+  const groups = [...new Set(cells.map((cell) => `${cell.pointsPerMessage}|${cell.subscribers}`))];
+  const value = (system: SystemName, points: number, subscribers: number) => {
+    const cell = cells.find(
+      (candidate) =>
+        candidate.system === system &&
+        candidate.pointsPerMessage === points &&
+        candidate.subscribers === subscribers,
+    );
+    return cell?.result.ok === true ? cell.result.value : undefined;
+  };
+  const others = systems.filter((system) => system !== 'relay');
+  const headline: string[][] = [
+    [
+      'points/message (bytes)',
+      'fan-out',
+      ...systems.map((system) => `${SHORT_NAMES[system]} points/s`),
+      ...(systems.includes('relay') ? others.map((system) => `relay/${SHORT_NAMES[system]}`) : []),
+    ],
+  ];
+  const detail: string[][] = [
+    [
+      'system',
+      'points/msg',
+      'fan-out',
+      'points/s',
+      'MB/s',
+      'msgs/s',
+      'CPU server',
+      'publisher',
+      'subscriber mean/max',
+      'bench',
+      'server µs/delivery',
+      'lost',
+    ],
+  ];
+  for (const group of groups) {
+    const [points, subscribers] = group.split('|').map(Number) as [number, number];
+    const bytes = cells.find((cell) => cell.pointsPerMessage === points)?.messageBytes ?? 0;
+    const relay = value('relay', points, subscribers);
+    headline.push([
+      `${points} (${formatCount(bytes)} B)`,
+      `1 -> ${subscribers}`,
+      ...systems.map((system) => {
+        const result = value(system, points, subscribers);
+        return result === undefined ? 'failed' : formatCount(result.pointsPerSecond);
+      }),
+      ...(systems.includes('relay')
+        ? others.map((system) => {
+            const other = value(system, points, subscribers);
+            return formatRatio(
+              relay === undefined || other === undefined
+                ? undefined
+                : relay.pointsPerSecond / other.pointsPerSecond,
+            );
+          })
+        : []),
+    ]);
+    for (const system of systems) {
+      const result = value(system, points, subscribers);
+      detail.push(
+        result === undefined
+          ? [SHORT_NAMES[system], String(points), `1 -> ${subscribers}`, 'failed']
+          : detailRow(system, points, result),
+      );
+    }
+  }
+  const lines = [
+    'FAIR: the same bytes per message on every system (one batch of points = one relay frame = one MQTT',
+    'PUBLISH = one NATS PUB), delivered points/s summed over subscribers, each subscriber its own process:',
+    ...formatTable(headline).map((line) => `  ${line}`),
+    '',
+    'per system: throughput and CPU per process during the timed part (cores; 1.00 = one core busy):',
+    ...formatTable(detail).map((line) => `  ${line}`),
+  ];
+  const batched = batchedRows(cells, value);
+  if (batched.length > 0) {
+    lines.push(
+      '',
+      `BATCHED (not like for like): the relay at its own batch of ${Math.max(...cells.map((cell) => cell.pointsPerMessage))} points/frame against`,
+      'mosquitto (C clients) at one point per message, the way the old headline compared them; the fair',
+      'table above shows what of that is batching:',
+      ...formatTable([['fan-out', 'relay points/s', 'mosquitto C points/s', 'ratio'], ...batched]).map(
+        (line) => `  ${line}`,
+      ),
+    );
+  }
+  return lines;
+}
+
+function detailRow(system: SystemName, points: number, result: PhaseResult): string[] {
+  const { cpu } = result;
   return [
-    name,
-    relay.ok ? formatCount(relay.value.pointsPerSecond) : 'failed',
-    mosquitto.ok ? formatCount(mosquitto.value.pointsPerSecond) : 'failed',
-    ratio === undefined ? 'n/a' : `${ratio.toFixed(1)}x`,
-    `>= ${TARGETS.minThroughputRatio}x: ${verdict}`,
+    SHORT_NAMES[system],
+    String(points),
+    `1 -> ${result.subscribers}`,
+    formatCount(result.pointsPerSecond),
+    (result.bytesPerSecond / 1e6).toFixed(1),
+    formatCount(result.messagesPerSecond),
+    cpu.server.toFixed(2),
+    cpu.publisher.toFixed(2),
+    `${cpu.subscriberMean.toFixed(2)}/${cpu.subscriberMax.toFixed(2)}`,
+    cpu.bench.toFixed(2),
+    // Server CPU per message delivered to one subscriber: what a message costs it, whatever its load.
+    ((cpu.server * 1e6) / Math.max(1, result.messagesPerSecond * result.subscribers)).toFixed(1),
+    formatCount(result.undelivered + result.malformed),
   ];
 }
 
-function latencyRow(
-  name: string,
-  relay: Outcome<LatencyResult>,
-  mosquitto: Outcome<LatencyResult>,
-  key: 'p50Ms' | 'p99Ms' | 'maxMs',
-  target: string,
-): string[] {
-  const cell = (outcome: Outcome<LatencyResult>) => (outcome.ok ? outcome.value[key].toFixed(3) : 'failed');
-  return [name, cell(relay), cell(mosquitto), '', target];
-}
-
-function p99Verdict(latency: Outcome<LatencyResult>): string {
-  const verdict = !latency.ok ? 'n/a' : latency.value.p99Ms < TARGETS.maxRelayP99Ms ? 'met' : 'NOT met';
-  return `relay < ${TARGETS.maxRelayP99Ms} ms: ${verdict}`;
-}
-
-function detailLines(system: string, results: SystemResults): string[] {
-  const throughput = (outcome: Outcome<ThroughputResult>) =>
-    outcome.ok
-      ? `${formatCount(outcome.value.published)} published, ${formatCount(outcome.value.delivered)} delivered ` +
-        `to ${outcome.value.subscribers}, ${formatCount(outcome.value.undelivered)} not delivered by the end, ${outcome.value.seconds.toFixed(2)} s`
-      : `failed: ${outcome.error}`;
-  return [
-    `  ${system} 1 -> 1: ${throughput(results.oneToOne)}`,
-    `  ${system} fan-out: ${throughput(results.fanOut)}`,
-    `  ${system} latency: ${latencyText(results.latency)}`,
-  ];
-}
-
-function latencyText(outcome: Outcome<LatencyResult>): string {
-  if (!outcome.ok) return `failed: ${outcome.error}`;
-  const { samples, p50Ms, p99Ms, maxMs } = outcome.value;
-  return `${samples} samples, p50 ${p50Ms.toFixed(3)} ms, p99 ${p99Ms.toFixed(3)} ms, max ${maxMs.toFixed(3)} ms`;
-}
-
-function formatCount(value: number): string {
-  return Math.round(value).toLocaleString('en-US');
-}
-
-/** Rows as aligned columns: the first left-aligned, the others right-aligned. */
-export function formatTable(rows: readonly string[][]): string[] {
-  const widths = rows[0]!.map((_, column) => Math.max(...rows.map((row) => row[column]?.length ?? 0)));
-  return rows.map((row) =>
-    row
-      .map((cell, column) => (column === 0 ? cell.padEnd(widths[column]!) : cell.padStart(widths[column]!)))
-      .join('  ')
-      .trimEnd(),
-  );
-}
-
-function isOutcome(value: unknown): value is Outcome<unknown> {
-  return typeof value === 'object' && value !== null && 'ok' in value;
+function batchedRows(
+  cells: readonly FairCell[],
+  value: (system: SystemName, points: number, subscribers: number) => PhaseResult | undefined,
+): string[][] {
+  const largest = Math.max(...cells.map((cell) => cell.pointsPerMessage));
+  const smallest = Math.min(...cells.map((cell) => cell.pointsPerMessage));
+  if (largest === smallest) return [];
+  return [...new Set(cells.map((cell) => cell.subscribers))].flatMap((subscribers) => {
+    const relay = value('relay', largest, subscribers);
+    const mosquitto = value('mosquitto-c', smallest, subscribers);
+    if (relay === undefined || mosquitto === undefined) return [];
+    return [
+      [
+        `1 -> ${subscribers}`,
+        formatCount(relay.pointsPerSecond),
+        formatCount(mosquitto.pointsPerSecond),
+        formatRatio(relay.pointsPerSecond / mosquitto.pointsPerSecond),
+      ],
+    ];
+  });
 }

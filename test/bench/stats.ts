@@ -21,6 +21,7 @@ export interface LatencyResult {
   readonly samples: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
+  readonly p999Ms: number;
   readonly maxMs: number;
 }
 
@@ -59,7 +60,13 @@ export function summarizeLatency(samplesMs: readonly number[]): LatencyResult {
   if (samplesMs.length === 0) throw new Error('no latency samples');
   const sorted = Float64Array.from(samplesMs).sort();
   const rank = (p: number) => sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
-  return { samples: sorted.length, p50Ms: rank(0.5), p99Ms: rank(0.99), maxMs: sorted[sorted.length - 1]! };
+  return {
+    samples: sorted.length,
+    p50Ms: rank(0.5),
+    p99Ms: rank(0.99),
+    p999Ms: rank(0.999),
+    maxMs: sorted[sorted.length - 1]!,
+  };
 }
 
 /** One system's results (the relay's, or mosquitto's). */
