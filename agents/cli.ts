@@ -21,6 +21,7 @@ import {
   type Output,
 } from '../relay/protocol/command-line.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
+import type { AgentRunControl } from './runtime/run-command.ts';
 
 /** A token is < 4 KiB; reading stops here so a wrong file or an endless pipe cannot eat memory. */
 const MAX_TOKEN_INPUT_BYTES = 64 * 1024;
@@ -43,11 +44,40 @@ Options:
 
 interface Command {
   readonly summary: string;
-  readonly run: (argv: string[], env: NodeJS.ProcessEnv, output: Output) => Promise<ExitStatus>;
+  readonly run: (
+    argv: string[],
+    env: NodeJS.ProcessEnv,
+    output: Output,
+    control: AgentRunControl,
+  ) => Promise<ExitStatus>;
 }
+
+const RUN_USAGE = `Usage: dmz-agent run --config FILE
+
+Runs the agent: connects out to the relay with the credentials \`dmz-agent enroll\` stored and,
+by the role of its certificate, logs and serves this plant's points (ot) or consumes them into
+its sinks (it). Nothing listens unless \`admin\` is configured (loopback only).
+SIGTERM or SIGINT stops it once everything durable is on disk (exit 0); SIGHUP reloads the log level.
+
+Options:
+  --config FILE  the agent configuration (agent.yaml; see README, "Agent configuration")
+  -h, --help     show this help`;
+
+const STATUS_USAGE = `Usage: dmz-agent status --config FILE [--json]
+
+Shows the agent's state: running or not, the relay link and since when, sessions, the last
+sequence of each stream, log usage and certificate expiry. Exit status 0 when the agent runs,
+1 when it does not (its last status is shown).
+
+Options:
+  --config FILE  the agent configuration the agent runs with
+  --json         print the status as one JSON document
+  -h, --help     show this help`;
 
 const COMMANDS: Readonly<Record<string, Command>> = {
   enroll: { summary: 'enroll this host with a relay, using a one-time token', run: runEnroll },
+  run: { summary: 'run the agent (its role comes from its certificate)', run: runRun },
+  status: { summary: "show a running agent's state", run: runStatus },
 };
 
 const USAGE = `Usage: dmz-agent <command> [options]
@@ -67,6 +97,7 @@ export async function runAgentCli(
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
   output: Output = processOutput,
+  control: AgentRunControl = {},
 ): Promise<ExitStatus> {
   const [name, ...rest] = argv;
   let usageHint = `see '${PROGRAM} --help'`;
@@ -89,12 +120,52 @@ export async function runAgentCli(
       );
     }
     usageHint = `see '${PROGRAM} ${name} --help'`;
-    const status = await command.run(rest, env, output);
+    const status = await command.run(rest, env, output, control);
     await flushOutput(output);
     return status;
   } catch (error) {
     return reportError(PROGRAM, output, error, usageHint);
   }
+}
+
+/** Tests run the agent in-process and stop it with this, as SIGTERM would. */
+export type { AgentRunControl as AgentCliControl } from './runtime/run-command.ts';
+
+async function runRun(
+  argv: string[],
+  _env: NodeJS.ProcessEnv,
+  output: Output,
+  control: AgentRunControl,
+): Promise<ExitStatus> {
+  const { values } = parseCommandLine({
+    args: argv,
+    options: { config: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help === true) {
+    output.stdout(`${RUN_USAGE}\n`);
+    return EXIT.ok;
+  }
+  if (values.config === undefined) throw usageError('--config FILE is required');
+  const { runAgent } = await import('./runtime/run-command.ts');
+  return runAgent(values.config, output, control);
+}
+
+async function runStatus(argv: string[], _env: NodeJS.ProcessEnv, output: Output): Promise<ExitStatus> {
+  const { values } = parseCommandLine({
+    args: argv,
+    options: { config: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help === true) {
+    output.stdout(`${STATUS_USAGE}\n`);
+    return EXIT.ok;
+  }
+  if (values.config === undefined) throw usageError('--config FILE is required');
+  const { showStatus } = await import('./runtime/status-command.ts');
+  return showStatus(values.config, values.json === true, output);
 }
 
 async function runEnroll(argv: string[], _env: NodeJS.ProcessEnv, output: Output): Promise<ExitStatus> {

@@ -1,20 +1,28 @@
 /**
  * The agent's credential directory: its private key (made on this host and never sent anywhere),
  * its certificate, the CA certificate it trusts, and identity.json for people and scripts.
- * Directory 0700, files 0600. Replacing them (renewal, re-enrollment) is crash-safe: the new set
+ * Directory 0700, files 0600 (owner only: the directory holds the private key, and whoever can swap
+ * ca.pem decides trust). Replacing them (renewal, re-enrollment) is crash-safe: the new set
  * is staged beside the old one, a marker says it is complete, then it is renamed into place; a
  * load after a crash finishes a marked swap or discards an unmarked one. The key and certificate
  * on disk are always a matching pair.
  */
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { fileError, quote } from '../relay/protocol/command-line.ts';
+import {
+  createPrivateDirectory,
+  syncDirectory,
+  writeNewFileFlushed,
+} from '../relay/protocol/durable-files.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
-import { formatSpiffeId, identityFromSubjectAltName, ROLES } from '../relay/protocol/identity.ts';
+import { refuseOpenPermissions } from '../relay/protocol/file-permissions.ts';
+import { formatSpiffeId, identityFromSubjectAltName } from '../relay/protocol/identity.ts';
+import { RoleSchema } from '../relay/protocol/role-schema.ts';
 
 export const CREDENTIAL_FILES = {
   privateKey: 'key.pem',
@@ -24,15 +32,10 @@ export const CREDENTIAL_FILES = {
 } as const;
 type CredentialFile = keyof typeof CREDENTIAL_FILES;
 
-/** Owner only: the directory holds the private key, and whoever can swap ca.pem decides trust. */
-export const CREDENTIAL_DIRECTORY_MODE = 0o700;
-export const CREDENTIAL_FILE_MODE = 0o600;
-const GROUP_OR_WORLD = 0o077;
-
 export const EnrolledIdentitySchema = Type.Object(
   {
     name: Type.String(),
-    role: Type.Union([Type.Literal(ROLES.ot), Type.Literal(ROLES.it)]),
+    role: RoleSchema,
     trustDomain: Type.String(),
     spiffeId: Type.String(),
     /** Lower-case hex, as the relay's PKI reports serials. */
@@ -70,7 +73,7 @@ export async function prepareCredentialDirectory(
   }
   let created: string | undefined;
   try {
-    created = await mkdir(dir, { recursive: true, mode: CREDENTIAL_DIRECTORY_MODE });
+    created = await createPrivateDirectory(dir);
   } catch (cause) {
     // mkdir -p fails with EEXIST only when the path is there and is no directory.
     if ((cause as NodeJS.ErrnoException).code === 'EEXIST') {
@@ -85,7 +88,7 @@ export async function prepareCredentialDirectory(
     }
     throw fileError('create the credential directory', dir, cause);
   }
-  await refuseOpenPermissions(dir);
+  refuseOpenPermissions(dir);
   return created;
 }
 
@@ -135,7 +138,7 @@ function stagedPath(dir: string, file: CredentialFile): string {
 
 /** For `dmz-agent run`: everything checked again, since files can be edited between runs. */
 export async function loadCredentials(dir: string): Promise<AgentCredentialSet> {
-  await refuseOpenPermissions(dir);
+  refuseOpenPermissions(dir);
   await recoverSwap(dir);
   const [keyPem, certPem, caPem, identityJson] = await Promise.all([
     readCredential(dir, 'privateKey'),
@@ -143,7 +146,7 @@ export async function loadCredentials(dir: string): Promise<AgentCredentialSet> 
     readCredential(dir, 'ca'),
     readCredential(dir, 'identity'),
   ]);
-  await refuseOpenPermissions(join(dir, CREDENTIAL_FILES.privateKey));
+  refuseOpenPermissions(join(dir, CREDENTIAL_FILES.privateKey));
   const identity = readEnrolledIdentity({ keyPem, certPem, caPem });
   let recorded: unknown;
   try {
@@ -224,37 +227,5 @@ async function readCredential(dir: string, file: CredentialFile): Promise<string
 /** Created exclusively (already 0600, never readable by others even for a moment), then flushed. */
 async function writeFlushed(path: string, contents: string): Promise<void> {
   await rm(path, { force: true });
-  const handle = await open(path, 'wx', CREDENTIAL_FILE_MODE);
-  try {
-    await handle.writeFile(contents);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/** The renames themselves survive a power loss only once the directory is flushed too. */
-async function syncDirectory(dir: string): Promise<void> {
-  if (process.platform === 'win32') return;
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function refuseOpenPermissions(path: string): Promise<void> {
-  // POSIX mode bits and owners mean nothing on Windows; there the directory's ACL is the operator's job.
-  if (process.platform === 'win32') return;
-  const info = await stat(path);
-  if ((info.mode & GROUP_OR_WORLD) !== 0 || info.uid !== process.getuid?.()) {
-    throw new DmzError(
-      'PKI_ERR_STATE_PERMISSIONS',
-      `${quote(path)} must belong to this user and be open to it alone`,
-      {
-        hint: `chmod go-rwx ${quote(path)} (and chown it to this user)`,
-      },
-    );
-  }
+  await writeNewFileFlushed(path, contents);
 }

@@ -7,7 +7,7 @@ import { createCertificateSigningRequest } from '../pki/csr.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from '../pki/keys.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 import { readEnrolledIdentity, storeCredentials, type AgentCredentialSet } from './credentials.ts';
-import type { RelayClient } from './relay-client.ts';
+import type { RelayLink } from './link/relay-link.ts';
 
 /** Two thirds in: a third of the lifetime is left to retry if the relay is unreachable. */
 export const RENEW_AT_FRACTION = 2 / 3;
@@ -38,7 +38,7 @@ export function renewalDelayMs(
  * from the CA the agent already trusts: a renewal can never switch the agent to another CA.
  */
 export async function renewOverConnection(
-  client: RelayClient,
+  client: RelayLink,
   commonName: string,
   trustedCaPem: string,
 ): Promise<RenewedCredentials> {
@@ -64,7 +64,7 @@ const RETRY_MAX_MS = 5 * 60_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface RenewalScheduleOptions {
-  readonly client: RelayClient;
+  readonly client: RelayLink;
   /** The credential directory; renewed credentials replace the old ones there, crash-safely. */
   readonly dir: string;
   readonly credentials: AgentCredentialSet;

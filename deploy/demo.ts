@@ -11,8 +11,8 @@ import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { loadCredentials } from '../agents/credentials.ts';
+import { RelayLink } from '../agents/link/relay-link.ts';
 import { decodePointBatch } from '../agents/points/batch.ts';
-import { RelayClient } from '../agents/relay-client.ts';
 import {
   EXIT,
   fileError,
@@ -23,6 +23,7 @@ import {
   reportError,
 } from '../relay/protocol/command-line.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
+import type { Role } from '../relay/protocol/identity.ts';
 import { run, start, stopAll } from './demo/commands.ts';
 import { decodeReading, Press } from './demo/plant.ts';
 
@@ -164,7 +165,7 @@ async function main(): Promise<void> {
 
   try {
     await waitForHealth(adminPort);
-    const enroll = async (name: string, role: 'ot' | 'it') => {
+    const enroll = async (name: string, role: Role) => {
       say(`dmz-pki token create --name ${name} --role ${role}; dmz-agent enroll --token - --dir ...`);
       const token = (
         await run('dmz-pki', ['--state', state, 'token', 'create', '--name', name, '--role', role])
@@ -179,17 +180,17 @@ async function main(): Promise<void> {
 
     say('press-7 (OT) and historian (IT) connect out to the relay; the historian opens a session');
     const press = new Press();
-    const pressClient = await RelayClient.connect(
+    const pressClient = await RelayLink.connect(
       { url, ...pressCredentials },
-      { onRequest: (request) => press.answerSetpoint(request.topic, request.payload) },
+      { request: (request) => press.answerSetpoint(request.topic, request.payload) },
     );
     press.start(pressClient, 'press-7', 500);
     let lastPrint = 0;
-    const historian = await RelayClient.connect(
+    const historian = await RelayLink.connect(
       { url, ...historianCredentials },
       {
-        onFrame: (frame) => {
-          if (frame.type !== 'deliver' || Date.now() - lastPrint < 1000) return;
+        delivery: (frame) => {
+          if (Date.now() - lastPrint < 1000) return;
           if (!frame.topic.endsWith('/speed')) return;
           lastPrint = Date.now();
           const [point] = decodePointBatch(frame.points, frame.count);
@@ -238,7 +239,7 @@ async function main(): Promise<void> {
     });
     process.stdout.write(await run('dmz-pki', ['--state', state, 'revoke', 'historian']));
     process.stdout.write(`historian connection closed ${await cut} ms after the revoke command started\n`);
-    await RelayClient.connect({ url, ...historianCredentials, connectTimeoutMs: 3000 }).then(
+    await RelayLink.connect({ url, ...historianCredentials, connectTimeoutMs: 3000 }).then(
       () => process.stdout.write('UNEXPECTED: the revoked historian reconnected\n'),
       (error: unknown) => process.stdout.write(`historian reconnect refused: ${(error as Error).message}\n`),
     );

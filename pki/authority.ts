@@ -9,6 +9,7 @@ import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { DmzError } from '../relay/protocol/errors.ts';
 import { CA_KEY_BITS, generateRsaKeyPair, isAcceptableRsaPublicKey } from './keys.ts';
+import { DAY_MS } from './lifetimes.ts';
 import { SIGNATURE_ALGORITHM_OID, signTbsInThreadPool } from './signing.ts';
 
 export interface CertificateAuthority {
@@ -53,7 +54,6 @@ export const CA_LIFETIME_DAYS = 3650;
  * the CA's does not reject a certificate it has just been given as "not yet valid".
  */
 export const CLOCK_SKEW_BACKDATE_MS = 60_000;
-export const DAY_MS = 86_400_000;
 /**
  * RFC 5280 section 4.1.2.2: serials are positive and at most 20 octets; 16 random octets carry
  * 126 bits of entropy (CA/Browser Forum asks for 64) so a serial can never be predicted.

@@ -8,11 +8,10 @@ import type { AgentIdentity } from '../relay/protocol/identity.ts';
 import type { CertificateAuthority } from './authority.ts';
 import { issueAgentCertificate, type IssuedCertificate } from './certificate-template.ts';
 import { parseCertificateSigningRequest } from './csr.ts';
+import { DEFAULT_AGENT_CERTIFICATE_LIFETIME_MS } from './lifetimes.ts';
 import type { PkiState } from './state.ts';
 import { verifyEnrollmentToken } from './tokens.ts';
 
-/** Seven days: short enough that a stolen key ages out soon, long enough to ride out a weekend. */
-export const DEFAULT_AGENT_CERTIFICATE_LIFETIME_MS = 7 * 86_400_000;
 /**
  * A certificate may renew once half its lifetime (notBefore to notAfter) has passed. Agents renew
  * at two thirds, minus at most 5% jitter (agents/renewal.ts), so an honest agent is never refused;

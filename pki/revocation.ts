@@ -6,12 +6,11 @@
 import type { CertificateAuthority } from './authority.ts';
 import { buildCrl } from './crl.ts';
 import { readCrlSummary } from './crl-reader.ts';
+import { DEFAULT_CRL_VALIDITY_MS } from './lifetimes.ts';
 import { normalizeSerialHex } from './serial.ts';
 import { readState, replaceState } from './state-layout.ts';
 import type { PkiStore } from './store.ts';
 
-/** A week: long enough to ride out a relay outage over a weekend, short for a stale copy. */
-export const DEFAULT_CRL_VALIDITY_MS = 7 * 86_400_000;
 /** Reissue once half the validity has passed, so a missed check or two never lets it lapse. */
 const REISSUE_AT_FRACTION_LEFT = 0.5;
 const CRL_NEXT_UPDATE_META = 'crl_next_update';

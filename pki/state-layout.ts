@@ -1,9 +1,11 @@
 /**
  * Where the CA's state lives inside the relay's state directory. `dmz-pki` writes these files and
- * the relay reads them; both name them only through this table.
+ * the relay reads them; both name them only through this table. Every state file is its owner's
+ * alone (0600): keys, and everything that decides trust.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { replaceFileDurably } from '../relay/protocol/durable-files.ts';
 
 export const STATE_FILES = {
   caCertificate: 'ca.pem',
@@ -22,17 +24,14 @@ export function statePath(stateDir: string, file: StateFile): string {
   return join(stateDir, STATE_FILES[file]);
 }
 
-/** Every state file is readable by its owner only: keys, and everything that decides trust. */
-export const SECRET_FILE_MODE = 0o600;
-
 export function readState(stateDir: string, file: StateFile): Promise<string> {
   return readFile(statePath(stateDir, file), 'utf8');
 }
 
-/** Replaces a state file atomically (write aside, then rename), so readers never see half. */
-export async function replaceState(stateDir: string, file: StateFile, contents: string): Promise<void> {
-  const target = statePath(stateDir, file);
-  const aside = `${target}.${process.pid}.tmp`;
-  await writeFile(aside, contents, { mode: SECRET_FILE_MODE, flag: 'w' });
-  await rename(aside, target);
+/**
+ * Replaces a state file atomically and durably: a reader (the relay, while `dmz-pki revoke` writes
+ * the CRL) never sees half of it, and a power loss leaves the old file or the new one.
+ */
+export function replaceState(stateDir: string, file: StateFile, contents: string): Promise<void> {
+  return replaceFileDurably(statePath(stateDir, file), contents);
 }

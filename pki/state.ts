@@ -5,13 +5,19 @@
  */
 import { createPrivateKey } from 'node:crypto';
 import { statSync } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import {
   fileError,
   firstMissingDirectory,
   quote,
   removeOnInterrupt,
 } from '../relay/protocol/command-line.ts';
+import {
+  asidePath,
+  createPrivateDirectory,
+  syncDirectory,
+  writeNewFileFlushed,
+} from '../relay/protocol/durable-files.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 import { isTrustDomain } from '../relay/protocol/identity.ts';
 import {
@@ -21,12 +27,11 @@ import {
 } from './authority.ts';
 import { spkiFingerprint } from './fingerprint.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from './keys.ts';
-import { readState, SECRET_FILE_MODE, STATE_FILES, statePath, type StateFile } from './state-layout.ts';
+import { readState, STATE_FILES, statePath, type StateFile } from './state-layout.ts';
 import { openPkiStore, type PkiStore } from './store.ts';
 import { generateTokenSigningKey } from './tokens.ts';
 import { writeCrl } from './revocation.ts';
 
-const STATE_DIR_MODE = 0o700;
 /** The relay's own server certificate: a year, renewed with the appliance's maintenance. */
 const RELAY_CERTIFICATE_DAYS = 365;
 /** Key encryption for PEM files at rest (PKCS#8, RFC 5958 with PBES2). */
@@ -87,14 +92,14 @@ export async function initializeState(options: InitializeOptions): Promise<{ caF
   if (made.includes(database)) made.push(`${database}-wal`, `${database}-shm`, `${database}-journal`);
   // replaceState's file aside, should the signal come between its write and its rename.
   const crl = statePath(stateDir, 'crl');
-  if (made.includes(crl)) made.push(`${crl}.${process.pid}.tmp`);
+  if (made.includes(crl)) made.push(asidePath(crl));
   // A CA half made is no CA: what this call created goes, on failure and on Ctrl-C alike, so
   // `init` can simply be run again. Watched from before the directory is made.
   const willCreate = firstMissingDirectory(stateDir);
   const leftovers = () => (willCreate === undefined ? made : [willCreate]);
   const keepOnInterrupt = removeOnInterrupt(leftovers);
   try {
-    await mkdir(stateDir, { recursive: true, mode: STATE_DIR_MODE });
+    await createPrivateDirectory(stateDir);
   } catch (cause) {
     keepOnInterrupt();
     throw fileError('create the state directory', stateDir, cause);
@@ -135,6 +140,7 @@ async function createState(options: InitializeOptions): Promise<{ caFingerprint:
     await writeNew(stateDir, 'relayCertificate', relay.certPem);
     await writeNew(stateDir, 'tokenSigningKey', protect(tokenKeys.privateKeyPem));
     await writeNew(stateDir, 'tokenVerifyKey', tokenKeys.publicKeyPem);
+    await syncDirectory(stateDir);
     const caFingerprint = spkiFingerprint(ca.certPem);
     store.setMeta(META.trustDomain, options.trustDomain);
     store.setMeta(META.enrollmentUrls, JSON.stringify(options.enrollmentUrls));
@@ -278,8 +284,9 @@ function refuseDamagedCertificate(stateDir: string, pem: string): void {
   }
 }
 
+/** Created exclusively, so nothing is ever overwritten, and flushed: a CA `init` reported made is on disk. */
 function writeNew(stateDir: string, file: StateFile, contents: string): Promise<void> {
-  return writeFile(statePath(stateDir, file), contents, { mode: SECRET_FILE_MODE, flag: 'wx' });
+  return writeNewFileFlushed(statePath(stateDir, file), contents);
 }
 
 function encryptKey(pem: string, passphrase: string | undefined): string {

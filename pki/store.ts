@@ -4,19 +4,25 @@
  * consumes tokens and polls `revision()` to reload its CRL. WAL lets readers run beside the one
  * writer; busy_timeout makes a writer wait for the lock instead of failing.
  */
-import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { DmzError } from '../relay/protocol/errors.ts';
+import {
+  PRIVATE_DIRECTORY_MODE,
+  PRIVATE_FILE_MODE,
+  refuseOpenPermissions,
+} from '../relay/protocol/file-permissions.ts';
 import type { Role } from '../relay/protocol/identity.ts';
 
 export const PKI_DB_FILE = 'pki.db';
 /** The CLI's writes are short; 5 s is far beyond any of them, yet a wedged peer still surfaces. */
 const BUSY_TIMEOUT_MS = 5000;
-const STATE_DIR_MODE = 0o700;
-const DB_FILE_MODE = 0o600;
-/** Any group or world bit on CA state lets another local user read or swap it. */
-const GROUP_OR_WORLD = 0o077;
+/**
+ * CA state is checked for its mode bits only, not for its owner as an agent's credentials are:
+ * kept as it always was, so root can still run dmz-pki on the relay user's state.
+ */
+const STATE_ACCESS = { owner: 'any' } as const;
 
 export type TokenStatus = 'active' | 'used' | 'revoked' | 'expired';
 export type CertificateStatus = 'valid' | 'expired' | 'revoked';
@@ -116,12 +122,12 @@ const MIGRATIONS: readonly string[] = [
 ];
 
 export function openPkiStore(stateDir: string): PkiStore {
-  mkdirSync(stateDir, { recursive: true, mode: STATE_DIR_MODE });
-  refuseOpenPermissions(stateDir);
+  mkdirSync(stateDir, { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
+  refuseOpenPermissions(stateDir, STATE_ACCESS);
   const path = join(stateDir, PKI_DB_FILE);
   // Create the file ourselves so it is born 0600; SQLite gives its -wal and -shm files the same mode.
-  closeSync(openSync(path, 'a', DB_FILE_MODE));
-  refuseOpenPermissions(path);
+  closeSync(openSync(path, 'a', PRIVATE_FILE_MODE));
+  refuseOpenPermissions(path, STATE_ACCESS);
   const db = new Database(path);
   try {
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
@@ -133,16 +139,6 @@ export function openPkiStore(stateDir: string): PkiStore {
   } catch (err) {
     db.close();
     throw err;
-  }
-}
-
-function refuseOpenPermissions(path: string): void {
-  // POSIX mode bits mean nothing on Windows; there the directory's ACL is the operator's job.
-  if (process.platform === 'win32') return;
-  if ((statSync(path).mode & GROUP_OR_WORLD) !== 0) {
-    throw new DmzError('PKI_ERR_STATE_PERMISSIONS', `${JSON.stringify(path)} is open to group or others`, {
-      hint: `make it the owner's alone: chmod go-rwx ${JSON.stringify(path)}`,
-    });
   }
 }
 

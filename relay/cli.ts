@@ -22,6 +22,7 @@ import {
   type Output,
 } from './protocol/command-line.ts';
 import type { RelayConfig } from './server/config.ts';
+import { stopRequested } from './protocol/stop-signals.ts';
 
 const PROGRAM = 'dmz-relay';
 
@@ -47,7 +48,6 @@ const RELOAD_DEBOUNCE_MS = 200;
  * flight 2 s. Past 10 s something hangs: the relay exits anyway (systemd would kill it at 90 s).
  */
 const DRAIN_BOUND_MS = 10_000;
-const STOP_SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 
 export interface RelayCliControl {
   /** Stops the relay as SIGTERM does (tests running it in-process). */
@@ -174,27 +174,6 @@ async function serve(
   if (outcome !== 'drained') log.error({ outcome }, 'drain did not finish; exiting anyway');
   audit.close();
   return outcome === 'drained' ? EXIT.ok : EXIT.error;
-}
-
-/** A promise of the first stop signal (or the abort), which also removes its handlers. */
-function stopRequested(abort: AbortSignal | undefined): Promise<string> & { cancel(): void } {
-  let cancel: () => void = () => undefined;
-  const promise = new Promise<string>((resolve) => {
-    const handlers = STOP_SIGNALS.map((name) => [name, () => finish(name)] as const);
-    const onAbort = () => finish('abort');
-    function finish(name: string) {
-      cancel();
-      resolve(name);
-    }
-    cancel = () => {
-      for (const [name, handler] of handlers) process.off(name, handler);
-      abort?.removeEventListener('abort', onAbort);
-    };
-    for (const [name, handler] of handlers) process.once(name, handler);
-    if (abort?.aborted === true) finish('abort');
-    else abort?.addEventListener('abort', onAbort);
-  });
-  return Object.assign(promise, { cancel: () => cancel() });
 }
 
 /** Deny by default: a relay without a single rule refuses every agent. Worth saying at once. */

@@ -12,9 +12,11 @@
  *               varint length + UTF-8 (string) | varint count + float64s (number array)
  *   reason      varint length + UTF-8, when bit 5 is set
  *
- * A float reading is 15 bytes, a counter 8-9, a boolean 7.
+ * A float reading is 15 bytes, a counter 8-9, a boolean 7. Value kinds 6 and 7 are not points:
+ * they mark the stream records of a replay (stream-record.ts), which decodePoint refuses.
  */
 import { DmzError } from '../../relay/protocol/errors.ts';
+import { RecordReader, RecordWriter } from './record-bytes.ts';
 
 export const QUALITIES = ['good', 'uncertain', 'bad'] as const;
 export type Quality = (typeof QUALITIES)[number];
@@ -50,20 +52,16 @@ const QUALITY_MASK = 0b11;
 const HAS_REASON = 1 << 5;
 /** Flags bits not defined: a record that sets them is from a newer format, or garbage. */
 const UNKNOWN_FLAGS = ~(KIND_MASK | (QUALITY_MASK << QUALITY_SHIFT) | HAS_REASON) & 0xff;
-const FLOAT64_BYTES = 8;
 /** Integers within this magnitude go as zigzag varints; zigzag stays exact below 2^52 in doubles. */
 const MAX_VARINT_INTEGER = 2 ** 52 - 1;
-/** 8 varint bytes hold 56 bits: more than any timestamp or integer written here. */
-const MAX_VARINT_BYTES = 8;
 
 /** A high surrogate without its low half, or a low one without its high half. */
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
 /** The record of one reading. Throws AGENT_ERR_POINT_INVALID for a reading outside the model. */
 export function encodePoint(reading: PointReading): Uint8Array {
-  const writer = new Writer();
+  const writer = new RecordWriter();
   const quality = QUALITIES.indexOf(reading.quality);
   if (quality < 0) throw invalid('quality must be good, uncertain or bad');
   if (!Number.isSafeInteger(reading.sourceTime) || reading.sourceTime < 0) {
@@ -114,7 +112,7 @@ export function encodePoint(reading: PointReading): Uint8Array {
 
 /** The reading a record holds. Throws AGENT_ERR_POINT_INVALID unless it is exactly one record. */
 export function decodePoint(record: Uint8Array): PointReading {
-  const reader = new Reader(record);
+  const reader = new RecordReader(record, invalid);
   const flags = reader.byte();
   if ((flags & UNKNOWN_FLAGS) !== 0) throw invalid('unknown flags');
   const quality = QUALITIES[(flags >> QUALITY_SHIFT) & QUALITY_MASK];
@@ -169,108 +167,6 @@ function unzigzag(value: number): number {
   return value % 2 === 0 ? value / 2 : -(value + 1) / 2;
 }
 
-function invalid(detail: string): DmzError {
-  return new DmzError('AGENT_ERR_POINT_INVALID', `point is invalid: ${detail}`);
-}
-
-class Writer {
-  #buffer = new Uint8Array(64);
-  #view = new DataView(this.#buffer.buffer);
-  #length = 0;
-
-  byte(value: number): void {
-    this.#reserve(1);
-    this.#buffer[this.#length++] = value;
-  }
-
-  /** Unsigned LEB128; arithmetic rather than bit operations, which stop at 32 bits. */
-  varint(value: number): void {
-    let rest = value;
-    while (rest >= 0x80) {
-      this.byte((rest % 0x80) | 0x80);
-      rest = Math.floor(rest / 0x80);
-    }
-    this.byte(rest);
-  }
-
-  float64(value: number): void {
-    this.#reserve(FLOAT64_BYTES);
-    this.#view.setFloat64(this.#length, value);
-    this.#length += FLOAT64_BYTES;
-  }
-
-  /** A length, then the bytes. */
-  bytes(bytes: Uint8Array): void {
-    this.varint(bytes.byteLength);
-    this.#reserve(bytes.byteLength);
-    this.#buffer.set(bytes, this.#length);
-    this.#length += bytes.byteLength;
-  }
-
-  finish(): Uint8Array {
-    return this.#buffer.slice(0, this.#length);
-  }
-
-  #reserve(bytes: number): void {
-    if (this.#length + bytes <= this.#buffer.byteLength) return;
-    const grown = new Uint8Array(Math.max(this.#buffer.byteLength * 2, this.#length + bytes));
-    grown.set(this.#buffer.subarray(0, this.#length));
-    this.#buffer = grown;
-    this.#view = new DataView(grown.buffer);
-  }
-}
-
-class Reader {
-  readonly #bytes: Uint8Array;
-  readonly #view: DataView;
-  #offset = 0;
-
-  constructor(bytes: Uint8Array) {
-    this.#bytes = bytes;
-    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-
-  byte(): number {
-    const value = this.#bytes[this.#offset];
-    if (value === undefined) throw invalid('record cut short');
-    this.#offset++;
-    return value;
-  }
-
-  varint(): number {
-    let value = 0;
-    let scale = 1;
-    for (let read = 0; read < MAX_VARINT_BYTES; read++) {
-      const byte = this.byte();
-      value += (byte & 0x7f) * scale;
-      if ((byte & 0x80) === 0) return value;
-      scale *= 0x80;
-    }
-    throw invalid('varint too long');
-  }
-
-  float64(): number {
-    if (this.#offset + FLOAT64_BYTES > this.#bytes.byteLength) throw invalid('record cut short');
-    const value = this.#view.getFloat64(this.#offset);
-    this.#offset += FLOAT64_BYTES;
-    if (!Number.isFinite(value)) throw invalid('a number value must be finite');
-    return value;
-  }
-
-  text(maxBytes: number): string {
-    const length = this.varint();
-    if (length > maxBytes) throw invalid(`text longer than ${maxBytes} bytes`);
-    if (this.#offset + length > this.#bytes.byteLength) throw invalid('record cut short');
-    const slice = this.#bytes.subarray(this.#offset, this.#offset + length);
-    this.#offset += length;
-    try {
-      return textDecoder.decode(slice);
-    } catch (cause) {
-      throw new DmzError('AGENT_ERR_POINT_INVALID', 'point is invalid: text is not UTF-8', { cause });
-    }
-  }
-
-  end(): void {
-    if (this.#offset !== this.#bytes.byteLength) throw invalid('bytes after the end of the record');
-  }
+function invalid(detail: string, cause?: unknown): DmzError {
+  return new DmzError('AGENT_ERR_POINT_INVALID', `point is invalid: ${detail}`, { cause });
 }

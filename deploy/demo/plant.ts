@@ -4,7 +4,7 @@
  * setpoint now and then. Both reach each other only through the relay.
  */
 import { DmzError } from '../../relay/protocol/errors.ts';
-import type { RelayClient } from '../../agents/relay-client.ts';
+import type { RelayLink } from '../../agents/link/relay-link.ts';
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -16,7 +16,7 @@ export class Press {
   speed = 60;
   #timer: NodeJS.Timeout | undefined;
 
-  start(client: RelayClient, name: string, periodMs: number): void {
+  start(client: RelayLink, name: string, periodMs: number): void {
     let seq = 0;
     this.#timer = setInterval(() => {
       // Once the relay has cut the connection, publish would throw; the press just stops sending.

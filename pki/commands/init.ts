@@ -3,14 +3,12 @@
  * new state directory, and prints the CA's SPKI fingerprint, the pin agents check on first contact.
  */
 import { resolve } from 'node:path';
+import { DEFAULT_PORTS } from '../../relay/protocol/default-ports.ts';
 import { isTrustDomain } from '../../relay/protocol/identity.ts';
 import { defineCommand, invalidArgument, quote, requireOption, usageError } from './command.ts';
 import { checkEnrollmentUrls } from './enrollment-urls.ts';
 import { printJson } from './output.ts';
 import { PASSPHRASE_HELP, PASSPHRASE_OPTIONS, readPassphrase } from './passphrase.ts';
-
-/** The relay's default enrollment port (relay config `enrollment.port`). */
-const DEFAULT_ENROLLMENT_PORT = 8444;
 
 export const initCommand = defineCommand({
   words: ['init'],
@@ -26,7 +24,7 @@ Options:
   --ip ADDR            an IP address agents use to reach the relay (repeatable)
                        at least one --dns or --ip is required
   --enroll-url URL     enrollment endpoint written into tokens (repeatable;
-                       default: https://<first --dns, else first --ip>:${DEFAULT_ENROLLMENT_PORT})
+                       default: https://<first --dns, else first --ip>:${DEFAULT_PORTS.enrollment})
 ${PASSPHRASE_HELP}
                        (given: the CA key and the token-signing key are encrypted)`,
   options: {
@@ -88,5 +86,5 @@ function defaultEnrollmentUrl(dnsNames: readonly string[], ipAddresses: readonly
   const [ip = ''] = ipAddresses;
   // RFC 3986 section 3.2.2: an IPv6 literal in a URL is bracketed.
   const host = dnsName ?? (ip.includes(':') ? `[${ip}]` : ip);
-  return `https://${host}:${DEFAULT_ENROLLMENT_PORT}`;
+  return `https://${host}:${DEFAULT_PORTS.enrollment}`;
 }

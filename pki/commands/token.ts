@@ -6,6 +6,7 @@
 import { flushOutput } from '../../relay/protocol/command-line.ts';
 import { DmzError } from '../../relay/protocol/errors.ts';
 import { isAgentName, isRole, type Role } from '../../relay/protocol/identity.ts';
+import { MAX_AGENT_NAME_LENGTH } from '../../relay/protocol/limits.ts';
 import { formatDuration, parseDuration } from '../duration.ts';
 import type { PkiStore, TokenRecord } from '../store.ts';
 import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, MIN_TOKEN_TTL_SECONDS } from '../token-rules.ts';
@@ -46,7 +47,7 @@ ${PASSPHRASE_HELP}
     const role = requireOption(values.role, '--role');
     if (!isAgentName(name)) {
       throw invalidArgument(
-        `--name must be a lower-case DNS label (a-z, 0-9 and inner '-', at most 63 characters): ${quote(name)}`,
+        `--name must be a lower-case DNS label (a-z, 0-9 and inner '-', at most ${MAX_AGENT_NAME_LENGTH} characters): ${quote(name)}`,
       );
     }
     if (!isRole(role)) throw invalidArgument(`--role must be ot or it: ${quote(role)}`);

@@ -108,35 +108,28 @@ export function encodeFrame(frame: Frame): Uint8Array {
 }
 
 /**
- * The deliver frames of one publish, one per session that wants it. The points batch is forwarded
- * as it came, never decoded or re-encoded: each frame is the kind byte, a 5-entry map header, the
- * session entry, the `topic`/`seq`/`count` entries and the `points` key with its bin header (built
- * once, a MessagePack map's entries may come in any order), then the batch bytes, copied once per
- * session into the frame (WebSocket sends one buffer per message).
+ * The deliver frames of one publish, one per session that wants it, each as two pieces that go on
+ * the wire back to back as one message: a head (the kind byte, a 5-entry map header, the session
+ * entry, the `topic`/`seq`/`count` entries and the `points` key with its bin header, the part
+ * after the session built once: a MessagePack map's entries may come in any order), then the
+ * points batch as it came, never decoded, re-encoded or copied: every session shares it.
  */
 export function deliveryFrames(fields: {
   topic: string;
   seq: number;
   count: number;
   points: Uint8Array;
-}): (session: number) => Uint8Array {
+}): (session: number) => readonly [head: Uint8Array, points: Uint8Array] {
   let header: Uint8Array | undefined;
   return (session) => {
     header ??= deliverHeader(fields);
     const sessionEntry = encoder.encodeSharedRef({ session }).subarray(1);
-    const size = 2 + sessionEntry.byteLength + header.byteLength + fields.points.byteLength;
-    // Every byte is written below, so the memory need not be zeroed first; a plain Uint8Array view.
-    const unzeroed = Buffer.allocUnsafe(size);
-    const frame = new Uint8Array(unzeroed.buffer, unzeroed.byteOffset, size);
-    frame[0] = FRAME_KIND.deliver;
-    frame[1] = FIXMAP_5;
-    let offset = 2;
-    frame.set(sessionEntry, offset);
-    offset += sessionEntry.byteLength;
-    frame.set(header, offset);
-    offset += header.byteLength;
-    frame.set(fields.points, offset);
-    return frame;
+    const head = new Uint8Array(2 + sessionEntry.byteLength + header.byteLength);
+    head[0] = FRAME_KIND.deliver;
+    head[1] = FIXMAP_5;
+    head.set(sessionEntry, 2);
+    head.set(header, 2 + sessionEntry.byteLength);
+    return [head, fields.points];
   };
 }
 

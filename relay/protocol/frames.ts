@@ -8,14 +8,17 @@
 import { FormatRegistry, Type, type Static, type TSchema } from '@sinclair/typebox';
 import { isAgentName } from './identity.ts';
 import {
+  MAX_AGENT_NAME_LENGTH,
   MAX_ERROR_MESSAGE_LENGTH,
   MAX_FRAME_BYTES,
   MAX_PEM_BYTES,
   MAX_POINTS_PER_FRAME,
   MAX_REQUEST_TIMEOUT_MS,
+  MAX_RESUME_BYTES,
   MAX_TOPIC_BYTES,
   MAX_U32,
 } from './limits.ts';
+import { RoleSchema } from './role-schema.ts';
 
 /** Frame kind byte. Gaps leave room per family; 0x70.. (tunnel streams) are reserved. */
 export const FRAME_KIND = {
@@ -63,13 +66,7 @@ const Sequence = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
  */
 const AGENT_NAME_FORMAT = 'dmz-agent-name';
 FormatRegistry.Set(AGENT_NAME_FORMAT, isAgentName);
-const AgentName = Type.String({ minLength: 1, maxLength: 63, format: AGENT_NAME_FORMAT });
-/**
- * A consumer's resume cursor is a position in the OT agent's log (a stream and a sequence number):
- * a few dozen bytes. 256 is generous, and keeps a subscribe frame small enough that forwarding it
- * costs the receiver's queue next to nothing.
- */
-export const MAX_RESUME_BYTES = 256;
+const AgentName = Type.String({ minLength: 1, maxLength: MAX_AGENT_NAME_LENGTH, format: AGENT_NAME_FORMAT });
 const Resume = Type.Uint8Array({ maxByteLength: MAX_RESUME_BYTES });
 /** Grammar is checked by topics.ts; the schema only bounds the size before that. */
 const Topic = Type.String({ minLength: 1, maxLength: MAX_TOPIC_BYTES });
@@ -77,7 +74,6 @@ const Bytes = Type.Uint8Array({ maxByteLength: MAX_FRAME_BYTES });
 const Lease = Type.Integer({ minimum: 1, maximum: 24 * 3600 * 1000 });
 const Code = Type.String({ pattern: '^[A-Z][A-Z0-9_]{0,63}$' });
 const Message = Type.String({ maxLength: MAX_ERROR_MESSAGE_LENGTH });
-const Role = Type.Union([Type.Literal('ot'), Type.Literal('it')]);
 const Timeout = Type.Integer({ minimum: 1, maximum: MAX_REQUEST_TIMEOUT_MS });
 /**
  * The points of a publish or deliver: one opaque byte range (agents/points/batch.ts lays the
@@ -141,7 +137,7 @@ export const TO_RELAY = {
 /** Frames the relay sends to an agent. */
 export const TO_AGENT = {
   welcome: frame({
-    role: Role,
+    role: RoleSchema,
     name: AgentName,
     leaseMs: Lease,
     pingIntervalMs: Lease,

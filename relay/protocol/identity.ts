@@ -4,6 +4,7 @@
  * See https://github.com/spiffe/spiffe/blob/main/standards/SPIFFE-ID.md (section 2).
  */
 import { DmzError } from './errors.ts';
+import { MAX_AGENT_NAME_LENGTH } from './limits.ts';
 
 export const ROLES = { ot: 'ot', it: 'it' } as const;
 export type Role = (typeof ROLES)[keyof typeof ROLES];
@@ -15,7 +16,7 @@ export interface AgentIdentity {
 }
 
 /** A DNS label (RFC 1035 section 2.3.1), lower case: it doubles as the agent's topic namespace. */
-const AGENT_NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const AGENT_NAME = new RegExp(`^[a-z0-9](?:[a-z0-9-]{0,${MAX_AGENT_NAME_LENGTH - 2}}[a-z0-9])?$`);
 /** SPIFFE trust domain: lower-case letters, digits, dots, dashes, underscores (SPIFFE-ID 2.1). */
 const TRUST_DOMAIN = /^[a-z0-9._-]{1,253}$/;
 

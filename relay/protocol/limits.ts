@@ -10,12 +10,26 @@
  */
 export const SUBPROTOCOL = 'dmz-relay.v2';
 
+/**
+ * An agent name is one DNS label (RFC 1035 section 2.3.4: 63 octets at most): it is the name in a
+ * SPIFFE ID and a certificate, and the first segment of the agent's topics.
+ */
+export const MAX_AGENT_NAME_LENGTH = 63;
+
 /** Topics: 16 levels cover ISA-95 (enterprise/site/area/line/cell/unit/point) with room to spare. */
 export const MAX_TOPIC_DEPTH = 16;
 /** 256 bytes keeps a topic well inside one cache-friendly string and a frame header. */
 export const MAX_TOPIC_BYTES = 256;
 /** One segment: a tag name; OPC UA browse names in practice stay far below 64 characters. */
 export const MAX_TOPIC_SEGMENT_BYTES = 64;
+
+/**
+ * A consumer's resume cursor: its position in each stream of the OT agent's log that the
+ * subscription covers (agents/points/resume-cursor.ts), about 12 bytes a stream. 64 KiB holds a
+ * few thousand streams, a large plant's tags under one filter, and is still a small frame: the
+ * relay forwards it once per subscribe, within the receiver's queue budget like any other frame.
+ */
+export const MAX_RESUME_BYTES = 64 * 1024;
 
 /** Default and hard ceiling for one frame: 1 MiB, far above a batch of points, far below memory. */
 export const MAX_FRAME_BYTES = 1024 * 1024;

@@ -16,6 +16,7 @@ import { AUDIT_EVENT } from './audit.ts';
 import type { Broker } from './broker.ts';
 import type { RelayConfig } from './config.ts';
 import type { AgentLink } from './link.ts';
+import { MessageWriter } from './message-writer.ts';
 import type { RelayMetrics } from './metrics.ts';
 import { verifyPeer, type VerifiedPeer } from './peer-identity.ts';
 import { ConnectionGate, STALE_HANDSHAKE_MS, type GateRefusal } from './connection-gate.ts';
@@ -158,7 +159,7 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
       socket.close(CLOSE_CODE.policyViolation, 'RELAY_ERR_REVOKED');
       return;
     }
-    const link = createLink(socket, peer, tlsSocket.remoteAddress ?? 'unknown');
+    const link = createLink(socket, tlsSocket, peer);
     const connection = broker.attach(link);
     if (connection === undefined) return;
     socket.on('message', (data: RawData, isBinary: boolean) => {
@@ -204,14 +205,14 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
   return app;
 }
 
-function createLink(socket: WebSocket, peer: VerifiedPeer, remoteAddress: string): AgentLink {
+function createLink(socket: WebSocket, tlsSocket: TLSSocket, peer: VerifiedPeer): AgentLink {
+  const writer = new MessageWriter(socket, tlsSocket);
   return {
     identity: peer.identity,
     serialHex: peer.serialHex,
-    remoteAddress,
-    send(data) {
-      if (socket.readyState === socket.OPEN) socket.send(data, { binary: true });
-    },
+    remoteAddress: tlsSocket.remoteAddress ?? 'unknown',
+    send: (message) => writer.send(message),
+    // What the socket holds unsent (corked writes included) and what ws holds back: exact.
     bufferedBytes: () => socket.bufferedAmount,
     close(code, reason) {
       socket.close(code, reason);

@@ -5,21 +5,30 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value';
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
 import { fileError } from '../protocol/command-line.ts';
+import { collectSchemaIssues, dedupeIssues, deepFreeze } from '../protocol/config-schema.ts';
 import { ConfigError, DmzError, type ConfigIssue } from '../protocol/errors.ts';
+import { DEFAULT_PORTS } from '../protocol/default-ports.ts';
 import { isAgentName, isTrustDomain } from '../protocol/identity.ts';
-import { MAX_FRAME_BYTES } from '../protocol/limits.ts';
+import { MAX_FRAME_BYTES, MAX_TOPIC_BYTES } from '../protocol/limits.ts';
+import { RoleSchema } from '../protocol/role-schema.ts';
 import { validateFilter } from '../protocol/topics.ts';
 import { formatDuration, parseDuration } from '../../pki/duration.ts';
+import {
+  AGENT_CERTIFICATE_LIFETIME_BOUNDS,
+  CRL_VALIDITY_BOUNDS,
+  DEFAULT_AGENT_CERTIFICATE_LIFETIME_MS,
+  DEFAULT_CRL_VALIDITY_MS,
+} from '../../pki/lifetimes.ts';
 import { checkListenerPorts } from './listener-ports.ts';
 import { parseNetwork } from './trusted-sources.ts';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535 });
 const Host = Type.String({ minLength: 1, maxLength: 255 });
-const Filters = Type.Array(Type.String({ maxLength: 256 }), { maxItems: 256, default: [] });
+const Filters = Type.Array(Type.String({ maxLength: MAX_TOPIC_BYTES }), { maxItems: 256, default: [] });
 
 function section<T extends Parameters<typeof Type.Object>[0]>(fields: T) {
   return Type.Object(fields, { additionalProperties: false, default: {} });
@@ -29,7 +38,7 @@ const PolicyRule = Type.Object(
   {
     /** Exactly one of `agent` (a name) or `role` selects whom the rule is for. */
     agent: Type.Optional(Type.String()),
-    role: Type.Optional(Type.Union([Type.Literal('ot'), Type.Literal('it')])),
+    role: Type.Optional(RoleSchema),
     /** Topic filters this agent may subscribe to inside its sessions (IT agents). */
     subscribe: Filters,
     /** Topic filters this agent may send requests (commands, writes) to. */
@@ -61,9 +70,11 @@ export const RelayConfigSchema = Type.Object(
     }),
     pki: section({
       /** Lifetime of agent certificates (`7d`, `12h`); agents renew at about two thirds of it. */
-      agentCertificateLifetime: Type.String({ default: '7d' }),
+      agentCertificateLifetime: Type.String({
+        default: formatDuration(DEFAULT_AGENT_CERTIFICATE_LIFETIME_MS),
+      }),
       /** How long each CRL is valid; the relay reissues it when half has passed. */
-      crlValidity: Type.String({ default: '7d' }),
+      crlValidity: Type.String({ default: formatDuration(DEFAULT_CRL_VALIDITY_MS) }),
       /** File holding the CA key's passphrase, when the key is encrypted. */
       passphraseFile: Type.Optional(Type.String({ minLength: 1 })),
     }),
@@ -150,17 +161,15 @@ export type RelayConfig = Readonly<Static<typeof RelayConfigSchema>>;
 export type PolicyRule = Static<typeof PolicyRule>;
 
 const DEFAULT_LISTEN = {
-  agents: { host: '0.0.0.0', port: 8443 },
-  admin: { host: '127.0.0.1', port: 9443 },
-  enrollment: { host: '0.0.0.0', port: 8444 },
+  agents: { host: '0.0.0.0', port: DEFAULT_PORTS.agents },
+  admin: { host: '127.0.0.1', port: DEFAULT_PORTS.admin },
+  enrollment: { host: '0.0.0.0', port: DEFAULT_PORTS.enrollment },
 };
 
-/** Bounds on durations an operator may configure, with why. */
+/** Bounds on durations an operator may configure (why each: pki/lifetimes.ts). */
 const DURATION_BOUNDS = {
-  /** A minute at least (renewal needs time to happen); 90 days at most (short-lived is the point). */
-  agentCertificateLifetime: { min: 60_000, max: 90 * 86_400_000 },
-  /** An hour at least (reissue must not be constant); 30 days at most (revocations must reach caches). */
-  crlValidity: { min: 3_600_000, max: 30 * 86_400_000 },
+  agentCertificateLifetime: AGENT_CERTIFICATE_LIFETIME_BOUNDS,
+  crlValidity: CRL_VALIDITY_BOUNDS,
 } as const;
 
 /**
@@ -183,14 +192,14 @@ export function validateRelayConfig(input: unknown, baseDir: string, source = 'c
     value['listen'] = listen;
   }
   const withDefaults = Value.Default(RelayConfigSchema, value);
-  const issues: ConfigIssue[] = [...Value.Errors(RelayConfigSchema, withDefaults)].map(describeError);
+  const issues: ConfigIssue[] = collectSchemaIssues(RelayConfigSchema, withDefaults);
   const config = withDefaults as Static<typeof RelayConfigSchema>;
   try {
     issues.push(...checkSemantics(config));
   } catch {
     // The shape is too broken for the semantic checks; the schema errors already say why.
   }
-  if (issues.length > 0) throw new ConfigError(dedupe(issues), source);
+  if (issues.length > 0) throw new ConfigError(dedupeIssues(issues), source);
   config.state = resolve(baseDir, config.state);
   if (config.pki.passphraseFile !== undefined)
     config.pki.passphraseFile = resolve(baseDir, config.pki.passphraseFile);
@@ -294,34 +303,4 @@ function checkSemantics(config: Static<typeof RelayConfigSchema>): ConfigIssue[]
     }
   });
   return issues;
-}
-
-/** Schema errors in words an operator can act on: a union of literals lists the allowed values. */
-function describeError(error: ValueError): ConfigIssue {
-  const options = (error.schema.anyOf as TSchema[] | undefined)?.map((option) => option.const as unknown);
-  if (options !== undefined && options.every((option) => typeof option === 'string')) {
-    return { path: error.path, message: `must be one of: ${options.join(', ')}` };
-  }
-  if (error.type === ValueErrorType.ObjectAdditionalProperties) {
-    return { path: error.path, message: 'unknown key' };
-  }
-  return { path: error.path, message: error.message };
-}
-
-function dedupe(issues: ConfigIssue[]): ConfigIssue[] {
-  const seen = new Set<string>();
-  return issues.filter((issue) => {
-    const key = `${issue.path}\u0000${issue.message}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
-}
-
-function deepFreeze<T>(value: T): T {
-  if (typeof value === 'object' && value !== null) {
-    for (const child of Object.values(value)) deepFreeze(child);
-    Object.freeze(value);
-  }
-  return value;
 }

@@ -11,7 +11,11 @@ export interface AgentLink {
   /** Serial of that certificate (lower-case hex), so revocation can find live connections. */
   readonly serialHex: string;
   readonly remoteAddress: string;
-  send(data: Uint8Array): void;
+  /**
+   * One binary message, whole or in pieces that go on the wire back to back (a deliver frame: its
+   * head, then the points batch every subscriber shares).
+   */
+  send(message: Uint8Array | readonly Uint8Array[]): void;
   /** Bytes accepted by send() but not yet written to the network. */
   bufferedBytes(): number;
   close(code: CloseCode, reason: string): void;

@@ -14,15 +14,13 @@ import { dirname } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { fileError } from '../protocol/command-line.ts';
 import { DmzError } from '../protocol/errors.ts';
+import { PRIVATE_DIRECTORY_MODE, PRIVATE_FILE_MODE } from '../protocol/file-permissions.ts';
 
 /** A pipe whose reader is slow answers EAGAIN: waited for this long, in steps, before a line is dropped. */
 const EAGAIN_WAIT_MS = 100;
 const EAGAIN_STEP_MS = 1;
 /** Errors after which the descriptor is given up: nothing written to it can arrive. */
 const FATAL_CODES: ReadonlySet<string> = new Set(['EPIPE', 'EBADF', 'ECONNRESET', 'EINVAL']);
-/** Audit files hold who connected from where: the relay user's alone. */
-const LOG_FILE_MODE = 0o600;
-const LOG_DIRECTORY_MODE = 0o700;
 
 export interface LogDestination {
   write(line: string): void;
@@ -100,8 +98,9 @@ export function fileDestination(path: string, setting: string): LogDestination {
   let createdDirectory: string | undefined;
   const existed = existsSync(path);
   try {
-    createdDirectory = mkdirSync(dirname(path), { recursive: true, mode: LOG_DIRECTORY_MODE });
-    fd = openSync(path, 'a', LOG_FILE_MODE);
+    // Audit files hold who connected from where: the relay user's alone.
+    createdDirectory = mkdirSync(dirname(path), { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
+    fd = openSync(path, 'a', PRIVATE_FILE_MODE);
   } catch (error) {
     if (createdDirectory !== undefined) rmSync(createdDirectory, { recursive: true, force: true });
     // mkdir -p over a file on the path says EEXIST: to the operator, a part is not a directory.

@@ -57,12 +57,12 @@ export class Outbound {
   }
 
   /**
-   * Sends one encoded deliver frame (`points` points) to one session, or drops it when the
-   * consumer is behind. `undelivered`
-   * is the session's count of dropped points not yet reported; the caller keeps it per session.
+   * Sends one encoded deliver frame (`points` points, in the pieces deliveryFrames makes) to one
+   * session, or drops it when the consumer is behind. `undelivered` is the session's count of
+   * dropped points not yet reported; the caller keeps it per session.
    * Returns the number of points dropped by this call (0 when sent).
    */
-  sendLive(session: number, deliver: Uint8Array, points: number, undelivered: number): number {
+  sendLive(session: number, deliver: readonly Uint8Array[], points: number, undelivered: number): number {
     if (this.#link.bufferedBytes() > this.#limits.maxQueuedBytes) {
       const now = this.#now();
       this.#droppingSince ??= now;

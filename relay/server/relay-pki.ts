@@ -12,9 +12,10 @@ import { openState, type PkiState } from '../../pki/state.ts';
 import type { CertificateAuthority } from '../../pki/authority.ts';
 import { quote } from '../protocol/command-line.ts';
 import { DmzError } from '../protocol/errors.ts';
+import type { ProcessLock } from '../protocol/process-lock.ts';
 import type { RelayConfig } from './config.ts';
 import type { CertificateRenewer } from './context.ts';
-import { lockStateDirectory, type StateLock } from './state-lock.ts';
+import { lockStateDirectory } from './state-lock.ts';
 import { loadTlsMaterial, type RelayTlsMaterial } from './tls.ts';
 
 export interface RelayPki {
@@ -40,7 +41,7 @@ export async function openRelayPki(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<RelayPki> {
   const state = await openRelayState(config);
-  let lock: StateLock | undefined;
+  let lock: ProcessLock | undefined;
   try {
     lock = lockStateDirectory(config.state);
     refuseOtherTrustDomain(config, state);

@@ -52,7 +52,7 @@ export function routePublish(
 function deliverToSession(
   ctx: RelayContext,
   session: Session,
-  frames: (session: number) => Uint8Array,
+  frames: (session: number) => readonly Uint8Array[],
   points: number,
 ): void {
   const dropped = session.it.outbound.sendLive(session.id, frames(session.id), points, session.undelivered);

@@ -222,7 +222,9 @@ describe('dmz-agent enroll - CA pinning', () => {
 describe('dmz-agent command line', () => {
   const USAGE_ERRORS: readonly { name: string; args: string[]; stderr: RegExp }[] = [
     { name: 'no command', args: [], stderr: /a command is required/ },
-    { name: 'an unknown command', args: ['run'], stderr: /unknown command "run"/ },
+    { name: 'an unknown command', args: ['start'], stderr: /unknown command "start"/ },
+    { name: 'run without --config', args: ['run'], stderr: /--config FILE is required/ },
+    { name: 'status without --config', args: ['status', '--json'], stderr: /--config FILE is required/ },
     { name: 'enroll without --dir', args: ['enroll', '--token', 'x'], stderr: /--dir is required/ },
     { name: 'enroll without a token', args: ['enroll', '--dir', 'd'], stderr: /a token is required/ },
     {
@@ -237,15 +239,19 @@ describe('dmz-agent command line', () => {
       const run = await runAgent(usage.args);
       assert.equal(run.code, 2);
       assert.match(run.stderr, usage.stderr);
-      assert.match(run.stderr, /^dmz-agent: .* \(CLI_ERR_USAGE\); see 'dmz-agent (enroll )?--help'\n$/);
+      assert.match(
+        run.stderr,
+        /^dmz-agent: .* \(CLI_ERR_USAGE\); see 'dmz-agent ((enroll|run|status) )?--help'\n$/,
+      );
     });
   }
 
   it('prints help with exit 0, and lists only the commands that exist', async () => {
     const top = await runAgent(['--help']);
     assert.equal(top.code, 0);
-    assert.match(top.stdout, /^ {2}enroll /m);
-    assert.doesNotMatch(top.stdout, /^ {2}run /m);
+    for (const command of ['enroll', 'run', 'status'])
+      assert.match(top.stdout, new RegExp(`^ {2}${command} `, 'm'));
+    assert.doesNotMatch(top.stdout, /^ {2}writes /m);
     const enroll = await runAgent(['enroll', '--help']);
     assert.equal(enroll.code, 0);
     assert.match(enroll.stdout, /--token-file FILE/);

@@ -1,5 +1,5 @@
 /**
- * One shape for the three Node clients a worker drives: the dmz agent's own RelayClient, mqtt.js
+ * One shape for the three Node clients a worker drives: the dmz agent's own RelayLink, mqtt.js
  * (against mosquitto) and nats.js (against nats-server). Each connects over TLS 1.3 with its own
  * client certificate from the run's CA and the same key-exchange groups, publishes one batch as
  * one message and hands every message it receives to one callback: nothing else differs.
@@ -7,9 +7,8 @@
 import { connectAsync, type IClientOptions, type MqttClient } from 'mqtt';
 import { connect as connectNats, type NatsConnection } from 'nats';
 import type { ConnectionOptions } from 'node:tls';
-import { RelayClient } from '../../agents/relay-client.ts';
+import { RelayLink } from '../../agents/link/relay-link.ts';
 import { KEY_EXCHANGE_GROUPS, MIN_TLS_VERSION } from '../../relay/protocol/limits.ts';
-import type { ToAgentFrame } from '../../relay/protocol/frames.ts';
 import type { ClientTls, Endpoint } from './worker-protocol.ts';
 
 /** A message as it arrived: its payload, and its point count where the protocol carries one. */
@@ -69,13 +68,15 @@ async function connectRelay(
 ): Promise<BenchClient> {
   let listener: MessageListener | undefined;
   let dropped = 0;
-  const onFrame = (frame: ToAgentFrame): void => {
-    if (frame.type === 'deliver') listener?.(frame.points, frame.count);
-    else if (frame.type === 'dropped') dropped += frame.points;
-  };
-  const client = await RelayClient.connect(
+  const client = await RelayLink.connect(
     { url: endpoint.url, ...endpoint.tls, software: 'dmz-bench', connectTimeoutMs: options.connectTimeoutMs },
-    { onFrame, ...(options.onClose === undefined ? {} : { onClose: options.onClose }) },
+    {
+      delivery: (frame) => listener?.(frame.points, frame.count),
+      dropped: (frame) => {
+        dropped += frame.points;
+      },
+      ...(options.onClose === undefined ? {} : { closed: options.onClose }),
+    },
   );
   let seq = 0;
   return {

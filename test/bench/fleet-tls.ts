@@ -6,13 +6,13 @@
  *   127.0.1.2, ...), as a fleet behind several NAT addresses would arrive. The relay's pre-TLS gate
  *   bounds handshakes per source address; with every agent on 127.0.0.1 the fleet would meet that
  *   bound instead of the relay's own pace.
- * - One TLS context per agent: RelayClient hands its PEM strings to ws, and Node builds a fresh
+ * - One TLS context per agent: RelayLink hands its PEM strings to ws, and Node builds a fresh
  *   secure context from them on every connection attempt (about 0.9 ms of CPU here, mostly parsing
  *   the RSA key). A real agent pays that on its own CPU; ten thousand of them retrying in two
  *   processes would pay it on the relay's machine, and the storm would measure the emulator.
  *
- * RelayClient takes neither a local address nor a secure context, so this fills both into the
- * options that ws hands to `tls.connect` (ws calls it through the module object), for
+ * RelayLink takes no secure context (and the fleet's agents are given no local address), so this
+ * fills both into the options that ws hands to `tls.connect` (ws calls it through the module object), for
  * connections to the fleet's server port only, and only in the benchmark's fleet workers. mqtt.js
  * and nats.js call `tls.connect` too and get the same (nats.js dials its plain socket first, so
  * its connections keep 127.0.0.1: nats-server has no bound per source address).

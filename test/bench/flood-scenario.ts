@@ -6,7 +6,7 @@
  * same way: what the relay did with every attempt, its CPU time (/proc), and the honest pair's gaps.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { RelayClient } from '../../agents/relay-client.ts';
+import { RelayLink } from '../../agents/link/relay-link.ts';
 import type { AgentCredentialSet } from '../../agents/credentials.ts';
 import { HANDSHAKE_FLOOD, HONEST_PAIR } from './attack-settings.ts';
 import { captureClientHello, type TlsGroupName } from './client-hello.ts';
@@ -152,7 +152,7 @@ async function measureCpu(relay: RelayCommandChild, during: () => Promise<unknow
 /** Connect (TLS with its certificate, hello, welcome) and close: the connect time in ms. */
 async function timeConnect(url: string, agent: AgentCredentialSet): Promise<{ ms: number }> {
   const startedAt = performance.now();
-  const client = await RelayClient.connect({
+  const client = await RelayLink.connect({
     url,
     certPem: agent.certPem,
     keyPem: agent.keyPem,

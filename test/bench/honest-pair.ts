@@ -5,7 +5,7 @@
  * whose event loop is stalled shows here as a gap far above the publish interval.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import type { RelayClient } from '../../agents/relay-client.ts';
+import type { RelayLink } from '../../agents/link/relay-link.ts';
 import { HONEST_PAIR } from './attack-settings.ts';
 import { makePayload } from './payloads.ts';
 import {
@@ -31,13 +31,13 @@ export interface GapWindow {
 
 export class HonestPair {
   readonly #publisher: PointPublisher;
-  readonly #subscriber: RelayClient;
+  readonly #subscriber: RelayLink;
   readonly #counter: DeliveryCounter;
   readonly #timer: NodeJS.Timeout;
   #gaps: number[] | undefined;
   #lastDeliveryAt = 0;
 
-  private constructor(publisher: PointPublisher, subscriber: RelayClient, counter: DeliveryCounter) {
+  private constructor(publisher: PointPublisher, subscriber: RelayLink, counter: DeliveryCounter) {
     this.#publisher = publisher;
     this.#subscriber = subscriber;
     this.#counter = counter;
@@ -58,9 +58,9 @@ export class HonestPair {
   static async start(url: string, publisher: AgentTls, subscriber: AgentTls): Promise<HonestPair> {
     const ot = await connectWithCredentials(url, publisher);
     const counter = new DeliveryCounter();
-    let it: RelayClient;
+    let it: RelayLink;
     try {
-      it = await connectWithCredentials(url, subscriber, counter.onFrame);
+      it = await connectWithCredentials(url, subscriber, counter.events);
       await subscribeToPoints(it);
     } catch (error) {
       await ot.close();

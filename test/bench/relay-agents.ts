@@ -3,8 +3,7 @@
  * session of its own and a counter of what it received. Counters keep numbers, not frames, so
  * memory stays flat however many points go through.
  */
-import { RelayClient } from '../../agents/relay-client.ts';
-import type { ToAgentFrame } from '../../relay/protocol/frames.ts';
+import { RelayLink, type LinkEvents } from '../../agents/link/relay-link.ts';
 import type { Role } from '../../relay/protocol/identity.ts';
 import type { TestPki } from '../support/test-pki.ts';
 import { STARTUP_TIMEOUT_MS } from './settings.ts';
@@ -25,22 +24,23 @@ export class DeliveryCounter {
   onDelivery: ((seq: number) => void) | undefined;
   #nextSeq: number | undefined;
 
-  readonly onFrame = (frame: ToAgentFrame): void => {
-    if (frame.type === 'deliver') {
+  readonly events: LinkEvents = {
+    delivery: (frame) => {
       this.lastDeliveryAt = performance.now();
       if (this.#nextSeq !== undefined && frame.seq !== this.#nextSeq) this.outOfSequence++;
       const points = frame.count;
       this.#nextSeq = frame.seq + points;
       this.delivered += points;
       this.onDelivery?.(frame.seq);
-    } else if (frame.type === 'dropped') {
+    },
+    dropped: (frame) => {
       this.dropped += frame.points;
-    }
+    },
   };
 }
 
 export interface Subscriber {
-  readonly client: RelayClient;
+  readonly client: RelayLink;
   readonly counter: DeliveryCounter;
 }
 
@@ -54,12 +54,11 @@ export interface AgentTls {
 export function connectWithCredentials(
   url: string,
   tls: AgentTls,
-  onFrame?: (frame: ToAgentFrame) => void,
-  onClose?: (code: number, reason: string) => void,
-): Promise<RelayClient> {
-  return RelayClient.connect(
+  events: LinkEvents = {},
+): Promise<RelayLink> {
+  return RelayLink.connect(
     { url, ...tls, software: 'dmz-bench', connectTimeoutMs: STARTUP_TIMEOUT_MS },
-    { ...(onFrame === undefined ? {} : { onFrame }), ...(onClose === undefined ? {} : { onClose }) },
+    events,
   );
 }
 
@@ -68,25 +67,25 @@ export function connectAgent(
   pki: TestPki,
   role: Role,
   name: string,
-  onFrame?: (frame: ToAgentFrame) => void,
-): Promise<RelayClient> {
+  events?: LinkEvents,
+): Promise<RelayLink> {
   return pki
     .issueAgent(role, name)
     .then(({ certPem, keyPem }) =>
-      connectWithCredentials(url, { certPem, keyPem, caPem: pki.ca.certPem }, onFrame),
+      connectWithCredentials(url, { certPem, keyPem, caPem: pki.ca.certPem }, events),
     );
 }
 
 /** Connects IT agent `name`, opens a session with the publisher and subscribes to the points topic. */
 export async function connectSubscriber(url: string, pki: TestPki, name: string): Promise<Subscriber> {
   const counter = new DeliveryCounter();
-  const client = await connectAgent(url, pki, 'it', name, counter.onFrame);
+  const client = await connectAgent(url, pki, 'it', name, counter.events);
   await subscribeToPoints(client);
   return { client, counter };
 }
 
 /** Opens a session with the publisher and subscribes to the points topic; closes `client` on failure. */
-export async function subscribeToPoints(client: RelayClient): Promise<void> {
+export async function subscribeToPoints(client: RelayLink): Promise<void> {
   try {
     const { session } = await client.openSession(PUBLISHER_NAME, `${PUBLISHER_NAME}/#`);
     await client.subscribe(session, POINTS_TOPIC);
@@ -98,10 +97,10 @@ export async function subscribeToPoints(client: RelayClient): Promise<void> {
 
 /** Publishes on the points topic with one continuous sequence across every phase. */
 export class PointPublisher {
-  readonly client: RelayClient;
+  readonly client: RelayLink;
   #seq = 0;
 
-  constructor(client: RelayClient) {
+  constructor(client: RelayLink) {
     this.client = client;
   }
 

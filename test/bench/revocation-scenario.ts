@@ -8,7 +8,7 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import { connect } from 'node:tls';
-import { RelayClient } from '../../agents/relay-client.ts';
+import { RelayLink } from '../../agents/link/relay-link.ts';
 import type { AgentCredentialSet } from '../../agents/credentials.ts';
 import { MIN_TLS_VERSION } from '../../relay/protocol/limits.ts';
 import { tcpConnectOutcome } from '../support/ports.ts';
@@ -93,9 +93,11 @@ export async function runRevocationScenario(
     let cutAt: { at: number; atEpochMs: number; by: string } | undefined;
     let cut: () => void = () => undefined;
     const cutSeen = new Promise<void>((resolve) => (cut = resolve));
-    await connectWithCredentials(relay.url, credentials, undefined, (code, reason) => {
-      cutAt = { at: performance.now(), atEpochMs: Date.now(), by: `${code} ${reason}`.trim() };
-      cut();
+    await connectWithCredentials(relay.url, credentials, {
+      closed: (code, reason) => {
+        cutAt = { at: performance.now(), atEpochMs: Date.now(), by: `${code} ${reason}`.trim() };
+        cut();
+      },
     });
 
     progress('revocation: a slow client on the enrollment port, then the last token revoked');
@@ -206,7 +208,7 @@ function probeHandshake(port: number, agent: AgentCredentialSet): Promise<Reconn
 /** A full connection with the revoked certificate: welcomed (then closed), or why not. */
 async function tryReconnect(url: string, agent: AgentCredentialSet): Promise<ReconnectOutcome> {
   try {
-    const client = await RelayClient.connect({
+    const client = await RelayLink.connect({
       url,
       certPem: agent.certPem,
       keyPem: agent.keyPem,

@@ -3,10 +3,10 @@ import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import {
   CLOCK_SKEW_BACKDATE_MS,
-  DAY_MS,
   createCertificateAuthority,
   issueServerCertificate,
 } from '../../pki/authority.ts';
+import { DAY_MS } from '../../pki/lifetimes.ts';
 import { CA_KEY_BITS, generateRsaKeyPair } from '../../pki/keys.ts';
 import type { RsaKeyPair } from '../../pki/keys.ts';
 import { DmzError } from '../../relay/protocol/errors.ts';

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { before, describe, it } from 'node:test';
-import { CLOCK_SKEW_BACKDATE_MS, DAY_MS } from '../../pki/authority.ts';
+import { CLOCK_SKEW_BACKDATE_MS } from '../../pki/authority.ts';
+import { DAY_MS } from '../../pki/lifetimes.ts';
 import { issueAgentCertificate } from '../../pki/certificate-template.ts';
 import { DmzError } from '../../relay/protocol/errors.ts';
 import { identityFromSubjectAltName } from '../../relay/protocol/identity.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { X509Certificate, generateKeyPairSync } from 'node:crypto';
 import { before, describe, it } from 'node:test';
 import forge from 'node-forge';
-import { DAY_MS } from '../../pki/authority.ts';
+import { DAY_MS } from '../../pki/lifetimes.ts';
 import { issueAgentCertificate } from '../../pki/certificate-template.ts';
 import {
   MAX_CSR_BYTES,

@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { loadCredentials, type AgentCredentialSet } from '../../agents/credentials.ts';
 import { enrollAgent } from '../../agents/enroll.ts';
-import { RelayClient } from '../../agents/relay-client.ts';
+import { RelayLink } from '../../agents/link/relay-link.ts';
 import { renewOverConnection, scheduleRenewal } from '../../agents/renewal.ts';
 import { normalizeSerialHex } from '../../pki/serial.ts';
 import { initializeState } from '../../pki/state.ts';
@@ -77,7 +77,7 @@ describe('pki - lifecycle: init, token, enroll, connect, renew, revoke', () => {
   }
 
   const connect = (credentials: Pick<AgentCredentialSet, 'certPem' | 'keyPem' | 'caPem'>) =>
-    RelayClient.connect({
+    RelayLink.connect({
       url: `wss://127.0.0.1:${relay.agentPort}/v1/agent`,
       certPem: credentials.certPem,
       keyPem: credentials.keyPem,

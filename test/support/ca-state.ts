@@ -3,6 +3,11 @@
  * process (a token recorded in the store, then redeemed with a CSR), for tests that run the relay
  * on its own CA without the enrollment port.
  */
+import {
+  prepareCredentialDirectory,
+  readEnrolledIdentity,
+  storeCredentials,
+} from '../../agents/credentials.ts';
 import { CertificateIssuer } from '../../pki/issuance.ts';
 import { createCertificateSigningRequest } from '../../pki/csr.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from '../../pki/keys.ts';
@@ -39,14 +44,28 @@ export async function createCaState(stateDir: string): Promise<void> {
   });
 }
 
+export interface EnrollOptions {
+  /**
+   * The lifetime of the certificate issued (default: the CA's default). Renewal tests pick one
+   * whose renewal falls due within seconds (agents/renewal.ts), as a relay configured with a short
+   * `pki.agentCertificateLifetime` would issue it.
+   */
+  readonly lifetimeMs?: number;
+}
+
 /**
  * Enrolls `name` the way the enrollment listener does (token verified, consumed, certificate
  * recorded), through a store connection of its own, as another process would.
  */
-export async function enrollInProcess(stateDir: string, role: Role, name: string): Promise<EnrolledAgent> {
+export async function enrollInProcess(
+  stateDir: string,
+  role: Role,
+  name: string,
+  options: EnrollOptions = {},
+): Promise<EnrolledAgent> {
   const state = await openState(stateDir);
   try {
-    const issuer = new CertificateIssuer(state, await state.loadCa());
+    const issuer = new CertificateIssuer(state, await state.loadCa(), options.lifetimeMs);
     const { token, jti, expiresAt } = await createEnrollmentToken({
       signingKeyPem: await state.loadTokenSigningKey(),
       issuer: state.tokenIssuer,
@@ -68,6 +87,22 @@ export async function enrollInProcess(stateDir: string, role: Role, name: string
   } finally {
     state.close();
   }
+}
+
+/**
+ * Enrolls `name` in process and stores the result in the credential directory `dir` (created
+ * 0700), as `dmz-agent enroll --dir` leaves it, for an agent to run with.
+ */
+export async function enrollIntoDirectory(
+  stateDir: string,
+  role: Role,
+  name: string,
+  dir: string,
+  options: EnrollOptions = {},
+): Promise<void> {
+  const enrolled = await enrollInProcess(stateDir, role, name, options);
+  await prepareCredentialDirectory(dir, { force: false });
+  await storeCredentials(dir, { ...enrolled, identity: readEnrolledIdentity(enrolled) });
 }
 
 /**

@@ -18,8 +18,13 @@ export class MemoryLink implements AgentLink {
     this.serialHex = serialHex;
   }
 
-  send(data: Uint8Array): void {
-    this.frames.push(decodeFrame(data, 'toAgent'));
+  send(message: Uint8Array | readonly Uint8Array[]): void {
+    this.frames.push(
+      decodeFrame(
+        message instanceof Uint8Array ? message : Uint8Array.from(Buffer.concat(message)),
+        'toAgent',
+      ),
+    );
   }
 
   bufferedBytes(): number {

@@ -12,11 +12,11 @@ import { join } from 'node:path';
 import forge from 'node-forge';
 import {
   createCertificateAuthority,
-  DAY_MS,
   issueServerCertificate,
   CLOCK_SKEW_BACKDATE_MS,
 } from '../../pki/authority.ts';
 import type { CertificateAuthority } from '../../pki/authority.ts';
+import { DAY_MS } from '../../pki/lifetimes.ts';
 import { issueAgentCertificate } from '../../pki/certificate-template.ts';
 import { buildCrl } from '../../pki/crl.ts';
 import type { RevokedCertificate } from '../../pki/crl.ts';

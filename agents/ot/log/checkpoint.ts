@@ -6,8 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileDurably } from './durable-files.ts';
 import { MAX_SEQ } from './limits.ts';
+import { writeLogFile } from './log-directory.ts';
 import { logError, storageFailure } from './log-errors.ts';
 import type { StreamTable } from './stream-table.ts';
 
@@ -20,7 +20,7 @@ export async function writeCheckpoint(dir: string, table: StreamTable): Promise<
   const streams: CheckpointEntry[] = [];
   for (const stream of table.all()) streams.push([stream.id, stream.name, stream.durableSeq]);
   const contents = Buffer.from(JSON.stringify({ format: CHECKPOINT_FORMAT, streams }), 'utf8');
-  await writeFileDurably(dir, CHECKPOINT_FILE, contents);
+  await writeLogFile(dir, CHECKPOINT_FILE, contents);
   return contents.byteLength;
 }
 

@@ -7,10 +7,11 @@
  */
 import { open, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { TEMPORARY_SUFFIX, syncDirectory } from '../../../relay/protocol/durable-files.ts';
 import { DmzError } from '../../../relay/protocol/errors.ts';
 import { restoreCheckpoint } from './checkpoint.ts';
-import { TEMPORARY_SUFFIX, syncDirectory, writeFileDurably } from './durable-files.ts';
 import { FRAME_KIND, definedName, type Frame } from './frame.ts';
+import { writeLogFile } from './log-directory.ts';
 import { logError, storageFailure } from './log-errors.ts';
 import { encodeSegmentIndex, readIndexSummary } from './segment-index.ts';
 import { SEGMENT_HEADER_BYTES, isSegmentHeader, parseLogFileName, walkFrames } from './segment-file.ts';
@@ -86,7 +87,7 @@ export async function recoverLog(dir: string, table: StreamTable): Promise<Recov
       // A sealed segment whose index is lost or stale gets it back; the newest stays active.
       if (!isNewest) {
         const index = encodeSegmentIndex(segment, (id) => table.byId(id)?.name ?? '');
-        await writeFileDurably(dir, segment.indexFileName, index);
+        await writeLogFile(dir, segment.indexFileName, index);
         segment.sealed = true;
         segment.indexBytes = index.byteLength;
         segment.entries = undefined;

@@ -7,9 +7,9 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CommitItem } from './commit-queue.ts';
-import { LOG_FILE_MODE, writeFileDurably } from './durable-files.ts';
 import { encodeDefinitionFrame } from './frame.ts';
 import { SEGMENTS_PER_AGE_WINDOW } from './limits.ts';
+import { writeLogFile } from './log-directory.ts';
 import { storageFailure } from './log-errors.ts';
 import { encodeSegmentIndex } from './segment-index.ts';
 import { encodeSegmentHeader } from './segment-file.ts';
@@ -134,7 +134,7 @@ export class SegmentWriter {
     await this.#closeHandle();
     this.#active = undefined;
     const index = encodeSegmentIndex(segment, (id) => this.#table.byId(id)?.name ?? '');
-    await writeFileDurably(this.#options.dir, segment.indexFileName, index);
+    await writeLogFile(this.#options.dir, segment.indexFileName, index);
     segment.sealed = true;
     segment.indexBytes = index.byteLength;
     if (segment.entries !== undefined) this.#segments.remember(segment, segment.entries);
@@ -157,13 +157,13 @@ export class SegmentWriter {
 
   async #createSegment(): Promise<Segment> {
     const segment = new Segment(this.#segments.nextNumber());
-    await writeFileDurably(
+    await writeLogFile(
       this.#options.dir,
       segment.fileName,
       encodeSegmentHeader(segment.number, this.#options.now()),
     );
     try {
-      this.#handle = await open(join(this.#options.dir, segment.fileName), 'r+', LOG_FILE_MODE);
+      this.#handle = await open(join(this.#options.dir, segment.fileName), 'r+');
     } catch (cause) {
       throw storageFailure('opening a new segment', cause);
     }

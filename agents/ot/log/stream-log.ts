@@ -11,11 +11,12 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { syncDirectory } from '../../../relay/protocol/durable-files.ts';
 import { DmzError } from '../../../relay/protocol/errors.ts';
+import type { ProcessLock } from '../../../relay/protocol/process-lock.ts';
 import { writeCheckpoint } from './checkpoint.ts';
 import { CommitQueue } from './commit-queue.ts';
-import { lockLogDirectory, type DirectoryLock } from './directory-lock.ts';
-import { preparePrivateDirectory, syncDirectory } from './durable-files.ts';
+import { lockLogDirectory } from './directory-lock.ts';
 import { encodeRecordsFrame, recordsFrameBytes } from './frame.ts';
 import { checkReadRange, checkRecords, checkStreamName } from './input-checks.ts';
 import {
@@ -25,6 +26,7 @@ import {
   RETENTION_INTERVAL_MS,
   SEGMENTS_PER_AGE_WINDOW,
 } from './limits.ts';
+import { prepareLogDirectory } from './log-directory.ts';
 import { logError, storageFailure } from './log-errors.ts';
 import { resolveStreamLogOptions, type ResolvedStreamLogOptions, type StreamLogOptions } from './options.ts';
 import { recoverLog } from './recovery.ts';
@@ -84,8 +86,8 @@ export interface StreamLog {
 
 export async function openStreamLog(options: StreamLogOptions): Promise<StreamLog> {
   const resolved = resolveStreamLogOptions(options);
-  await preparePrivateDirectory(resolved.dir);
-  const lock = await lockLogDirectory(resolved.dir);
+  await prepareLogDirectory(resolved.dir);
+  const lock = lockLogDirectory(resolved.dir);
   try {
     const table = new StreamTable();
     const recovery = await recoverLog(resolved.dir, table);
@@ -103,14 +105,14 @@ export async function openStreamLog(options: StreamLogOptions): Promise<StreamLo
     log.startRetentionTimer();
     return log;
   } catch (error) {
-    await lock.release();
+    lock.release();
     throw error;
   }
 }
 
 class DurableStreamLog implements StreamLog {
   readonly #options: ResolvedStreamLogOptions;
-  readonly #lock: DirectoryLock;
+  readonly #lock: ProcessLock;
   readonly #table: StreamTable;
   readonly #segments: SegmentSet;
   readonly #writer: SegmentWriter;
@@ -127,7 +129,7 @@ class DurableStreamLog implements StreamLog {
 
   constructor(
     options: ResolvedStreamLogOptions,
-    lock: DirectoryLock,
+    lock: ProcessLock,
     table: StreamTable,
     segments: SegmentSet,
     writer: SegmentWriter,
@@ -264,7 +266,7 @@ class DurableStreamLog implements StreamLog {
       await this.#queue.flush();
       await this.#queue.exclusive(() => this.#writer.close());
     } finally {
-      await this.#lock.release();
+      this.#lock.release();
     }
   }
 

@@ -181,7 +181,10 @@ describe('codec', () => {
           const frames = deliveryFrames({ topic: topicName, seq, count, points });
           for (const session of sessions) {
             const expected = { type: 'deliver', session, topic: topicName, seq, count, points } as const;
-            assert.deepEqual(decodeFrame(frames(session), 'toAgent'), expected);
+            const [head, batch] = frames(session);
+            // The batch is the publisher's own bytes, shared: not a copy.
+            assert.equal(batch, points);
+            assert.deepEqual(decodeFrame(Uint8Array.from(Buffer.concat([head, batch])), 'toAgent'), expected);
             assert.deepEqual(decodeFrame(encodeFrame(expected), 'toAgent'), expected);
           }
         },

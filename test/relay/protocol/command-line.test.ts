@@ -22,7 +22,6 @@ import { runPkiCli } from '../../../pki/cli.ts';
 import { initializeState, openState } from '../../../pki/state.ts';
 import { createEnrollmentToken } from '../../../pki/tokens.ts';
 import { runRelayCli } from '../../../relay/cli.ts';
-import { describeHolder } from '../../../relay/server/state-lock.ts';
 import {
   exitStatusOf,
   formatError,
@@ -31,6 +30,7 @@ import {
   type Output,
 } from '../../../relay/protocol/command-line.ts';
 import { ConfigError, DmzError } from '../../../relay/protocol/errors.ts';
+import { describeHolder } from '../../../relay/protocol/process-lock.ts';
 import { CA_STATE_TRUST_DOMAIN, createCaState } from '../../support/ca-state.ts';
 import { freePort } from '../../support/ports.ts';
 import { waitFor } from '../../support/wait.ts';

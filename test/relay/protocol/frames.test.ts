@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeFrame, encodeFrame } from '../../../relay/protocol/codec.ts';
 import { DmzError } from '../../../relay/protocol/errors.ts';
-import { MAX_RESUME_BYTES, type Frame } from '../../../relay/protocol/frames.ts';
+import type { Frame } from '../../../relay/protocol/frames.ts';
+import { MAX_RESUME_BYTES } from '../../../relay/protocol/limits.ts';
 
 const roundTrip = (frame: Frame, direction: 'toRelay' | 'toAgent'): Frame =>
   decodeFrame(encodeFrame(frame), direction);
@@ -80,8 +81,8 @@ describe('frames: resume cursors', () => {
     resume: new Uint8Array(bytes),
   });
 
-  it('carries a cursor of MAX_RESUME_BYTES (256) both ways', () => {
-    assert.equal(MAX_RESUME_BYTES, 256);
+  it('carries a cursor of MAX_RESUME_BYTES (64 KiB) both ways', () => {
+    assert.equal(MAX_RESUME_BYTES, 64 * 1024);
     for (const [frame, direction] of [
       [subscribeToRelay(MAX_RESUME_BYTES), 'toRelay'],
       [subscribeToAgent(MAX_RESUME_BYTES), 'toAgent'],
@@ -94,7 +95,7 @@ describe('frames: resume cursors', () => {
 
   const tooLarge: readonly [name: string, bytes: number][] = [
     ['one byte over', MAX_RESUME_BYTES + 1],
-    ['the 64 KiB of the review', 64 * 1024],
+    ['of twice the limit', 2 * MAX_RESUME_BYTES],
   ];
   for (const [name, bytes] of tooLarge) {
     it(`refuses a cursor ${name} both ways`, () => {

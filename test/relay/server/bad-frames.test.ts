@@ -3,8 +3,10 @@ import { after, before, describe, it } from 'node:test';
 import { encodeFrame } from '../../../relay/protocol/codec.ts';
 import type { ErrorCode } from '../../../relay/protocol/errors.ts';
 import { FRAME_KIND, type ToRelayFrame } from '../../../relay/protocol/frames.ts';
+import { MAX_RESUME_BYTES } from '../../../relay/protocol/limits.ts';
 import { RawAgent } from '../../support/raw-agent.ts';
 import {
+  openMixedSession,
   startTestRelay,
   type FrameRecorder,
   type RecordingAgent,
@@ -13,7 +15,8 @@ import {
 import { createTestPki, type TestPki } from '../../support/test-pki.ts';
 import { rawFrame } from '../../support/raw-frame.ts';
 
-const MAX_FRAME_BYTES = 64 * 1024;
+/** Above MAX_RESUME_BYTES, so an oversized cursor reaches the decoder inside a frame the relay takes. */
+const MAX_FRAME_BYTES = 256 * 1024;
 
 /** The misbehaving side: the OT or IT member of a fresh session, or a raw connection (OT identity). */
 type Offender = 'ot' | 'it' | 'raw' | 'raw-before-hello';
@@ -41,12 +44,12 @@ interface BadFrameCase {
   readonly close?: { readonly code: number; readonly reason?: string };
 }
 
-const publish = (topic: string): ToRelayFrame => ({
+const publish = (topic: string, seq = 1): ToRelayFrame => ({
   type: 'publish',
   topic,
-  seq: 1,
+  seq,
   count: 1,
-  points: Uint8Array.of(1),
+  points: Uint8Array.of(seq),
 });
 const PROTOCOL_ERROR = 1002;
 const REQUEST_ID = 99;
@@ -207,10 +210,16 @@ const CASES: readonly BadFrameCase[] = [
     ref: 99,
   },
   {
-    name: 'a resume cursor over 256 bytes',
+    name: 'a resume cursor over MAX_RESUME_BYTES',
     from: 'it',
     send: (s, { ot, session }) =>
-      s.send({ type: 'subscribe', ref: 76, session, filter: `${ot}/#`, resume: new Uint8Array(257) }),
+      s.send({
+        type: 'subscribe',
+        ref: 76,
+        session,
+        filter: `${ot}/#`,
+        resume: new Uint8Array(MAX_RESUME_BYTES + 1),
+      }),
     code: 'RELAY_ERR_INVALID_FRAME',
     message: /\/resume/,
   },
@@ -259,71 +268,66 @@ describe('relay/server bad frames', () => {
     await bystanderIt.next('deliver', (frame) => frame.seq === bystanderSeq);
   }
 
-  function senderOf(agent: RecordingAgent): Sender {
-    return {
-      send: (frame) => agent.client.send(frame),
-      sendRaw: (data) => {
-        if (typeof data === 'string') throw new Error('text messages need a raw agent');
-        agent.client.sendRaw(data);
-      },
-    };
-  }
-
   for (const row of CASES) {
     const outcome = row.close === undefined ? 'stays usable' : `is closed with ${row.close.code}`;
     it(`relay - ${row.name}: ${row.code ?? 'refused by the transport'}, the connection ${outcome}`, async () => {
       victims++;
       const otName = `victim-ot-${victims}`;
-      const ot = await t.connect('ot', otName);
-      const it = await t.connect('it', `victim-it-${victims}`);
-      const { session } = await it.client.openSession(otName, `${otName}/#`);
-      await it.client.subscribe(session, `${otName}/#`);
-      let raw: RawAgent | undefined;
+      const itName = `victim-it-${victims}`;
+      // The offender is a raw agent: it sends what the agent link never would, and sees every
+      // frame the relay answers with. In a session, it is one side and a real agent the other.
+      let raw: RawAgent;
+      let ot: FrameRecorder;
+      let it: FrameRecorder;
+      let session: number;
+      let agents: RecordingAgent[];
+      if (row.from === 'ot' || row.from === 'it') {
+        const mixed = await openMixedSession(t, row.from, otName, itName);
+        ({ raw, ot, it, session } = mixed);
+        agents = [mixed.agent];
+        if (row.from === 'ot') await mixed.agent.client.subscribe(session, `${otName}/#`);
+        else await raw.subscribe(session, `${otName}/#`);
+      } else {
+        const otAgent = await t.connect('ot', otName);
+        const itAgent = await t.connect('it', itName);
+        ({ session } = await itAgent.client.openSession(otName, `${otName}/#`));
+        await itAgent.client.subscribe(session, `${otName}/#`);
+        [ot, it, agents] = [otAgent, itAgent, [otAgent, itAgent]];
+        const credentials = await pki.issueAgent('ot', `victim-raw-${victims}`);
+        raw = await RawAgent.open({
+          url: t.url,
+          caPem: pki.ca.certPem,
+          ...credentials,
+          hello: row.from === 'raw',
+        });
+      }
       try {
-        let recorder: FrameRecorder;
-        let sender: Sender;
-        if (row.from === 'raw' || row.from === 'raw-before-hello') {
-          const credentials = await pki.issueAgent('ot', `victim-raw-${victims}`);
-          const rawAgent = await RawAgent.open({
-            url: t.url,
-            caPem: pki.ca.certPem,
-            ...credentials,
-            hello: row.from === 'raw',
-          });
-          raw = rawAgent;
-          recorder = rawAgent;
-          sender = {
-            send: (frame) => rawAgent.send(frame),
-            sendRaw: (data) => rawAgent.sendRaw(data, typeof data !== 'string'),
-          };
-        } else {
-          const agent = row.from === 'ot' ? ot : it;
-          recorder = agent;
-          sender = senderOf(agent);
-        }
+        const sender: Sender = {
+          send: (frame) => raw.send(frame),
+          sendRaw: (data) => raw.sendRaw(data, typeof data !== 'string'),
+        };
         const peer = row.from === 'it' ? ot : it;
 
         row.send(sender, { session, ot: otName });
 
         if (row.code !== undefined) {
           if ((row.answer ?? 'error') === 'error') {
-            const error = await recorder.next('error');
+            const error = await raw.next('error');
             assert.equal(error.code, row.code);
             if (row.ref !== undefined) assert.equal(error.ref, row.ref);
             assert.match(error.message, /^[\x20-\x7e]*$/, 'the error message carries unprintable bytes');
             if (row.message !== undefined) assert.match(error.message, row.message);
           } else {
-            const response = await recorder.next('response', (frame) => frame.id === REQUEST_ID);
+            const response = await raw.next('response', (frame) => frame.id === REQUEST_ID);
             assert.equal(response.error?.code, row.code);
           }
         }
         if (row.close !== undefined) {
-          const closed = await recorder.waitClosed();
+          const closed = await raw.waitClosed();
           assert.equal(closed.code, row.close.code);
           if (row.close.reason !== undefined) assert.equal(closed.reason, row.close.reason);
           // The audit names the violation, even where the WebSocket layer refused before the codec.
-          const offender =
-            row.from === 'ot' ? otName : row.from === 'it' ? `victim-it-${victims}` : `victim-raw-${victims}`;
+          const offender = row.from === 'ot' ? otName : row.from === 'it' ? itName : `victim-raw-${victims}`;
           const reason = row.code ?? 'RELAY_ERR_FRAME_TOO_LARGE';
           await t.audit.waitFor(
             (entry) =>
@@ -334,13 +338,13 @@ describe('relay/server bad frames', () => {
           );
         } else {
           sender.send({ type: 'ping', nonce: 4242 });
-          await recorder.next('pong', (frame) => frame.nonce === 4242);
-          assert.equal(recorder.closed, undefined);
+          await raw.next('pong', (frame) => frame.nonce === 4242);
+          assert.equal(raw.closed, undefined);
         }
 
         // Nothing of the bad frame reached the other side of the session.
         if (row.from === 'ot' && row.close === undefined) {
-          ot.client.publish(`${otName}/marker`, 7, [Uint8Array.of(7)]);
+          raw.send(publish(`${otName}/marker`, 7));
           await it.next('deliver', (frame) => frame.seq === 7);
         }
         assert.deepEqual(
@@ -350,8 +354,8 @@ describe('relay/server bad frames', () => {
           row.from === 'ot' && row.close === undefined ? [`${otName}/marker`] : [],
         );
       } finally {
-        raw?.terminate();
-        await Promise.all([ot.client.close(), it.client.close()]);
+        raw.terminate();
+        await Promise.all(agents.map((agent) => agent.client.close()));
       }
       await assertOthersStillServed();
     });

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import type { ConnectionOptions } from 'node:tls';
 import { after, before, describe, it } from 'node:test';
-import { RelayCallError } from '../../../agents/relay-client.ts';
+import { DmzError } from '../../../relay/protocol/errors.ts';
+import type { FrameRecorder } from '../../support/frame-recorder.ts';
+import type { RawAgent } from '../../support/raw-agent.ts';
 import {
+  openMixedSession,
   startTestRelay,
   type AuditEntry,
-  type RecordingAgent,
   type TestRelay,
 } from '../../support/relay-harness.ts';
 import { createTestPki, type AgentCredentials, type TestPki } from '../../support/test-pki.ts';
@@ -16,11 +18,11 @@ import { waitFor } from '../../support/wait.ts';
 function codeOf(call: Promise<unknown>): Promise<string> {
   return call.then(
     () => 'none',
-    (error: unknown) => (error instanceof RelayCallError ? error.code : String(error)),
+    (error: unknown) => (error instanceof DmzError ? error.code : String(error)),
   );
 }
 
-const deliveries = (agent: RecordingAgent): number =>
+const deliveries = (agent: FrameRecorder): number =>
   agent.frames.filter((frame) => frame.type === 'deliver').length;
 
 /** Clients the TLS layer must turn away; `detail` is what the audit entry says was wrong. */
@@ -182,44 +184,47 @@ describe('relay/server mTLS refusal', () => {
     await assertValidAgentConnects();
   });
 
-  /** What each role may not do; the relay answers FORBIDDEN and keeps the connection. */
+  /**
+   * What each role may not do; the relay answers FORBIDDEN and keeps the connection. The offender
+   * is a raw agent, which sees the error frames a refused publish gets; its peer is a real one.
+   */
   const ROLE_REFUSALS: readonly {
     name: string;
     offender: 'ot' | 'it';
     /** Resolves with the error code the relay answered with. */
-    attempt: (agents: { ot: RecordingAgent; it: RecordingAgent; session: number }) => Promise<string>;
+    attempt: (offender: RawAgent, session: number) => Promise<string>;
   }[] = [
     {
       name: 'an OT agent opening a session',
       offender: 'ot',
-      attempt: ({ ot }) => codeOf(ot.client.openSession('press-7', 'press-7/#')),
+      attempt: (ot) => codeOf(ot.openSession('press-7', 'press-7/#')),
     },
     {
       name: 'an IT agent publishing',
       offender: 'it',
-      attempt: async ({ it }) => {
-        it.client.publish('press-7/temps/t1', 1, [Uint8Array.of(1)]);
+      attempt: async (it) => {
+        it.send({ type: 'publish', topic: 'press-7/temps/t1', seq: 1, count: 1, points: Uint8Array.of(1) });
         return (await it.next('error')).code;
       },
     },
     {
       name: 'an IT agent subscribing beyond its grant',
       offender: 'it',
-      attempt: ({ it, session }) => codeOf(it.client.subscribe(session, 'press-7/#')),
+      attempt: (it, session) => codeOf(it.subscribe(session, 'press-7/#')),
     },
   ];
   for (const row of ROLE_REFUSALS) {
     it(`relay - refuses ${row.name} with FORBIDDEN; the agent stays connected`, async () => {
-      const ot = await t.connect('ot', 'press-7');
-      const it = await t.connect('it', 'historian');
-      const { session } = await it.client.openSession('press-7', 'press-7/#');
-      assert.equal(await row.attempt({ ot, it, session }), 'RELAY_ERR_FORBIDDEN');
-      const offender = row.offender === 'ot' ? ot : it;
-      offender.client.send({ type: 'ping', nonce: 7 });
-      await offender.next('pong', (frame) => frame.nonce === 7);
-      assert.equal(offender.closed, undefined);
-      assert.equal(deliveries(it), 0, 'something refused was delivered');
-      await Promise.all([ot.client.close(), it.client.close()]);
+      const { raw, agent, it, session } = await openMixedSession(t, row.offender, 'press-7', 'historian');
+      try {
+        assert.equal(await row.attempt(raw, session), 'RELAY_ERR_FORBIDDEN');
+        await raw.roundTrip();
+        assert.equal(raw.closed, undefined);
+        assert.equal(deliveries(it), 0, 'something refused was delivered');
+      } finally {
+        raw.terminate();
+        await agent.client.close();
+      }
     });
   }
 });

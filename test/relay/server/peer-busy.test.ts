@@ -13,7 +13,7 @@ import { createTestPki, type TestPki } from '../../support/test-pki.ts';
 const QUEUE_LIMIT = 64 * 1024;
 /** Requests this large fill the kernel's socket buffers in a few dozen frames. */
 const REQUEST_PAYLOAD = new Uint8Array(512 * 1024).fill(0x42);
-/** The largest cursor a subscribe may carry (frames.ts MAX_RESUME_BYTES). */
+/** A cursor of 256 bytes: a thousand subscribes make ~300 KB, several times the control headroom. */
 const RESUME = new Uint8Array(256).fill(0x7a);
 /** Subscribes in the spam: ~300 KB of frames, several times what the control headroom allows. */
 const SPAM = 1_000;
@@ -73,11 +73,16 @@ describe('relay/server peer busy', () => {
     const ot = await RawAgent.open({ url: t.url, caPem: pki.ca.certPem, ...credentials });
     try {
       const watcher = await t.connect('it', 'watcher');
-      const spammer = await t.connect('it', 'spammer');
+      // Raw: it sends frames the agent link would not (requests it does not wait for) and sees
+      // every answer, acks and errors included.
+      const spammer = await t.connectRaw('it', 'spammer');
       const watched = await openWith(watcher, ot, 'line-9');
       await watcher.client.subscribe(watched, 'line-9/#');
-      const session = await openWith(spammer, ot, 'line-9');
-      const spam = (frame: ToRelayFrame) => spammer.client.send(frame);
+      const [{ session }] = await Promise.all([
+        spammer.openSession('line-9', 'line-9/#'),
+        ot.acceptOffer('spammer'),
+      ]);
+      const spam = (frame: ToRelayFrame) => spammer.send(frame);
 
       ot.pauseReading();
       // Requests, each correctly checked for room, fill everything between the relay and the OT agent.

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { readMetric } from '../../support/metrics.ts';
-import { startTestRelay, type RecordingAgent, type TestRelay } from '../../support/relay-harness.ts';
+import type { OpenedSession } from '../../../agents/link/relay-link.ts';
+import type { RawAgent } from '../../support/raw-agent.ts';
+import { startTestRelay, type TestRelay } from '../../support/relay-harness.ts';
 import { createTestPki, type TestPki } from '../../support/test-pki.ts';
 import { probeAgentPort } from '../../support/tls-probe.ts';
 import { waitFor } from '../../support/wait.ts';
@@ -10,8 +12,8 @@ const MESSAGES_PER_SECOND = 20;
 const BURST = 100;
 
 /** Sends BURST pings at once; resolves when each got a pong or an error, or the connection closed. */
-async function pingBurst(agent: RecordingAgent): Promise<{ pongs: number; limited: number }> {
-  for (let nonce = 1; nonce <= BURST; nonce++) agent.client.send({ type: 'ping', nonce });
+async function pingBurst(agent: RawAgent): Promise<{ pongs: number; limited: number }> {
+  for (let nonce = 1; nonce <= BURST; nonce++) agent.send({ type: 'ping', nonce });
   const count = () => ({
     pongs: agent.frames.filter((frame) => frame.type === 'pong').length,
     limited: agent.frames.filter((frame) => frame.type === 'error' && frame.code === 'RELAY_ERR_RATE_LIMITED')
@@ -40,7 +42,7 @@ describe('relay/server rate limits', () => {
     after(() => t.stop());
 
     it('relay - a burst beyond messagesPerSecond is answered with RATE_LIMITED; the agent stays', async () => {
-      const agent = await t.connect('it', 'chatty');
+      const agent = await t.connectRaw('it', 'chatty');
       const { pongs, limited } = await pingBurst(agent);
       // The window is one second: the burst may straddle two windows, never more.
       assert.ok(pongs >= 1 && pongs <= 2 * MESSAGES_PER_SECOND, `${pongs} pings answered`);
@@ -53,10 +55,10 @@ describe('relay/server rate limits', () => {
     });
 
     it('relay - one agent hitting its limit does not limit another', async () => {
-      const noisy = await t.connect('it', 'noisy');
-      const quiet = await t.connect('it', 'quiet');
+      const noisy = await t.connectRaw('it', 'noisy');
+      const quiet = await t.connectRaw('it', 'quiet');
       await pingBurst(noisy);
-      quiet.client.send({ type: 'ping', nonce: 1 });
+      quiet.send({ type: 'ping', nonce: 1 });
       await quiet.next('pong', (frame) => frame.nonce === 1);
       assert.equal(quiet.frames.filter((frame) => frame.type === 'error').length, 0);
     });
@@ -72,7 +74,7 @@ describe('relay/server rate limits', () => {
     after(() => t.stop());
 
     it('relay - an agent that keeps exceeding its rate is disconnected with 1013 RATE_LIMITED', async () => {
-      const agent = await t.connect('ot', 'flooder');
+      const agent = await t.connectRaw('ot', 'flooder');
       await pingBurst(agent);
       assert.deepEqual(await agent.waitClosed(), { code: 1013, reason: 'RELAY_ERR_RATE_LIMITED' });
       await t.audit.waitFor(
@@ -96,8 +98,8 @@ describe('relay/server rate limits', () => {
     after(() => t.stop());
 
     it('relay - the connection beyond connectionAttemptsPerMinute is dropped before TLS completes', async () => {
-      const admitted: RecordingAgent[] = [];
-      for (let index = 1; index <= ATTEMPTS; index++) admitted.push(await t.connect('ot', `plc-${index}`));
+      const admitted: RawAgent[] = [];
+      for (let index = 1; index <= ATTEMPTS; index++) admitted.push(await t.connectRaw('ot', `plc-${index}`));
       const credentials = await pki.issueAgent('ot', 'plc-4');
       const from = t.audit.entries.length;
       const result = await probeAgentPort(t.relay.agentPort, {
@@ -117,7 +119,7 @@ describe('relay/server rate limits', () => {
       );
       // Those already in are not affected.
       for (const agent of admitted) {
-        agent.client.send({ type: 'ping', nonce: 9 });
+        agent.send({ type: 'ping', nonce: 9 });
         await agent.next('pong', (frame) => frame.nonce === 9);
       }
     });
@@ -147,13 +149,16 @@ describe('relay/server rate limits', () => {
         setup: async (prefix) => {
           const ots = await Promise.all([1, 2, 3].map((n) => t.connect('ot', `${prefix}-ot-${n}`)));
           const it = await t.connect('it', `${prefix}-it`);
-          const open = (n: number) => () => it.client.openSession(`${prefix}-ot-${n}`, `${prefix}-ot-${n}/#`);
+          let first: OpenedSession | undefined;
+          const open = (n: number) => async () => {
+            const opened = await it.client.openSession(`${prefix}-ot-${n}`, `${prefix}-ot-${n}/#`);
+            first ??= opened;
+          };
           return {
             within: [open(1), open(2)],
             beyond: open(3),
             free: async () => {
-              const first = it.frames.find((frame) => frame.type === 'sessionAccept');
-              assert.ok(first?.type === 'sessionAccept');
+              assert.ok(first !== undefined);
               it.client.closeSession(first.session);
               await ots[0]!.next('sessionClose');
             },
@@ -165,13 +170,16 @@ describe('relay/server rate limits', () => {
         setup: async (prefix) => {
           const ot = await t.connect('ot', `${prefix}-ot`);
           const its = await Promise.all([1, 2, 3].map((n) => t.connect('it', `${prefix}-it-${n}`)));
-          const open = (n: number) => () => its[n - 1]!.client.openSession(`${prefix}-ot`, `${prefix}-ot/#`);
+          let first: OpenedSession | undefined;
+          const open = (n: number) => async () => {
+            const opened = await its[n - 1]!.client.openSession(`${prefix}-ot`, `${prefix}-ot/#`);
+            if (n === 1) first = opened;
+          };
           return {
             within: [open(1), open(2)],
             beyond: open(3),
             free: async () => {
-              const first = its[0]!.frames.find((frame) => frame.type === 'sessionAccept');
-              assert.ok(first?.type === 'sessionAccept');
+              assert.ok(first !== undefined);
               its[0]!.client.closeSession(first.session);
               await ot.next('sessionClose');
             },

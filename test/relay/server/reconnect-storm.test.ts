@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { RelayClient } from '../../../agents/relay-client.ts';
+import { reconnectDelayMs, type BackoffLimits } from '../../../agents/link/backoff.ts';
+import { RelayLink } from '../../../agents/link/relay-link.ts';
 import { freePort } from '../../support/ports.ts';
 import { readMetric } from '../../support/metrics.ts';
 import { startTestRelay, type TestRelay } from '../../support/relay-harness.ts';
@@ -15,9 +16,8 @@ import { createTestPki, type AgentCredentials, type TestPki } from '../../suppor
 import { waitFor } from '../../support/wait.ts';
 
 const FLEET = 300;
-/** Full jitter (the AWS architecture blog's "Exponential Backoff And Jitter"): base and cap. */
-const BACKOFF_BASE_MS = 100;
-const BACKOFF_CAP_MS = 2_000;
+/** Full jitter (agents/link/backoff.ts), with a base and cap scaled down for a CI-sized fleet. */
+const BACKOFF: BackoffLimits = { baseMs: 100, capMs: 2_000 };
 /** Generous for 300 handshakes on two shared cores (the clients run in this process too). */
 const BACK_WITHIN_MS = 30_000;
 /**
@@ -28,7 +28,7 @@ const HANDSHAKE_TIMEOUT_MS = 5_000;
 
 /** One agent that reconnects, with full jitter, whenever its connection ends, until stopped. */
 class ReconnectingAgent {
-  client: RelayClient | undefined;
+  client: RelayLink | undefined;
   attempts = 0;
   #stopped = false;
   readonly #url: string;
@@ -47,15 +47,14 @@ class ReconnectingAgent {
     for (let failures = 0; !this.#stopped;) {
       this.attempts++;
       try {
-        this.client = await RelayClient.connect(
+        this.client = await RelayLink.connect(
           { url: this.#url, ...this.#credentials, connectTimeoutMs: 10_000 },
-          { onClose: () => this.#reconnectSoon() },
+          { closed: () => this.#reconnectSoon() },
         );
         return;
       } catch {
         failures++;
-        const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(failures, 10));
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
+        await new Promise((resolve) => setTimeout(resolve, reconnectDelayMs(failures, BACKOFF)));
       }
     }
   }
@@ -69,7 +68,7 @@ class ReconnectingAgent {
     if (this.#stopped) return;
     this.client = undefined;
     // The first attempt after a drop is jittered too: a fleet must not come back in one lump.
-    setTimeout(() => void this.run(), Math.random() * BACKOFF_BASE_MS);
+    setTimeout(() => void this.run(), reconnectDelayMs(0, BACKOFF));
   }
 }
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { RelayClient } from '../../../agents/relay-client.ts';
+import { RelayLink } from '../../../agents/link/relay-link.ts';
 import { initializeState } from '../../../pki/state.ts';
 import { openPkiStore } from '../../../pki/store.ts';
 import { createAuditLog } from '../../../relay/server/audit.ts';
@@ -86,7 +86,7 @@ describe('relay/server relay-pki', () => {
   });
 
   const connect = (agent: EnrolledAgent, port: number) =>
-    RelayClient.connect({ url: `wss://127.0.0.1:${port}/v1/agent`, ...agent, connectTimeoutMs: 3000 });
+    RelayLink.connect({ url: `wss://127.0.0.1:${port}/v1/agent`, ...agent, connectTimeoutMs: 3000 });
 
   it('relay - a revocation recorded while the relay was down holds from its first handshake', async () => {
     const revokedAgent = await enrollInProcess(state, 'ot', 'press-1');

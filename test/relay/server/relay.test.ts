@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { RelayClientHandlers } from '../../../agents/relay-client.ts';
+import type { LinkEvents } from '../../../agents/link/relay-link.ts';
 import type { ToAgentFrameOf } from '../../../relay/protocol/frames.ts';
 import { RawAgent } from '../../support/raw-agent.ts';
 import { startTestRelay, type RecordingAgent, type TestRelay } from '../../support/relay-harness.ts';
@@ -48,12 +48,12 @@ describe('relay/server end to end', () => {
   /** A fresh OT agent and IT agent (unique names) with a session under `filter` (`<ot>/...`). */
   async function pair(
     filterBelow = '#',
-    handlers: { ot?: RelayClientHandlers; it?: RelayClientHandlers } = {},
+    events: { ot?: LinkEvents; it?: LinkEvents } = {},
   ): Promise<{ ot: RecordingAgent; it: RecordingAgent; otName: string; session: number }> {
     names++;
     const otName = `press-${names}`;
-    const ot = await t.connect('ot', otName, handlers.ot);
-    const it = await t.connect('it', `historian-${names}`, handlers.it);
+    const ot = await t.connect('ot', otName, events.ot);
+    const it = await t.connect('it', `historian-${names}`, events.it);
     const { session } = await it.client.openSession(otName, `${otName}/${filterBelow}`);
     return { ot, it, otName, session };
   }
@@ -183,7 +183,7 @@ describe('relay/server end to end', () => {
 
   it('relay - a request from IT is answered by OT', async () => {
     const { it, otName, session } = await pair('#', {
-      ot: { onRequest: (request) => text(`${request.topic}=${decoded(request.payload)}`) },
+      ot: { request: (request) => text(`${request.topic}=${decoded(request.payload)}`) },
     });
     const answer = await it.client.request(session, `${otName}/setpoints/speed`, text('42'), 2_000);
     assert.equal(decoded(answer), `${otName}/setpoints/speed=42`);
@@ -194,7 +194,7 @@ describe('relay/server end to end', () => {
     const { it, otName: victim } = await pair();
     const { otName: accomplice } = await pair('#', {
       ot: {
-        onRequest: () => {
+        request: () => {
           executed++;
           return text('done');
         },
@@ -216,7 +216,7 @@ describe('relay/server end to end', () => {
 
   it('relay - a request from OT is answered by IT when policy grants OT that command', async () => {
     const { ot, otName, session } = await pair('#', {
-      it: { onRequest: (request) => text(`ack ${request.topic}`) },
+      it: { request: (request) => text(`ack ${request.topic}`) },
     });
     const answer = await ot.client.request(session, `${otName}/alarms/overtemp`, text('raise'), 2_000);
     assert.equal(decoded(answer), `ack ${otName}/alarms/overtemp`);
@@ -227,16 +227,21 @@ describe('relay/server end to end', () => {
 
   it('relay - an unanswered request times out; the late answer is dropped, not delivered', async () => {
     const held = heldAnswer();
-    const { it, otName, session } = await pair('#', {
-      ot: { onRequest: (request) => (request.topic.endsWith('/slow') ? held.promise : text('fast')) },
+    const otName = `press-${++names}`;
+    await t.connect('ot', otName, {
+      request: (request) => (request.topic.endsWith('/slow') ? held.promise : text('fast')),
     });
+    // Raw: whether a second response for the timed-out id arrives shows only in the frames.
+    const it = await t.connectRaw('it', `historian-${names}`);
+    const { session } = await it.openSession(otName, `${otName}/#`);
+    const ask = (id: number, topic: string, timeoutMs: number) =>
+      it.send({ type: 'request', session, id, topic, timeoutMs, payload: text('?') });
     const lateBefore = await readMetric(t.relay, 'dmz_relay_requests_total', { outcome: 'late_or_unknown' });
     const started = Date.now();
-    await assert.rejects(it.client.request(session, `${otName}/slow`, text('?'), 300), {
-      code: 'RELAY_ERR_TIMEOUT',
-    });
+    ask(101, `${otName}/slow`, 300);
+    const timedOut = await it.next('response', (frame) => frame.id === 101);
+    assert.equal(timedOut.error?.code, 'RELAY_ERR_TIMEOUT');
     assert.ok(Date.now() - started >= 290, 'timed out before the deadline');
-    const timedOut = await it.next('response', (frame) => frame.error?.code === 'RELAY_ERR_TIMEOUT');
 
     held.release(text('too late'));
     await waitFor(
@@ -245,7 +250,9 @@ describe('relay/server end to end', () => {
       'the relay to drop the late answer',
     );
     // A later round trip on the same path: had the late answer been forwarded, it would be here first.
-    assert.equal(decoded(await it.client.request(session, `${otName}/fast`, text('?'), 2_000)), 'fast');
+    ask(102, `${otName}/fast`, 2_000);
+    const fast = await it.next('response', (frame) => frame.id === 102);
+    assert.equal(decoded(fast.payload ?? new Uint8Array()), 'fast');
     assert.deepEqual(
       it.frames
         .filter((frame) => frame.type === 'response' && frame.id === timedOut.id)
@@ -255,7 +262,7 @@ describe('relay/server end to end', () => {
   });
 
   it('relay - an OT agent that refuses a session makes openSession fail with SESSION_REFUSED', async () => {
-    const ot = await t.connect('ot', 'kiln-1', { onSessionOffer: () => false });
+    const ot = await t.connect('ot', 'kiln-1', { sessionOffered: () => false });
     const it = await t.connect('it', 'kiln-viewer');
     await assert.rejects(it.client.openSession('kiln-1', 'kiln-1/#'), { code: 'RELAY_ERR_SESSION_REFUSED' });
     const offer = await ot.next('sessionOpen');
@@ -282,7 +289,7 @@ describe('relay/server end to end', () => {
 
   it('relay - when the OT agent goes away, the IT side sees its session end and pending requests fail', async () => {
     const never = heldAnswer();
-    const { ot, it, otName, session } = await pair('#', { ot: { onRequest: () => never.promise } });
+    const { ot, it, otName, session } = await pair('#', { ot: { request: () => never.promise } });
     const pending = it.client.request(session, `${otName}/setpoints/speed`, text('1'), 30_000);
     await ot.next('request');
     await ot.client.close();

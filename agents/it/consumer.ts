@@ -1,0 +1,279 @@
+/**
+ * One IT consumer: a session with one OT agent under one filter, feeding one sink, resuming from
+ * the sink's own cursor. Whatever happens on the way (relay restarts, the OT agent's restarts, a
+ * `dropped` notice, a batch that arrives after a hole), the sink sees every point of every stream
+ * exactly once and in order: StreamOrder keeps only what is next, and anything missing is fetched
+ * again from the OT agent's durable log in replay rounds, each asked for with the current cursor.
+ */
+import type { Logger } from 'pino';
+import { reconnectDelayMs } from '../link/backoff.ts';
+import { encodeResumeCursor } from '../points/resume-cursor.ts';
+import { topicMatches } from '../../relay/protocol/topics.ts';
+import type { Sink } from './sinks/sink.ts';
+import { StreamOrder, type DeliveredBatch } from './stream-order.ts';
+
+/** Points a replay round carries at most: about a second of a sink's writing, a few MiB. */
+export const DEFAULT_REPLAY_WINDOW = 65_536;
+/** A round that has sent nothing for this long is asked for again (its end marker may be lost). */
+export const ROUND_SILENCE_MS = 15_000;
+/**
+ * Entries handed to the sink and not yet durable above which live batches are left to replay:
+ * about 7 MiB of JSON lines, under what a sink lets wait (jsonl-limits.ts MAX_PENDING_BYTES).
+ */
+export const MAX_ENTRIES_IN_FLIGHT = 65_536;
+
+export interface ConsumerLink {
+  readonly closed: boolean;
+  openSession(peer: string, filter: string): Promise<{ readonly session: number }>;
+  closeSession(session: number): void;
+  subscribe(session: number, filter: string, resume?: Uint8Array): Promise<void>;
+  unsubscribe(session: number, filter: string): Promise<void>;
+}
+
+export interface ConsumerOptions {
+  readonly name: string;
+  /** The OT agent's name. */
+  readonly peer: string;
+  readonly filter: string;
+  readonly sink: Sink;
+  readonly logger: Logger;
+  readonly window?: number;
+  readonly random?: () => number;
+}
+
+export type ConsumerState = 'offline' | 'opening' | 'replaying' | 'live';
+
+export interface ConsumerStats {
+  readonly state: ConsumerState;
+  readonly session: number | undefined;
+  readonly rounds: number;
+  readonly pointsWritten: number;
+  readonly gapsWritten: number;
+  readonly holes: number;
+  readonly droppedNotices: number;
+  readonly sinkFailures: number;
+}
+
+export class Consumer {
+  readonly name: string;
+  readonly #options: ConsumerOptions;
+  readonly #order: StreamOrder;
+  #link: ConsumerLink | undefined;
+  #session: number | undefined;
+  #opening = false;
+  #roundOpen = false;
+  #roundRequested = false;
+  /**
+   * A dropped notice came while a round ran: the round may already have passed the points the
+   * relay dropped, so one more round is owed when it ends.
+   */
+  #roundOwed = false;
+  #roundTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #inFlight = 0;
+  #writes: Promise<void> = Promise.resolve();
+  #failed = false;
+  #closed = false;
+  #stats = { rounds: 0, pointsWritten: 0, gapsWritten: 0, holes: 0, droppedNotices: 0, sinkFailures: 0 };
+
+  constructor(options: ConsumerOptions) {
+    this.name = options.name;
+    this.#options = options;
+    this.#order = new StreamOrder(options.sink.cursors());
+  }
+
+  /** A link is up: open the session and resume. */
+  attach(link: ConsumerLink): void {
+    if (this.#closed) return;
+    this.detach();
+    this.#link = link;
+    void this.#open(link, 0);
+  }
+
+  /** The link is gone; the session with it. */
+  detach(): void {
+    this.#link = undefined;
+    this.#session = undefined;
+    this.#endRound();
+    clearTimeout(this.#retryTimer);
+  }
+
+  handles(session: number): boolean {
+    return session === this.#session;
+  }
+
+  delivered(batch: DeliveredBatch): void {
+    if (this.#failed) return;
+    let admission;
+    try {
+      // A sink that is behind gets nothing more held in memory: the log replays it later.
+      admission = this.#order.admit(batch, this.#inFlight <= MAX_ENTRIES_IN_FLIGHT);
+    } catch (error) {
+      this.#options.logger.warn({ err: error, topic: batch.topic }, 'a delivered batch does not decode');
+      this.#noteHole();
+      return;
+    }
+    if (admission.entries.length > 0) this.#write(admission.entries);
+    if (admission.hole) this.#noteHole();
+    if (admission.replayEnd !== undefined) {
+      this.#endRound();
+      if (admission.replayEnd.more || this.#order.hasHoles() || this.#roundOwed) this.#requestRound();
+    } else if (this.#roundOpen) {
+      this.#armRoundTimer();
+    }
+  }
+
+  /** The relay dropped live points for us: a round fetches them. */
+  dropped(): void {
+    this.#stats.droppedNotices++;
+    if (this.#roundOpen) this.#roundOwed = true;
+    this.#requestRound();
+  }
+
+  sessionClosed(code: string, message: string): void {
+    const link = this.#link;
+    this.#session = undefined;
+    this.#endRound();
+    if (link === undefined || link.closed || this.#closed) return;
+    this.#options.logger.info({ consumer: this.name, code, message }, 'session closed; reopening');
+    this.#retry(() => void this.#open(link, 1), 1);
+  }
+
+  stats(): ConsumerStats {
+    let state: ConsumerState = 'offline';
+    if (this.#link !== undefined) state = this.#session === undefined ? 'opening' : 'live';
+    if (state === 'live' && (this.#roundOpen || this.#roundRequested)) state = 'replaying';
+    return { state, session: this.#session, ...this.#stats };
+  }
+
+  /** Stops consuming and waits for what was handed to the sink. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const link = this.#link;
+    const session = this.#session;
+    this.detach();
+    if (link !== undefined && session !== undefined && !link.closed) link.closeSession(session);
+    await this.#writes;
+  }
+
+  async #open(link: ConsumerLink, attempt: number): Promise<void> {
+    if (this.#opening || link !== this.#link || link.closed) return;
+    this.#opening = true;
+    try {
+      const { session } = await link.openSession(this.#options.peer, this.#options.filter);
+      if (link !== this.#link || link.closed) return;
+      this.#session = session;
+      this.#options.logger.info({ consumer: this.name, session }, 'session open; resuming');
+      await this.#round(link, session, true);
+    } catch (error) {
+      if (link !== this.#link || link.closed) return;
+      this.#options.logger.info({ consumer: this.name, err: error }, 'session not open; retrying');
+      this.#session = undefined;
+      this.#retry(() => void this.#open(link, attempt + 1), attempt);
+    } finally {
+      this.#opening = false;
+    }
+  }
+
+  /** Asks the OT agent for what this consumer lacks, from its current cursor. */
+  async #round(link: ConsumerLink, session: number, first: boolean): Promise<void> {
+    const { filter } = this.#options;
+    const positions = new Map<string, number>();
+    for (const [topic, seq] of this.#order.positions())
+      if (topicMatches(filter, topic)) positions.set(topic, seq);
+    const resume = encodeResumeCursor(this.#options.window ?? DEFAULT_REPLAY_WINDOW, positions);
+    this.#roundOpen = true;
+    this.#roundOwed = false;
+    this.#stats.rounds++;
+    this.#armRoundTimer();
+    // The relay forwards a subscribe only when the filter is new in the session: a later round
+    // first takes the subscription back (what arrives in between is fetched by the round).
+    if (!first) await link.unsubscribe(session, filter);
+    await link.subscribe(session, filter, resume);
+  }
+
+  #requestRound(): void {
+    if (this.#roundOpen || this.#roundRequested || this.#session === undefined) return;
+    this.#roundRequested = true;
+    // The cursor goes out once what was admitted so far is written, so a round never runs ahead
+    // of the sink by more than one window.
+    void this.#writes.then(() => {
+      this.#roundRequested = false;
+      const link = this.#link;
+      const session = this.#session;
+      if (link === undefined || link.closed || session === undefined || this.#roundOpen) return;
+      this.#round(link, session, false).catch((error: unknown) => {
+        this.#endRound();
+        if (link.closed || session !== this.#session) return;
+        this.#options.logger.warn({ consumer: this.name, err: error }, 'replay round refused; retrying');
+        this.#retry(() => this.#requestRound(), 1);
+      });
+    });
+  }
+
+  #noteHole(): void {
+    this.#stats.holes++;
+    if (!this.#roundOpen) this.#requestRound();
+  }
+
+  #write(entries: Parameters<Sink['write']>[0]): void {
+    this.#inFlight += entries.length;
+    const written = this.#options.sink.write(entries);
+    // Its outcome is handled below, once the writes before it settled; a write the sink refuses at
+    // once (AGENT_ERR_SINK_BUSY) while an earlier one is on its way to disk would otherwise be an
+    // unhandled rejection meanwhile, which ends the process.
+    written.catch(() => undefined);
+    this.#writes = this.#writes.then(() =>
+      written.then(
+        () => {
+          this.#inFlight -= entries.length;
+          for (const entry of entries) {
+            if (entry.kind === 'point') this.#stats.pointsWritten++;
+            else this.#stats.gapsWritten++;
+          }
+        },
+        (error: unknown) => {
+          this.#inFlight -= entries.length;
+          this.#sinkFailed(error);
+        },
+      ),
+    );
+  }
+
+  /** What was admitted may not be on disk: start again from what the sink holds. */
+  #sinkFailed(error: unknown): void {
+    this.#stats.sinkFailures++;
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#options.logger.error(
+      { consumer: this.name, err: error },
+      'sink write failed; replaying from its cursor',
+    );
+    void this.#writes.then(() => {
+      this.#order.reset(this.#options.sink.cursors());
+      this.#failed = false;
+      this.#endRound();
+      this.#retry(() => this.#requestRound(), 1);
+    });
+  }
+
+  #armRoundTimer(): void {
+    clearTimeout(this.#roundTimer);
+    this.#roundTimer = setTimeout(() => {
+      this.#roundOpen = false;
+      this.#requestRound();
+    }, ROUND_SILENCE_MS);
+    this.#roundTimer.unref();
+  }
+
+  #endRound(): void {
+    this.#roundOpen = false;
+    clearTimeout(this.#roundTimer);
+  }
+
+  #retry(action: () => void, attempt: number): void {
+    clearTimeout(this.#retryTimer);
+    this.#retryTimer = setTimeout(action, reconnectDelayMs(attempt, undefined, this.#options.random));
+    this.#retryTimer.unref();
+  }
+}

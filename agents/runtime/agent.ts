@@ -1,0 +1,349 @@
+/**
+ * `dmz-agent run`: one agent process, of the role its certificate names. It keeps a link to the
+ * relay (LinkSupervisor), and either logs and serves points (OT: sources -> durable log -> live
+ * publish, and replay rounds for consumers) or consumes them (IT: one Consumer per configured
+ * stream, each into its sink). Renewal happens on the live link; the agent then moves to the new
+ * certificate with a reconnect, which loses and duplicates nothing (the log and the cursors see to
+ * that). stop() is what SIGTERM does: sources stop, everything durable is flushed, the link closes.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { PRIVATE_DIRECTORY_MODE } from '../../relay/protocol/file-permissions.ts';
+import { loadCredentials, type AgentCredentialSet } from '../credentials.ts';
+import { RelayLink, type LinkEvents } from '../link/relay-link.ts';
+import { scheduleRenewal } from '../renewal.ts';
+import { openJsonLinesSink } from '../it/sinks/jsonl-sink.ts';
+import type { Sink } from '../it/sinks/sink.ts';
+import { Consumer } from '../it/consumer.ts';
+import { openStreamLog, type StreamLog } from '../ot/log/stream-log.ts';
+import { PointPublisher } from '../ot/publisher.ts';
+import { ReplayServer } from '../ot/replay.ts';
+import { createSource } from '../ot/sources/registry.ts';
+import type { PointSource } from '../ot/sources/source.ts';
+import { checkConfigRole, type AgentConfig } from './config.ts';
+import { LinkSupervisor } from './link-supervisor.ts';
+import { streamPositions, writeStatus, STATUS_INTERVAL_MS, type AgentStatus } from './status.ts';
+
+const SOFTWARE = 'dmz-agent';
+
+export interface AgentOptions {
+  readonly config: AgentConfig;
+  /** The configuration file, for messages. */
+  readonly configSource: string;
+  readonly logger: Logger;
+}
+
+interface OtPart {
+  readonly settings: NonNullable<AgentConfig['ot']>;
+  readonly log: StreamLog;
+  readonly publisher: PointPublisher;
+  readonly replay: ReplayServer;
+  readonly sources: readonly PointSource[];
+  readonly sessions: Set<number>;
+}
+
+interface ItPart {
+  readonly consumers: readonly {
+    readonly consumer: Consumer;
+    readonly sink: Sink;
+    readonly settings: ConsumeSettings;
+  }[];
+  readonly sinks: readonly Sink[];
+}
+
+type ConsumeSettings = NonNullable<AgentConfig['it']>['consume'][number];
+
+export class Agent {
+  readonly #config: AgentConfig;
+  readonly #logger: Logger;
+  readonly #startedAt = Date.now();
+  #credentials: AgentCredentialSet;
+  readonly #supervisor: LinkSupervisor;
+  readonly #ot: OtPart | undefined;
+  readonly #it: ItPart | undefined;
+  #cancelRenewal: (() => void) | undefined;
+  #statusTimer: NodeJS.Timeout | undefined;
+  #stopping: Promise<void> | undefined;
+
+  private constructor(
+    options: AgentOptions,
+    credentials: AgentCredentialSet,
+    ot: OtPart | undefined,
+    it: ItPart | undefined,
+  ) {
+    this.#config = options.config;
+    this.#logger = options.logger;
+    this.#credentials = credentials;
+    this.#ot = ot;
+    this.#it = it;
+    this.#supervisor = new LinkSupervisor({
+      connect: (closed) => this.#connect(closed),
+      backoff: { baseMs: this.#config.relay.reconnectBaseMs, capMs: this.#config.relay.reconnectCapMs },
+      onConnected: (link) => this.#connected(link),
+      onDisconnected: () => this.#disconnected(),
+      logger: this.#logger,
+    });
+  }
+
+  /** Opens everything durable (log or sinks) and starts; throws before anything runs if it cannot. */
+  static async start(options: AgentOptions): Promise<Agent> {
+    const { config } = options;
+    const credentials = await loadCredentials(config.credentials);
+    const { role, name } = credentials.identity;
+    checkConfigRole(config, role, options.configSource);
+    await mkdir(config.state, { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
+    const ot =
+      role === 'ot' && config.ot !== undefined
+        ? await openOt(config.ot, config.state, name, options.logger)
+        : undefined;
+    let it: ItPart | undefined;
+    try {
+      it = role === 'it' && config.it !== undefined ? await openIt(config.it, options.logger) : undefined;
+    } catch (error) {
+      await ot?.log.close();
+      throw error;
+    }
+    const agent = new Agent(options, credentials, ot, it);
+    agent.#begin();
+    return agent;
+  }
+
+  /** The status snapshot (status.json, /healthz, metrics). */
+  status(): AgentStatus {
+    const { identity } = this.#credentials;
+    const link = this.#supervisor.state;
+    return {
+      name: identity.name,
+      role: identity.role,
+      pid: process.pid,
+      startedAt: new Date(this.#startedAt).toISOString(),
+      updatedAt: new Date().toISOString(),
+      relay: {
+        url: this.#config.relay.url,
+        connected: link.connected,
+        since: new Date(link.since).toISOString(),
+        connects: link.connects,
+        lastError: link.lastError,
+      },
+      certificate: { serial: identity.serial, notAfter: identity.notAfter },
+      ...(this.#ot === undefined ? {} : { ot: this.#otStatus(this.#ot) }),
+      ...(this.#it === undefined ? {} : { it: this.#itStatus(this.#it) }),
+    };
+  }
+
+  /** SIGTERM: stop producing, flush what is durable-bound, close the link, close the stores. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  #begin(): void {
+    const ot = this.#ot;
+    if (ot !== undefined) for (const source of ot.sources) source.start(ot.publisher);
+    this.#supervisor.start();
+    const tick = () => {
+      writeStatus(this.#config.state, this.status()).catch((error: unknown) =>
+        this.#logger.warn({ err: error }, 'status file not written'),
+      );
+    };
+    tick();
+    this.#statusTimer = setInterval(tick, STATUS_INTERVAL_MS);
+    this.#statusTimer.unref();
+  }
+
+  async #stop(): Promise<void> {
+    clearInterval(this.#statusTimer);
+    this.#cancelRenewal?.();
+    if (this.#ot !== undefined) await Promise.all(this.#ot.sources.map((source) => source.stop()));
+    if (this.#it !== undefined) await Promise.all(this.#it.consumers.map(({ consumer }) => consumer.close()));
+    await this.#supervisor.stop();
+    if (this.#ot !== undefined) {
+      this.#ot.replay.linkClosed();
+      await this.#ot.log.close();
+    }
+    if (this.#it !== undefined) await Promise.all(this.#it.sinks.map((sink) => sink.close()));
+    await writeStatus(this.#config.state, this.status()).catch(() => undefined);
+  }
+
+  async #connect(closed: (code: number, reason: string) => void): Promise<RelayLink> {
+    // Credentials are read again for every link: a renewal (ours, or a re-enrollment) applies.
+    this.#credentials = await loadCredentials(this.#config.credentials);
+    const { keyPem, certPem, caPem } = this.#credentials;
+    return RelayLink.connect(
+      {
+        url: this.#config.relay.url,
+        keyPem,
+        certPem,
+        caPem,
+        software: SOFTWARE,
+        connectTimeoutMs: this.#config.relay.connectTimeoutMs,
+      },
+      { ...this.#events(), closed },
+    );
+  }
+
+  #events(): LinkEvents {
+    const ot = this.#ot;
+    const it = this.#it;
+    const handlerError = (error: unknown) => this.#logger.error({ err: error }, 'link event handler failed');
+    if (ot !== undefined) {
+      return {
+        sessionOffered: (offer) => {
+          ot.sessions.add(offer.session);
+          return true;
+        },
+        subscribed: (subscription) => {
+          const link = this.#supervisor.link;
+          if (link !== undefined) ot.replay.subscribed(link, subscription);
+        },
+        unsubscribed: (unsubscription) =>
+          ot.replay.unsubscribed(unsubscription.session, unsubscription.filter),
+        sessionClosed: (closed) => {
+          ot.sessions.delete(closed.session);
+          ot.replay.sessionClosed(closed.session);
+        },
+        handlerError,
+      };
+    }
+    const consumerOf = (session: number) =>
+      it?.consumers.find(({ consumer }) => consumer.handles(session))?.consumer;
+    return {
+      sessionOffered: () => false,
+      delivery: (delivery) => consumerOf(delivery.session)?.delivered(delivery),
+      dropped: (dropped) => consumerOf(dropped.session)?.dropped(),
+      sessionClosed: (closed) => consumerOf(closed.session)?.sessionClosed(closed.code, closed.message),
+      handlerError,
+    };
+  }
+
+  #connected(link: RelayLink): void {
+    this.#ot?.publisher.useLink(link);
+    for (const { consumer } of this.#it?.consumers ?? []) consumer.attach(link);
+    this.#cancelRenewal?.();
+    this.#cancelRenewal = scheduleRenewal({
+      client: link,
+      dir: this.#config.credentials,
+      credentials: this.#credentials,
+      onRenewed: (credentials) => {
+        this.#credentials = credentials;
+        this.#logger.info(
+          { serial: credentials.identity.serial, notAfter: credentials.identity.notAfter },
+          'certificate renewed; reconnecting with it',
+        );
+        this.#supervisor.cycle();
+      },
+      onError: (error) => this.#logger.warn({ err: error }, 'certificate renewal failed; will retry'),
+    });
+  }
+
+  #disconnected(): void {
+    this.#cancelRenewal?.();
+    this.#cancelRenewal = undefined;
+    if (this.#ot !== undefined) {
+      this.#ot.publisher.useLink(undefined);
+      this.#ot.replay.linkClosed();
+      this.#ot.sessions.clear();
+    }
+    for (const { consumer } of this.#it?.consumers ?? []) consumer.detach();
+  }
+
+  #otStatus(ot: OtPart): NonNullable<AgentStatus['ot']> {
+    const streams = ot.log.streams();
+    const publisher = ot.publisher.stats();
+    const replay = ot.replay.stats();
+    return {
+      log: { bytes: ot.log.bytesOnDisk(), maxBytes: ot.settings.log.maxBytes, streams: streams.length },
+      ...publisher,
+      replay: { rounds: replay.rounds, pointsReplayed: replay.pointsReplayed, gaps: replay.gaps },
+      sessions: ot.sessions.size,
+      sources: ot.sources.map((source) => {
+        const stats = source.stats();
+        return { name: source.name, readings: stats.readings, lastError: stats.lastError?.message };
+      }),
+      streams: streamPositions(streams.map((topic) => [topic, ot.log.lastSeq(topic)] as const)),
+      streamCount: streams.length,
+    };
+  }
+
+  #itStatus(it: ItPart): NonNullable<AgentStatus['it']> {
+    return {
+      consumers: it.consumers.map(({ consumer, sink, settings: config }) => {
+        const cursors = sink.cursors();
+        const stats = consumer.stats();
+        return {
+          name: consumer.name,
+          from: config.from,
+          filter: config.filter,
+          sink: config.sink,
+          state: stats.state,
+          session: stats.session,
+          rounds: stats.rounds,
+          pointsWritten: stats.pointsWritten,
+          gapsWritten: stats.gapsWritten,
+          holes: stats.holes,
+          droppedNotices: stats.droppedNotices,
+          streams: streamPositions(cursors),
+          streamCount: cursors.size,
+        };
+      }),
+    };
+  }
+}
+
+async function openOt(
+  settings: NonNullable<AgentConfig['ot']>,
+  state: string,
+  name: string,
+  logger: Logger,
+): Promise<OtPart> {
+  const log = await openStreamLog({
+    dir: join(state, 'log'),
+    maxBytes: settings.log.maxBytes,
+    maxAgeMs: settings.log.maxAgeMs,
+    segmentBytes: settings.log.segmentBytes,
+  });
+  try {
+    const sources = settings.sources.map((source, index) =>
+      createSource(source, {
+        agentName: name,
+        configPath: `/ot/sources/${index}`,
+        logged: (topic) => log.lastSeq(topic),
+      }),
+    );
+    const publisher = new PointPublisher(log, name);
+    const replay = new ReplayServer(log, name, (error, request) =>
+      logger.warn({ err: error, session: request.session, filter: request.filter }, 'replay round failed'),
+    );
+    return { settings, log, publisher, replay, sources, sessions: new Set() };
+  } catch (error) {
+    await log.close();
+    throw error;
+  }
+}
+
+async function openIt(settings: NonNullable<AgentConfig['it']>, logger: Logger): Promise<ItPart> {
+  const sinks = new Map<string, Sink>();
+  try {
+    for (const sink of settings.sinks) {
+      sinks.set(sink.name, await openJsonLinesSink({ dir: sink.dir, name: sink.name }));
+    }
+  } catch (error) {
+    await Promise.all([...sinks.values()].map((sink) => sink.close()));
+    throw error;
+  }
+  const consumers = settings.consume.map((consume) => {
+    // config.ts checked that every consumer names a configured sink.
+    const sink = sinks.get(consume.sink) as Sink;
+    const consumer = new Consumer({
+      name: consume.name,
+      peer: consume.from,
+      filter: consume.filter,
+      sink,
+      window: consume.replayWindow,
+      logger: logger.child({ consumer: consume.name }),
+    });
+    return { consumer, sink, settings: consume };
+  });
+  return { consumers, sinks: [...sinks.values()] };
+}

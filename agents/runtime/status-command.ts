@@ -1,0 +1,119 @@
+/**
+ * `dmz-agent status --config agent.yaml [--json]`: the screen a plant engineer reads. It needs no
+ * port: the running agent writes its status to the state directory (status.ts), and this reads it,
+ * says whether that agent is still running, and adds the certificate's expiry from the credential
+ * directory. Exit status 0 when the agent runs, 1 when it does not (the last status is shown).
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { formatByteSize } from '../../relay/protocol/byte-size.ts';
+import { EXIT, fileError, type ExitStatus, type Output } from '../../relay/protocol/command-line.ts';
+import { DmzError } from '../../relay/protocol/errors.ts';
+import { isProcessAlive } from '../../relay/protocol/process-lock.ts';
+import { DAY_MS } from '../../pki/lifetimes.ts';
+import { loadAgentConfig } from './config.ts';
+import { STATUS_FILE, STATUS_INTERVAL_MS, type AgentStatus, type StreamPosition } from './status.ts';
+
+/** A status older than this many intervals is from an agent that stopped writing it. */
+const STALE_INTERVALS = 5;
+
+export async function showStatus(configPath: string, json: boolean, output: Output): Promise<ExitStatus> {
+  const config = await loadAgentConfig(configPath);
+  const path = join(config.state, STATUS_FILE);
+  let status: AgentStatus;
+  try {
+    status = JSON.parse(await readFile(path, 'utf8')) as AgentStatus;
+  } catch (cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new DmzError('AGENT_ERR_NOT_RUNNING', `no agent has run with state directory ${config.state}`, {
+        hint: `start it: dmz-agent run --config ${configPath}`,
+      });
+    }
+    throw fileError('read the agent status', path, cause);
+  }
+  const running = isRunning(status);
+  if (json) {
+    output.stdout(`${JSON.stringify({ running, ...status })}\n`);
+  } else {
+    output.stdout(render(status, running));
+  }
+  return running ? EXIT.ok : EXIT.error;
+}
+
+function isRunning(status: AgentStatus): boolean {
+  if (Date.now() - Date.parse(status.updatedAt) > STALE_INTERVALS * STATUS_INTERVAL_MS) return false;
+  return isProcessAlive(status.pid);
+}
+
+function render(status: AgentStatus, running: boolean): string {
+  const lines: string[] = [];
+  lines.push(
+    running
+      ? `${status.name} (${status.role}) running, pid ${status.pid}, since ${status.startedAt}`
+      : `${status.name} (${status.role}) NOT RUNNING; last status ${status.updatedAt}`,
+  );
+  const { relay } = status;
+  lines.push(
+    row(
+      'relay',
+      `${relay.url}: ${relay.connected ? 'connected' : 'DISCONNECTED'} since ${relay.since}` +
+        ` (${relay.connects} connects)${relay.lastError === undefined ? '' : `; last error: ${relay.lastError}`}`,
+    ),
+  );
+  const daysLeft = Math.floor((Date.parse(status.certificate.notAfter) - Date.now()) / DAY_MS);
+  lines.push(
+    row(
+      'cert',
+      `serial ${status.certificate.serial}, expires ${status.certificate.notAfter} (${daysLeft < 0 ? 'EXPIRED' : `in ${daysLeft} days`})`,
+    ),
+  );
+  if (status.ot !== undefined) {
+    const { ot } = status;
+    lines.push(
+      row(
+        'log',
+        `${formatByteSize(ot.log.bytes)} of ${formatByteSize(ot.log.maxBytes)}, ${ot.log.streams} streams; ` +
+          `${ot.pointsLogged} points logged, ${ot.pointsSent} sent live, ${ot.pointsLeftToReplay} left to replay`,
+      ),
+    );
+    lines.push(
+      row(
+        'sessions',
+        `${ot.sessions}; replay: ${ot.replay.rounds} rounds, ${ot.replay.pointsReplayed} points, ${ot.replay.gaps} gaps`,
+      ),
+    );
+    for (const source of ot.sources) {
+      lines.push(
+        row(
+          'source',
+          `${source.name}: ${source.readings} readings${source.lastError === undefined ? '' : `; last error: ${source.lastError}`}`,
+        ),
+      );
+    }
+    lines.push(...streams(ot.streams, ot.streamCount));
+  }
+  for (const consumer of status.it?.consumers ?? []) {
+    lines.push(
+      row(
+        'consumer',
+        `${consumer.name}: from ${consumer.from} (${consumer.filter}) into ${consumer.sink}: ${consumer.state}` +
+          `${consumer.session === undefined ? '' : ` (session ${consumer.session})`}; ${consumer.pointsWritten} points, ` +
+          `${consumer.gapsWritten} gaps, ${consumer.rounds} replay rounds, ${consumer.droppedNotices} dropped notices`,
+      ),
+    );
+    lines.push(...streams(consumer.streams, consumer.streamCount));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function row(label: string, text: string): string {
+  return `  ${label.padEnd(9)}${text}`;
+}
+
+function streams(positions: readonly StreamPosition[], count: number): string[] {
+  const width = Math.max(0, ...positions.map((position) => position.topic.length));
+  const lines = positions.map((position) => `      ${position.topic.padEnd(width)}  ${position.lastSeq}`);
+  if (count > positions.length)
+    lines.push(`      ... and ${count - positions.length} more (--json lists the first ${positions.length})`);
+  return [row('streams', `${count} (last sequence of each)`), ...lines];
+}

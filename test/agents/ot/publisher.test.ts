@@ -1,0 +1,155 @@
+import assert from 'node:assert/strict';
+import { describe, it, type TestContext } from 'node:test';
+import type { StreamLog } from '../../../agents/ot/log/stream-log.ts';
+import { LIVE_BUFFERED_BYTES, PointPublisher } from '../../../agents/ot/publisher.ts';
+import { MAX_READINGS_PER_WRITE } from '../../../agents/ot/sources/source.ts';
+import type { PointReading } from '../../../agents/points/point.ts';
+import { waitFor } from '../../support/wait.ts';
+import { AGENT, COUNT, readingsFor, TEMP } from '../../support/points.ts';
+import { rejectionCode } from './log/log-fixture.ts';
+import { openTempLog, range, RecordingLink, wrapLog } from './publishing-fixture.ts';
+
+function openLog(t: TestContext): Promise<StreamLog> {
+  return openTempLog(t, { maxBytes: 4 * 1024 * 1024, maxAgeMs: 3_600_000, segmentBytes: 256 * 1024 });
+}
+
+/** `log`, with each append resolving only once the test opens its gate (after it is durable). */
+function gatedAppends(log: StreamLog): { readonly log: StreamLog; open(): void } {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const gated = wrapLog(log, {
+    append: async (stream, records) => {
+      const result = await log.append(stream, records);
+      await gate;
+      return result;
+    },
+  });
+  return { log: gated, open: () => open() };
+}
+
+describe('agents/ot point publisher', () => {
+  it('sends points only once their append resolved, at the sequence numbers the log gave them', async (t) => {
+    const log = await openLog(t);
+    const gated = gatedAppends(log);
+    const publisher = new PointPublisher(gated.log, AGENT);
+    const link = new RecordingLink();
+    publisher.useLink(link);
+
+    const written = publisher.write(TEMP, readingsFor(1, 3));
+    await waitFor(() => log.lastSeq(TEMP) === 3, 'the points to be durable');
+    assert.equal(link.published.length, 0, 'durable, but the append has not resolved yet');
+    gated.open();
+    await written;
+    assert.deepEqual(link.pointSeqs(TEMP), [1, 2, 3]);
+    assert.equal(link.published[0]?.session, undefined, 'live data goes to every subscriber');
+
+    await publisher.write(TEMP, readingsFor(4, 2));
+    await publisher.write(COUNT, readingsFor(1, 1));
+    assert.deepEqual(link.pointSeqs(TEMP), range(1, 5));
+    assert.deepEqual(link.pointSeqs(COUNT), [1]);
+    assert.deepEqual(publisher.stats(), { pointsLogged: 6, pointsSent: 6, pointsLeftToReplay: 0 });
+  });
+
+  it('sends a large write in frames the link takes, in order', async (t) => {
+    const publisher = new PointPublisher(await openLog(t), AGENT);
+    const link = new RecordingLink(2048);
+    publisher.useLink(link);
+    await publisher.write(TEMP, readingsFor(1, 1000));
+    assert.ok(link.published.length > 1, `${link.published.length} frames`);
+    assert.deepEqual(link.pointSeqs(TEMP), range(1, 1000));
+  });
+
+  const UNSENT: [string, (link: RecordingLink, publisher: PointPublisher) => void, boolean][] = [
+    ['no link', (_, publisher) => publisher.useLink(undefined), false],
+    [
+      'a closed link',
+      (link) => {
+        link.closed = true;
+      },
+      false,
+    ],
+    [
+      'a link holding more than LIVE_BUFFERED_BYTES',
+      (link) => {
+        link.bufferedBytes = LIVE_BUFFERED_BYTES + 1;
+      },
+      false,
+    ],
+    [
+      'a link holding exactly LIVE_BUFFERED_BYTES',
+      (link) => {
+        link.bufferedBytes = LIVE_BUFFERED_BYTES;
+      },
+      true,
+    ],
+  ];
+  for (const [name, arrange, sent] of UNSENT) {
+    it(`${sent ? 'sends' : 'logs but leaves to replay'} points with ${name}`, async (t) => {
+      const log = await openLog(t);
+      const publisher = new PointPublisher(log, AGENT);
+      const link = new RecordingLink();
+      publisher.useLink(link);
+      arrange(link, publisher);
+      await publisher.write(TEMP, readingsFor(1, 4));
+      assert.equal(log.lastSeq(TEMP), 4, 'durable either way');
+      assert.deepEqual(link.pointSeqs(TEMP), sent ? [1, 2, 3, 4] : []);
+      assert.deepEqual(publisher.stats(), {
+        pointsLogged: 4,
+        pointsSent: sent ? 4 : 0,
+        pointsLeftToReplay: sent ? 0 : 4,
+      });
+    });
+  }
+
+  it('sends to the link it has now: later points once a link is back', async (t) => {
+    const publisher = new PointPublisher(await openLog(t), AGENT);
+    await publisher.write(TEMP, readingsFor(1, 2));
+    const link = new RecordingLink();
+    publisher.useLink(link);
+    await publisher.write(TEMP, readingsFor(3, 2));
+    assert.deepEqual(link.pointSeqs(TEMP), [3, 4]);
+    assert.deepEqual(publisher.stats(), { pointsLogged: 4, pointsSent: 2, pointsLeftToReplay: 2 });
+  });
+
+  const good = readingsFor(1, 1);
+  const REFUSED: [string, string, readonly PointReading[], string][] = [
+    ['a topic of another agent', 'press-8/line1/temp', good, 'RELAY_ERR_FORBIDDEN'],
+    ['a topic that only starts with the agent name', 'press-70/line1/temp', good, 'RELAY_ERR_FORBIDDEN'],
+    ['a topic with a wildcard', 'press-7/line1/+', good, 'RELAY_ERR_INVALID_TOPIC'],
+    ['an empty topic level', 'press-7//temp', good, 'RELAY_ERR_INVALID_TOPIC'],
+    [
+      `more than MAX_READINGS_PER_WRITE (${MAX_READINGS_PER_WRITE}) readings`,
+      TEMP,
+      readingsFor(1, MAX_READINGS_PER_WRITE + 1),
+      'AGENT_ERR_LOG_APPEND',
+    ],
+    [
+      'one reading the model does not hold, among good ones',
+      TEMP,
+      [...readingsFor(1, 3), { value: Number.NaN, quality: 'good', sourceTime: 1 }],
+      'AGENT_ERR_POINT_INVALID',
+    ],
+  ];
+  for (const [name, topic, readings, code] of REFUSED) {
+    it(`refuses ${name} with ${code}, logging and sending nothing`, async (t) => {
+      const log = await openLog(t);
+      const publisher = new PointPublisher(log, AGENT);
+      const link = new RecordingLink();
+      publisher.useLink(link);
+      assert.equal(await rejectionCode(publisher.write(topic, readings)), code);
+      assert.deepEqual(log.streams(), []);
+      assert.equal(log.stats().records, 0);
+      assert.deepEqual(link.published, []);
+      assert.deepEqual(publisher.stats(), { pointsLogged: 0, pointsSent: 0, pointsLeftToReplay: 0 });
+    });
+  }
+
+  it('takes a write of exactly MAX_READINGS_PER_WRITE readings', async (t) => {
+    const log = await openLog(t);
+    const publisher = new PointPublisher(log, AGENT);
+    await publisher.write(TEMP, readingsFor(1, MAX_READINGS_PER_WRITE));
+    assert.equal(log.lastSeq(TEMP), MAX_READINGS_PER_WRITE);
+  });
+});

@@ -1,0 +1,308 @@
+import assert from 'node:assert/strict';
+import { describe, it, type TestContext } from 'node:test';
+import { batchBudget } from '../../../agents/ot/frame-batches.ts';
+import type { StreamLog, StreamLogOptions } from '../../../agents/ot/log/stream-log.ts';
+import {
+  markerTopic,
+  REPLAY_BUFFERED_BYTES,
+  ReplayServer,
+  type ReplayRequest,
+} from '../../../agents/ot/replay.ts';
+import { encodeResumeCursor, MIN_REPLAY_WINDOW } from '../../../agents/points/resume-cursor.ts';
+import { DmzError } from '../../../relay/protocol/errors.ts';
+import { waitFor } from '../../support/wait.ts';
+import { AGENT, COUNT, LEVEL, TEMP } from '../../support/points.ts';
+import {
+  countingReads,
+  logPoints,
+  nextTurn,
+  openTempLog,
+  range,
+  RecordingLink,
+} from './publishing-fixture.ts';
+
+const SESSION = 7;
+const ALL = `${AGENT}/#`;
+
+interface Fixture {
+  readonly log: StreamLog;
+  readonly server: ReplayServer;
+  readonly errors: [unknown, ReplayRequest][];
+  readonly reads: () => number;
+}
+
+async function fixture(
+  t: TestContext,
+  options: Partial<Omit<StreamLogOptions, 'dir'>> = {},
+): Promise<Fixture> {
+  const real = await openTempLog(t, {
+    maxBytes: 1024 * 1024,
+    maxAgeMs: 3_600_000,
+    segmentBytes: 64 * 1024,
+    ...options,
+  });
+  const counted = countingReads(real);
+  const errors: [unknown, ReplayRequest][] = [];
+  const server = new ReplayServer(counted.log, AGENT, (error, request) => errors.push([error, request]));
+  return { log: real, server, errors, reads: counted.reads };
+}
+
+/** A subscribe with a cursor holding `positions` (topic -> last sequence held). */
+function subscribe(
+  server: ReplayServer,
+  link: RecordingLink,
+  positions: Record<string, number>,
+  { session = SESSION, filter = ALL, window = MIN_REPLAY_WINDOW } = {},
+): void {
+  const resume = encodeResumeCursor(window, new Map(Object.entries(positions)));
+  server.subscribed(link, { session, filter, resume });
+}
+
+async function roundsEnded(link: RecordingLink, count: number): Promise<void> {
+  await waitFor(() => link.replayEnds().length >= count, `${count} replay ends`);
+}
+
+describe('agents/ot replay server', () => {
+  it('sends each stream what the cursor lacks, in frames, then a replay end on the marker topic', async (t) => {
+    const { log, server, errors } = await fixture(t);
+    await logPoints(log, TEMP, 300);
+    await logPoints(log, COUNT, 40);
+    // Small frames, so a stream's records go in several.
+    const link = new RecordingLink(2048);
+    subscribe(server, link, { [TEMP]: 120 });
+    await roundsEnded(link, 1);
+
+    assert.deepEqual(link.pointSeqs(TEMP), range(121, 300));
+    assert.deepEqual(link.pointSeqs(COUNT), range(1, 40));
+    const frames = link.published.filter((publish) => publish.topic === TEMP);
+    assert.ok(frames.length > 1, `${frames.length} frames`);
+    for (const frame of frames) assert.ok(frame.batchBytes <= batchBudget(2048), `${frame.batchBytes} bytes`);
+    assert.ok(link.published.every((publish) => publish.session === SESSION));
+
+    const end = link.published.at(-1);
+    assert.deepEqual(end, {
+      topic: markerTopic(ALL, AGENT),
+      seq: 0,
+      session: SESSION,
+      batchBytes: 3,
+      records: [{ kind: 'replayEnd', more: false }],
+    });
+    assert.equal(link.replayEnds().length, 1);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(server.stats(), { rounds: 1, pointsReplayed: 180 + 40, gaps: 0, roundsActive: 0 });
+    assert.deepEqual(link.writableCalls.slice(0, 1), [REPLAY_BUFFERED_BYTES]);
+  });
+
+  it('sends nothing but the replay end to a cursor that holds everything', async (t) => {
+    const { log, server } = await fixture(t);
+    await logPoints(log, TEMP, 10);
+    const link = new RecordingLink();
+    subscribe(server, link, { [TEMP]: 10 });
+    await roundsEnded(link, 1);
+    assert.equal(link.published.length, 1);
+    assert.deepEqual(link.published[0]?.records, [{ kind: 'replayEnd', more: false }]);
+  });
+
+  it('ends a round at its window with more, and the next round from the new cursor continues', async (t) => {
+    const { log, server } = await fixture(t, { maxBytes: 2 * 1024 * 1024, segmentBytes: 256 * 1024 });
+    await logPoints(log, TEMP, 3000);
+    await logPoints(log, COUNT, 3000);
+    const link = new RecordingLink();
+    subscribe(server, link, {});
+    await roundsEnded(link, 1);
+    assert.deepEqual(link.replayEnds()[0]?.records, [{ kind: 'replayEnd', more: true }]);
+    // The window counts points across streams: all of the first, the rest of it from the second.
+    assert.deepEqual(link.pointSeqs(TEMP), range(1, 3000));
+    assert.deepEqual(link.pointSeqs(COUNT), range(1, MIN_REPLAY_WINDOW - 3000));
+
+    link.published.splice(0);
+    subscribe(server, link, { [TEMP]: 3000, [COUNT]: MIN_REPLAY_WINDOW - 3000 });
+    await roundsEnded(link, 1);
+    assert.deepEqual(link.replayEnds()[0]?.records, [{ kind: 'replayEnd', more: false }]);
+    assert.deepEqual(link.pointSeqs(TEMP), []);
+    assert.deepEqual(link.pointSeqs(COUNT), range(MIN_REPLAY_WINDOW - 3000 + 1, 3000));
+    assert.equal(server.stats().pointsReplayed, 6000);
+  });
+
+  it('sends only the streams the filter matches, and ends on a marker topic inside the filter', async (t) => {
+    const { log, server } = await fixture(t);
+    await logPoints(log, TEMP, 5);
+    await logPoints(log, LEVEL, 5);
+    await logPoints(log, 'press-7/line10/temp', 5);
+    const link = new RecordingLink();
+    subscribe(server, link, {}, { filter: 'press-7/line1/+' });
+    await roundsEnded(link, 1);
+    assert.deepEqual(link.pointSeqs(TEMP), range(1, 5));
+    assert.deepEqual(link.pointSeqs(LEVEL), []);
+    assert.deepEqual(
+      link.published.map((publish) => publish.topic),
+      [TEMP, 'press-7/line1/_replay'],
+    );
+  });
+
+  const MARKERS: [string, string][] = [
+    ['press-7/#', 'press-7/_replay'],
+    ['press-7/line1/+', 'press-7/line1/_replay'],
+    ['#', 'press-7/_replay'],
+    ['+/line1/#', 'press-7/line1/_replay'],
+    ['+/+/temp', 'press-7/_replay/temp'],
+  ];
+  for (const [filter, topic] of MARKERS) {
+    it(`ends a round under ${filter} on ${topic}, inside the filter and the agent's namespace`, () => {
+      assert.equal(markerTopic(filter, AGENT), topic);
+    });
+  }
+
+  it('sends a gap record with the range retention deleted before the records still kept', async (t) => {
+    // A tiny log: a 16 KiB budget of 4 KiB segments, so retention deletes the oldest at once.
+    const { log, server } = await fixture(t, { maxBytes: 16 * 1024, segmentBytes: 4096 });
+    // Small appends, so the stream spans many segments and retention keeps the newest of them.
+    await logPoints(log, TEMP, 2000, 20);
+    await logPoints(log, COUNT, 3);
+    await log.enforceRetention();
+    const firstKept = log.firstSeq(TEMP);
+    assert.ok(firstKept > 6 && firstKept < 2000, `retention kept from ${firstKept}`);
+
+    const link = new RecordingLink();
+    subscribe(server, link, { [TEMP]: 5, [COUNT]: 3 });
+    await roundsEnded(link, 1);
+    const [gap, ...rest] = link.published.filter((publish) => publish.topic === TEMP);
+    assert.deepEqual(gap, {
+      topic: TEMP,
+      seq: 6,
+      session: SESSION,
+      batchBytes: gap?.batchBytes,
+      records: [{ kind: 'gap', to: firstKept - 1, reason: 'retention' }],
+    });
+    assert.equal(rest[0]?.seq, firstKept);
+    assert.deepEqual(link.pointSeqs(TEMP), range(firstKept, 2000));
+    assert.equal(server.stats().gaps, 1);
+  });
+
+  it('makes a newer subscribe of the same session and filter replace the running round', async (t) => {
+    const { log, server, reads } = await fixture(t);
+    await logPoints(log, TEMP, 200);
+    await logPoints(log, COUNT, 50);
+    const link = new RecordingLink();
+    link.hold();
+    subscribe(server, link, {});
+    await waitFor(() => link.writableCalls.length === 1, 'the first round to wait for the link');
+    assert.deepEqual(link.pointSeqs(TEMP), range(1, 200));
+
+    subscribe(server, link, { [TEMP]: 200 });
+    await waitFor(() => link.writableCalls.length === 2, 'the second round to wait for the link');
+    link.release();
+    await roundsEnded(link, 1);
+    await nextTurn();
+    // Once each: the first round stopped where it was, the second sent the rest and the one end.
+    assert.deepEqual(link.pointSeqs(TEMP), range(1, 200));
+    assert.deepEqual(link.pointSeqs(COUNT), range(1, 50));
+    assert.equal(link.replayEnds().length, 1);
+    assert.equal(reads(), 2);
+    assert.deepEqual(server.stats(), { rounds: 2, pointsReplayed: 250, gaps: 0, roundsActive: 0 });
+  });
+
+  const CANCELS: [string, (server: ReplayServer, link: RecordingLink) => void, boolean][] = [
+    ['sessionClosed of its session', (server) => server.sessionClosed(SESSION), true],
+    ['linkClosed', (server) => server.linkClosed(), true],
+    ['unsubscribed of its filter', (server) => server.unsubscribed(SESSION, ALL), true],
+    [
+      'the link closing',
+      (_, link) => {
+        link.closed = true;
+      },
+      true,
+    ],
+    ['sessionClosed of another session', (server) => server.sessionClosed(70), false],
+    ['unsubscribed of another filter', (server) => server.unsubscribed(SESSION, TEMP), false],
+  ];
+  for (const [name, cancel, cancels] of CANCELS) {
+    it(`${cancels ? 'stops' : 'keeps'} a running round on ${name}`, async (t) => {
+      const { log, server, reads } = await fixture(t);
+      await logPoints(log, TEMP, 20);
+      await logPoints(log, COUNT, 20);
+      const link = new RecordingLink();
+      link.hold();
+      subscribe(server, link, {});
+      await waitFor(() => link.writableCalls.length === 1, 'the round to wait for the link');
+      const sent = link.published.length;
+      cancel(server, link);
+      link.release();
+      if (cancels) {
+        // The round's next step ran in this turn: it neither read on nor sent its end.
+        await nextTurn();
+        assert.equal(reads(), 1);
+        assert.equal(link.published.length, sent);
+        assert.equal(server.stats().roundsActive, 0);
+      } else {
+        await roundsEnded(link, 1);
+        assert.deepEqual(link.pointSeqs(COUNT), range(1, 20));
+      }
+    });
+  }
+
+  it('pauses a round while the link is not writable', async (t) => {
+    const { log, server, reads } = await fixture(t);
+    await logPoints(log, TEMP, 20);
+    await logPoints(log, COUNT, 20);
+    const link = new RecordingLink();
+    link.hold();
+    subscribe(server, link, {});
+    await waitFor(() => link.writableCalls.length === 1, 'the round to wait for the link');
+    await nextTurn();
+    assert.equal(reads(), 1);
+    assert.deepEqual(link.pointSeqs(TEMP), range(1, 20));
+    assert.deepEqual(link.pointSeqs(COUNT), []);
+    assert.equal(server.stats().roundsActive, 1);
+
+    link.release();
+    await roundsEnded(link, 1);
+    assert.deepEqual(link.pointSeqs(COUNT), range(1, 20));
+    assert.equal(server.stats().roundsActive, 0);
+  });
+
+  const MALFORMED: [string, Uint8Array][] = [
+    ['an empty cursor', new Uint8Array(0)],
+    ['an unknown version', Uint8Array.of(9, 0, 0x80, 0x20)],
+    ['a window below one frame', Uint8Array.of(1, 0, 1)],
+  ];
+  for (const [name, resume] of MALFORMED) {
+    it(`reports ${name} to onError and sends nothing`, async (t) => {
+      const { log, server, errors, reads } = await fixture(t);
+      await logPoints(log, TEMP, 5);
+      const link = new RecordingLink();
+      const request = { session: SESSION, filter: ALL, resume };
+      server.subscribed(link, request);
+      assert.equal(errors.length, 1);
+      const [error, reported] = errors[0]!;
+      assert.ok(error instanceof DmzError && error.code === 'AGENT_ERR_RESUME_CURSOR', String(error));
+      assert.equal(reported, request);
+      await nextTurn();
+      assert.deepEqual(link.published, []);
+      assert.equal(reads(), 0);
+      assert.equal(server.stats().rounds, 0);
+    });
+  }
+
+  it('replays nothing for a subscribe without a cursor: that consumer wants live data only', async (t) => {
+    const { log, server, errors, reads } = await fixture(t);
+    await logPoints(log, TEMP, 5);
+    const link = new RecordingLink();
+    server.subscribed(link, { session: SESSION, filter: ALL });
+    await nextTurn();
+    assert.deepEqual(link.published, []);
+    assert.equal(reads(), 0);
+    assert.deepEqual(errors, []);
+  });
+
+  it('reports a round that fails on the way to onError', async (t) => {
+    const { log, server, errors } = await fixture(t);
+    await logPoints(log, TEMP, 5);
+    await log.close();
+    const link = new RecordingLink();
+    subscribe(server, link, {});
+    const [error] = await waitFor(() => errors[0], 'the failed round to be reported');
+    assert.ok(error instanceof DmzError && error.code === 'AGENT_ERR_LOG_CLOSED', String(error));
+    assert.deepEqual(link.replayEnds(), []);
+  });
+});
