@@ -6,7 +6,7 @@
  * again from the OT agent's durable log in replay rounds, each asked for with the current cursor.
  */
 import type { Logger } from 'pino';
-import { reconnectDelayMs } from '../link/backoff.ts';
+import { reconnectDelayMs, type BackoffLimits } from '../link/backoff.ts';
 import { encodeResumeCursor } from '../points/resume-cursor.ts';
 import { topicMatches } from '../../relay/protocol/topics.ts';
 import type { Sink } from './sinks/sink.ts';
@@ -39,6 +39,8 @@ export interface ConsumerOptions {
   readonly logger: Logger;
   readonly window?: number;
   readonly random?: () => number;
+  /** Waits before a session is asked for again (default: the link's reconnect limits). */
+  readonly backoff?: BackoffLimits;
 }
 
 export type ConsumerState = 'offline' | 'opening' | 'replaying' | 'live';
@@ -273,7 +275,10 @@ export class Consumer {
 
   #retry(action: () => void, attempt: number): void {
     clearTimeout(this.#retryTimer);
-    this.#retryTimer = setTimeout(action, reconnectDelayMs(attempt, undefined, this.#options.random));
+    this.#retryTimer = setTimeout(
+      action,
+      reconnectDelayMs(attempt, this.#options.backoff, this.#options.random),
+    );
     this.#retryTimer.unref();
   }
 }

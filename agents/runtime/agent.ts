@@ -99,7 +99,7 @@ export class Agent {
         : undefined;
     let it: ItPart | undefined;
     try {
-      it = role === 'it' && config.it !== undefined ? await openIt(config.it, options.logger) : undefined;
+      it = role === 'it' && config.it !== undefined ? await openIt(config, options.logger) : undefined;
     } catch (error) {
       await ot?.log.close();
       throw error;
@@ -322,7 +322,9 @@ async function openOt(
   }
 }
 
-async function openIt(settings: NonNullable<AgentConfig['it']>, logger: Logger): Promise<ItPart> {
+async function openIt(config: AgentConfig, logger: Logger): Promise<ItPart> {
+  const settings = config.it;
+  if (settings === undefined) return { consumers: [], sinks: [] };
   const sinks = new Map<string, Sink>();
   try {
     for (const sink of settings.sinks) {
@@ -341,6 +343,7 @@ async function openIt(settings: NonNullable<AgentConfig['it']>, logger: Logger):
       filter: consume.filter,
       sink,
       window: consume.replayWindow,
+      backoff: { baseMs: config.relay.reconnectBaseMs, capMs: config.relay.reconnectCapMs },
       logger: logger.child({ consumer: consume.name }),
     });
     return { consumer, sink, settings: consume };
