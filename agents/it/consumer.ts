@@ -65,11 +65,6 @@ export class Consumer {
   #opening = false;
   #roundOpen = false;
   #roundRequested = false;
-  /**
-   * A dropped notice came while a round ran: the round may already have passed the points the
-   * relay dropped, so one more round is owed when it ends.
-   */
-  #roundOwed = false;
   #roundTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #inFlight = 0;
@@ -119,16 +114,22 @@ export class Consumer {
     if (admission.hole) this.#noteHole();
     if (admission.replayEnd !== undefined) {
       this.#endRound();
-      if (admission.replayEnd.more || this.#order.hasHoles() || this.#roundOwed) this.#requestRound();
+      if (admission.replayEnd.more || this.#order.hasHoles()) this.#requestRound();
     } else if (this.#roundOpen) {
       this.#armRoundTimer();
     }
   }
 
-  /** The relay dropped live points for us: a round fetches them. */
+  /**
+   * The relay dropped points of this session for us: a round fetches them. A round running now
+   * is given up for a new one at once: the relay drops a round's records and its end marker like
+   * live points, and a round waiting for a marker that was dropped would wait for ever while live
+   * data keeps its silence timer from running out. The new round, from the cursor, replaces the
+   * old one at the OT agent (same session and filter).
+   */
   dropped(): void {
     this.#stats.droppedNotices++;
-    if (this.#roundOpen) this.#roundOwed = true;
+    this.#endRound();
     this.#requestRound();
   }
 
@@ -185,7 +186,6 @@ export class Consumer {
       if (topicMatches(filter, topic)) positions.set(topic, seq);
     const resume = encodeResumeCursor(this.#options.window ?? DEFAULT_REPLAY_WINDOW, positions);
     this.#roundOpen = true;
-    this.#roundOwed = false;
     this.#stats.rounds++;
     this.#armRoundTimer();
     // The relay forwards a subscribe only when the filter is new in the session: a later round

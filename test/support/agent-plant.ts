@@ -5,7 +5,7 @@
  * agent.yaml is.
  */
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -132,15 +132,16 @@ export function startAgent(config: AgentConfig): Promise<Agent> {
   return Agent.start({ config, configSource: 'agent.yaml', logger: pino({ level: 'silent' }) });
 }
 
-/** Every line of a JSON Lines sink directory, parsed, in file order. */
+/**
+ * Every complete line of a JSON Lines sink directory, parsed, in file order. A running sink may be
+ * halfway through appending its last line: what follows the last newline is not a line yet.
+ */
 export async function readSinkLines(dir: string): Promise<Record<string, unknown>[]> {
-  const { readdir, readFile } = await import('node:fs/promises');
   const names = (await readdir(dir)).filter((name) => name.endsWith('.jsonl')).sort();
   const lines: Record<string, unknown>[] = [];
   for (const name of names) {
-    for (const line of (await readFile(join(dir, name), 'utf8')).split('\n')) {
-      if (line !== '') lines.push(JSON.parse(line) as Record<string, unknown>);
-    }
+    const complete = (await readFile(join(dir, name), 'utf8')).split('\n').slice(0, -1);
+    for (const line of complete) lines.push(JSON.parse(line) as Record<string, unknown>);
   }
   return lines;
 }
@@ -157,7 +158,9 @@ export async function sinkLinesByTopic(dir: string): Promise<Map<string, Record<
   }
   for (const line of lines) {
     const topic = line['topic'] as string;
-    byTopic.set(topic, [...(byTopic.get(topic) ?? []), line]);
+    const held = byTopic.get(topic);
+    if (held === undefined) byTopic.set(topic, [line]);
+    else held.push(line);
   }
   return byTopic;
 }

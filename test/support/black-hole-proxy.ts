@@ -2,8 +2,6 @@
  * A TCP forwarder between agents and a real relay that can turn the relay's direction into a black
  * hole: from `silence()` on, nothing the relay writes reaches the agent (not even its FIN or RST),
  * as on a route that died or a relay host that froze, while the agent's bytes still get through.
- * Or, short of that, stall it: from `pause()` until `resume()` nothing is read from the relay, so
- * its writes back up as on a congested link, and nothing is lost.
  * TLS runs end to end through it: the relay still sees the agent's certificate.
  */
 import { once } from 'node:events';
@@ -14,9 +12,6 @@ export interface BlackHoleProxy {
   readonly port: number;
   /** From now on, swallow everything the relay sends, on every connection, current and new. */
   silence(): void;
-  /** Stop reading what the relay sends, on the connections open now, until resume(). */
-  pause(): void;
-  resume(): void;
   close(): Promise<void>;
 }
 
@@ -26,7 +21,6 @@ export async function startBlackHoleProxy(
 ): Promise<BlackHoleProxy> {
   let silenced = false;
   const sockets = new Set<Socket>();
-  const relaySides = new Set<Socket>();
   const track = (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -36,8 +30,6 @@ export async function startBlackHoleProxy(
     const relaySide = connect({ host: targetHost, port: targetPort });
     track(agentSide);
     track(relaySide);
-    relaySides.add(relaySide);
-    relaySide.on('close', () => relaySides.delete(relaySide));
     agentSide.on('data', (chunk: Buffer) => relaySide.write(chunk));
     agentSide.on('close', () => relaySide.destroy());
     relaySide.on('data', (chunk: Buffer) => {
@@ -54,12 +46,6 @@ export async function startBlackHoleProxy(
     port: (server.address() as AddressInfo).port,
     silence: () => {
       silenced = true;
-    },
-    pause: () => {
-      for (const socket of relaySides) socket.pause();
-    },
-    resume: () => {
-      for (const socket of relaySides) socket.resume();
     },
     close: async () => {
       for (const socket of sockets) socket.destroy();

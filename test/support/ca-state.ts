@@ -14,7 +14,7 @@ import { AGENT_KEY_BITS, generateRsaKeyPair } from '../../pki/keys.ts';
 import { initializeState, openState } from '../../pki/state.ts';
 import { createEnrollmentToken, DEFAULT_TOKEN_TTL_SECONDS } from '../../pki/tokens.ts';
 import type { Role } from '../../relay/protocol/identity.ts';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { createAuditLog } from '../../relay/server/audit.ts';
 import { validateRelayConfig } from '../../relay/server/config.ts';
 import { startRelay, type RunningRelay } from '../../relay/server/relay.ts';
@@ -107,18 +107,24 @@ export async function enrollIntoDirectory(
 
 /**
  * The relay on a CA state directory, as `dmz-relay` runs it (its own CA, revocation watch,
- * enrollment port in `mode`), on loopback port 0, its debug log silent and its audit recorded.
+ * enrollment port in `mode`), on loopback port 0 (or `agentPort`, to restart a relay where its
+ * agents knew it), its debug log silent unless `log` is given, and its audit recorded.
  */
 export async function startCaStateRelay(
   stateDir: string,
-  options: { enrollment?: 'auto' | 'on' | 'off'; crlValidity?: string } = {},
+  options: {
+    enrollment?: 'auto' | 'on' | 'off';
+    crlValidity?: string;
+    agentPort?: number;
+    log?: Logger;
+  } = {},
 ): Promise<{ relay: RunningRelay; audit: AuditRecorder }> {
   const config = validateRelayConfig(
     {
       trustDomain: CA_STATE_TRUST_DOMAIN,
       state: stateDir,
       listen: {
-        agents: { host: '127.0.0.1', port: 0 },
+        agents: { host: '127.0.0.1', port: options.agentPort ?? 0 },
         admin: { host: '127.0.0.1', port: 0 },
         enrollment: { host: '127.0.0.1', port: 0, mode: options.enrollment ?? 'off' },
       },
@@ -132,7 +138,7 @@ export async function startCaStateRelay(
   const relay = await startRelay({
     config,
     audit: createAuditLog(audit.stream),
-    log: pino({ level: 'silent' }),
+    log: options.log ?? pino({ level: 'silent' }),
   });
   return { relay, audit };
 }

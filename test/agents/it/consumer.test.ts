@@ -183,14 +183,20 @@ describe('agents/it consumer', () => {
     assert.equal(link.calls.length, calls + 2);
   });
 
-  it('remembers a dropped notice during a round and asks for another round when it ends', async (t) => {
-    const { sink } = await openSink(t);
+  it('gives up the round on a dropped notice and asks for a new one at once: its end marker may be gone', async (t) => {
+    const { sink, dir } = await openSink(t);
     const { consumer, link } = await attached(sink);
     consumer.delivered(points(1, 4));
-    // The relay dropped live points for us while the round ran; the round may have passed them.
+    // The relay dropped the rest of the round (5..9) and its end marker; live data goes on.
     consumer.dropped();
-    consumer.delivered(replayEnd(false));
+    consumer.delivered(points(10, 1));
+    consumer.delivered(points(11, 1));
     await link.callsEndWith(`unsubscribe 1 ${FILTER}`, `subscribe 1 ${FILTER} temp=4`);
+    consumer.delivered(points(5, 7));
+    consumer.delivered(replayEnd(false));
+    await waitFor(() => sink.lastSeq(TEMP) === 11, 'the dropped points in the sink');
+    assert.deepEqual(await sinkSeqs(dir), { [TEMP]: range(1, 11) });
+    assert.equal(consumer.stats().state, 'live');
   });
 
   it('asks for a round when a batch leaves a hole, and fills it from the replay', async (t) => {
