@@ -151,6 +151,20 @@ export function readCpuSeconds(pid: number): number {
   return ticks / clockTicksPerSecond;
 }
 
+/**
+ * CPU time every process on the machine has used since boot, in seconds summed over the cores
+ * (/proc/stat's first line: every field but idle and iowait, proc(5)): over a window, how many
+ * cores were busy, whoever used them.
+ */
+export function readMachineCpuSeconds(): number {
+  clockTicksPerSecond ??= readClockTicksPerSecond();
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+  const ticks = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  if (!Number.isFinite(ticks)) throw new Error('cannot read /proc/stat');
+  return ticks / clockTicksPerSecond;
+}
+
 /** VmRSS of a running process, in bytes (/proc/<pid>/status, Linux). */
 export function readRssBytes(pid: number): number {
   const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -143,6 +143,8 @@ export interface RelayCommandChildOptions {
   readonly stateDir: string;
   readonly trustDomain: string;
   readonly enrollment: { readonly port: number; readonly mode: 'auto' | 'on' | 'off' };
+  /** When set, the relay runs with `--cpu-prof` and writes its profile here on exit. */
+  readonly cpuProfileDir?: string | undefined;
 }
 
 /**
@@ -167,7 +169,17 @@ export async function startRelayCommandChild(
     policy: [{ role: 'ot' }, { role: 'it', subscribe: ['#'] }],
   };
   await writeFile(configPath, JSON.stringify(config, null, 2));
-  const child = group.spawn(process.execPath, [RELAY_COMMAND, '--config', configPath], {
+  const profiling =
+    options.cpuProfileDir === undefined
+      ? []
+      : [
+          '--cpu-prof',
+          '--cpu-prof-dir',
+          options.cpuProfileDir,
+          '--cpu-prof-name',
+          `${options.name}.cpuprofile`,
+        ];
+  const child = group.spawn(process.execPath, [...profiling, RELAY_COMMAND, '--config', configPath], {
     cwd: REPO_ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
   });
