@@ -78,6 +78,11 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   enroll: { summary: 'enroll this host with a relay, using a one-time token', run: runEnroll },
   run: { summary: 'run the agent (its role comes from its certificate)', run: runRun },
   status: { summary: "show a running agent's state", run: runStatus },
+  opcua: {
+    summary: "trust an OPC UA server's certificate (opcua trust)",
+    run: async (argv, _env, output) =>
+      (await import('./ot/sources/opcua/trust-cli.ts')).runOpcuaCommand(argv, output),
+  },
 };
 
 const USAGE = `Usage: dmz-agent <command> [options]

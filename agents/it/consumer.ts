@@ -7,15 +7,21 @@
  */
 import type { Logger } from 'pino';
 import { reconnectDelayMs, type BackoffLimits } from '../link/backoff.ts';
-import { encodeResumeCursor } from '../points/resume-cursor.ts';
+import { encodeResumeCursor, MIN_REPLAY_WINDOW } from '../points/resume-cursor.ts';
+import { DmzError } from '../../relay/protocol/errors.ts';
 import { topicMatches } from '../../relay/protocol/topics.ts';
 import type { Sink } from './sinks/sink.ts';
 import { StreamOrder, type DeliveredBatch } from './stream-order.ts';
 
 /** Points a replay round carries at most: about a second of a sink's writing, a few MiB. */
 export const DEFAULT_REPLAY_WINDOW = 65_536;
-/** A round that has sent nothing for this long is asked for again (its end marker may be lost). */
-export const ROUND_SILENCE_MS = 15_000;
+/**
+ * A round not ended within this long is asked for again, from the cursor: its end marker may be
+ * lost, or the OT agent failed it. Counted from the round's start, not from the last delivery:
+ * live data keeps arriving during a round and must not keep a dead round open. A round longer
+ * than this (a window the link cannot carry in time) is simply continued by the next one.
+ */
+export const ROUND_DEADLINE_MS = 30_000;
 /**
  * Entries handed to the sink and not yet durable above which live batches are left to replay:
  * about 7 MiB of JSON lines, under what a sink lets wait (jsonl-limits.ts MAX_PENDING_BYTES).
@@ -41,6 +47,8 @@ export interface ConsumerOptions {
   readonly random?: () => number;
   /** Waits before a session is asked for again (default: the link's reconnect limits). */
   readonly backoff?: BackoffLimits;
+  /** The sink's storage failed: it takes nothing more until reopened. */
+  readonly onStorageFailure?: (error: unknown) => void;
 }
 
 export type ConsumerState = 'offline' | 'opening' | 'replaying' | 'live';
@@ -54,12 +62,17 @@ export interface ConsumerStats {
   readonly holes: number;
   readonly droppedNotices: number;
   readonly sinkFailures: number;
+  /** Why the last session open or replay round failed (a cursor too large, a refusal). */
+  readonly lastError: string | undefined;
 }
 
 export class Consumer {
   readonly name: string;
   readonly #options: ConsumerOptions;
   readonly #order: StreamOrder;
+  readonly #maxWindow: number;
+  /** Points the next round asks for: the configured window, halved while rounds are dropped. */
+  #window: number;
   #link: ConsumerLink | undefined;
   #session: number | undefined;
   #opening = false;
@@ -71,10 +84,20 @@ export class Consumer {
   #writes: Promise<void> = Promise.resolve();
   #failed = false;
   #closed = false;
-  #stats = { rounds: 0, pointsWritten: 0, gapsWritten: 0, holes: 0, droppedNotices: 0, sinkFailures: 0 };
+  #stats: { -readonly [Key in keyof Omit<ConsumerStats, 'state' | 'session'>]: ConsumerStats[Key] } = {
+    rounds: 0,
+    pointsWritten: 0,
+    gapsWritten: 0,
+    holes: 0,
+    droppedNotices: 0,
+    sinkFailures: 0,
+    lastError: undefined,
+  };
 
   constructor(options: ConsumerOptions) {
     this.name = options.name;
+    this.#maxWindow = options.window ?? DEFAULT_REPLAY_WINDOW;
+    this.#window = this.#maxWindow;
     this.#options = options;
     this.#order = new StreamOrder(options.sink.cursors());
   }
@@ -104,7 +127,9 @@ export class Consumer {
     let admission;
     try {
       // A sink that is behind gets nothing more held in memory: the log replays it later.
-      admission = this.#order.admit(batch, this.#inFlight <= MAX_ENTRIES_IN_FLIGHT);
+      // Gap records come only in replay rounds: outside one, a gap is not believed (a live batch
+      // claiming a gap to 2^53 would otherwise end the stream for this consumer).
+      admission = this.#order.admit(batch, this.#inFlight <= MAX_ENTRIES_IN_FLIGHT, this.#roundOpen);
     } catch (error) {
       this.#options.logger.warn({ err: error, topic: batch.topic }, 'a delivered batch does not decode');
       this.#noteHole();
@@ -113,10 +138,10 @@ export class Consumer {
     if (admission.entries.length > 0) this.#write(admission.entries);
     if (admission.hole) this.#noteHole();
     if (admission.replayEnd !== undefined) {
+      // A round that ended whole earns a larger next one, up to the configured window.
+      this.#window = Math.min(this.#maxWindow, this.#window * 2);
       this.#endRound();
       if (admission.replayEnd.more || this.#order.hasHoles()) this.#requestRound();
-    } else if (this.#roundOpen) {
-      this.#armRoundTimer();
     }
   }
 
@@ -129,6 +154,9 @@ export class Consumer {
    */
   dropped(): void {
     this.#stats.droppedNotices++;
+    // The relay could not hold what this round sent: ask for less next time (halving, as TCP
+    // does with its window), so rounds fit what the path holds and end with a marker.
+    if (this.#roundOpen) this.#window = Math.max(MIN_REPLAY_WINDOW, Math.floor(this.#window / 2));
     this.#endRound();
     this.#requestRound();
   }
@@ -171,7 +199,12 @@ export class Consumer {
     } catch (error) {
       if (link !== this.#link || link.closed) return;
       this.#options.logger.info({ consumer: this.name, err: error }, 'session not open; retrying');
+      // A session opened and then refused its subscription is given back, or retries would
+      // pile sessions up at the relay until the pair's limit locks every consumer out.
+      if (this.#session !== undefined) link.closeSession(this.#session);
       this.#session = undefined;
+      this.#endRound();
+      this.#stats.lastError = error instanceof Error ? error.message : String(error);
       this.#retry(() => void this.#open(link, attempt + 1), attempt);
     } finally {
       this.#opening = false;
@@ -184,7 +217,7 @@ export class Consumer {
     const positions = new Map<string, number>();
     for (const [topic, seq] of this.#order.positions())
       if (topicMatches(filter, topic)) positions.set(topic, seq);
-    const resume = encodeResumeCursor(this.#options.window ?? DEFAULT_REPLAY_WINDOW, positions);
+    const resume = encodeResumeCursor(this.#window, positions);
     this.#roundOpen = true;
     this.#stats.rounds++;
     this.#armRoundTimer();
@@ -208,6 +241,7 @@ export class Consumer {
         this.#endRound();
         if (link.closed || session !== this.#session) return;
         this.#options.logger.warn({ consumer: this.name, err: error }, 'replay round refused; retrying');
+        this.#stats.lastError = error instanceof Error ? error.message : String(error);
         this.#retry(() => this.#requestRound(), 1);
       });
     });
@@ -242,15 +276,22 @@ export class Consumer {
     );
   }
 
-  /** What was admitted may not be on disk: start again from what the sink holds. */
+  /**
+   * What was admitted may not be on disk: start again from what the sink holds. A sink that is
+   * only busy (its queue is full) is a hole like any other; one whose storage failed takes no
+   * more writes until it is reopened, which the runtime does by restarting (onStorageFailure).
+   */
   #sinkFailed(error: unknown): void {
     this.#stats.sinkFailures++;
     if (this.#failed) return;
     this.#failed = true;
-    this.#options.logger.error(
-      { consumer: this.name, err: error },
-      'sink write failed; replaying from its cursor',
-    );
+    const code = error instanceof DmzError ? error.code : undefined;
+    if (code === 'AGENT_ERR_SINK_BUSY') {
+      this.#options.logger.info({ consumer: this.name }, 'sink busy; what it refused is replayed later');
+    } else {
+      this.#options.logger.error({ consumer: this.name, err: error }, 'sink write failed');
+      if (code === 'AGENT_ERR_SINK_FAILED') this.#options.onStorageFailure?.(error);
+    }
     void this.#writes.then(() => {
       this.#order.reset(this.#options.sink.cursors());
       this.#failed = false;
@@ -264,7 +305,7 @@ export class Consumer {
     this.#roundTimer = setTimeout(() => {
       this.#roundOpen = false;
       this.#requestRound();
-    }, ROUND_SILENCE_MS);
+    }, ROUND_DEADLINE_MS);
     this.#roundTimer.unref();
   }
 

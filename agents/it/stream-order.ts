@@ -60,7 +60,7 @@ export class StreamOrder {
    * Decodes a delivered batch and keeps what is new; with no `room` (the sink is behind) keeps
    * nothing and notes what the batch held as owed. Throws if the batch does not decode.
    */
-  admit(batch: DeliveredBatch, room = true): Admission {
+  admit(batch: DeliveredBatch, room = true, gapsBelieved = true): Admission {
     const records = decodePointBatch(batch.points, batch.count).map((bytes) => decodeStreamRecord(bytes));
     const first = records[0];
     if (first?.kind === 'replayEnd') {
@@ -76,7 +76,7 @@ export class StreamOrder {
     let seq = batch.seq;
     let held = last;
     for (const record of records) {
-      held = this.#admitRecord(batch.topic, seq, held, record, entries);
+      held = this.#admitRecord(batch.topic, seq, held, record, entries, gapsBelieved);
       seq = record.kind === 'gap' ? Math.max(seq, record.to) + 1 : seq + 1;
     }
     this.#admitted.set(batch.topic, held);
@@ -85,7 +85,14 @@ export class StreamOrder {
     return { entries, hole: false, replayEnd: undefined };
   }
 
-  #admitRecord(topic: string, seq: number, held: number, record: StreamRecord, entries: SinkEntry[]): number {
+  #admitRecord(
+    topic: string,
+    seq: number,
+    held: number,
+    record: StreamRecord,
+    entries: SinkEntry[],
+    gapsBelieved: boolean,
+  ): number {
     switch (record.kind) {
       case 'point':
         if (seq !== held + 1) return held;
@@ -93,7 +100,7 @@ export class StreamOrder {
         return seq;
       case 'gap':
         // A gap from `seq` to `to`; only the part beyond what is held is news.
-        if (record.to <= held || seq > held + 1) return held;
+        if (!gapsBelieved || record.to <= held || seq > held + 1) return held;
         entries.push({ kind: 'gap', topic, from: held + 1, to: record.to, reason: record.reason });
         return record.to;
       case 'replayEnd':

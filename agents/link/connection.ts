@@ -1,10 +1,13 @@
 /**
  * Opening the agent's connection to the relay: mutually authenticated TLS with the relay's CA as
- * the only trust anchor, the protocol's WebSocket subprotocol, then hello and the relay's welcome.
- * What happens after the welcome is the link's (relay-link.ts).
+ * the only trust anchor, the protocol's WebSocket subprotocol, then hello and the relay's welcome;
+ * resuming the TLS session of the last connection to the same relay with the same credentials
+ * when there is one (tls-sessions.ts). What happens after the welcome is the link's (relay-link.ts).
  */
+import type { ClientRequest } from 'node:http';
 import type { Socket } from 'node:net';
-import { WebSocket } from 'ws';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import { WebSocket, type ClientOptions } from 'ws';
 import { decodeFrame, encodeFrame } from '../../relay/protocol/codec.ts';
 import { DmzError, isErrorCode } from '../../relay/protocol/errors.ts';
 import type { ToAgentFrameOf } from '../../relay/protocol/frames.ts';
@@ -14,6 +17,7 @@ import {
   MIN_TLS_VERSION,
   SUBPROTOCOL,
 } from '../../relay/protocol/limits.ts';
+import { processTlsSessions, type SessionScope, type TlsSessionCache } from './tls-sessions.ts';
 
 export interface RelayLinkOptions {
   /** `wss://host:port/v1/agent` */
@@ -28,6 +32,8 @@ export interface RelayLinkOptions {
   readonly connectTimeoutMs?: number;
   /** The source address to connect from (tests and benchmarks spread agents over 127.0.0.x). */
   readonly localAddress?: string;
+  /** Where TLS session tickets are kept between connections: the process's own cache by default. */
+  readonly tlsSessions?: TlsSessionCache;
 }
 
 export type Welcome = ToAgentFrameOf<'welcome'>;
@@ -42,6 +48,8 @@ export interface RelayConnection {
   /** The TLS socket under the WebSocket, for its write buffer's 'drain'. */
   readonly transport: Socket;
   readonly welcome: Welcome;
+  /** Whether TLS resumed an earlier session (a ticket) instead of a full handshake. */
+  readonly tlsResumed: boolean;
 }
 
 /**
@@ -60,7 +68,19 @@ export function connectToRelay<T>(
       throw new DmzError('CONFIG_ERR_INVALID', 'the relay URL must start with wss://');
     }
     const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-    const socket = new WebSocket(options.url, SUBPROTOCOL, {
+    const sessions = options.tlsSessions ?? processTlsSessions;
+    const scope: SessionScope = { url: options.url, certPem: options.certPem, caPem: options.caPem };
+    const offered = sessions.sessionFor(scope);
+    // Tickets arrive right after the TLS handshake, before the upgrade's answer; one is kept only
+    // once the relay has welcomed us, so a refused connection's ticket is never offered again.
+    let ticket: Buffer | undefined;
+    let welcomed = false;
+    const keepTicket = (session: Buffer) => {
+      ticket = session;
+      if (welcomed) sessions.remember(scope, session);
+    };
+    // ws hands every option on to tls.connect (`session` included) and the request to finishRequest.
+    const wsOptions: ClientOptions & Pick<ConnectionOptions, 'session'> = {
       cert: options.certPem,
       key: options.keyPem,
       ca: options.caPem,
@@ -70,7 +90,13 @@ export function connectToRelay<T>(
       perMessageDeflate: false,
       handshakeTimeout: timeoutMs,
       ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
-    });
+      ...(offered === undefined ? {} : { session: offered }),
+      finishRequest: (request: ClientRequest) => {
+        request.once('socket', (tlsSocket: Socket) => tlsSocket.on('session', keepTicket));
+        request.end();
+      },
+    };
+    const socket = new WebSocket(options.url, SUBPROTOCOL, wsOptions);
     let transport: Socket | undefined;
     const fail = (error: DmzError) => {
       clearTimeout(timer);
@@ -127,7 +153,10 @@ export function connectToRelay<T>(
       }
       clearTimeout(timer);
       socket.removeAllListeners();
-      resolve(attach({ socket, transport, welcome }));
+      welcomed = true;
+      if (ticket !== undefined) sessions.remember(scope, ticket);
+      const tlsResumed = (transport as TLSSocket).isSessionReused();
+      resolve(attach({ socket, transport, welcome, tlsResumed }));
     });
   });
 }

@@ -44,6 +44,8 @@ const ABNORMAL_CLOSURE = 1006;
 
 export class RelayLink {
   readonly welcome: Welcome;
+  /** Whether this connection resumed an earlier TLS session (a ticket) instead of a full handshake. */
+  readonly tlsResumed: boolean;
   readonly #socket: WebSocket;
   readonly #events: LinkEvents;
   readonly #calls = new Calls();
@@ -60,6 +62,7 @@ export class RelayLink {
     const { socket, transport, welcome } = connection;
     this.#socket = socket;
     this.welcome = welcome;
+    this.tlsResumed = connection.tlsResumed;
     this.#events = events;
     this.#backlog = new WriteBacklog(socket, transport);
     this.#silence = new RelaySilenceWatch(silenceBudgetMs(welcome), () =>

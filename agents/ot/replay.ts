@@ -13,10 +13,11 @@ import { encodePointBatch } from '../points/batch.ts';
 import { decodeResumeCursor, streamKey, type ResumeCursor } from '../points/resume-cursor.ts';
 import { encodeGap, encodeReplayEnd } from '../points/stream-record.ts';
 import { filterMeet, topicMatches } from '../../relay/protocol/topics.ts';
-import type { StreamLog } from './log/stream-log.ts';
+import { MAX_STREAMS_READ_RECORDS } from './log/limits.ts';
+import type { ReadResult, StreamLog, StreamsCursor } from './log/stream-log.ts';
 import { frameRuns } from './frame-batches.ts';
 import type { PublishingLink } from './publishing-link.ts';
-import { MAX_POINTS_PER_FRAME } from '../../relay/protocol/limits.ts';
+import { ReplayScheduler } from './replay-scheduler.ts';
 
 /** Queued bytes above which a round pauses: about 10 ms of a gigabit link, ahead of live data. */
 export const REPLAY_BUFFERED_BYTES = 1024 * 1024;
@@ -42,11 +43,21 @@ export class ReplayServer {
   readonly #onError: (error: unknown, request: ReplayRequest) => void;
   /** The round running per `session filter`: a newer subscribe replaces it. */
   readonly #rounds = new Map<string, { cancelled: boolean }>();
+  /** When rounds may run and send, per link: concurrency, one shared byte budget, the restart interval. */
+  readonly #scheduler: ReplayScheduler;
+  /** Each stream's key in cursors (SHA-256 of its topic): at most the log's MAX_STREAMS entries. */
+  readonly #streamKeys = new Map<string, string>();
   #roundsStarted = 0;
   #pointsReplayed = 0;
   #gaps = 0;
 
-  constructor(log: StreamLog, agentName: string, onError: (error: unknown, request: ReplayRequest) => void) {
+  constructor(
+    log: StreamLog,
+    agentName: string,
+    onError: (error: unknown, request: ReplayRequest) => void,
+    scheduler = new ReplayScheduler(),
+  ) {
+    this.#scheduler = scheduler;
     this.#log = log;
     this.#agentName = agentName;
     this.#onError = onError;
@@ -67,7 +78,8 @@ export class ReplayServer {
     const round = { cancelled: false };
     this.#rounds.set(key, round);
     this.#roundsStarted++;
-    this.#replay(link, request, cursor, round)
+    this.#scheduler
+      .run(link, key, round, (paced) => this.#replay(paced, request, cursor, round))
       .catch((error: unknown) => {
         if (!round.cancelled && !link.closed) this.#onError(error, request);
       })
@@ -115,39 +127,95 @@ export class ReplayServer {
   ): Promise<void> {
     const { session, filter } = request;
     const live = () => !round.cancelled && !link.closed;
-    let budget = cursor.window;
-    let more = false;
-    for (const topic of this.#log.streams()) {
-      if (!topicMatches(filter, topic)) continue;
-      let next = (cursor.positions.get(streamKey(topic)) ?? 0) + 1;
-      while (live() && next <= this.#log.lastSeq(topic)) {
-        if (budget === 0) {
-          more = true;
-          break;
-        }
-        const result = await this.#log.read(topic, next, Math.min(MAX_POINTS_PER_FRAME, budget));
-        if (!live()) return;
-        if (result.gap !== undefined) {
-          const gap = encodePointBatch([encodeGap(result.gap.to, result.gap.reason)]);
-          link.publishBatch(topic, result.gap.from, gap, 1, session);
-          this.#gaps++;
-        }
-        const records = result.records.map((record) => record.bytes);
-        let seq = result.records[0]?.seq ?? next;
-        for (const run of frameRuns(records, link.welcome.maxFrameBytes)) {
-          link.publish(topic, seq, run, session);
-          seq += run.length;
-        }
-        budget -= records.length;
-        this.#pointsReplayed += records.length;
-        next = result.nextSeq;
-        await link.whenWritable(REPLAY_BUFFERED_BYTES);
-      }
-      if (more) break;
-    }
-    if (!live()) return;
+    const lacking = this.#lacking(filter, cursor);
+    const more =
+      lacking.size === 0 ? false : await this.#sendPasses(link, session, lacking, cursor.window, live);
+    if (more === undefined || !live()) return;
     const marker = markerTopic(filter, this.#agentName);
     link.publishBatch(marker, 0, encodePointBatch([encodeReplayEnd(more)]), 1, session);
+  }
+
+  /**
+   * Sends up to `window` points of what `lacking` asks for, in passes over the log in log order,
+   * each continuing where the last stopped: a round costs the bytes of the range it sends, however
+   * many streams share that range. Whether more is left; undefined if the round ended first.
+   */
+  async #sendPasses(
+    link: PublishingLink,
+    session: number,
+    lacking: ReadonlyMap<string, number>,
+    window: number,
+    live: () => boolean,
+  ): Promise<boolean | undefined> {
+    let from: ReadonlyMap<string, number> | StreamsCursor = lacking;
+    for (let budget = window; ;) {
+      const pass = await this.#log.readStreams(from, Math.min(MAX_STREAMS_READ_RECORDS, budget));
+      if (!live()) return undefined;
+      for (const [topic, result] of pass.streams) {
+        if (!(await this.#send(link, session, topic, result, live))) return undefined;
+        budget -= result.records.length;
+      }
+      if (!pass.more) return false;
+      if (budget === 0) return true;
+      from = pass.next;
+    }
+  }
+
+  /**
+   * What the cursor lacks under `filter`: each stream with more than the cursor holds, and the
+   * first sequence number it lacks. A stream at (or, after a log reset, past) its head waits for
+   * the next round; live data carries what it gets meanwhile.
+   */
+  #lacking(filter: string, cursor: ResumeCursor): Map<string, number> {
+    const from = new Map<string, number>();
+    for (const topic of this.#log.streams()) {
+      if (!topicMatches(filter, topic)) continue;
+      const next = (cursor.positions.get(this.#streamKey(topic)) ?? 0) + 1;
+      if (next <= this.#log.lastSeq(topic)) from.set(topic, next);
+    }
+    return from;
+  }
+
+  /** A stream's key in cursors, hashed once per stream rather than once per stream per round. */
+  #streamKey(topic: string): string {
+    let key = this.#streamKeys.get(topic);
+    if (key === undefined) {
+      key = streamKey(topic);
+      this.#streamKeys.set(topic, key);
+    }
+    return key;
+  }
+
+  /**
+   * One stream's share of a pass: its gap first, then its records in frames, each send followed by
+   * a wait for room on the link. False once the round is over.
+   */
+  async #send(
+    link: PublishingLink,
+    session: number,
+    topic: string,
+    result: ReadResult,
+    live: () => boolean,
+  ): Promise<boolean> {
+    if (result.gap !== undefined) {
+      const gap = encodePointBatch([encodeGap(result.gap.to, result.gap.reason)]);
+      link.publishBatch(topic, result.gap.from, gap, 1, session);
+      this.#gaps++;
+      await link.whenWritable(REPLAY_BUFFERED_BYTES);
+      if (!live()) return false;
+    }
+    let seq = result.records[0]?.seq ?? result.nextSeq;
+    for (const run of frameRuns(
+      result.records.map((record) => record.bytes),
+      link.welcome.maxFrameBytes,
+    )) {
+      link.publish(topic, seq, run, session);
+      seq += run.length;
+      this.#pointsReplayed += run.length;
+      await link.whenWritable(REPLAY_BUFFERED_BYTES);
+      if (!live()) return false;
+    }
+    return true;
   }
 }
 

@@ -4,6 +4,7 @@
  * unless configured, so an OT host opens no port at all by default.
  */
 import { fastify, type FastifyInstance } from 'fastify';
+import { DmzError } from '../../relay/protocol/errors.ts';
 import { AgentMetrics } from './agent-metrics.ts';
 import type { AgentStatus } from './status.ts';
 
@@ -25,7 +26,20 @@ export async function startAdminListener(
       relay: status.relay,
     });
   });
-  await app.listen({ host, port });
+  try {
+    await app.listen({ host, port });
+  } catch (cause) {
+    const reason =
+      (cause as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'the port is in use' : String(cause);
+    throw new DmzError(
+      'AGENT_ERR_LISTEN',
+      `the admin listener cannot listen on ${host}:${port} (admin): ${reason}`,
+      {
+        cause,
+        hint: `stop what holds it (ss -ltnp 'sport = :${port}') or choose another admin.port`,
+      },
+    );
+  }
   const address = app.server.address();
   return {
     port: typeof address === 'object' && address !== null ? address.port : port,

@@ -9,6 +9,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { DmzError } from '../../relay/protocol/errors.ts';
 import { PRIVATE_DIRECTORY_MODE } from '../../relay/protocol/file-permissions.ts';
 import { loadCredentials, type AgentCredentialSet } from '../credentials.ts';
 import { RelayLink, type LinkEvents } from '../link/relay-link.ts';
@@ -20,7 +21,7 @@ import { openStreamLog, type StreamLog } from '../ot/log/stream-log.ts';
 import { PointPublisher } from '../ot/publisher.ts';
 import { ReplayServer } from '../ot/replay.ts';
 import { createSource } from '../ot/sources/registry.ts';
-import type { PointSource } from '../ot/sources/source.ts';
+import { sourceStateDir, type PointSource } from '../ot/sources/source.ts';
 import { checkConfigRole, type AgentConfig } from './config.ts';
 import { LinkSupervisor } from './link-supervisor.ts';
 import { streamPositions, writeStatus, STATUS_INTERVAL_MS, type AgentStatus } from './status.ts';
@@ -65,6 +66,21 @@ export class Agent {
   #cancelRenewal: (() => void) | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
   #stopping: Promise<void> | undefined;
+  #reportFailure: (error: unknown) => void = () => undefined;
+  /**
+   * Settles when the log or a sink failed at the storage layer (a write or fsync error): after
+   * one, a store takes nothing more until it is reopened, so the agent must restart (run-command
+   * exits 1, and systemd's Restart=on-failure brings it back; the store's recovery then finds what
+   * is really on disk). Never rejects.
+   */
+  readonly storageFailure: Promise<unknown> = new Promise((resolve) => {
+    let reported = false;
+    this.#reportFailure = (error) => {
+      if (reported) return;
+      reported = true;
+      resolve(error);
+    };
+  });
 
   private constructor(
     options: AgentOptions,
@@ -98,15 +114,22 @@ export class Agent {
         ? await openOt(config.ot, config.state, name, options.logger)
         : undefined;
     let it: ItPart | undefined;
+    let agent: Agent | undefined = undefined;
     try {
-      it = role === 'it' && config.it !== undefined ? await openIt(config, options.logger) : undefined;
+      it =
+        role === 'it' && config.it !== undefined
+          ? await openIt(config, options.logger, (error) => {
+              if (agent !== undefined) agent.#storageFailed(error);
+            })
+          : undefined;
     } catch (error) {
       await ot?.log.close();
       throw error;
     }
-    const agent = new Agent(options, credentials, ot, it);
-    agent.#begin();
-    return agent;
+    const started = new Agent(options, credentials, ot, it);
+    agent = started;
+    started.#begin();
+    return started;
   }
 
   /** The status snapshot (status.json, /healthz, metrics). */
@@ -132,6 +155,11 @@ export class Agent {
     };
   }
 
+  #storageFailed(error: unknown): void {
+    this.#logger.fatal({ err: error }, 'storage failed; stopping so the agent restarts and recovers it');
+    this.#reportFailure(error);
+  }
+
   /** SIGTERM: stop producing, flush what is durable-bound, close the link, close the stores. */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
@@ -140,7 +168,17 @@ export class Agent {
 
   #begin(): void {
     const ot = this.#ot;
-    if (ot !== undefined) for (const source of ot.sources) source.start(ot.publisher);
+    if (ot !== undefined) {
+      const output = {
+        write: (topic: string, readings: Parameters<PointPublisher['write']>[1]) =>
+          ot.publisher.write(topic, readings).catch((error: unknown) => {
+            if (error instanceof DmzError && error.code === 'AGENT_ERR_LOG_FAILED')
+              this.#storageFailed(error);
+            throw error;
+          }),
+      };
+      for (const source of ot.sources) source.start(output);
+    }
     this.#supervisor.start();
     const tick = () => {
       writeStatus(this.#config.state, this.status()).catch((error: unknown) =>
@@ -195,7 +233,9 @@ export class Agent {
         },
         subscribed: (subscription) => {
           const link = this.#supervisor.link;
-          if (link !== undefined) ot.replay.subscribed(link, subscription);
+          // Only sessions this agent accepted are served (the relay forwards no others).
+          if (link !== undefined && ot.sessions.has(subscription.session))
+            ot.replay.subscribed(link, subscription);
         },
         unsubscribed: (unsubscription) =>
           ot.replay.unsubscribed(unsubscription.session, unsubscription.filter),
@@ -283,6 +323,7 @@ export class Agent {
           gapsWritten: stats.gapsWritten,
           holes: stats.holes,
           droppedNotices: stats.droppedNotices,
+          lastError: stats.lastError,
           streams: streamPositions(cursors),
           streamCount: cursors.size,
         };
@@ -309,9 +350,12 @@ async function openOt(
         agentName: name,
         configPath: `/ot/sources/${index}`,
         logged: (topic) => log.lastSeq(topic),
+        stateDir: sourceStateDir(state, source.name),
       }),
     );
-    const publisher = new PointPublisher(log, name);
+    const publisher = new PointPublisher(log, name, (error) =>
+      logger.warn({ err: error }, 'skipped live points not read back; consumers replay them'),
+    );
     const replay = new ReplayServer(log, name, (error, request) =>
       logger.warn({ err: error, session: request.session, filter: request.filter }, 'replay round failed'),
     );
@@ -322,7 +366,11 @@ async function openOt(
   }
 }
 
-async function openIt(config: AgentConfig, logger: Logger): Promise<ItPart> {
+async function openIt(
+  config: AgentConfig,
+  logger: Logger,
+  onStorageFailure: (error: unknown) => void,
+): Promise<ItPart> {
   const settings = config.it;
   if (settings === undefined) return { consumers: [], sinks: [] };
   const sinks = new Map<string, Sink>();
@@ -345,6 +393,7 @@ async function openIt(config: AgentConfig, logger: Logger): Promise<ItPart> {
       window: consume.replayWindow,
       backoff: { baseMs: config.relay.reconnectBaseMs, capMs: config.relay.reconnectCapMs },
       logger: logger.child({ consumer: consume.name }),
+      onStorageFailure,
     });
     return { consumer, sink, settings: consume };
   });

@@ -9,12 +9,13 @@ import { dirname, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
-import { parseByteSize } from '../../relay/protocol/byte-size.ts';
+import { formatByteSize, parseByteSize } from '../../relay/protocol/byte-size.ts';
+import { MAX_SEGMENT_BYTES } from '../ot/log/limits.ts';
 import { fileError } from '../../relay/protocol/command-line.ts';
 import { collectSchemaIssues, dedupeIssues, deepFreeze } from '../../relay/protocol/config-schema.ts';
 import { ConfigError, DmzError, type ConfigIssue } from '../../relay/protocol/errors.ts';
 import { isAgentName } from '../../relay/protocol/identity.ts';
-import { validateFilter } from '../../relay/protocol/topics.ts';
+import { filtersIntersect, isValidFilter, validateFilter } from '../../relay/protocol/topics.ts';
 import { formatDuration, parseDuration } from '../../pki/duration.ts';
 import { DAY_MS } from '../../pki/lifetimes.ts';
 import { MIN_REPLAY_WINDOW } from '../points/resume-cursor.ts';
@@ -262,6 +263,12 @@ function checkSemantics(config: AgentConfig): ConfigIssue[] {
       message: 'must be a loopback address (127.0.0.0/8, ::1 or localhost)',
     });
   }
+  if (config.ot !== undefined && config.ot.log.segmentBytes > MAX_SEGMENT_BYTES) {
+    issues.push({
+      path: '/ot/log/segmentBytes',
+      message: `must be at most ${formatByteSize(MAX_SEGMENT_BYTES)}`,
+    });
+  }
   if (config.ot !== undefined && config.ot.log.segmentBytes * 4 > config.ot.log.maxBytes) {
     issues.push({ path: '/ot/log/segmentBytes', message: 'must be at most a quarter of ot.log.maxBytes' });
   }
@@ -284,6 +291,23 @@ function checkSemantics(config: AgentConfig): ConfigIssue[] {
     if (!sinks.has(consume.sink)) issues.push({ path: `${at}/sink`, message: 'names no sink in it.sinks' });
     if (consumers.has(consume.name))
       issues.push({ path: `${at}/name`, message: 'names another consumer too' });
+    // Two consumers writing the same streams into one sink would each refuse the other's order.
+    const earlier = (config.it?.consume ?? [])
+      .slice(0, index)
+      .findIndex(
+        (other) =>
+          other.sink === consume.sink &&
+          other.from === consume.from &&
+          isValidFilter(other.filter) &&
+          isValidFilter(consume.filter) &&
+          filtersIntersect(other.filter, consume.filter),
+      );
+    if (earlier >= 0) {
+      issues.push({
+        path: `${at}/filter`,
+        message: `overlaps /it/consume/${earlier}, which writes the same streams of ${consume.from} into sink ${consume.sink}; give one of them another sink`,
+      });
+    }
     consumers.add(consume.name);
   });
   return issues;

@@ -44,9 +44,11 @@ export async function runAgent(
   control.onStarted?.({ agent, adminPort: admin?.port });
   const onHangup = () => void reload(configPath, config, logger);
   process.on('SIGHUP', onHangup);
-  const signal = await stopRequested(control.stop);
+  const stop = stopRequested(control.stop);
+  const reason = await Promise.race([stop, agent.storageFailure.then(() => 'storage failure' as const)]);
+  stop.cancel();
   process.off('SIGHUP', onHangup);
-  logger.info({ signal }, 'stopping');
+  logger.info({ reason }, 'stopping');
   const outcome = await Promise.race([
     Promise.all([agent.stop(), admin?.close()]).then(() => 'stopped' as const),
     new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), STOP_BOUND_MS).unref()),
@@ -54,7 +56,8 @@ export async function runAgent(
   if (outcome !== 'stopped') logger.error('stopping took too long; exiting anyway');
   else logger.info('stopped; everything durable is on disk');
   logger.flush();
-  return outcome === 'stopped' ? EXIT.ok : EXIT.error;
+  // A store that failed is reopened only by a new process: exit 1, for Restart=on-failure.
+  return outcome === 'stopped' && reason !== 'storage failure' ? EXIT.ok : EXIT.error;
 }
 
 async function reload(configPath: string, running: AgentConfig, logger: Logger): Promise<void> {

@@ -22,14 +22,25 @@ export async function showStatus(configPath: string, json: boolean, output: Outp
   const path = join(config.state, STATUS_FILE);
   let status: AgentStatus;
   try {
-    status = JSON.parse(await readFile(path, 'utf8')) as AgentStatus;
+    const text = await readFile(path, 'utf8');
+    try {
+      status = JSON.parse(text) as AgentStatus;
+    } catch (cause) {
+      throw new DmzError('AGENT_ERR_STATUS_DAMAGED', `${path} does not parse as JSON`, { cause });
+    }
   } catch (cause) {
+    if (cause instanceof DmzError) throw cause;
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new DmzError('AGENT_ERR_NOT_RUNNING', `no agent has run with state directory ${config.state}`, {
         hint: `start it: dmz-agent run --config ${configPath}`,
       });
     }
     throw fileError('read the agent status', path, cause);
+  }
+  if (!isStatus(status)) {
+    throw new DmzError('AGENT_ERR_STATUS_DAMAGED', `${path} is not a status the agent wrote`, {
+      hint: 'it is rewritten every 2 s while the agent runs; restart the agent to write it again',
+    });
   }
   const running = isRunning(status);
   if (json) {
@@ -38,6 +49,21 @@ export async function showStatus(configPath: string, json: boolean, output: Outp
     output.stdout(render(status, running));
   }
   return running ? EXIT.ok : EXIT.error;
+}
+
+/** The fields this screen reads, of the types it reads them as. */
+function isStatus(value: unknown): value is AgentStatus {
+  const status = value as Partial<AgentStatus> | null;
+  return (
+    typeof status === 'object' &&
+    status !== null &&
+    typeof status.name === 'string' &&
+    (status.role === 'ot' || status.role === 'it') &&
+    typeof status.pid === 'number' &&
+    typeof status.updatedAt === 'string' &&
+    typeof status.relay === 'object' &&
+    typeof status.certificate === 'object'
+  );
 }
 
 function isRunning(status: AgentStatus): boolean {
@@ -98,7 +124,8 @@ function render(status: AgentStatus, running: boolean): string {
         'consumer',
         `${consumer.name}: from ${consumer.from} (${consumer.filter}) into ${consumer.sink}: ${consumer.state}` +
           `${consumer.session === undefined ? '' : ` (session ${consumer.session})`}; ${consumer.pointsWritten} points, ` +
-          `${consumer.gapsWritten} gaps, ${consumer.rounds} replay rounds, ${consumer.droppedNotices} dropped notices`,
+          `${consumer.gapsWritten} gaps, ${consumer.rounds} replay rounds, ${consumer.droppedNotices} dropped notices` +
+          (consumer.lastError === undefined ? '' : `; last error: ${consumer.lastError}`),
       ),
     );
     lines.push(...streams(consumer.streams, consumer.streamCount));

@@ -59,6 +59,7 @@ export interface AgentStatus {
       readonly gapsWritten: number;
       readonly holes: number;
       readonly droppedNotices: number;
+      readonly lastError: string | undefined;
       readonly streams: readonly StreamPosition[];
       readonly streamCount: number;
     }[];

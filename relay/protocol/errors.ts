@@ -87,6 +87,14 @@ export const ERROR_MESSAGES = {
   AGENT_ERR_RESUME_CURSOR: 'a resume cursor is malformed or too large for one subscription',
   AGENT_ERR_STREAM_RECORD: 'a stream record (gap or replay marker) is malformed',
   AGENT_ERR_NOT_RUNNING: 'no agent is running on this configuration',
+  AGENT_ERR_LISTEN: "the agent's admin listener cannot open its port",
+  AGENT_ERR_STATUS_DAMAGED: "the agent's status file is damaged",
+  AGENT_ERR_OPCUA_CONNECT: 'could not connect to the OPC UA server',
+  AGENT_ERR_OPCUA_ENDPOINT:
+    'the OPC UA server offers no endpoint with the configured security mode and policy',
+  AGENT_ERR_OPCUA_CERTIFICATE: 'the OPC UA server certificate is not trusted or not valid',
+  AGENT_ERR_OPCUA_FINGERPRINT: 'the OPC UA server certificate does not have the expected fingerprint',
+  AGENT_ERR_OPCUA_SESSION: 'the OPC UA server refused the session or the subscription',
   // Command-line tools (dmz-relay, dmz-pki, dmz-agent, the demo).
   CLI_ERR_USAGE: 'invalid command line',
   CLI_ERR_INVALID_ARGUMENT: 'an argument is invalid',

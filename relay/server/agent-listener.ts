@@ -23,7 +23,7 @@ import { ConnectionGate, STALE_HANDSHAKE_MS, type GateRefusal } from './connecti
 import type { ConnectionBudget } from './connection-budget.ts';
 import type { RelayRateLimits } from './rate-limits.ts';
 import type { RefusalAudit } from './refusal-audit.ts';
-import { secureContextOptions, newTicketKeys, type RelayTlsMaterial } from './tls.ts';
+import { secureContextOptions, type RelayTlsMaterial } from './tls.ts';
 
 export const AGENT_PATH = '/v1/agent';
 const GATE_REASONS: Readonly<Record<GateRefusal, ErrorCode>> = {
@@ -37,6 +37,8 @@ const CLOSE_GRACE_MS = 250;
 export interface AgentListenerOptions {
   readonly config: RelayConfig;
   readonly tls: RelayTlsMaterial;
+  /** Session ticket keys (session-tickets.ts); a reload brings new ones. */
+  readonly ticketKeys: Buffer;
   readonly broker: Broker;
   readonly limits: RelayRateLimits;
   /** Handshake slots and their queue, fitted to the file-descriptor limit. */
@@ -56,7 +58,7 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
   const app = fastify({
     logger: false,
     https: {
-      ...secureContextOptions(options.tls, newTicketKeys()),
+      ...secureContextOptions(options.tls, options.ticketKeys),
       requestCert: true,
       rejectUnauthorized: true,
       handshakeTimeout: config.tls.handshakeTimeoutMs,
@@ -104,10 +106,13 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
       verification ?? error.code ?? 'handshake failed',
     );
   });
-  // Runs before the HTTP parser sees a byte: an unverifiable identity never reaches Fastify.
+  // Runs before the HTTP parser sees a byte: an unverifiable identity never reaches Fastify. A
+  // resumed TLS session is checked here like a full handshake: OpenSSL re-checks neither the CRL
+  // nor the certificate's dates when it resumes, verifyPeer does.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     try {
       peers.set(socket, verifyPeer(socket, config.trustDomain, options.revoked));
+      metrics.agentHandshakes.labels(socket.isSessionReused() ? 'resumed' : 'full').inc();
       // An authenticated connection is for one WebSocket, asked for at once: one that has not
       // upgraded within the handshake timeout is holding a descriptor for nothing, and is cut.
       const deadline = setTimeout(() => socket.destroy(), config.tls.handshakeTimeoutMs);

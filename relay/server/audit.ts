@@ -20,6 +20,7 @@ export const AUDIT_EVENT = {
   certificateRenewed: 'certificate.renewed',
   certificateRenewalRefused: 'certificate.renewal_refused',
   crlReissued: 'crl.reissued',
+  ticketKeysRotated: 'tls.ticket_keys_rotated',
   relayStarted: 'relay.started',
   relayStopped: 'relay.stopped',
 } as const;

@@ -21,6 +21,8 @@ export const REFUSAL_REASONS = [
   'identity',
   'policy',
 ] as const;
+/** How an admitted agent's TLS handshake went: a full one, or a resumed session (session-tickets.ts). */
+export const TLS_SESSION_KINDS = ['full', 'resumed'] as const;
 /**
  * What became of an enrollment request: a certificate, a refusal of the request or its token
  * (bad token, CSR, rate limit), or a fault of the relay's own (its store, its CA key).
@@ -74,6 +76,12 @@ export class RelayMetrics {
     'Connections refused before or at authentication, by reason.',
     'reason',
     REFUSAL_REASONS,
+  );
+  readonly agentHandshakes = this.#labelled(
+    'dmz_relay_agent_handshakes_total',
+    'Agent TLS handshakes that passed the identity check, by session: full, or resumed from a ticket.',
+    'session',
+    TLS_SESSION_KINDS,
   );
   /** Set by the broker, which owns the queues; read only when scraped, so it costs the hot path nothing. */
   #largestQueue: () => number = () => 0;

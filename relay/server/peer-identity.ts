@@ -2,7 +2,9 @@
  * Who is on the other end of a TLS connection, from the verified certificate only. OpenSSL has
  * already checked the chain to our CA, validity dates and the CRL; this adds what it cannot know:
  * the certificate must be an agent certificate (not a CA, made for client authentication) and
- * carry exactly one well-formed identity of our trust domain.
+ * carry exactly one well-formed identity of our trust domain. A resumed TLS session (a ticket,
+ * session-tickets.ts) carries the certificate of its full handshake, checked then; OpenSSL checks
+ * neither the CRL nor the validity dates again, so both are checked here for every connection.
  */
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
@@ -23,6 +25,7 @@ export function verifyPeer(
   socket: TLSSocket,
   trustDomain: string,
   revoked: ReadonlySet<string>,
+  now: number = Date.now(),
 ): VerifiedPeer {
   if (!socket.authorized) throw new DmzError('RELAY_ERR_IDENTITY', 'client certificate not verified');
   const certificate: X509Certificate | undefined = socket.getPeerX509Certificate();
@@ -32,8 +35,12 @@ export function verifyPeer(
   if (extendedKeyUsage === undefined || !extendedKeyUsage.includes(CLIENT_AUTH_OID)) {
     throw new DmzError('RELAY_ERR_IDENTITY', 'certificate is not for client authentication');
   }
+  // A full handshake checked the dates moments ago; a resumed one, perhaps a day ago.
+  if (!(Date.parse(certificate.validFrom) <= now && now <= Date.parse(certificate.validTo))) {
+    throw new DmzError('RELAY_ERR_IDENTITY', 'certificate is not valid now');
+  }
   const serialHex = normalizeSerialHex(certificate.serialNumber);
-  // OpenSSL checks the CRL at the handshake; this also covers a resumed TLS session.
+  // OpenSSL checks the CRL at a full handshake only; this covers a resumed TLS session too.
   if (revoked.has(serialHex)) throw new DmzError('RELAY_ERR_REVOKED');
   return { identity: identityFromSubjectAltName(certificate.subjectAltName, trustDomain), serialHex };
 }

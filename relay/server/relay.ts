@@ -22,7 +22,8 @@ import { Policy } from './policy.ts';
 import { RelayRateLimits } from './rate-limits.ts';
 import { RefusalAudit } from './refusal-audit.ts';
 import { openRelayPki } from './relay-pki.ts';
-import { newTicketKeys, secureContextOptions, type RelayTlsMaterial } from './tls.ts';
+import { SessionTicketKeys } from './session-tickets.ts';
+import { secureContextOptions, type RelayTlsMaterial } from './tls.ts';
 
 /** Upkeep runs at least once a second, so a lapsed lease is noticed within a second. */
 const MAX_TICK_MS = 1000;
@@ -34,6 +35,12 @@ export interface StartRelayOptions {
    * or revocation watch. Absent, the relay runs its own CA from the config's state directory.
    */
   readonly tls?: RelayTlsMaterial;
+  /**
+   * With `tls`: session ticket keys kept elsewhere (the benchmark's relay restarts on its state
+   * directory's). Absent, keys of this process alone; a relay on its own CA keeps its keys in its
+   * state directory (session-tickets.ts) and takes none from here.
+   */
+  readonly ticketKeys?: SessionTicketKeys;
   readonly audit?: AuditLog;
   readonly log?: Logger;
   /** Where the CA key's passphrase may come from (DMZ_PKI_PASSPHRASE); the process's by default. */
@@ -49,7 +56,10 @@ export interface RunningRelay {
   readonly metrics: RelayMetrics;
   /** Applies a new configuration's policy; returns the changed sections that need a restart. */
   applyConfig(config: RelayConfig): string[];
-  /** Loads new CA/CRL material with fresh ticket keys, and cuts live agents whose serial is revoked. */
+  /**
+   * Loads new CA/CRL material with new session ticket keys (no ticket issued before resumes), and
+   * cuts live agents whose serial is revoked.
+   */
   reloadTls(material: RelayTlsMaterial, revokedSerials: ReadonlySet<string>): number;
   /** Drains: closes agents with a going-away code, stops every listener. */
   close(): Promise<void>;
@@ -74,6 +84,21 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     ...(pki === undefined ? {} : { renewer: pki.renewer }),
   });
   const revoked = new Set<string>(pki?.revokedSerials);
+  let tickets: SessionTicketKeys;
+  try {
+    tickets =
+      pki === undefined
+        ? (options.ticketKeys ?? SessionTicketKeys.ephemeral(revoked))
+        : await SessionTicketKeys.open({
+            stateDir: config.state,
+            caKeyPem: pki.ca.keyPem,
+            revokedSerials: revoked,
+            log,
+          });
+  } catch (error) {
+    pki?.close();
+    throw error;
+  }
   const budget = connectionBudget(config.limits, openFileLimit());
   if (budget.lowered.length > 0) {
     log.warn({ lowered: budget.lowered }, 'connection limits lowered to keep file descriptors for agents');
@@ -82,6 +107,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   const agentListener = await createAgentListener({
     config,
     tls,
+    ticketKeys: tickets.keys,
     broker,
     limits: new RelayRateLimits(config.limits),
     budget,
@@ -97,13 +123,15 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
       ? undefined
       : createEnrollmentSwitch({ config, pki, budget, audit, refusals, metrics, log });
   const enrollmentStatus = (): EnrollmentPortStatus => enrollment?.status() ?? { mode: 'off', state: 'off' };
+  // Always the full option set: setSecureContext resets whatever is left out (the CRL included).
+  const applyTls = (keys: Buffer) =>
+    (agentListener.server as unknown as HttpsServer).setSecureContext(secureContextOptions(tls, keys));
   const reloadTls = (material: RelayTlsMaterial, revokedSerials: ReadonlySet<string>): number => {
     tls = material;
-    (agentListener.server as unknown as HttpsServer).setSecureContext(
-      secureContextOptions(material, newTicketKeys()),
-    );
     const newlyRevoked = [...revokedSerials].filter((serial) => !revoked.has(serial));
     for (const serial of newlyRevoked) revoked.add(serial);
+    applyTls(tickets.rotate(revoked));
+    audit.record(AUDIT_EVENT.ticketKeysRotated, { reason: 'tls reload' });
     const cut = broker.disconnectSerials(revokedSerials);
     // Every revocation is audited once, connected or not, with what it cut.
     if (newlyRevoked.length > 0) {
@@ -128,13 +156,19 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     await listenOn('agents', agentListener, config.listen.agents);
     await listenOn('admin', adminListener, config.listen.admin);
     await upkeep?.start();
+    await tickets.save();
   } catch (error) {
     await upkeep?.stop();
     await Promise.all([agentListener.close(), adminListener.close()]);
+    await tickets.close();
     refusals.close();
     pki?.close();
     throw error;
   }
+  tickets.rotateByAge(revoked, (keys) => {
+    applyTls(keys);
+    audit.record(AUDIT_EVENT.ticketKeysRotated, { reason: 'age' });
+  });
   const ticker = setInterval(() => broker.tick(), Math.min(MAX_TICK_MS, config.sessions.leaseMs / 6));
   ticker.unref();
   const agentPort = (agentListener.server.address() as AddressInfo).port;
@@ -166,6 +200,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
       await upkeep?.stop();
       broker.shutdown();
       await Promise.all([agentListener.close(), adminListener.close()]);
+      await tickets.close();
       refusals.close();
       pki?.close();
       audit.record(AUDIT_EVENT.relayStopped, {});

@@ -3,12 +3,12 @@
  * pass the full option set: `setSecureContext` resets anything left out, and a reload without the
  * CRL would silently re-admit revoked agents.
  */
-import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import type { SecureContextOptions } from 'node:tls';
 import { DmzError } from '../protocol/errors.ts';
 import { KEY_EXCHANGE_GROUPS, MIN_TLS_VERSION } from '../protocol/limits.ts';
 import { statePath, type StateFile } from '../../pki/state-layout.ts';
+import { TICKET_LIFETIME_SECONDS } from './session-tickets.ts';
 
 export interface RelayTlsMaterial {
   readonly caPem: string;
@@ -16,9 +16,6 @@ export interface RelayTlsMaterial {
   readonly keyPem: string;
   readonly crlPem: string;
 }
-
-/** Session ticket keys are 48 bytes in Node (16 name, 16 HMAC, 16 AES). */
-const TICKET_KEY_BYTES = 48;
 
 export async function loadTlsMaterial(stateDir: string): Promise<RelayTlsMaterial> {
   try {
@@ -43,11 +40,7 @@ export async function loadTlsMaterial(stateDir: string): Promise<RelayTlsMateria
   }
 }
 
-/** Fresh ticket keys: rotating them invalidates every ticket a revoked agent might resume with. */
-export function newTicketKeys(): Buffer {
-  return randomBytes(TICKET_KEY_BYTES);
-}
-
+/** `ticketKeys` from session-tickets.ts: new ones at every reload make every ticket so far useless. */
 export function secureContextOptions(material: RelayTlsMaterial, ticketKeys: Buffer): SecureContextOptions {
   return {
     ca: material.caPem,
@@ -57,5 +50,6 @@ export function secureContextOptions(material: RelayTlsMaterial, ticketKeys: Buf
     minVersion: MIN_TLS_VERSION,
     ecdhCurve: KEY_EXCHANGE_GROUPS,
     ticketKeys,
+    sessionTimeout: TICKET_LIFETIME_SECONDS,
   };
 }

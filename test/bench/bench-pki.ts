@@ -21,7 +21,7 @@ export interface BenchPki {
   readonly pki: TestPki;
   /** The MQTT client certificate and key (also in `mqtt`'s files), for the Node MQTT and NATS clients. */
   readonly clientTls: { readonly caPem: string; readonly certPem: string; readonly keyPem: string };
-  /** The relay's state directory, laid out as `dmz-pki init` leaves it (CA, relay cert, CRL). */
+  /** The relay's state directory, laid out as `dmz-pki init` leaves it (CA and its key, relay cert, CRL). */
   readonly relayStateDir: string;
   readonly mqtt: MqttTlsFiles;
 }
@@ -43,6 +43,8 @@ export async function writeBenchPki(dir: string): Promise<BenchPki> {
   };
   await Promise.all([
     writeFile(statePath(relayStateDir, 'caCertificate'), pki.ca.certPem),
+    // The relay derives its session ticket keys from it (relay/server/session-tickets.ts).
+    writeFile(statePath(relayStateDir, 'caKey'), pki.ca.keyPem, { mode: PRIVATE_FILE_MODE }),
     writeFile(statePath(relayStateDir, 'relayCertificate'), pki.relay.certPem),
     writeFile(statePath(relayStateDir, 'relayKey'), pki.relay.keyPem, { mode: PRIVATE_FILE_MODE }),
     writeFile(statePath(relayStateDir, 'crl'), pki.crlPem),

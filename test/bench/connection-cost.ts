@@ -30,12 +30,20 @@ export interface ConnectionStep {
   readonly rssBytes: number;
   /** (RSS now - RSS before the first connection) / agents. */
   readonly rssPerConnectionBytes: number;
+  /** The relay's admitted handshakes during the step, `full` and `resumed` (relay only). */
+  readonly handshakes?: Readonly<Record<string, number>>;
 }
 
 export interface ConnectionCost {
   readonly server: FleetServer;
   readonly baselineRssBytes: number;
+  /** Every agent's first connection: full handshakes. */
   readonly steps: readonly ConnectionStep[];
+  /**
+   * The first step's agents closed and connected again with the TLS session tickets their first
+   * connection left (relay only): the cost of a resumed handshake, from the same relay process.
+   */
+  readonly resumed?: ConnectionStep;
   readonly errors: readonly string[];
 }
 
@@ -44,6 +52,8 @@ export interface FleetTarget {
   readonly pid: number;
   readonly endpoint: Endpoint;
   readonly sourceAddresses?: readonly string[];
+  /** The relay's handshake counter by session kind; given, the first step is measured resumed too. */
+  readonly readHandshakes?: () => Promise<Readonly<Record<string, number>>>;
 }
 
 /** Connects the fleet step by step; leaves it connected (the caller closes it, or restarts the relay). */
@@ -57,11 +67,10 @@ export async function measureConnectionCost(
   const baselineRssBytes = readRssBytes(target.pid);
   const steps: ConnectionStep[] = [];
   const errors = new Set<string>();
+  let resumed: ConnectionStep | undefined;
   let connected = 0;
-  for (const agents of settings.steps) {
-    const added = agents - connected;
-    if (added <= 0) continue;
-    progress(`connections: ${target.server}, ${connected} -> ${agents} agents`);
+  const step = async (added: number): Promise<ConnectionStep> => {
+    const handshakesBefore = await target.readHandshakes?.();
     const cpuBefore = readCpuSeconds(target.pid);
     const startedAt = monotonicMs();
     const statuses = await Promise.all(
@@ -81,12 +90,13 @@ export async function measureConnectionCost(
     );
     const connectSeconds = (monotonicMs() - startedAt) / 1000;
     const cpuAfter = readCpuSeconds(target.pid);
+    const handshakesAfter = await target.readHandshakes?.();
     await delay(settings.settleMs);
     const idleCpu = (readCpuSeconds(target.pid) - cpuAfter) / (settings.settleMs / 1000);
     const now = statuses.reduce((sum, status) => sum + status.connected, 0);
     for (const status of statuses) for (const error of status.errors) errors.add(error);
     const rssBytes = readRssBytes(target.pid);
-    steps.push({
+    const result: ConnectionStep = {
       agents: now,
       added: now - connected,
       failures: statuses.reduce((sum, status) => sum + status.failures, 0),
@@ -95,10 +105,41 @@ export async function measureConnectionCost(
       idleCpu,
       rssBytes,
       rssPerConnectionBytes: (rssBytes - baselineRssBytes) / Math.max(1, now),
-    });
+      ...(handshakesBefore === undefined || handshakesAfter === undefined
+        ? {}
+        : { handshakes: counterDelta(handshakesBefore, handshakesAfter) }),
+    };
     connected = now;
+    return result;
+  };
+  for (const agents of settings.steps) {
+    const added = agents - connected;
+    if (added <= 0) continue;
+    progress(`connections: ${target.server}, ${connected} -> ${agents} agents`);
+    steps.push(await step(added));
+    if (steps.length === 1 && target.readHandshakes !== undefined) {
+      const again = connected;
+      progress(`connections: ${target.server}, the same ${again} agents again, resuming their TLS sessions`);
+      await closeFleets(workers);
+      connected = 0;
+      await delay(settings.settleMs);
+      resumed = await step(again);
+    }
   }
-  return { server: target.server, baselineRssBytes, steps, errors: [...errors] };
+  return {
+    server: target.server,
+    baselineRssBytes,
+    steps,
+    ...(resumed === undefined ? {} : { resumed }),
+    errors: [...errors],
+  };
+}
+
+function counterDelta(
+  before: Readonly<Record<string, number>>,
+  after: Readonly<Record<string, number>>,
+): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([key, value]) => [key, value - (before[key] ?? 0)]));
 }
 
 /** Worker `index`'s part of `total`, split as evenly as it goes. */

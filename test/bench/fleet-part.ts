@@ -1,16 +1,27 @@
 /**
  * The connection and restart parts: each server in turn gets the same fleet of idle clients
  * (mosquitto and nats-server first, each then stopped; the relay last), and the relay, with its
- * fleet still connected, is restarted for the storm. The relay's fleet agents each have their own
- * certificate, signed in the fleet workers (two cores' worth of signing instead of one).
+ * fleet still connected, is restarted for the storm, twice: as a restart leaves its session
+ * ticket keys (agents resume their TLS sessions), then with the keys removed first (every agent
+ * makes a full handshake), so both are measured in the same run. The relay's fleet agents each have
+ * their own certificate, signed in the fleet workers (two cores' worth of signing instead of one).
  */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { BenchPki } from './bench-pki.ts';
 import type { ClientWorker } from './client-pool.ts';
 import { closeFleets, measureConnectionCost, share, type ConnectionCost } from './connection-cost.ts';
 import { startMosquitto } from './mosquitto-broker.ts';
 import { startNatsServer } from './nats-server.ts';
 import { findFreePort, type ChildProcessGroup } from './processes.ts';
-import { runReconnectStorm, type StormResult } from './reconnect-storm.ts';
+import { TICKET_KEY_FILE } from '../../relay/server/session-tickets.ts';
+import {
+  HANDSHAKES_METRIC,
+  readCounter,
+  runReconnectStorm,
+  type StormResult,
+  type StormTicketKeys,
+} from './reconnect-storm.ts';
 import { FLEET_LIMITS, startRelayChild, type RelayChild, type RelayChildOptions } from './relay-child.ts';
 import type { ConnectionSettings, StormSettings } from './settings.ts';
 import { loopbackSourceAddresses } from './fleet-tls.ts';
@@ -32,8 +43,15 @@ export interface FleetPartOptions {
 
 export interface FleetPartResults {
   readonly connections: Outcome<ConnectionCost>[];
-  readonly storm: Outcome<StormResult> | undefined;
+  /** Resumed handshakes first (ticket keys kept), then full ones (removed); empty when not run. */
+  readonly storms: readonly Outcome<StormResult>[];
 }
+
+/**
+ * The storms, in order: resumed first (the agents hold tickets from their first connection), then
+ * full, whose agents offer tickets the new keys cannot open.
+ */
+const STORM_TICKET_KEYS: readonly StormTicketKeys[] = ['kept', 'removed'];
 
 export async function runFleetPart(
   group: ChildProcessGroup,
@@ -91,7 +109,7 @@ export async function runFleetPart(
   const issued = await attempt(() => issueFleetCertificates(bench, workers, agents));
   if (!issued.ok) {
     connections.push(issued);
-    return { connections, storm: options.runStorm ? issued : undefined };
+    return { connections, storms: options.runStorm ? [issued] : [] };
   }
   const relayOptions: RelayChildOptions = {
     workDir,
@@ -114,6 +132,7 @@ export async function runFleetPart(
           // The fleet workers use the certificates they signed; this one is never presented.
           endpoint: { kind: 'relay', url: started.url, tls: bench.clientTls, publisherName: 'none' },
           sourceAddresses,
+          readHandshakes: () => readCounter(started.adminPort, HANDSHAKES_METRIC, 'session'),
         },
         workers,
         settings,
@@ -121,12 +140,19 @@ export async function runFleetPart(
       ),
     );
     connections.push(cost);
-    let storm: Outcome<StormResult> | undefined;
-    if (options.runStorm) {
-      storm = await attempt(async () => {
+    const storms: Outcome<StormResult>[] = [];
+    for (const ticketKeys of options.runStorm ? STORM_TICKET_KEYS : []) {
+      const current = relay;
+      const storm = await attempt(async () => {
         const outcome = await runReconnectStorm(
-          started,
-          () => startRelayChild(group, relayOptions),
+          ticketKeys,
+          current,
+          async () => {
+            // The old relay has exited: nothing writes the file while it is removed.
+            if (ticketKeys === 'removed')
+              await rm(join(bench.relayStateDir, TICKET_KEY_FILE), { force: true });
+            return startRelayChild(group, relayOptions);
+          },
           workers,
           options.storm,
           progress,
@@ -134,8 +160,12 @@ export async function runFleetPart(
         relay = outcome.relay;
         return outcome.result;
       });
+      storms.push(storm);
+      // A storm that failed to run leaves no relay to restart; one that left agents out is
+      // reported with the agents it had, and the next storm starts from those.
+      if (!storm.ok) break;
     }
-    return { connections, storm };
+    return { connections, storms };
   } finally {
     await closeFleets(workers).catch(() => undefined);
     await relay?.stop();

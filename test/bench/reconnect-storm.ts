@@ -3,7 +3,8 @@
  * close), a new relay process starts on the same port, and every agent reconnects by itself with
  * full-jitter backoff. Measured from the relay's side: how long until its own count of agents is
  * the fleet again (/healthz), what its pre-TLS gate and TLS layer refused meanwhile, by reason
- * (dmz_relay_connections_refused_total, /metrics), and whether it is still up at the end.
+ * (dmz_relay_connections_refused_total, /metrics), how many of its handshakes resumed a TLS session
+ * and how many were full ones (dmz_relay_agent_handshakes_total), and whether it is still up at the end.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 import type { ClientWorker } from './client-pool.ts';
@@ -20,8 +21,17 @@ const HTTP_TIMEOUT_MS = 2_000;
 const MAX_ATTEMPTS_PER_AGENT = 1_000;
 const REFUSED_METRIC = 'dmz_relay_connections_refused_total';
 const DISCONNECTS_METRIC = 'dmz_relay_disconnects_total';
+export const HANDSHAKES_METRIC = 'dmz_relay_agent_handshakes_total';
+
+/**
+ * What the new relay has of the old one's session ticket keys: kept (the state directory's, as
+ * a restart leaves them: agents resume) or removed before it starts (new keys: every agent's
+ * ticket fails and it makes a full handshake, as after a rotation).
+ */
+export type StormTicketKeys = 'kept' | 'removed';
 
 export interface StormResult {
+  readonly ticketKeys: StormTicketKeys;
   /** Agents the relay had before the restart. */
   readonly agents: number;
   /** From the stop request until the old relay process exited. */
@@ -40,6 +50,8 @@ export interface StormResult {
   readonly refused: Readonly<Record<string, number>>;
   /** Agents the new relay disconnected after admitting them, by reason. */
   readonly disconnected: Readonly<Record<string, number>>;
+  /** The new relay's admitted handshakes: `full` and `resumed`. */
+  readonly handshakes: Readonly<Record<string, number>>;
   /** Connection attempts the fleet made during the storm, and those that failed. */
   readonly attempts: number;
   readonly failures: number;
@@ -49,6 +61,7 @@ export interface StormResult {
 }
 
 export async function runReconnectStorm(
+  ticketKeys: StormTicketKeys,
   relay: RelayChild,
   restart: () => Promise<RelayChild>,
   workers: readonly ClientWorker[],
@@ -72,7 +85,7 @@ export async function runReconnectStorm(
       }),
     ),
   );
-  progress(`storm: restarting the relay with ${agents} agents connected`);
+  progress(`storm: restarting the relay with ${agents} agents connected, ticket keys ${ticketKeys}`);
   const stopAt = monotonicMs();
   await relay.stop();
   const stoppedAt = monotonicMs();
@@ -94,10 +107,11 @@ export async function runReconnectStorm(
       reportedAt = monotonicMs();
       const seconds = (reportedAt - upAt) / 1000;
       const busy = (readCpuSeconds(next.pid) - cpuAtUp) / seconds;
-      const fleet = await fleetTotals(workers);
+      // Progress only: a worker too busy reconnecting its agents to answer in time fails nothing.
+      const fleet = await fleetTotals(workers).catch(() => undefined);
       progress(
         `storm: ${agentsAtEnd} agents back after ${seconds.toFixed(0)} s (CPU: relay ${busy.toFixed(2)}, ` +
-          `fleet ${((fleetCpu() - fleetCpuAtUp) / seconds).toFixed(2)}; the fleet counts ${fleet.connected} connected)`,
+          `fleet ${((fleetCpu() - fleetCpuAtUp) / seconds).toFixed(2)}; the fleet counts ${fleet?.connected ?? '?'} connected)`,
       );
     }
     await delay(POLL_MS);
@@ -111,6 +125,7 @@ export async function runReconnectStorm(
   return {
     relay: next,
     result: {
+      ticketKeys,
       agents,
       stopSeconds: (stoppedAt - stopAt) / 1000,
       restartSeconds: (upAt - stopAt) / 1000,
@@ -118,6 +133,7 @@ export async function runReconnectStorm(
       agentsAtEnd,
       refused: await readCounter(next.adminPort, REFUSED_METRIC),
       disconnected: await readCounter(next.adminPort, DISCONNECTS_METRIC),
+      handshakes: await readCounter(next.adminPort, HANDSHAKES_METRIC, 'session'),
       relayCpu: relayCpuSeconds / waitedSeconds,
       fleetCpu: fleetCpuSeconds / waitedSeconds,
       attempts: after.attempts - before.attempts,
@@ -152,14 +168,18 @@ export async function readHealth(adminPort: number): Promise<{ agents: number } 
   }
 }
 
-/** A counter labelled by `reason` (dmz_relay_connections_refused_total, ...), as /metrics reports it. */
-export async function readCounter(adminPort: number, metric: string): Promise<Record<string, number>> {
+/** A counter labelled by `label` (dmz_relay_connections_refused_total by reason, ...), as /metrics reports it. */
+export async function readCounter(
+  adminPort: number,
+  metric: string,
+  label = 'reason',
+): Promise<Record<string, number>> {
   const response = await fetch(`http://127.0.0.1:${adminPort}/metrics`, {
     signal: AbortSignal.timeout(HTTP_TIMEOUT_MS),
   });
   const text = await response.text();
   const counts: Record<string, number> = {};
-  const series = new RegExp(`^${metric}\\{reason="([A-Za-z_]+)"\\} (\\d+(?:\\.\\d+)?)$`, 'gm');
+  const series = new RegExp(`^${metric}\\{${label}="([A-Za-z_]+)"\\} (\\d+(?:\\.\\d+)?)$`, 'gm');
   for (const match of text.matchAll(series)) counts[match[1]!] = Number(match[2]);
   return counts;
 }

@@ -4,7 +4,9 @@
  *
  * It loads the configuration file with the production loader and hands startRelay the TLS material
  * from the state directory (CA, server certificate, CRL) without the CA's enrollment and renewal
- * machinery, which the data path does not touch. It prints one JSON line `{"agentPort": N, ...}` on
+ * machinery, which the data path does not touch; its session ticket keys are kept in the state
+ * directory as a relay on its own CA keeps them (relay/server/session-tickets.ts, derived from the
+ * CA key), so agents resume across its restarts as they would in production. It prints one JSON line `{"agentPort": N, ...}` on
  * stdout when it listens, and stops on SIGTERM, SIGINT or when its stdin closes (so a parent that
  * dies cannot leave it running).
  */
@@ -13,6 +15,7 @@ import { pino } from 'pino';
 import { statePath, type StateFile } from '../../pki/state-layout.ts';
 import { loadRelayConfig } from '../../relay/server/config.ts';
 import { startRelay } from '../../relay/server/relay.ts';
+import { SessionTicketKeys } from '../../relay/server/session-tickets.ts';
 
 export interface RelayProcessReady {
   readonly agentPort: number;
@@ -23,17 +26,21 @@ export interface RelayProcessReady {
 async function main(configPath: string): Promise<void> {
   const config = await loadRelayConfig(configPath);
   const read = (file: StateFile) => readFile(statePath(config.state, file), 'utf8');
-  const [caPem, certPem, keyPem, crlPem] = await Promise.all([
+  const [caPem, certPem, keyPem, crlPem, caKeyPem] = await Promise.all([
     read('caCertificate'),
     read('relayCertificate'),
     read('relayKey'),
     read('crl'),
+    read('caKey'),
   ]);
-  const relay = await startRelay({
-    config,
-    tls: { caPem, certPem, keyPem, crlPem },
-    log: pino({ level: 'silent' }),
+  const log = pino({ level: 'silent' });
+  const ticketKeys = await SessionTicketKeys.open({
+    stateDir: config.state,
+    caKeyPem,
+    revokedSerials: new Set(),
+    log,
   });
+  const relay = await startRelay({ config, tls: { caPem, certPem, keyPem, crlPem }, ticketKeys, log });
   let stopping = false;
   const stop = () => {
     if (stopping) return;

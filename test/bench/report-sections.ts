@@ -2,7 +2,7 @@
  * The report's sections after the fair table: latency under load, connection cost, the restart
  * storm. Plain text, one table each (report.ts puts them together).
  */
-import type { ConnectionCost } from './connection-cost.ts';
+import type { ConnectionCost, ConnectionStep } from './connection-cost.ts';
 import type { LatencyCell } from './load-latency.ts';
 import type { StormResult } from './reconnect-storm.ts';
 import type { Outcome } from './stats.ts';
@@ -56,6 +56,7 @@ export function connectionSection(connections: readonly Outcome<ConnectionCost>[
     [
       'server',
       'agents',
+      'TLS handshakes',
       'CPU ms/connection',
       'RSS/agent KiB',
       'RSS MiB',
@@ -70,10 +71,16 @@ export function connectionSection(connections: readonly Outcome<ConnectionCost>[
       errors.push(outcome.error);
       continue;
     }
-    for (const step of outcome.value.steps) {
+    const { resumed } = outcome.value;
+    // The resumed row is the first step's agents again: shown after it, as measured.
+    const shown = outcome.value.steps.flatMap((step, index) =>
+      index === 0 && resumed !== undefined ? [step, resumed] : [step],
+    );
+    for (const step of shown) {
       rows.push([
         outcome.value.server,
         formatCount(step.agents),
+        handshakeKinds(step),
         step.cpuMsPerConnection.toFixed(2),
         (step.rssPerConnectionBytes / 1024).toFixed(1),
         (step.rssBytes / 1024 / 1024).toFixed(0),
@@ -87,10 +94,22 @@ export function connectionSection(connections: readonly Outcome<ConnectionCost>[
   return [
     'CONNECTION COST: idle clients with their own RSA-2048 certificates (relay: the dmz agent client;',
     'mosquitto: mqtt.js; nats: nats.js), CPU per connection while a step connected, RSS per agent',
-    'over the server before the first connection:',
+    'over the server before the first connection; the relay counts its handshakes (full: a first',
+    "connection; resumed: the first step's agents again, with the session tickets it left them):",
     ...formatTable(rows).map((line) => `  ${line}`),
     ...errors.slice(0, 5).map((error) => `  client error: ${error}`),
   ];
+}
+
+/** `full 1,000` / `resumed 998, full 2` from the relay's counter; `-` where the server has none. */
+function handshakeKinds(step: ConnectionStep): string {
+  if (step.handshakes === undefined) return '-';
+  return (
+    Object.entries(step.handshakes)
+      .filter(([, count]) => count > 0)
+      .map(([kind, count]) => `${kind} ${formatCount(count)}`)
+      .join(', ') || 'none'
+  );
 }
 
 export function stormSection(storm: Outcome<StormResult>): string[] {
@@ -101,13 +120,18 @@ export function stormSection(storm: Outcome<StormResult>): string[] {
       .filter(([, count]) => count > 0)
       .map(([reason, count]) => `${reason} ${formatCount(count)}`)
       .join(', ') || 'none';
+  const keys =
+    result.ticketKeys === 'kept'
+      ? 'its session ticket keys kept in the state directory, as a restart leaves them'
+      : 'its session ticket keys removed first (new keys: every ticket fails, full handshakes)';
   return [
-    'RESTART STORM: the relay drained and restarted on the same port, every agent reconnecting by itself',
-    '(full-jitter backoff):',
+    `RESTART STORM, ticket keys ${result.ticketKeys}: the relay drained and restarted on the same port, ${keys};`,
+    "every agent reconnecting by itself (the agent link's full-jitter backoff):",
     `  agents connected before: ${formatCount(result.agents)}; old relay exited after ${result.stopSeconds.toFixed(1)} s; ` +
       `new relay listening ${result.restartSeconds.toFixed(1)} s after the stop`,
     `  all back: ${result.backSeconds === undefined ? `NO (${formatCount(result.agentsAtEnd)} within the limit)` : `${result.backSeconds.toFixed(1)} s after the new relay listened`}`,
     `  CPU meanwhile: relay ${result.relayCpu.toFixed(2)} cores, fleet workers ${result.fleetCpu.toFixed(2)} cores`,
+    `  handshakes the new relay admitted: ${counts(result.handshakes)}`,
     `  refused by the new relay: ${counts(result.refused)}`,
     `  disconnected by it after admission: ${counts(result.disconnected)}`,
     `  agents' attempts: ${formatCount(result.attempts)}, failed ${formatCount(result.failures)}; relay ${result.relayUp ? 'up' : 'DOWN'} at the end`,

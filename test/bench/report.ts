@@ -34,7 +34,8 @@ export interface BenchReport {
   readonly fair: readonly FairCell[];
   readonly latency: readonly LatencyCell[];
   readonly connections: readonly Outcome<ConnectionCost>[];
-  readonly storm: Outcome<StormResult> | undefined;
+  /** The restart storms: ticket keys kept (resumed handshakes), then removed (full ones). */
+  readonly storms: readonly Outcome<StormResult>[];
   readonly targets: readonly Verdict[];
 }
 
@@ -77,7 +78,7 @@ export function listFailures(report: BenchReport): string[] {
         : [`latency ${cell.system} 1 -> ${cell.subscribers} at ${cell.load}: ${cell.result.error}`],
     ),
     ...report.connections.flatMap((outcome) => (outcome.ok ? [] : [`connections: ${outcome.error}`])),
-    ...(report.storm === undefined || report.storm.ok ? [] : [`storm: ${report.storm.error}`]),
+    ...report.storms.flatMap((storm) => (storm.ok ? [] : [`storm: ${storm.error}`])),
   ];
 }
 
@@ -96,7 +97,7 @@ export function formatReport(report: BenchReport): string {
   if (report.fair.length > 0) lines.push('', ...fairSection(report.fair));
   if (report.latency.length > 0) lines.push('', ...latencySection(report.latency));
   if (report.connections.length > 0) lines.push('', ...connectionSection(report.connections));
-  if (report.storm !== undefined) lines.push('', ...stormSection(report.storm));
+  for (const storm of report.storms) lines.push('', ...stormSection(storm));
   lines.push(
     '',
     'targets:',

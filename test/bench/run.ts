@@ -171,9 +171,14 @@ async function main(options: RunOptions): Promise<number> {
             },
             progress,
           )
-        : { connections: [], storm: undefined };
+        : { connections: [], storms: [] };
     const report = buildReport(
-      { fair: dataPath.fair, latency: dataPath.latency, connections: fleet.connections, storm: fleet.storm },
+      {
+        fair: dataPath.fair,
+        latency: dataPath.latency,
+        connections: fleet.connections,
+        storms: fleet.storms,
+      },
       {
         versions: { ...dataPath.versions, ...clientVersions() },
         settings: {

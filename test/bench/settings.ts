@@ -132,4 +132,4 @@ export const DRAIN_TIMEOUT_MS = 10_000;
 export const STARTUP_TIMEOUT_MS = 15_000;
 
 /** Whole-run watchdog: every child is killed and the run fails if it is still going by then. */
-export const RUN_TIME_LIMIT_MS = 540_000;
+export const RUN_TIME_LIMIT_MS = 660_000;

@@ -36,7 +36,7 @@ export interface TargetInputs {
   readonly fair: readonly FairCell[];
   readonly latency: readonly LatencyCell[];
   readonly connections: readonly Outcome<ConnectionCost>[];
-  readonly storm: Outcome<StormResult> | undefined;
+  readonly storms: readonly Outcome<StormResult>[];
 }
 
 export function judgeTargets(inputs: TargetInputs): Verdict[] {
@@ -66,7 +66,7 @@ export function judgeTargets(inputs: TargetInputs): Verdict[] {
     ratio(FAN_OUT_SUBSCRIBERS, 'nats', TARGETS.fanOutOverBoth),
     latencyVerdict(inputs.latency),
     ...connectionVerdicts(inputs.connections),
-    stormVerdict(inputs.storm),
+    ...stormVerdicts(inputs.storms),
   ];
   return verdicts;
 }
@@ -129,20 +129,31 @@ function connectionVerdicts(connections: readonly Outcome<ConnectionCost>[]): Ve
   ];
 }
 
-function stormVerdict(storm: Outcome<StormResult> | undefined): Verdict {
-  const target =
-    `relay restart with the fleet connected: all back within ${TARGETS.stormBackWithinSeconds} s, ` +
+/** One verdict per storm run (resumed and full handshakes); not run, one verdict saying so. */
+function stormVerdicts(storms: readonly Outcome<StormResult>[]): Verdict[] {
+  const target = (handshakes: string) =>
+    `relay restart with the fleet connected (${handshakes}): all back within ${TARGETS.stormBackWithinSeconds} s, ` +
     'no handshake timeout, relay up';
-  if (storm === undefined || !storm.ok) return { target, measured: 'not run', met: undefined };
-  const { backSeconds, agents, agentsAtEnd, refused, relayUp } = storm.value;
-  const timeouts = refused['handshake_timeout'] ?? 0;
-  return {
-    target,
-    measured:
-      `${agentsAtEnd} of ${agents} back` +
-      (backSeconds === undefined ? ' (not all within the limit)' : ` in ${backSeconds.toFixed(1)} s`) +
-      `, ${timeouts} handshake timeouts, relay ${relayUp ? 'up' : 'DOWN'}`,
-    met:
-      backSeconds !== undefined && backSeconds <= TARGETS.stormBackWithinSeconds && timeouts === 0 && relayUp,
-  };
+  if (storms.length === 0) return [{ target: target('any'), measured: 'not run', met: undefined }];
+  return storms.map((storm) => {
+    if (!storm.ok) return { target: target('a storm'), measured: 'failed to run', met: undefined };
+    const { ticketKeys, backSeconds, agents, agentsAtEnd, refused, relayUp } = storm.value;
+    const timeouts = refused['handshake_timeout'] ?? 0;
+    return {
+      target: target(
+        ticketKeys === 'kept'
+          ? 'ticket keys kept: resumed handshakes'
+          : 'ticket keys removed: full handshakes',
+      ),
+      measured:
+        `${agentsAtEnd} of ${agents} back` +
+        (backSeconds === undefined ? ' (not all within the limit)' : ` in ${backSeconds.toFixed(1)} s`) +
+        `, ${timeouts} handshake timeouts, relay ${relayUp ? 'up' : 'DOWN'}`,
+      met:
+        backSeconds !== undefined &&
+        backSeconds <= TARGETS.stormBackWithinSeconds &&
+        timeouts === 0 &&
+        relayUp,
+    };
+  });
 }

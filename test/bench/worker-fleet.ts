@@ -6,6 +6,7 @@
  */
 import { createPublicKey } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
+import { reconnectDelayMs } from '../../agents/link/backoff.ts';
 import { issueAgentCertificate } from '../../pki/certificate-template.ts';
 import { connectBenchClient, type BenchClient } from './bench-clients.ts';
 import { monotonicMs } from './clock.ts';
@@ -158,15 +159,18 @@ class FleetAgent {
     void this.#reconnect(policy);
   }
 
-  /** Full jitter, even before the first attempt: a fleet dropped at once must not return in one lump. */
+  /**
+   * The agent link's full-jitter backoff (agents/link/backoff.ts), even before the first attempt: a
+   * fleet dropped at once must not return in one lump.
+   */
   async #reconnect(policy: ReconnectPolicy): Promise<void> {
-    await delay(Math.random() * policy.baseMs);
+    const limits = { baseMs: policy.baseMs, capMs: policy.capMs };
+    await delay(reconnectDelayMs(0, limits));
     for (let failures = 0; this.#attempts < policy.maxAttemptsPerAgent;) {
       if (this.#fleet.policy === undefined || monotonicMs() > policy.untilMonotonicMs) return;
       if (await this.connectOnce(policy.connectTimeoutMs)) return;
       failures++;
-      const ceiling = Math.min(policy.capMs, policy.baseMs * 2 ** Math.min(failures, 20));
-      await delay(Math.random() * ceiling);
+      await delay(reconnectDelayMs(failures, limits));
     }
   }
 }

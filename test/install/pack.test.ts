@@ -103,7 +103,16 @@ describe('install - npm pack, npm install -g, the commands on PATH', () => {
     ]) {
       assert.ok(packedFiles.includes(file), `${file} is packed`);
     }
-    assert.ok(packedFiles.includes('deploy/systemd/dmz-relay.service'));
+    for (const file of [
+      'deploy/systemd/dmz-relay.service',
+      'deploy/systemd/dmz-agent.service',
+      'deploy/systemd/low-ports.conf',
+      'deploy/nftables/dmz-appliance.nft',
+      'deploy/nftables/ot-agent.nft',
+      'deploy/nftables/it-agent.nft',
+    ]) {
+      assert.ok(packedFiles.includes(file), `${file} is packed`);
+    }
     assert.deepEqual(
       packedFiles.filter((file) => file.endsWith('.ts') || file.startsWith('test/')),
       [],

@@ -10,6 +10,8 @@ import {
   MAX_RECORD_BYTES,
   MAX_RECORDS_PER_APPEND,
   MAX_SEQ,
+  MAX_STREAMS,
+  MAX_STREAMS_READ_RECORDS,
 } from './limits.ts';
 import { logError } from './log-errors.ts';
 
@@ -39,12 +41,26 @@ export function checkRecords(records: unknown): asserts records is readonly Uint
 }
 
 export function checkReadRange(fromSeq: unknown, maxRecords: unknown): void {
+  checkFromSeq(fromSeq);
+  checkMaxRecords(maxRecords, MAX_READ_RECORDS);
+}
+
+/** A read of many streams: each start a sequence number, at most MAX_STREAMS of them. */
+export function checkStreamsRead(from: ReadonlyMap<unknown, unknown>, maxRecords: unknown): void {
+  if (from.size > MAX_STREAMS) throw logError('read', `a read asks for at most ${MAX_STREAMS} streams`);
+  for (const fromSeq of from.values()) checkFromSeq(fromSeq);
+  checkMaxRecords(maxRecords, MAX_STREAMS_READ_RECORDS);
+}
+
+function checkFromSeq(fromSeq: unknown): void {
   if (typeof fromSeq !== 'number' || !Number.isSafeInteger(fromSeq) || fromSeq < 1 || fromSeq > MAX_SEQ) {
     throw logError('read', 'a read starts at a sequence number of 1 or more');
   }
+}
+
+function checkMaxRecords(maxRecords: unknown, limit: number): void {
   if (typeof maxRecords !== 'number' || !Number.isSafeInteger(maxRecords) || maxRecords < 1) {
     throw logError('read', 'a read asks for 1 record or more');
   }
-  if (maxRecords > MAX_READ_RECORDS)
-    throw logError('read', `a read returns at most ${MAX_READ_RECORDS} records`);
+  if (maxRecords > limit) throw logError('read', `a read returns at most ${limit} records`);
 }

@@ -74,3 +74,15 @@ export const INDEX_CACHE_SEGMENTS = 8;
 export const MAX_READ_RECORDS = MAX_POINTS_PER_FRAME;
 /** Record bytes one read returns at most (it always returns at least one record): one frame. */
 export const MAX_READ_BYTES = MAX_FRAME_BYTES;
+/**
+ * Records one read of many streams returns at most: an IT consumer's default replay window
+ * (agents/it/consumer.ts), so a round of replay is one pass over the log, and each stream's share
+ * of it goes out in as few frames as its share allows.
+ */
+export const MAX_STREAMS_READ_RECORDS = 65_536;
+/**
+ * Record bytes one read of many streams returns at most (it always returns at least one record):
+ * a full window of 64-byte points. The records are held while a round sends them, so this bounds
+ * a round's memory, and a few rounds side by side stay within tens of MiB.
+ */
+export const MAX_STREAMS_READ_BYTES = 4 * 1024 * 1024;

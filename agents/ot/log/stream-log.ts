@@ -18,11 +18,13 @@ import { writeCheckpoint } from './checkpoint.ts';
 import { CommitQueue } from './commit-queue.ts';
 import { lockLogDirectory } from './directory-lock.ts';
 import { encodeRecordsFrame, recordsFrameBytes } from './frame.ts';
-import { checkReadRange, checkRecords, checkStreamName } from './input-checks.ts';
+import { checkReadRange, checkRecords, checkStreamName, checkStreamsRead } from './input-checks.ts';
 import {
   MAX_COMMIT_BYTES,
   MAX_PENDING_BYTES,
+  MAX_READ_BYTES,
   MAX_SEQ,
+  MAX_STREAMS_READ_BYTES,
   RETENTION_INTERVAL_MS,
   SEGMENTS_PER_AGE_WINDOW,
 } from './limits.ts';
@@ -33,11 +35,27 @@ import { recoverLog } from './recovery.ts';
 import { selectExpiredSegments } from './retention.ts';
 import { SegmentSet } from './segment-set.ts';
 import { SegmentWriter, type PendingAppend, type WriterCounters } from './segment-writer.ts';
-import { firstRetainedSeq, readStream, type ReadResult } from './stream-reader.ts';
+import {
+  firstRetainedSeq,
+  readStream,
+  readStreams,
+  type ReadCounters,
+  type ReadResult,
+  type ReadSource,
+  type StreamsCursor,
+  type StreamsReadResult,
+} from './stream-reader.ts';
 import { StreamTable } from './stream-table.ts';
 
 export type { StreamLogOptions } from './options.ts';
-export type { LogGap, LogRecord, ReadResult } from './stream-reader.ts';
+export type {
+  LogGap,
+  LogPosition,
+  LogRecord,
+  ReadResult,
+  StreamsCursor,
+  StreamsReadResult,
+} from './stream-reader.ts';
 
 export interface AppendResult {
   readonly firstSeq: number;
@@ -63,6 +81,9 @@ export interface StreamLogStats {
   readonly scannedBytesAtOpen: number;
   /** Torn-tail bytes cut off at open. */
   readonly truncatedBytesAtOpen: number;
+  /** Frames reads walked since open (each parsed and CRC-checked), and their bytes: what reads cost. */
+  readonly framesScanned: number;
+  readonly bytesScanned: number;
 }
 
 export interface StreamLog {
@@ -70,6 +91,15 @@ export interface StreamLog {
   append(stream: string, records: readonly Uint8Array[]): Promise<AppendResult>;
   /** Up to `maxRecords` durable records of `stream` from `fromSeq` on, after a gap if some are gone. */
   read(stream: string, fromSeq: number, maxRecords: number): Promise<ReadResult>;
+  /**
+   * Up to `maxRecords` durable records of many streams (stream -> first sequence number wanted),
+   * in one pass in log order, each stream's after its gap if some are gone; `result.next` passed
+   * back continues exactly where this read stopped.
+   */
+  readStreams(
+    from: ReadonlyMap<string, number> | StreamsCursor,
+    maxRecords: number,
+  ): Promise<StreamsReadResult>;
   /** The last durable sequence number of `stream` (0 if it has none). */
   lastSeq(stream: string): number;
   /** The oldest sequence number still retained (lastSeq + 1 when none is). */
@@ -119,6 +149,8 @@ class DurableStreamLog implements StreamLog {
   readonly #counters: WriterCounters;
   readonly #queue: CommitQueue<PendingAppend>;
   readonly #recovery: { readonly scannedBytes: number; readonly truncatedBytes: number };
+  readonly #readCounters: ReadCounters = { framesScanned: 0, bytesScanned: 0 };
+  readonly #readSource: ReadSource;
   #checkpointBytes: number;
   #appends = 0;
   #records = 0;
@@ -148,6 +180,7 @@ class DurableStreamLog implements StreamLog {
     this.#counters = counters;
     this.#recovery = recovery;
     this.#checkpointBytes = recovery.checkpointBytes;
+    this.#readSource = { dir: options.dir, segments, table, counters: this.#readCounters };
     this.#queue = new CommitQueue<PendingAppend>({
       commit: async (items) => {
         // Retention after a seal runs next in the exclusive lane, so close() waits for it too.
@@ -202,9 +235,17 @@ class DurableStreamLog implements StreamLog {
   async read(stream: string, fromSeq: number, maxRecords: number): Promise<ReadResult> {
     if (this.#closing !== undefined) throw logError('closed', 'the stream log is closed');
     checkReadRange(fromSeq, maxRecords);
-    const state = this.#table.byName(stream);
-    if (state === undefined) return { gap: undefined, records: [], nextSeq: fromSeq };
-    return readStream(this.#options.dir, this.#segments, state, fromSeq, maxRecords);
+    return readStream(this.#readSource, stream, fromSeq, { maxRecords, maxBytes: MAX_READ_BYTES });
+  }
+
+  async readStreams(
+    from: ReadonlyMap<string, number> | StreamsCursor,
+    maxRecords: number,
+  ): Promise<StreamsReadResult> {
+    if (this.#closing !== undefined) throw logError('closed', 'the stream log is closed');
+    const cursor = 'seqs' in from ? from : { seqs: from, position: undefined };
+    checkStreamsRead(cursor.seqs, maxRecords);
+    return readStreams(this.#readSource, cursor, { maxRecords, maxBytes: MAX_STREAMS_READ_BYTES });
   }
 
   lastSeq(stream: string): number {
@@ -235,6 +276,8 @@ class DurableStreamLog implements StreamLog {
       segmentsDeleted: this.#segmentsDeleted,
       scannedBytesAtOpen: this.#recovery.scannedBytes,
       truncatedBytesAtOpen: this.#recovery.truncatedBytes,
+      framesScanned: this.#readCounters.framesScanned,
+      bytesScanned: this.#readCounters.bytesScanned,
     };
   }
 

@@ -8,12 +8,23 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { collectSchemaIssues, dedupeIssues, deepFreeze } from '../../../relay/protocol/config-schema.ts';
 import { ConfigError, type ConfigIssue } from '../../../relay/protocol/errors.ts';
+import { ModbusConfigSchema } from './modbus/config.ts';
+import { MODBUS_SOURCE } from './modbus/modbus-source.ts';
+import { MqttConfigSchema } from './mqtt/config.ts';
+import { MQTT_SOURCE } from './mqtt/mqtt-source.ts';
+import { OpcuaConfigSchema } from './opcua/config.ts';
+import { OPCUA_SOURCE } from './opcua/opcua-source.ts';
 import { SimulatorConfigSchema } from './simulator-config.ts';
 import { SIMULATOR_SOURCE } from './simulator.ts';
 import type { PointSource, SourceBackend, SourceContext } from './source.ts';
 
 /** A source's config section: a union by `type`. */
-export const SourceConfigSchema = Type.Union([SimulatorConfigSchema]);
+export const SourceConfigSchema = Type.Union([
+  SimulatorConfigSchema,
+  ModbusConfigSchema,
+  OpcuaConfigSchema,
+  MqttConfigSchema,
+]);
 export type SourceConfig = Static<typeof SourceConfigSchema>;
 export type SourceType = SourceConfig['type'];
 
@@ -21,6 +32,9 @@ const SOURCE_BACKENDS: {
   readonly [Type in SourceType]: SourceBackend<Extract<SourceConfig, { type: Type }>>;
 } = {
   simulator: SIMULATOR_SOURCE,
+  modbus: MODBUS_SOURCE,
+  opcua: OPCUA_SOURCE,
+  mqtt: MQTT_SOURCE,
 };
 
 export const SOURCE_TYPES = Object.freeze(Object.keys(SOURCE_BACKENDS) as SourceType[]);

@@ -18,7 +18,9 @@ import {
   type SimulatorConfig,
 } from './simulator-config.ts';
 import {
+  describeSourceError,
   MAX_READINGS_PER_WRITE,
+  MIN_RETRY_DELAY_MS,
   PLATFORM_TIMERS,
   type PointSource,
   type SourceBackend,
@@ -30,11 +32,8 @@ import {
   type TopicMetadata,
 } from './source.ts';
 
-/**
- * A refused write is tried again one batch interval later, and never sooner than this: the log's
- * busy spells last a commit or more (milliseconds), and a log that has failed is not hammered.
- */
-export const MIN_RETRY_DELAY_MS = 100;
+/** A refused write is tried again one batch interval later, and never sooner than MIN_RETRY_DELAY_MS. */
+export { MIN_RETRY_DELAY_MS } from './source.ts';
 /**
  * The longest delay a platform timer takes (2^31 - 1 ms, about 24.8 days); a longer wait wakes
  * early, finds nothing due, and waits again.
@@ -198,7 +197,7 @@ class SimulatorSource implements PointSource {
       await this.#output?.write(stream.topic, readings);
     } catch (error) {
       this.#failedWrites++;
-      this.#lastError = describeError(error, this.#now());
+      this.#lastError = describeSourceError(error, this.#now());
       return false;
     }
     stream.pending = [];
@@ -243,12 +242,4 @@ function checkTopics(topics: readonly string[], config: SimulatorConfig, context
     }
   }
   if (issues.length > 0) throw new ConfigError(issues, `source ${config.name}`);
-}
-
-function describeError(error: unknown, time: number): SourceError {
-  return {
-    code: error instanceof DmzError ? error.code : undefined,
-    message: error instanceof Error ? error.message : String(error),
-    time,
-  };
 }

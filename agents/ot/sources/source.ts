@@ -6,7 +6,7 @@
  * to be durable before it produces more.
  */
 import type { TObject } from '@sinclair/typebox';
-import type { ConfigIssue, ErrorCode } from '../../../relay/protocol/errors.ts';
+import { DmzError, type ConfigIssue, type ErrorCode } from '../../../relay/protocol/errors.ts';
 import { MAX_POINTS_PER_FRAME } from '../../../relay/protocol/limits.ts';
 import type { PointReading } from '../../points/point.ts';
 import { MAX_RECORDS_PER_APPEND } from '../log/limits.ts';
@@ -16,6 +16,11 @@ import { MAX_RECORDS_PER_APPEND } from '../log/limits.ts';
  * what both take (a source behind its schedule catches up in several writes of at most this).
  */
 export const MAX_READINGS_PER_WRITE = Math.min(MAX_POINTS_PER_FRAME, MAX_RECORDS_PER_APPEND);
+/**
+ * A refused write is tried again, never sooner than this: the log's busy spells last a commit or
+ * more (milliseconds), and a log that has failed is not hammered. Every source keeps to it.
+ */
+export const MIN_RETRY_DELAY_MS = 100;
 
 export interface SourceOutput {
   /**
@@ -98,6 +103,26 @@ export interface SourceContext {
    * from there, so a `limit` counts readings across restarts, not per run.
    */
   readonly logged?: (topic: string) => number;
+  /**
+   * This source's own directory under the agent's state, `sourceStateDir(state, name)`, for what
+   * it keeps across restarts (an OPC UA client's certificate and trust lists); the source creates
+   * it when it needs it. Sources that keep nothing ignore it.
+   */
+  readonly stateDir?: string;
+}
+
+/** Where a source's state lives: `<agent state>/sources/<source name>`, for the runtime and the CLI. */
+export function sourceStateDir(agentState: string, sourceName: string): string {
+  return `${agentState}/sources/${sourceName}`;
+}
+
+/** A refused write or a failure as a source reports it: the catalog code when there is one. */
+export function describeSourceError(error: unknown, time: number): SourceError {
+  return {
+    code: error instanceof DmzError ? error.code : undefined,
+    message: error instanceof Error ? error.message : String(error),
+    time,
+  };
 }
 
 export const PLATFORM_TIMERS: SourceTimers = {

@@ -4,10 +4,10 @@ import type { StreamLog } from '../../../agents/ot/log/stream-log.ts';
 import { LIVE_BUFFERED_BYTES, PointPublisher } from '../../../agents/ot/publisher.ts';
 import { MAX_READINGS_PER_WRITE } from '../../../agents/ot/sources/source.ts';
 import type { PointReading } from '../../../agents/points/point.ts';
-import { waitFor } from '../../support/wait.ts';
+import { expectNever, waitFor } from '../../support/wait.ts';
 import { AGENT, COUNT, readingsFor, TEMP } from '../../support/points.ts';
 import { rejectionCode } from './log/log-fixture.ts';
-import { openTempLog, range, RecordingLink, wrapLog } from './publishing-fixture.ts';
+import { nextTurn, openTempLog, range, RecordingLink, wrapLog } from './publishing-fixture.ts';
 
 function openLog(t: TestContext): Promise<StreamLog> {
   return openTempLog(t, { maxBytes: 4 * 1024 * 1024, maxAgeMs: 3_600_000, segmentBytes: 256 * 1024 });
@@ -27,6 +27,23 @@ function gatedAppends(log: StreamLog): { readonly log: StreamLog; open(): void }
     },
   });
   return { log: gated, open: () => open() };
+}
+
+/** `log`, with its reads held until the test opens the gate. */
+function gatedReads(log: StreamLog): { readonly log: StreamLog; started(): number; open(): void } {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  let started = 0;
+  const gated = wrapLog(log, {
+    read: async (stream, fromSeq, maxRecords) => {
+      started++;
+      await gate;
+      return log.read(stream, fromSeq, maxRecords);
+    },
+  });
+  return { log: gated, started: () => started, open: () => open() };
 }
 
 describe('agents/ot point publisher', () => {
@@ -73,7 +90,9 @@ describe('agents/ot point publisher', () => {
     [
       'a link holding more than LIVE_BUFFERED_BYTES',
       (link) => {
+        // ...and staying full: once it drains, the skipped points go (tests below).
         link.bufferedBytes = LIVE_BUFFERED_BYTES + 1;
+        link.hold();
       },
       false,
     ],
@@ -111,6 +130,92 @@ describe('agents/ot point publisher', () => {
     await publisher.write(TEMP, readingsFor(3, 2));
     assert.deepEqual(link.pointSeqs(TEMP), [3, 4]);
     assert.deepEqual(publisher.stats(), { pointsLogged: 4, pointsSent: 2, pointsLeftToReplay: 2 });
+  });
+
+  it('sends what it skipped while the link was full once it drains, exactly once, in order, though the streams went quiet', async (t) => {
+    const publisher = new PointPublisher(await openLog(t), AGENT);
+    const link = new RecordingLink(2048);
+    publisher.useLink(link);
+    await publisher.write(TEMP, readingsFor(1, 3));
+    link.bufferedBytes = LIVE_BUFFERED_BYTES + 1;
+    link.hold();
+    await publisher.write(TEMP, readingsFor(4, 300));
+    await publisher.write(TEMP, readingsFor(304, 6));
+    await publisher.write(COUNT, readingsFor(1, 2));
+    await nextTurn();
+    assert.deepEqual(link.pointSeqs(TEMP), [1, 2, 3]);
+    assert.deepEqual(link.pointSeqs(COUNT), []);
+    assert.deepEqual(publisher.stats(), { pointsLogged: 311, pointsSent: 3, pointsLeftToReplay: 308 });
+
+    // Nothing more is written: only the link draining can bring the tail out.
+    link.bufferedBytes = 0;
+    link.release();
+    await waitFor(() => link.pointSeqs(COUNT).length === 2, 'the skipped points to be sent');
+    assert.deepEqual(link.pointSeqs(TEMP), range(1, 309));
+    assert.deepEqual(link.pointSeqs(COUNT), [1, 2]);
+    assert.ok(link.published.length > 4, `in frames the link takes: ${link.published.length}`);
+    assert.ok(
+      link.published.every((publish) => publish.session === undefined),
+      'as live data',
+    );
+    assert.deepEqual(publisher.stats(), { pointsLogged: 311, pointsSent: 311, pointsLeftToReplay: 308 });
+
+    await publisher.write(TEMP, readingsFor(310, 1));
+    assert.deepEqual(link.pointSeqs(TEMP), range(1, 310), 'and live again after');
+    await expectNever(() => link.pointSeqs(COUNT).length > 2, 'a skipped point sent twice', 100);
+  });
+
+  it('keeps later points of a stream behind its skipped run, even while that run is read back', async (t) => {
+    const log = await openLog(t);
+    const reads = gatedReads(log);
+    const publisher = new PointPublisher(reads.log, AGENT);
+    const link = new RecordingLink();
+    publisher.useLink(link);
+    link.bufferedBytes = LIVE_BUFFERED_BYTES + 1;
+    link.hold();
+    await publisher.write(TEMP, readingsFor(1, 3));
+    link.bufferedBytes = 0;
+    await publisher.write(TEMP, readingsFor(4, 2));
+    assert.deepEqual(link.pointSeqs(TEMP), [], 'the link has room, but 1-3 go first');
+    link.release();
+    await waitFor(() => reads.started() === 1, 'the skipped run to be read back');
+    await publisher.write(TEMP, readingsFor(6, 2));
+    assert.deepEqual(link.pointSeqs(TEMP), []);
+    reads.open();
+    await waitFor(() => link.pointSeqs(TEMP).length >= 7, 'the run and what joined it');
+    assert.deepEqual(link.pointSeqs(TEMP), range(1, 7));
+    assert.deepEqual(publisher.stats(), { pointsLogged: 7, pointsSent: 7, pointsLeftToReplay: 7 });
+  });
+
+  it('forgets what a link skipped once another link is used: consumers resume from their cursors', async (t) => {
+    const publisher = new PointPublisher(await openLog(t), AGENT);
+    const old = new RecordingLink();
+    publisher.useLink(old);
+    old.bufferedBytes = LIVE_BUFFERED_BYTES + 1;
+    old.hold();
+    await publisher.write(TEMP, readingsFor(1, 3));
+    const link = new RecordingLink();
+    publisher.useLink(link);
+    await publisher.write(TEMP, readingsFor(4, 1));
+    old.bufferedBytes = 0;
+    old.release();
+    await expectNever(() => old.published.length > 0 || link.published.length > 1, 'points 1-3 sent', 100);
+    assert.deepEqual(link.pointSeqs(TEMP), [4]);
+  });
+
+  it('reports a skipped run it cannot read back, and sends later points live again', async (t) => {
+    const log = await openLog(t);
+    const failing = wrapLog(log, { read: () => Promise.reject(new Error('read failed')) });
+    const errors: unknown[] = [];
+    const publisher = new PointPublisher(failing, AGENT, (error) => errors.push(error));
+    const link = new RecordingLink();
+    publisher.useLink(link);
+    link.bufferedBytes = LIVE_BUFFERED_BYTES + 1;
+    await publisher.write(TEMP, readingsFor(1, 2));
+    link.bufferedBytes = 0;
+    await waitFor(() => errors.length === 1, 'the failed read to be reported');
+    await publisher.write(TEMP, readingsFor(3, 1));
+    assert.deepEqual(link.pointSeqs(TEMP), [3], 'its consumers see the hole and replay 1-2');
   });
 
   const good = readingsFor(1, 1);

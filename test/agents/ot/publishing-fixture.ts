@@ -123,6 +123,7 @@ export function wrapLog(log: StreamLog, replaced: Partial<StreamLog>): StreamLog
   return {
     append: (stream, records) => log.append(stream, records),
     read: (stream, fromSeq, maxRecords) => log.read(stream, fromSeq, maxRecords),
+    readStreams: (from, maxRecords) => log.readStreams(from, maxRecords),
     lastSeq: (stream) => log.lastSeq(stream),
     firstSeq: (stream) => log.firstSeq(stream),
     streams: () => log.streams(),
@@ -134,14 +135,18 @@ export function wrapLog(log: StreamLog, replaced: Partial<StreamLog>): StreamLog
   };
 }
 
-/** `log` with its read calls counted: a round that starts a read is still running. */
+/** `log` with its read calls (of one stream or many) counted: a round that starts a read is still running. */
 export function countingReads(log: StreamLog): { readonly log: StreamLog; readonly reads: () => number } {
   let reads = 0;
   const read: StreamLog['read'] = (stream, fromSeq, maxRecords) => {
     reads++;
     return log.read(stream, fromSeq, maxRecords);
   };
-  return { log: wrapLog(log, { read }), reads: () => reads };
+  const readStreams: StreamLog['readStreams'] = (from, maxRecords) => {
+    reads++;
+    return log.readStreams(from, maxRecords);
+  };
+  return { log: wrapLog(log, { read, readStreams }), reads: () => reads };
 }
 
 /** One turn of the event loop: every promise continuation already due has run. */
@@ -151,4 +156,40 @@ export function nextTurn(): Promise<void> {
 
 export function range(first: number, last: number): number[] {
   return Array.from({ length: Math.max(0, last - first + 1) }, (_, index) => first + index);
+}
+
+/**
+ * A RecordingLink whose queue fills with what it is asked to send and empties on drain(), which
+ * wakes every whenWritable whose bound is then met at once, as the relay link's write backlog does.
+ */
+export class BacklogLink extends RecordingLink {
+  /** The most bytes ever queued. */
+  peakBytes = 0;
+  #waiters: (() => void)[] = [];
+
+  override publishBatch(
+    topic: string,
+    seq: number,
+    batch: Uint8Array,
+    count: number,
+    session?: number,
+  ): void {
+    super.publishBatch(topic, seq, batch, count, session);
+    this.bufferedBytes += batch.byteLength;
+    this.peakBytes = Math.max(this.peakBytes, this.bufferedBytes);
+  }
+
+  override whenWritable(maxBufferedBytes: number): Promise<void> {
+    this.writableCalls.push(maxBufferedBytes);
+    if (this.closed || this.bufferedBytes <= maxBufferedBytes) return Promise.resolve();
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** The relay took everything queued: every waiter's bound is met. */
+  drain(): void {
+    this.bufferedBytes = 0;
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const resolve of waiters) resolve();
+  }
 }

@@ -305,4 +305,81 @@ describe('agents/ot replay server', () => {
     assert.ok(error instanceof DmzError && error.code === 'AGENT_ERR_LOG_CLOSED', String(error));
     assert.deepEqual(link.replayEnds(), []);
   });
+
+  /** Thousands of tags sampled together, one append (one record) per tag per tick, in one segment. */
+  const PLANT_LOG = { maxBytes: 64 * 1024 * 1024, segmentBytes: 4 * 1024 * 1024 } as const;
+
+  async function logTicks(log: StreamLog, tags: number, ticks: number): Promise<string[]> {
+    const topics = Array.from({ length: tags }, (_, index) => `${AGENT}/line1/tag${index}`);
+    for (let tick = 0; tick < ticks; tick++)
+      await Promise.all(topics.map((topic) => logPoints(log, topic, 1)));
+    return topics;
+  }
+
+  it('replays thousands of 1 Hz streams in one round that reads each byte of the log about once', async (t) => {
+    const { log, server, reads } = await fixture(t, PLANT_LOG);
+    const topics = await logTicks(log, 2000, 3);
+    const before = log.stats();
+    const link = new RecordingLink();
+    subscribe(server, link, {}, { window: 65_536 });
+    await roundsEnded(link, 1);
+    assert.deepEqual(link.replayEnds()[0]?.records, [{ kind: 'replayEnd', more: false }]);
+    for (const topic of topics) assert.deepEqual(link.pointSeqs(topic), [1, 2, 3], topic);
+    assert.equal(reads(), 1, 'one pass over the log');
+    // Reading stream after stream walks the log once per stream: 2000 times these bytes.
+    const scanned = log.stats().bytesScanned - before.bytesScanned;
+    assert.ok(scanned <= before.bytesWritten, `${scanned} bytes scanned for a log of ${before.bytesWritten}`);
+    assert.deepEqual(server.stats(), { rounds: 1, pointsReplayed: 6000, gaps: 0, roundsActive: 0 });
+  });
+
+  it('ends a round whose window fills mid-pass with more; the next round continues exactly', async (t) => {
+    const { log, server } = await fixture(t, PLANT_LOG);
+    const topics = await logTicks(log, 1500, 4);
+    const link = new RecordingLink();
+    subscribe(server, link, {});
+    await roundsEnded(link, 1);
+    assert.deepEqual(link.replayEnds()[0]?.records, [{ kind: 'replayEnd', more: true }]);
+    // In log order: the first two ticks of every tag, then the third of the first 1096 (4096 in all).
+    const held = new Map(topics.map((topic) => [topic, link.pointSeqs(topic).length]));
+    topics.forEach((topic, index) => {
+      assert.deepEqual(link.pointSeqs(topic), range(1, index < MIN_REPLAY_WINDOW - 3000 ? 3 : 2), topic);
+    });
+
+    link.published.splice(0);
+    subscribe(server, link, Object.fromEntries(held));
+    await roundsEnded(link, 1);
+    assert.deepEqual(link.replayEnds()[0]?.records, [{ kind: 'replayEnd', more: false }]);
+    for (const topic of topics)
+      assert.deepEqual(link.pointSeqs(topic), range((held.get(topic) ?? 0) + 1, 4), topic);
+    assert.equal(server.stats().pointsReplayed, 6000);
+  });
+
+  it('sends each stream of a round its own gap, before the records of that stream', async (t) => {
+    const { log, server } = await fixture(t, { maxBytes: 16 * 1024, segmentBytes: 4096 });
+    // Two streams written side by side, so both lose their oldest points to retention.
+    for (let batch = 0; batch < 50; batch++) {
+      await logPoints(log, TEMP, 20);
+      await logPoints(log, COUNT, 20);
+    }
+    await logPoints(log, LEVEL, 3);
+    await log.enforceRetention();
+    const firstKept = new Map([TEMP, COUNT].map((topic) => [topic, log.firstSeq(topic)]));
+    assert.ok(
+      [...firstKept.values()].every((seq) => seq > 1 && seq < 1000),
+      `kept from ${[...firstKept.values()].join(', ')}`,
+    );
+
+    const link = new RecordingLink();
+    subscribe(server, link, {});
+    await roundsEnded(link, 1);
+    for (const [topic, first] of firstKept) {
+      const [gap, records] = link.published.filter((publish) => publish.topic === topic);
+      assert.equal(gap?.seq, 1, topic);
+      assert.deepEqual(gap?.records, [{ kind: 'gap', to: first - 1, reason: 'retention' }], topic);
+      assert.equal(records?.seq, first, topic);
+      assert.deepEqual(link.pointSeqs(topic), range(first, 1000), topic);
+    }
+    assert.deepEqual(link.pointSeqs(LEVEL), [1, 2, 3]);
+    assert.equal(server.stats().gaps, 2);
+  });
 });

@@ -268,7 +268,7 @@ describe('agents/runtime config', () => {
     ],
     [
       'a source of an unknown type',
-      ot({ sources: [{ type: 'modbus' }] }),
+      ot({ sources: [{ type: 'profibus' }] }),
       { '/ot/sources/0/type': /one of: simulator/ },
     ],
     [

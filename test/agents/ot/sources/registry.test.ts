@@ -29,7 +29,7 @@ describe('agents/ot/sources registry and source config', () => {
     const config = validateSourceConfig({ ...base, points: [sine] });
     assert.deepEqual(config, { ...base, interval: '1s', batch: 1, limit: 0, points: [sine] });
     assert.ok(Object.isFrozen(config) && Object.isFrozen(config.points[0]));
-    assert.deepEqual(SOURCE_TYPES, ['simulator']);
+    assert.deepEqual(SOURCE_TYPES, ['simulator', 'modbus', 'opcua', 'mqtt']);
   });
 
   it('accepts the documented example', () => {
@@ -56,7 +56,7 @@ describe('agents/ot/sources registry and source config', () => {
   const point = (fields: Record<string, unknown>) => ({ ...base, points: [{ ...sine, ...fields }] });
   const INVALID: [string, unknown, string, RegExp][] = [
     ['not a mapping', ['simulator'], '', /mapping/],
-    ['an unknown type', { ...base, type: 'modbus' }, '/type', /one of: simulator/],
+    ['an unknown type', { ...base, type: 'profibus' }, '/type', /one of: simulator/],
     ['no type', { name: 'line1' }, '/type', /one of: simulator/],
     ['no name', { type: 'simulator', points: [sine] }, '/name', /is required/],
     ['an unknown key', { ...point({}), colour: 'red' }, '/colour', /unknown key/],
