@@ -81,6 +81,7 @@ export class Consumer {
   #roundTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #inFlight = 0;
+  #undecodable = 0;
   #writes: Promise<void> = Promise.resolve();
   #failed = false;
   #closed = false;
@@ -131,7 +132,14 @@ export class Consumer {
       // claiming a gap to 2^53 would otherwise end the stream for this consumer).
       admission = this.#order.admit(batch, this.#inFlight <= MAX_ENTRIES_IN_FLIGHT, this.#roundOpen);
     } catch (error) {
-      this.#options.logger.warn({ err: error, topic: batch.topic }, 'a delivered batch does not decode');
+      // Logged at 1, 2, 4, 8, ... so a peer sending garbage cannot fill the disk with warnings.
+      this.#undecodable++;
+      if ((this.#undecodable & (this.#undecodable - 1)) === 0) {
+        this.#options.logger.warn(
+          { err: error, topic: batch.topic, undecodable: this.#undecodable },
+          'a delivered batch does not decode',
+        );
+      }
       this.#noteHole();
       return;
     }

@@ -5,10 +5,21 @@
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { AgentStatus } from './status.ts';
 
+/** A scrape's gauges are collected within a few milliseconds; a second covers them all. */
+const SNAPSHOT_REUSE_MS = 1_000;
+
 export class AgentMetrics {
   readonly registry = new Registry();
 
-  constructor(snapshot: () => AgentStatus) {
+  constructor(takeSnapshot: () => AgentStatus) {
+    // One snapshot serves every gauge of a scrape: taking one walks every stream.
+    let cached: { status: AgentStatus; at: number } | undefined;
+    const snapshot = (): AgentStatus => {
+      const now = Date.now();
+      if (cached === undefined || now - cached.at > SNAPSHOT_REUSE_MS)
+        cached = { status: takeSnapshot(), at: now };
+      return cached.status;
+    };
     collectDefaultMetrics({ register: this.registry, prefix: 'dmz_agent_' });
     const gauge = (
       name: string,
