@@ -69,6 +69,10 @@ export class TlsSessionCache {
   forget(scope: SessionScope): void {
     this.#sessions.delete(scopeKey(scope));
   }
+
+  clear(): void {
+    this.#sessions.clear();
+  }
 }
 
 /** The process's own cache, used by every link not given another. */

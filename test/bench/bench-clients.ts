@@ -41,6 +41,11 @@ const CLOSE_TIMEOUT_MS = 3_000;
  */
 const RELAY_TLS_SESSIONS = new TlsSessionCache(16_384);
 
+/** Every relay client of this process connects with a full handshake next time, as before tickets. */
+export function forgetRelayTlsSessions(): void {
+  RELAY_TLS_SESSIONS.clear();
+}
+
 export function connectBenchClient(
   endpoint: Endpoint,
   clientName: string,

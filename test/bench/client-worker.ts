@@ -5,7 +5,7 @@
  * channel (advanced serialization). It exits when the channel closes: a coordinator that dies
  * cannot leave it running.
  */
-import { connectBenchClient, type BenchClient } from './bench-clients.ts';
+import { connectBenchClient, forgetRelayTlsSessions, type BenchClient } from './bench-clients.ts';
 import { STARTUP_TIMEOUT_MS } from './settings.ts';
 import { installFleetTls } from './fleet-tls.ts';
 import { Fleet } from './worker-fleet.ts';
@@ -65,6 +65,9 @@ async function handle(message: ToWorker): Promise<unknown> {
       return fleet.status();
     case 'fleetClose':
       await fleet.close();
+      return null;
+    case 'fleetForgetTlsSessions':
+      forgetRelayTlsSessions();
       return null;
   }
 }

@@ -73,21 +73,7 @@ export async function measureConnectionCost(
     const handshakesBefore = await target.readHandshakes?.();
     const cpuBefore = readCpuSeconds(target.pid);
     const startedAt = monotonicMs();
-    const statuses = await Promise.all(
-      workers.map((worker, index) =>
-        worker.request<FleetStatus>(
-          {
-            op: 'fleetConnect',
-            endpoint: target.endpoint,
-            count: share(added, workers.length, index),
-            concurrency: settings.concurrencyPerWorker,
-            timeLimitMs: settings.stepTimeLimitMs,
-            ...(target.sourceAddresses === undefined ? {} : { sourceAddresses: target.sourceAddresses }),
-          },
-          settings.stepTimeLimitMs + ANSWER_MARGIN_MS,
-        ),
-      ),
-    );
+    const statuses = await connectFleets(target, workers, added, settings);
     const connectSeconds = (monotonicMs() - startedAt) / 1000;
     const cpuAfter = readCpuSeconds(target.pid);
     const handshakesAfter = await target.readHandshakes?.();
@@ -140,6 +126,30 @@ function counterDelta(
   after: Readonly<Record<string, number>>,
 ): Record<string, number> {
   return Object.fromEntries(Object.entries(after).map(([key, value]) => [key, value - (before[key] ?? 0)]));
+}
+
+/** Adds `count` agents to the workers' fleets, `settings.concurrencyPerWorker` connecting at once in each. */
+export function connectFleets(
+  target: Pick<FleetTarget, 'endpoint' | 'sourceAddresses'>,
+  workers: readonly ClientWorker[],
+  count: number,
+  settings: ConnectionSettings,
+): Promise<FleetStatus[]> {
+  return Promise.all(
+    workers.map((worker, index) =>
+      worker.request<FleetStatus>(
+        {
+          op: 'fleetConnect',
+          endpoint: target.endpoint,
+          count: share(count, workers.length, index),
+          concurrency: settings.concurrencyPerWorker,
+          timeLimitMs: settings.stepTimeLimitMs,
+          ...(target.sourceAddresses === undefined ? {} : { sourceAddresses: target.sourceAddresses }),
+        },
+        settings.stepTimeLimitMs + ANSWER_MARGIN_MS,
+      ),
+    ),
+  );
 }
 
 /** Worker `index`'s part of `total`, split as evenly as it goes. */

@@ -2,15 +2,22 @@
  * The connection and restart parts: each server in turn gets the same fleet of idle clients
  * (mosquitto and nats-server first, each then stopped; the relay last), and the relay, with its
  * fleet still connected, is restarted for the storm, twice: as a restart leaves its session
- * ticket keys (agents resume their TLS sessions), then with the keys removed first (every agent
- * makes a full handshake), so both are measured in the same run. The relay's fleet agents each have
+ * ticket keys (agents resume their TLS sessions), then as before session resumption (keys removed,
+ * agents' tickets dropped: every agent makes a full handshake), both from the whole fleet and in
+ * the same run. The relay's fleet agents each have
  * their own certificate, signed in the fleet workers (two cores' worth of signing instead of one).
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchPki } from './bench-pki.ts';
 import type { ClientWorker } from './client-pool.ts';
-import { closeFleets, measureConnectionCost, share, type ConnectionCost } from './connection-cost.ts';
+import {
+  closeFleets,
+  connectFleets,
+  measureConnectionCost,
+  share,
+  type ConnectionCost,
+} from './connection-cost.ts';
 import { startMosquitto } from './mosquitto-broker.ts';
 import { startNatsServer } from './nats-server.ts';
 import { findFreePort, type ChildProcessGroup } from './processes.ts';
@@ -18,9 +25,10 @@ import { TICKET_KEY_FILE } from '../../relay/server/session-tickets.ts';
 import {
   HANDSHAKES_METRIC,
   readCounter,
+  readHealth,
   runReconnectStorm,
+  type StormHandshakes,
   type StormResult,
-  type StormTicketKeys,
 } from './reconnect-storm.ts';
 import { FLEET_LIMITS, startRelayChild, type RelayChild, type RelayChildOptions } from './relay-child.ts';
 import type { ConnectionSettings, StormSettings } from './settings.ts';
@@ -43,15 +51,12 @@ export interface FleetPartOptions {
 
 export interface FleetPartResults {
   readonly connections: Outcome<ConnectionCost>[];
-  /** Resumed handshakes first (ticket keys kept), then full ones (removed); empty when not run. */
+  /** Resumed handshakes first, then full ones (as before resumption); empty when not run. */
   readonly storms: readonly Outcome<StormResult>[];
 }
 
-/**
- * The storms, in order: resumed first (the agents hold tickets from their first connection), then
- * full, whose agents offer tickets the new keys cannot open.
- */
-const STORM_TICKET_KEYS: readonly StormTicketKeys[] = ['kept', 'removed'];
+/** The storms, in order: resumed first (the agents hold tickets from their first connection), then full. */
+const STORMS: readonly StormHandshakes[] = ['resumed', 'full'];
 
 export async function runFleetPart(
   group: ChildProcessGroup,
@@ -141,15 +146,33 @@ export async function runFleetPart(
     );
     connections.push(cost);
     const storms: Outcome<StormResult>[] = [];
-    for (const ticketKeys of options.runStorm ? STORM_TICKET_KEYS : []) {
+    const fleetSize = cost.ok ? (cost.value.steps.at(-1)?.agents ?? 0) : 0;
+    for (const handshakeKind of options.runStorm ? STORMS : []) {
       const current = relay;
+      // Every storm starts from the same fleet: agents a storm left out are connected again first
+      // (to the relay that now has the tickets' keys: they resume, and keep their tickets).
+      const back = (await readHealth(current.adminPort))?.agents ?? 0;
+      if (storms.length > 0 && back < fleetSize) {
+        progress(`storm: ${back} of ${fleetSize} agents connected; connecting the fleet again first`);
+        await closeFleets(workers);
+        const endpoint = {
+          kind: 'relay',
+          url: current.url,
+          tls: bench.clientTls,
+          publisherName: 'none',
+        } as const;
+        await connectFleets({ endpoint, sourceAddresses }, workers, fleetSize, settings);
+      }
       const storm = await attempt(async () => {
+        if (handshakeKind === 'full') {
+          await Promise.all(workers.map((worker) => worker.request({ op: 'fleetForgetTlsSessions' })));
+        }
         const outcome = await runReconnectStorm(
-          ticketKeys,
+          handshakeKind,
           current,
           async () => {
             // The old relay has exited: nothing writes the file while it is removed.
-            if (ticketKeys === 'removed')
+            if (handshakeKind === 'full')
               await rm(join(bench.relayStateDir, TICKET_KEY_FILE), { force: true });
             return startRelayChild(group, relayOptions);
           },

@@ -24,14 +24,15 @@ const DISCONNECTS_METRIC = 'dmz_relay_disconnects_total';
 export const HANDSHAKES_METRIC = 'dmz_relay_agent_handshakes_total';
 
 /**
- * What the new relay has of the old one's session ticket keys: kept (the state directory's, as
- * a restart leaves them: agents resume) or removed before it starts (new keys: every agent's
- * ticket fails and it makes a full handshake, as after a rotation).
+ * How the agents come back: `resumed`, the relay restarted as a restart leaves it (its session
+ * ticket keys in the state directory) and the agents with their tickets; `full`, as before session
+ * resumption: the key file removed before the new relay starts and the agents' tickets dropped,
+ * so every agent makes a full handshake and offers no ticket.
  */
-export type StormTicketKeys = 'kept' | 'removed';
+export type StormHandshakes = 'resumed' | 'full';
 
 export interface StormResult {
-  readonly ticketKeys: StormTicketKeys;
+  readonly handshakeKind: StormHandshakes;
   /** Agents the relay had before the restart. */
   readonly agents: number;
   /** From the stop request until the old relay process exited. */
@@ -61,7 +62,7 @@ export interface StormResult {
 }
 
 export async function runReconnectStorm(
-  ticketKeys: StormTicketKeys,
+  handshakeKind: StormHandshakes,
   relay: RelayChild,
   restart: () => Promise<RelayChild>,
   workers: readonly ClientWorker[],
@@ -85,7 +86,7 @@ export async function runReconnectStorm(
       }),
     ),
   );
-  progress(`storm: restarting the relay with ${agents} agents connected, ticket keys ${ticketKeys}`);
+  progress(`storm: restarting the relay with ${agents} agents connected, ${handshakeKind} handshakes`);
   const stopAt = monotonicMs();
   await relay.stop();
   const stoppedAt = monotonicMs();
@@ -125,7 +126,7 @@ export async function runReconnectStorm(
   return {
     relay: next,
     result: {
-      ticketKeys,
+      handshakeKind,
       agents,
       stopSeconds: (stoppedAt - stopAt) / 1000,
       restartSeconds: (upAt - stopAt) / 1000,

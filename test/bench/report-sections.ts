@@ -120,12 +120,12 @@ export function stormSection(storm: Outcome<StormResult>): string[] {
       .filter(([, count]) => count > 0)
       .map(([reason, count]) => `${reason} ${formatCount(count)}`)
       .join(', ') || 'none';
-  const keys =
-    result.ticketKeys === 'kept'
-      ? 'its session ticket keys kept in the state directory, as a restart leaves them'
-      : 'its session ticket keys removed first (new keys: every ticket fails, full handshakes)';
+  const how =
+    result.handshakeKind === 'resumed'
+      ? 'its session ticket keys kept, as a restart leaves them; the agents offer their tickets'
+      : "as before session resumption: its ticket keys removed and the agents' tickets dropped";
   return [
-    `RESTART STORM, ticket keys ${result.ticketKeys}: the relay drained and restarted on the same port, ${keys};`,
+    `RESTART STORM, ${result.handshakeKind} handshakes: the relay drained and restarted on the same port, ${how};`,
     "every agent reconnecting by itself (the agent link's full-jitter backoff):",
     `  agents connected before: ${formatCount(result.agents)}; old relay exited after ${result.stopSeconds.toFixed(1)} s; ` +
       `new relay listening ${result.restartSeconds.toFixed(1)} s after the stop`,

@@ -137,14 +137,10 @@ function stormVerdicts(storms: readonly Outcome<StormResult>[]): Verdict[] {
   if (storms.length === 0) return [{ target: target('any'), measured: 'not run', met: undefined }];
   return storms.map((storm) => {
     if (!storm.ok) return { target: target('a storm'), measured: 'failed to run', met: undefined };
-    const { ticketKeys, backSeconds, agents, agentsAtEnd, refused, relayUp } = storm.value;
+    const { handshakeKind, backSeconds, agents, agentsAtEnd, refused, relayUp } = storm.value;
     const timeouts = refused['handshake_timeout'] ?? 0;
     return {
-      target: target(
-        ticketKeys === 'kept'
-          ? 'ticket keys kept: resumed handshakes'
-          : 'ticket keys removed: full handshakes',
-      ),
+      target: target(`${handshakeKind} handshakes`),
       measured:
         `${agentsAtEnd} of ${agents} back` +
         (backSeconds === undefined ? ' (not all within the limit)' : ` in ${backSeconds.toFixed(1)} s`) +

@@ -94,7 +94,9 @@ export type ToWorker =
     }
   | { readonly op: 'fleetReconnect'; readonly id: number; readonly policy: ReconnectPolicy }
   | { readonly op: 'fleetStatus'; readonly id: number }
-  | { readonly op: 'fleetClose'; readonly id: number };
+  | { readonly op: 'fleetClose'; readonly id: number }
+  /** Fleet: drop the relay agents' TLS session tickets (their next connections are full handshakes). */
+  | { readonly op: 'fleetForgetTlsSessions'; readonly id: number };
 
 export interface SubscriberReport {
   readonly messages: number;

@@ -43,6 +43,8 @@ describe('agents/link/tls-sessions - the cache', () => {
     assert.equal(cache.sessionFor(scope('wss://a'))?.toString(), 'a2');
     cache.forget(scope('wss://a'));
     assert.equal(cache.sessionFor(scope('wss://a')), undefined);
+    cache.clear();
+    assert.equal(cache.size, 0);
   });
 
   it('tls sessions - a capacity below one is refused', () => {
