@@ -108,7 +108,6 @@ describe('dmz-agent run: OT to IT through a real relay', () => {
         'the restarted IT agent connected and live',
         10_000,
       );
-      assert.equal(restarted.status().relay.connects, 1);
     } finally {
       await itAgent.stop();
       await ot.stop();
