@@ -25,6 +25,9 @@ import { crlCommand } from './commands/crl.ts';
 import { initCommand } from './commands/init.ts';
 import { EXIT, processOutput, PROGRAM, type ExitStatus, type Output } from './commands/output.ts';
 import { PASSPHRASE_ENV } from './commands/passphrase.ts';
+import { backupCommand } from './commands/backup.ts';
+import { relayCertCommand } from './commands/relay-cert.ts';
+import { restoreCommand } from './commands/restore.ts';
 import { revokeCommand } from './commands/revoke.ts';
 import { statusCommand } from './commands/status.ts';
 import { tokenCreateCommand, tokenListCommand, tokenRevokeCommand } from './commands/token.ts';
@@ -38,6 +41,9 @@ const COMMANDS: readonly Command[] = [
   revokeCommand,
   crlCommand,
   statusCommand,
+  relayCertCommand,
+  backupCommand,
+  restoreCommand,
 ];
 
 /**
@@ -181,7 +187,8 @@ function commandListUsage(prefix: readonly string[]): string {
   return `Usage: dmz-pki --state DIR ${[...prefix, '<command>'].join(' ')} [options]
 
 Administers the relay's certificate authority: enrollment tokens, agent certificates,
-revocation and the CRL. Run it on the relay host, as the user that owns the state directory.
+revocation and the CRL, the relay's server certificate, backup and restore. Run it on the
+relay host, as the user that owns the state directory.
 
 Commands:
 ${lines.join('\n')}

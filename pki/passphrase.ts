@@ -16,11 +16,15 @@ export interface PassphraseSource {
   /** How the operator names that file in this tool: `--passphrase-file` or `pki.passphraseFile`. */
   readonly fileSetting: string;
   readonly env: NodeJS.ProcessEnv;
+  /** The variable read when no file is named; PASSPHRASE_ENV (the CA key's) by default. */
+  readonly envVariable?: string;
+  /** The code of a refusal (an empty file or variable); the CA key's by default. */
+  readonly code?: 'PKI_ERR_PASSPHRASE' | 'PKI_ERR_BACKUP_PASSPHRASE';
 }
 
 /** The passphrase, or undefined when none was given. A file's one trailing newline is not part of it. */
 export async function readPassphrase(source: PassphraseSource): Promise<string | undefined> {
-  const { file, fileSetting, env } = source;
+  const { file, fileSetting, env, envVariable = PASSPHRASE_ENV, code = 'PKI_ERR_PASSPHRASE' } = source;
   if (file !== undefined) {
     let passphrase: string;
     try {
@@ -30,20 +34,16 @@ export async function readPassphrase(source: PassphraseSource): Promise<string |
     }
     // An empty passphrase is never meant: refusing it beats encrypting the CA key with nothing.
     if (passphrase === '') {
-      throw new DmzError(
-        'PKI_ERR_PASSPHRASE',
-        `the passphrase file ${quote(file)} (${fileSetting}) is empty`,
-        {
-          hint: 'write the passphrase into it, on one line',
-        },
-      );
+      throw new DmzError(code, `the passphrase file ${quote(file)} (${fileSetting}) is empty`, {
+        hint: 'write the passphrase into it, on one line',
+      });
     }
     return passphrase;
   }
-  const fromEnv = env[PASSPHRASE_ENV];
+  const fromEnv = env[envVariable];
   if (fromEnv === undefined) return undefined;
   if (fromEnv === '') {
-    throw new DmzError('PKI_ERR_PASSPHRASE', `${PASSPHRASE_ENV} is set but empty`, {
+    throw new DmzError(code, `${envVariable} is set but empty`, {
       hint: `unset it, or set it to the passphrase`,
     });
   }

@@ -27,13 +27,12 @@ import {
 } from './authority.ts';
 import { spkiFingerprint } from './fingerprint.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from './keys.ts';
+import { RELAY_CERTIFICATE_DAYS } from './relay-certificate.ts';
 import { readState, STATE_FILES, statePath, type StateFile } from './state-layout.ts';
 import { openPkiStore, type PkiStore } from './store.ts';
 import { generateTokenSigningKey } from './tokens.ts';
 import { writeCrl } from './revocation.ts';
 
-/** The relay's own server certificate: a year, renewed with the appliance's maintenance. */
-const RELAY_CERTIFICATE_DAYS = 365;
 /** Key encryption for PEM files at rest (PKCS#8, RFC 5958 with PBES2). */
 const KEY_CIPHER = 'aes-256-cbc';
 

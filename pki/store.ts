@@ -91,6 +91,11 @@ export interface PkiStore {
   revision(): number;
   /** SQLite's PRAGMA data_version: changes when another connection commits anything. */
   dataVersion(): number;
+  /**
+   * Copies the database to a new file at `destination` with SQLite's online backup API: one
+   * consistent snapshot while the relay and other CLI commands go on writing.
+   */
+  backup(destination: string): Promise<void>;
   close(): void;
 }
 
@@ -303,6 +308,9 @@ function createStore(db: Database.Database): PkiStore {
     },
     revision: () => readCounter.get('revision')?.value ?? 0,
     dataVersion: () => db.pragma('data_version', { simple: true }) as number,
+    backup: async (destination) => {
+      await db.backup(destination);
+    },
     close: () => db.close(),
   };
 }

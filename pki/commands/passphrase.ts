@@ -10,6 +10,7 @@ import {
   readPassphrase as readPassphraseFrom,
 } from '../passphrase.ts';
 import type { PkiState } from '../state.ts';
+import { DmzError } from '../../relay/protocol/errors.ts';
 
 export { PASSPHRASE_ENV };
 
@@ -55,4 +56,35 @@ export async function loadTokenSigningKey(state: PkiState, passphrase: string | 
   return explainPassphraseError('token-signing key', passphrase, HOW_TO_GIVE, () =>
     state.loadTokenSigningKey(passphrase),
   );
+}
+
+/** The backup's own passphrase: not the CA key's, which may sit in a file on the appliance itself. */
+export const BACKUP_PASSPHRASE_ENV = 'DMZ_BACKUP_PASSPHRASE';
+const BACKUP_FILE_OPTION = '--backup-passphrase-file';
+
+export const BACKUP_PASSPHRASE_OPTIONS = {
+  'backup-passphrase-file': { type: 'string' },
+} as const;
+
+export const BACKUP_PASSPHRASE_HELP = `  --backup-passphrase-file F
+                       read the backup passphrase from file F (default: $${BACKUP_PASSPHRASE_ENV})`;
+
+/** The backup passphrase; unlike the CA key's it is never optional. */
+export async function readBackupPassphrase(
+  file: string | undefined,
+  env: NodeJS.ProcessEnv,
+): Promise<string> {
+  const passphrase = await readPassphraseFrom({
+    file,
+    fileSetting: BACKUP_FILE_OPTION,
+    env,
+    envVariable: BACKUP_PASSPHRASE_ENV,
+    code: 'PKI_ERR_BACKUP_PASSPHRASE',
+  });
+  if (passphrase === undefined) {
+    throw new DmzError('PKI_ERR_BACKUP_PASSPHRASE', 'no backup passphrase was given', {
+      hint: `give it with ${BACKUP_FILE_OPTION} FILE or ${BACKUP_PASSPHRASE_ENV}`,
+    });
+  }
+  return passphrase;
 }

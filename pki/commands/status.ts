@@ -1,15 +1,17 @@
 /**
  * `dmz-pki status`: what an operator checks first. Which CA this is, when its certificates run
- * out, how many agents hold a valid certificate, what tokens are outstanding, and whether the
- * CRL is current (an expired CRL makes the relay refuse every agent).
+ * out (warned on stderr within 30 days: pki/expiry-warnings.ts), how many agents hold a valid
+ * certificate, what tokens are outstanding, and whether the CRL is current (an expired CRL makes
+ * the relay refuse every agent).
  */
 import { X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
+import { expiryWarnings } from '../expiry-warnings.ts';
 import { readState } from '../state-layout.ts';
 import type { CertificateRecord, CertificateStatus } from '../store.ts';
 import { defineCommand, withState } from './command.ts';
 import { inspectCrl } from './crl.ts';
-import { formatTime, printFields, printJson } from './output.ts';
+import { formatTime, printFields, printJson, printNote } from './output.ts';
 
 type StatusCounts = Record<CertificateStatus, number>;
 
@@ -19,7 +21,9 @@ export const statusCommand = defineCommand({
   usage: `Usage: dmz-pki --state DIR status
 
 Shows the trust domain, the CA fingerprint, when the CA and the relay's server certificate
-expire, agents and certificates by status, active tokens, and the CRL's next update.`,
+expire, agents and certificates by status, active tokens, and the CRL's next update.
+Warns on stderr (and in --json, under "warnings") when the relay certificate or the CA
+expires within 30 days.`,
   options: {},
   operands: [],
   async run({ values, stateDir, output }) {
@@ -27,12 +31,14 @@ expire, agents and certificates by status, active tokens, and the CRL's next upd
       const relayCertPem = await readState(state.stateDir, 'relayCertificate');
       const certificates = state.store.listCertificates();
       const crl = await inspectCrl(state);
+      const caNotAfter = notAfter(state.caCertPem);
+      const relayCertificateNotAfter = notAfter(relayCertPem);
       return {
         stateDir: resolve(state.stateDir),
         trustDomain: state.trustDomain,
         caFingerprint: state.caFingerprint,
-        caNotAfter: notAfter(state.caCertPem),
-        relayCertificateNotAfter: notAfter(relayCertPem),
+        caNotAfter,
+        relayCertificateNotAfter,
         enrollmentUrls: state.enrollmentUrls,
         agents: countAgents(certificates),
         certificates: countBy(certificates.map((c) => c.status)),
@@ -44,8 +50,10 @@ expire, agents and certificates by status, active tokens, and the CRL's next upd
           unpublishedSerials: crl.unpublishedSerials.length,
           needsReissue: crl.needsReissue,
         },
+        warnings: expiryWarnings({ relay: relayCertificateNotAfter, ca: caNotAfter }),
       };
     });
+    for (const warning of status.warnings) printNote(output, `warning: ${warning.message}`);
     if (values.json === true) {
       printJson(output, status);
       return;

@@ -12,6 +12,9 @@ export const AUDIT_EVENT = {
   sessionOpened: 'session.opened',
   sessionRefused: 'session.refused',
   sessionClosed: 'session.closed',
+  tunnelOpened: 'tunnel.opened',
+  tunnelRefused: 'tunnel.refused',
+  tunnelClosed: 'tunnel.closed',
   policyReloaded: 'policy.reloaded',
   policyReloadFailed: 'policy.reload_failed',
   certificateRevoked: 'certificate.revoked',
@@ -21,6 +24,7 @@ export const AUDIT_EVENT = {
   certificateRenewalRefused: 'certificate.renewal_refused',
   crlReissued: 'crl.reissued',
   ticketKeysRotated: 'tls.ticket_keys_rotated',
+  serverCertificateReloaded: 'tls.server_certificate_reloaded',
   relayStarted: 'relay.started',
   relayStopped: 'relay.stopped',
 } as const;

@@ -4,7 +4,7 @@
  * rate limits before any crypto, a small body cap, a strict schema, and answers that carry only a
  * stable code and the catalog message. What exactly went wrong goes to the audit log.
  */
-import type { TLSSocket } from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
 import { fastify, type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import type { Logger } from 'pino';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
@@ -60,6 +60,19 @@ export interface EnrollmentListener {
    * (its token is already spent, so it must get its certificate).
    */
   close(): Promise<void>;
+  /** A reissued server certificate for new handshakes; connections open keep theirs. */
+  reloadCertificate(tls: EnrollmentListenerOptions['tls']): void;
+}
+
+/** The TLS context options, the same at creation and at every reload. */
+function enrollmentContextOptions(tls: EnrollmentListenerOptions['tls']): SecureContextOptions {
+  return {
+    // Leaf first, then the CA (RFC 8446 section 4.4.2 lets a server send the root).
+    cert: tls.certPem,
+    key: tls.keyPem,
+    minVersion: MIN_TLS_VERSION,
+    ecdhCurve: KEY_EXCHANGE_GROUPS,
+  };
 }
 
 /** The HTTP status for each code the port answers with; anything else becomes a 500. */
@@ -82,6 +95,21 @@ type RefusalCode = keyof typeof ENROLLMENT_STATUS;
 
 /** Every limit counts per minute. */
 const RATE_WINDOW_SECONDS = 60;
+/**
+ * The headers OWASP's REST Security Cheat Sheet ("Security Headers") asks of an API, which
+ * testssl.sh's audit checks for (test/system/tls-audit.test.ts: without them it rates the port LOW
+ * for HSTS and MEDIUM for security headers). Only agents talk to this port, but a browser pointed
+ * at it must not cache a token's answer, frame it, sniff it into something runnable, or fall back
+ * to plain HTTP for a year (RFC 6797).
+ */
+export const ENROLLMENT_RESPONSE_HEADERS = {
+  'strict-transport-security': 'max-age=31536000',
+  'cache-control': 'no-store',
+  'content-security-policy': "default-src 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'no-referrer',
+} as const;
 /**
  * TCP connections allowed per address for each enrollment it may make. An enrollment needs one
  * (agents/enroll.ts sends its request over the connection it pinned the CA on); three leave room
@@ -123,11 +151,7 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): En
   const app = fastify({
     logger: false,
     https: {
-      // Leaf first, then the CA (RFC 8446 section 4.4.2 lets a server send the root).
-      cert: tls.certPem,
-      key: tls.keyPem,
-      minVersion: MIN_TLS_VERSION,
-      ecdhCurve: KEY_EXCHANGE_GROUPS,
+      ...enrollmentContextOptions(tls),
       // Server-only TLS: an agent enrolling has no certificate to show.
       requestCert: false,
       handshakeTimeout: handshakeTimeoutMs,
@@ -224,6 +248,10 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): En
   });
   // Nothing else is served, and a scanner learns nothing from the answer.
   app.setNotFoundHandler((_request, reply) => reply.code(404).send());
+  // On every answer, refusals and 404s included (onSend runs for each).
+  app.addHook('onSend', async (_request, reply) => {
+    void reply.headers(ENROLLMENT_RESPONSE_HEADERS);
+  });
 
   app.post<{ Body: EnrollmentRequest }>(
     ENROLLMENT_PATH,
@@ -277,6 +305,10 @@ export function createEnrollmentListener(options: EnrollmentListenerOptions): En
 
   return {
     app,
+    reloadCertificate(next) {
+      // Always the full context set: setSecureContext resets whatever is left out.
+      app.server.setSecureContext(enrollmentContextOptions(next));
+    },
     async close() {
       const closed = app.close();
       // Clients still in their handshake or their request are cut now: closing waits on no client.

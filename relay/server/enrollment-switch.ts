@@ -20,6 +20,7 @@ import type { EnrollmentPortState, RelayMetrics } from './metrics.ts';
 import type { EnrollmentSwitch } from './pki-upkeep.ts';
 import type { RefusalAudit } from './refusal-audit.ts';
 import type { RelayPki } from './relay-pki.ts';
+import type { RelayTlsMaterial } from './tls.ts';
 
 /** Once a second, as often as the upkeep checks for outstanding tokens. */
 const RETRY_MS = 1_000;
@@ -36,6 +37,8 @@ export interface EnrollmentPortStatus {
 export interface EnrollmentSwitchOptions {
   readonly config: RelayConfig;
   readonly pki: RelayPki;
+  /** The relay's TLS material in force: a reissued server certificate replaces pki.tls's. */
+  readonly tls: () => RelayTlsMaterial;
   readonly budget: ConnectionBudget;
   readonly audit: AuditLog;
   readonly refusals: RefusalAudit;
@@ -47,10 +50,17 @@ export interface EnrollmentPort {
   readonly switch: EnrollmentSwitch;
   port(): number | undefined;
   status(): EnrollmentPortStatus;
+  /** Loads the server certificate in force into the open listener (a closed one reads it when it opens). */
+  reloadCertificate(): void;
 }
 
 export function createEnrollmentSwitch(options: EnrollmentSwitchOptions): EnrollmentPort {
   const { config, pki, budget, audit, refusals, metrics, log } = options;
+  // The chain includes the CA so an enrolling agent can check it against its pinned fingerprint.
+  const serverTls = () => {
+    const { certPem, caPem, keyPem } = options.tls();
+    return { certPem: `${certPem.trimEnd()}\n${caPem}`, keyPem };
+  };
   const { host, port, mode } = config.listen.enrollment;
   let listener: EnrollmentListener | undefined;
   let wanted = false;
@@ -73,8 +83,7 @@ export function createEnrollmentSwitch(options: EnrollmentSwitchOptions): Enroll
   const listen = async (): Promise<void> => {
     const opened = createEnrollmentListener({
       issuer: pki.issuer,
-      // The chain includes the CA so an enrolling agent can check it against its pinned fingerprint.
-      tls: { certPem: `${pki.tls.certPem.trimEnd()}\n${pki.tls.caPem}`, keyPem: pki.tls.keyPem },
+      tls: serverTls(),
       limits: {
         perAddressPerMinute: config.limits.enrollmentsPerMinutePerAddress,
         perMinute: config.limits.enrollmentsPerMinute,
@@ -123,6 +132,7 @@ export function createEnrollmentSwitch(options: EnrollmentSwitchOptions): Enroll
   };
 
   return {
+    reloadCertificate: () => listener?.reloadCertificate(serverTls()),
     port: () => (listener === undefined ? undefined : (listener.app.server.address() as AddressInfo).port),
     status: () => {
       const current =

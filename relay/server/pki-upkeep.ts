@@ -1,8 +1,9 @@
 /**
  * The relay's side of its CA, while it runs: notices revocations made by `dmz-pki` (another
  * process) within a fraction of a second, republishes the CRL, hands it to the TLS context and
- * cuts the revoked agents; reissues the CRL long before it expires; and, in `auto` mode, opens
- * the enrollment port only while a token is outstanding.
+ * cuts the revoked agents; reissues the CRL long before it expires; loads the relay's server
+ * certificate when `dmz-pki relay-cert` has reissued it (pki/relay-certificate.ts); and, in `auto`
+ * mode, opens the enrollment port only while a token is outstanding.
  *
  * Revocation and the enrollment switch run on separate chains: opening or closing a listener
  * involves its clients (a close waits for requests in flight), and revocation must be enforced
@@ -10,6 +11,11 @@
  */
 import type { Logger } from 'pino';
 import type { CertificateAuthority } from '../../pki/authority.ts';
+import {
+  announcedRelayCertificateSerial,
+  readRelayCertificate,
+  type RelayServerCertificate,
+} from '../../pki/relay-certificate.ts';
 import { crlNeedsReissue, revokedSerials, writeCrl } from '../../pki/revocation.ts';
 import type { PkiState } from '../../pki/state.ts';
 import { AUDIT_EVENT, type AuditLog } from './audit.ts';
@@ -33,6 +39,13 @@ export interface PkiUpkeepOptions {
   readonly crlValidityMs: number;
   /** A new CRL and the full set of revoked serials: reload TLS and cut live connections. */
   readonly onCrl: (crlPem: string, revokedSerials: ReadonlySet<string>) => void;
+  /** Watches for a reissued server certificate; absent, the one in force stays. */
+  readonly serverCertificate?: {
+    /** The serial of the server certificate the relay started with. */
+    readonly serialHex: string;
+    /** Load it into every listener, keeping every other option. */
+    readonly onReissue: (certificate: RelayServerCertificate) => void;
+  };
   readonly enrollment: EnrollmentSwitch | undefined;
   readonly audit: AuditLog;
   readonly log: Logger;
@@ -44,6 +57,9 @@ export class PkiUpkeep {
   #revision: number;
   #lastCrlCheck = Date.now();
   #enrollmentOpen = false;
+  #serverCertificateSerial: string | undefined;
+  /** The announced serial last found not matching the files, logged once rather than 4 times a second. */
+  #unmatchedSerial: string | undefined;
   /** The revocation and CRL chain: never waits on anything but the store and the CA key. */
   #revocations: Promise<void> = Promise.resolve();
   /** The enrollment switch's chain. */
@@ -52,6 +68,7 @@ export class PkiUpkeep {
   constructor(options: PkiUpkeepOptions) {
     this.#options = options;
     this.#revision = options.state.store.revision();
+    this.#serverCertificateSerial = options.serverCertificate?.serialHex;
   }
 
   /** Whether the enrollment port is (being) held open. */
@@ -108,6 +125,37 @@ export class PkiUpkeep {
       this.#lastCrlCheck = now;
       if (crlNeedsReissue(state.store, new Date(now), crlValidityMs)) await this.publishCrl('freshness');
     }
+    await this.#checkServerCertificate();
+  }
+
+  /** On the revocation chain: both replace the TLS context, and must not interleave. */
+  async #checkServerCertificate(): Promise<void> {
+    const { state, serverCertificate, log } = this.#options;
+    if (serverCertificate === undefined) return;
+    const announced = announcedRelayCertificateSerial(state.store);
+    if (announced === undefined || announced === this.#serverCertificateSerial) return;
+    let certificate: RelayServerCertificate | undefined;
+    try {
+      certificate = await readRelayCertificate(state.stateDir);
+    } catch (error) {
+      // Mid-way through a reissue (the key replaced, the certificate not yet): next poll.
+      if (this.#unmatchedSerial !== announced) log.warn({ err: error }, 'relay certificate not loadable yet');
+      this.#unmatchedSerial = announced;
+      return;
+    }
+    if (certificate.serialHex !== announced) {
+      if (this.#unmatchedSerial !== announced) {
+        log.warn(
+          { announced, found: certificate.serialHex },
+          'relay certificate files differ from the store',
+        );
+      }
+      this.#unmatchedSerial = announced;
+      return;
+    }
+    serverCertificate.onReissue(certificate);
+    this.#serverCertificateSerial = announced;
+    this.#unmatchedSerial = undefined;
   }
 
   async #checkEnrollment(): Promise<void> {

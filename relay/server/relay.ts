@@ -3,6 +3,7 @@
  * upkeep (revocation, CRL freshness, enrollment), wired together. Returns a handle to reload
  * policy and to drain.
  */
+import { X509Certificate } from 'node:crypto';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { isDeepStrictEqual } from 'node:util';
@@ -22,6 +23,8 @@ import { Policy } from './policy.ts';
 import { RelayRateLimits } from './rate-limits.ts';
 import { RefusalAudit } from './refusal-audit.ts';
 import { openRelayPki } from './relay-pki.ts';
+import type { RelayServerCertificate } from '../../pki/relay-certificate.ts';
+import { normalizeSerialHex } from '../../pki/serial.ts';
 import { SessionTicketKeys } from './session-tickets.ts';
 import { secureContextOptions, type RelayTlsMaterial } from './tls.ts';
 
@@ -121,7 +124,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   const enrollment =
     pki === undefined
       ? undefined
-      : createEnrollmentSwitch({ config, pki, budget, audit, refusals, metrics, log });
+      : createEnrollmentSwitch({ config, pki, tls: () => tls, budget, audit, refusals, metrics, log });
   const enrollmentStatus = (): EnrollmentPortStatus => enrollment?.status() ?? { mode: 'off', state: 'off' };
   // Always the full option set: setSecureContext resets whatever is left out (the CRL included).
   const applyTls = (keys: Buffer) =>
@@ -139,6 +142,17 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     }
     return cut;
   };
+  // A reissued server certificate (`dmz-pki relay-cert`): new handshakes get it, connections open
+  // keep theirs. The ticket keys stay: a ticket seals a client's session, not the server's name.
+  const reloadServerCertificate = (certificate: RelayServerCertificate): void => {
+    tls = { ...tls, certPem: certificate.certPem, keyPem: certificate.keyPem };
+    applyTls(tickets.keys);
+    enrollment?.reloadCertificate();
+    audit.record(AUDIT_EVENT.serverCertificateReloaded, {
+      serial: certificate.serialHex,
+      notAfter: new X509Certificate(certificate.certPem).validTo,
+    });
+  };
   const upkeep =
     pki === undefined
       ? undefined
@@ -147,6 +161,10 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
           ca: pki.ca,
           crlValidityMs: pki.crlValidityMs,
           onCrl: (crlPem, serials) => reloadTls({ ...tls, crlPem }, serials),
+          serverCertificate: {
+            serialHex: normalizeSerialHex(new X509Certificate(tls.certPem).serialNumber),
+            onReissue: reloadServerCertificate,
+          },
           enrollment: enrollment?.switch,
           audit,
           log,

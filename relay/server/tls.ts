@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import type { SecureContextOptions } from 'node:tls';
 import { DmzError } from '../protocol/errors.ts';
 import { KEY_EXCHANGE_GROUPS, MIN_TLS_VERSION } from '../protocol/limits.ts';
+import { readRelayCertificate } from '../../pki/relay-certificate.ts';
 import { statePath, type StateFile } from '../../pki/state-layout.ts';
 import { TICKET_LIFETIME_SECONDS } from './session-tickets.ts';
 
@@ -20,14 +21,15 @@ export interface RelayTlsMaterial {
 export async function loadTlsMaterial(stateDir: string): Promise<RelayTlsMaterial> {
   try {
     const read = (file: StateFile) => readFile(statePath(stateDir, file), 'utf8');
-    const [caPem, certPem, keyPem, crlPem] = await Promise.all([
+    const [caPem, { certPem, keyPem }, crlPem] = await Promise.all([
       read('caCertificate'),
-      read('relayCertificate'),
-      read('relayKey'),
+      readRelayCertificate(stateDir),
       read('crl'),
     ]);
     return { caPem, certPem, keyPem, crlPem };
   } catch (cause) {
+    // A certificate that does not match its key says so itself (an interrupted `dmz-pki relay-cert`).
+    if (cause instanceof DmzError) throw cause;
     const missing = (cause as NodeJS.ErrnoException).path ?? stateDir;
     throw new DmzError(
       'PKI_ERR_NOT_INITIALIZED',
