@@ -34,6 +34,31 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard's browser script: plain JavaScript served as it is (no build step), so no
+    // type information; checked by the recommended rules with the browser's globals.
+    files: ['agents/it/api/dashboard/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      sourceType: 'script',
+      globals: Object.fromEntries(
+        [
+          'window',
+          'document',
+          'fetch',
+          'sessionStorage',
+          'TextDecoder',
+          'CSS',
+          'uPlot',
+          'requestAnimationFrame',
+          'setTimeout',
+          'setInterval',
+          'console',
+        ].map((name) => [name, 'readonly']),
+      ),
+    },
+  },
+  {
     files: ['test/**/*.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',

@@ -78,6 +78,15 @@ const COMMANDS: Readonly<Record<string, Command>> = {
   enroll: { summary: 'enroll this host with a relay, using a one-time token', run: runEnroll },
   run: { summary: 'run the agent (its role comes from its certificate)', run: runRun },
   status: { summary: "show a running agent's state", run: runStatus },
+  write: {
+    summary: 'send one signed write to an OT agent (as this IT agent, while it is not running)',
+    run: async (argv, _env, output) => (await import('./it/write-command.ts')).runWriteCommand(argv, output),
+  },
+  writes: {
+    summary: 'the local write window (writes open|close|status); an IT write key (writes key)',
+    run: async (argv, _env, output) =>
+      (await import('./ot/writes/writes-cli.ts')).runWritesCommand(argv, output),
+  },
   opcua: {
     summary: "trust an OPC UA server's certificate (opcua trust)",
     run: async (argv, _env, output) =>

@@ -1,18 +1,16 @@
 /**
- * `npm run demo`: the whole system on this machine, set up the way an operator would: a CA and
- * relay state with `dmz-pki init`, the relay with `dmz-relay`, two agents enrolled with one-time
- * tokens through `dmz-agent enroll`, then a simulated press (OT) and historian (IT) exchanging
- * live data and a setpoint write through the relay. It ends by revoking the historian and showing
- * its connection cut and its reconnection refused.
- *
- * Options: --seconds N (how long the plant runs; 0 = until Ctrl-C; default 20), --dir DIR.
+ * `npm run demo`: the whole system on this machine, set up and run the way an operator would, with
+ * the product's own commands as processes: `dmz-pki init` makes a CA in the demo's state directory,
+ * `dmz-relay` starts on loopback, `dmz-pki token create` and `dmz-agent enroll` enroll a press (OT)
+ * and a historian (IT), and `dmz-agent run` runs both. The press's agent polls a simulated PLC, a
+ * real Modbus TCP server in this process (demo/plc.ts), and a simulator; the historian keeps every
+ * point in JSON Lines files and serves the dashboard, from which a visitor can write the press's
+ * speed setpoint (signed by the historian's own key, checked by the press's agent). Ctrl-C stops
+ * everything; `--revoke-after N` revokes the historian after N seconds and shows it cut.
  */
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
-import { loadCredentials } from '../agents/credentials.ts';
-import { RelayLink } from '../agents/link/relay-link.ts';
-import { decodePointBatch } from '../agents/points/batch.ts';
 import {
   EXIT,
   fileError,
@@ -24,28 +22,37 @@ import {
 } from '../relay/protocol/command-line.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 import type { Role } from '../relay/protocol/identity.ts';
-import { run, start, stopAll } from './demo/commands.ts';
-import { decodeReading, Press } from './demo/plant.ts';
+import { run, start, stopAll, stopCommand } from './demo/commands.ts';
+import { IT_AGENT, itYaml, OT_AGENT, otYaml, relayYaml, type DemoPorts } from './demo/configs.ts';
+import { DemoPlc } from './demo/plc.ts';
 
 const PROGRAM = 'demo';
-const USAGE = `Usage: npm run demo -- [--seconds N] [--dir DIR]
+const USAGE = `Usage: npm run demo -- [--port N] [--seconds N] [--revoke-after N] [--dir DIR]
 
-Sets up a CA, a relay and two enrolled agents on this machine, moves live data and setpoint
-writes between them for N seconds, then revokes the IT agent and shows it cut.
+Sets up a CA, a relay and two enrolled agents on this machine (all on loopback), with a simulated
+PLC as a Modbus TCP server, and serves the IT agent's live dashboard. Runs until Ctrl-C.
 
 Options:
-  --seconds N   how long the plant runs before the revocation (default 20; 0 = until Ctrl-C)
-  --dir DIR     where the demo's state, agents and audit log go (default .demo; emptied first
-                only if the demo made it)
-  -h, --help    show this help`;
+  --port N          the dashboard's port (default 8080, or a free one if 8080 is taken)
+  --seconds N       stop by itself after N seconds (default 0: run until Ctrl-C)
+  --revoke-after N  after N seconds, revoke the IT agent and show it cut off (default: never)
+  --dir DIR         where the demo's state, configs, logs and data go (default .demo; emptied
+                    first only if the demo made it)
+  -h, --help        show this help`;
 /** Exit statuses of a process stopped by SIGINT and SIGTERM, as a shell reports them (128 + n). */
 const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
+/** The port README names for the dashboard. */
+const DEFAULT_DASHBOARD_PORT = 8080;
+/** How long the demo waits for a part to come up: tsx compiles each command at its start. */
+const START_BOUND_MS = 60_000;
 
 const { values } = (() => {
   try {
     return parseCommandLine({
       options: {
-        seconds: { type: 'string', default: '20' },
+        port: { type: 'string' },
+        seconds: { type: 'string', default: '0' },
+        'revoke-after': { type: 'string' },
         dir: { type: 'string', default: '.demo' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -60,25 +67,42 @@ if (values.help === true) {
   processOutput.stdout(`${USAGE}\n`);
   process.exit(EXIT.ok);
 }
-if (!/^\d{1,7}$/.test(values.seconds)) {
-  const error = invalidArgument(`--seconds must be a whole number of seconds: ${quote(values.seconds)}`);
-  process.exit(reportError(PROGRAM, processOutput, error, "see 'npm run demo -- --help'"));
+
+function wholeNumber(option: string, text: string | undefined, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d{1,7}$/.test(text) || Number(text) > max) {
+    const error = invalidArgument(`--${option} must be a whole number up to ${max}: ${quote(text)}`);
+    process.exit(reportError(PROGRAM, processOutput, error, "see 'npm run demo -- --help'"));
+  }
+  return Number(text);
 }
-const seconds = Number(values.seconds);
+const seconds = wholeNumber('seconds', values.seconds, 9_999_999) ?? 0;
+const revokeAfter = wholeNumber('revoke-after', values['revoke-after'], 9_999_999);
+const requestedPort = wholeNumber('port', values.port, 65_535);
 const dir = resolve(values.dir);
 const say = (text: string) => process.stdout.write(`\n== ${text}\n`);
 
-// Stopping the demo stops what it started: the relay and any command still running.
+let plc: DemoPlc | undefined;
+let stopping: Promise<void> | undefined;
+/** Stops what the demo started: agents first (they flush), then the relay, then the PLC. */
+function stopEverything(): Promise<void> {
+  stopping ??= stopAll().then(() => plc?.stop());
+  return stopping;
+}
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
-    say(`${signal}: stopping the relay and the agents`);
-    void stopAll().finally(() => process.exit(SIGNAL_EXIT[signal]));
+    say(`${signal}: stopping the agents, the relay and the PLC`);
+    void stopEverything().finally(() => process.exit(SIGNAL_EXIT[signal]));
   });
 }
 
-async function freePort(): Promise<number> {
+async function freePort(preferred = 0): Promise<number> {
   const server = createServer();
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const listening = await new Promise<boolean>((done) => {
+    server.once('error', () => done(false));
+    server.listen(preferred, '127.0.0.1', () => done(true));
+  });
+  if (!listening) return freePort(0);
   const { port } = server.address() as AddressInfo;
   await new Promise((done) => server.close(done));
   return port;
@@ -110,14 +134,53 @@ async function prepareDirectory(): Promise<void> {
     });
   }
   await rm(dir, { recursive: true, force: true });
-  await mkdir(dir, { recursive: true });
+  await mkdir(join(dir, 'logs'), { recursive: true, mode: 0o700 });
   await writeFile(join(dir, DEMO_MARKER), 'made by npm run demo; emptied on its next run\n');
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + START_BOUND_MS;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) {
+      throw new DmzError('CLI_ERR_UNEXPECTED', `${what} did not happen within ${START_BOUND_MS / 1000} s`, {
+        hint: `see the logs in ${quote(join(dir, 'logs'))}`,
+      });
+    }
+    await new Promise((done) => setTimeout(done, 200));
+  }
+}
+
+interface ApiPoint {
+  readonly topic: string;
+  readonly value: unknown;
+  readonly quality: string;
+  readonly reason?: string;
+  readonly unit?: string;
+}
+
+async function points(api: string): Promise<ApiPoint[]> {
+  const response = await fetch(`${api}api/v1/points`);
+  return ((await response.json()) as { points: ApiPoint[] }).points;
+}
+
+async function relayConnected(api: string): Promise<boolean> {
+  const response = await fetch(`${api}api/v1/status`);
+  return ((await response.json()) as { agent: { relay: { connected: boolean } } }).agent.relay.connected;
 }
 
 async function main(): Promise<void> {
   await prepareDirectory();
   const state = join(dir, 'state');
-  const [agentPort, enrollPort, adminPort] = [await freePort(), await freePort(), await freePort()];
+  const ports: DemoPorts = {
+    agents: await freePort(),
+    enrollment: await freePort(),
+    admin: await freePort(),
+    plc: await freePort(),
+    api: await freePort(requestedPort ?? DEFAULT_DASHBOARD_PORT),
+  };
+  const log = (name: string) => join(dir, 'logs', `${name}.log`);
 
   say("dmz-pki init: the relay's own CA, server certificate and token-signing key");
   const fingerprint = await run('dmz-pki', [
@@ -131,141 +194,104 @@ async function main(): Promise<void> {
     '--ip',
     '127.0.0.1',
     '--enroll-url',
-    `https://127.0.0.1:${enrollPort}`,
+    `https://127.0.0.1:${ports.enrollment}`,
   ]);
   process.stdout.write(`CA fingerprint: ${fingerprint}`);
 
-  const configPath = join(dir, 'relay.yaml');
-  await writeFile(
-    configPath,
+  const relayConfig = join(dir, 'relay.yaml');
+  await writeFile(relayConfig, relayYaml(ports));
+  say(`dmz-relay --config ${relayConfig}`);
+  start('dmz-relay', ['--config', relayConfig], log('relay'));
+  await waitFor('the relay listening', async () => {
+    const response = await fetch(`http://127.0.0.1:${ports.admin}/healthz`);
+    return response.ok ? true : undefined;
+  });
+
+  const enroll = async (name: string, role: Role) => {
+    say(
+      `dmz-pki token create --name ${name} --role ${role} | dmz-agent enroll --token - --dir agents/${name}`,
+    );
+    const token = (
+      await run('dmz-pki', ['--state', state, 'token', 'create', '--name', name, '--role', role])
+    ).trim();
+    process.stdout.write(
+      await run('dmz-agent', ['enroll', '--token', '-', '--dir', join(dir, 'agents', name)], token),
+    );
+  };
+  await enroll(OT_AGENT, 'ot');
+  await enroll(IT_AGENT, 'it');
+
+  const itConfig = join(dir, 'it.yaml');
+  await writeFile(itConfig, itYaml(ports));
+  say(`dmz-agent writes key --config ${itConfig}: the historian's own write key, pinned on the press`);
+  const key = JSON.parse(await run('dmz-agent', ['writes', 'key', '--config', itConfig, '--json'])) as {
+    kid: string;
+    pem: string;
+  };
+  process.stdout.write(`write key ${key.kid}: only commands signed with it can move the setpoint\n`);
+  const otConfig = join(dir, 'ot.yaml');
+  await writeFile(otConfig, otYaml(ports, key.pem));
+
+  say(`the press's PLC: a Modbus TCP server on 127.0.0.1:${ports.plc}`);
+  plc = await DemoPlc.start(ports.plc);
+
+  say(`dmz-agent run --config ${otConfig}   (press-7: polls the PLC, logs every point, serves replays)`);
+  const ot = start('dmz-agent', ['run', '--config', otConfig], log('press-7'));
+  say(`dmz-agent run --config ${itConfig}   (historian: JSON Lines files, the API and the dashboard)`);
+  const it = start('dmz-agent', ['run', '--config', itConfig], log('historian'));
+  const api = `http://127.0.0.1:${ports.api}/`;
+  await waitFor('the first points on the dashboard', async () =>
+    (await points(api)).length >= 8 ? true : undefined,
+  );
+
+  say(`dashboard: ${api}`);
+  process.stdout.write(
     [
-      'trustDomain: demo.plant',
-      'state: ./state',
-      'listen:',
-      `  agents: { host: 127.0.0.1, port: ${agentPort} }`,
-      `  enrollment: { host: 127.0.0.1, port: ${enrollPort}, mode: auto }`,
-      `  admin: { host: 127.0.0.1, port: ${adminPort} }`,
-      'log: { level: warn, audit: ./audit.log }',
-      'policy:',
-      '  - role: ot',
-      '  - agent: historian',
-      '    subscribe: ["press-7/#"]',
-      '    command: ["press-7/setpoints/+"]',
+      `  API:      curl ${api}api/v1/points   (and /history, /stream, /status, /openapi.json)`,
+      `  configs:  ${relayConfig}, ${otConfig}, ${itConfig}`,
+      `  data:     ${join(dir, 'points')} (JSON Lines), logs in ${join(dir, 'logs')}`,
+      `  write:    the speed setpoint from the page (0..120 rpm; 500 is refused by the press)`,
+      '  Ctrl-C stops everything.',
       '',
     ].join('\n'),
   );
-  say(`dmz-relay --config ${configPath}`);
-  const relay = start('dmz-relay', ['--config', configPath]);
-  relay.stderr?.on('data', (chunk: Buffer) => process.stderr.write(`[relay] ${chunk.toString()}`));
-  const stopRelay = () =>
-    new Promise((done) => {
-      relay.once('exit', done);
-      relay.kill('SIGTERM');
-    });
 
-  try {
-    await waitForHealth(adminPort);
-    const enroll = async (name: string, role: Role) => {
-      say(`dmz-pki token create --name ${name} --role ${role}; dmz-agent enroll --token - --dir ...`);
-      const token = (
-        await run('dmz-pki', ['--state', state, 'token', 'create', '--name', name, '--role', role])
-      ).trim();
-      const agentDir = join(dir, 'agents', name);
-      process.stdout.write(await run('dmz-agent', ['enroll', '--token', '-', '--dir', agentDir], token));
-      return loadCredentials(agentDir);
-    };
-    const pressCredentials = await enroll('press-7', 'ot');
-    const historianCredentials = await enroll('historian', 'it');
-    const url = `wss://127.0.0.1:${agentPort}/v1/agent`;
-
-    say('press-7 (OT) and historian (IT) connect out to the relay; the historian opens a session');
-    const press = new Press();
-    const pressClient = await RelayLink.connect(
-      { url, ...pressCredentials },
-      { request: (request) => press.answerSetpoint(request.topic, request.payload) },
-    );
-    press.start(pressClient, 'press-7', 500);
-    let lastPrint = 0;
-    const historian = await RelayLink.connect(
-      { url, ...historianCredentials },
-      {
-        delivery: (frame) => {
-          if (Date.now() - lastPrint < 1000) return;
-          if (!frame.topic.endsWith('/speed')) return;
-          lastPrint = Date.now();
-          const [point] = decodePointBatch(frame.points, frame.count);
-          if (point === undefined) return;
-          const reading = decodeReading(point);
-          if (reading === undefined) return;
-          process.stdout.write(
-            `historian <- ${frame.topic} = ${reading.value} (seq ${frame.seq}, ${Date.now() - reading.ts} ms old)\n`,
-          );
-        },
-      },
-    );
-    const session = await historian.openSession('press-7', 'press-7/#');
-    await historian.subscribe(session.session, 'press-7/+');
-
-    const deadline = seconds > 0 ? Date.now() + seconds * 1000 : Number.POSITIVE_INFINITY;
-    let setpoint = 70;
-    while (Date.now() < deadline) {
-      await new Promise((done) => setTimeout(done, Math.min(5000, deadline - Date.now())));
-      if (Date.now() >= deadline) break;
-      try {
-        const reply = await historian.request(
-          session.session,
-          'press-7/setpoints/speed',
-          new TextEncoder().encode(String(setpoint)),
-          2000,
-        );
-        process.stdout.write(
-          `historian -> press-7/setpoints/speed = ${setpoint}: ${new TextDecoder().decode(reply)}\n`,
-        );
-      } catch (error) {
-        process.stdout.write(`historian -> setpoint ${setpoint} refused: ${(error as Error).message}\n`);
-      }
-      setpoint = setpoint === 70 ? 500 : 70; // every other write is out of the press's range
+  const startedAt = Date.now();
+  const deadline = seconds > 0 ? startedAt + seconds * 1000 : Number.POSITIVE_INFINITY;
+  let revoked = false;
+  while (Date.now() < deadline) {
+    await new Promise((done) => setTimeout(done, Math.min(5000, deadline - Date.now())));
+    const shown = await points(api).catch(() => []);
+    const line = shown
+      .filter((point) => /\/plc\/(temperature|speed|vibration)$/.test(point.topic))
+      .map(
+        (point) =>
+          `${point.topic.split('/').at(-1)} ${String(point.value)}${point.unit === undefined ? '' : ` ${point.unit}`} (${point.quality}${point.reason === undefined ? '' : `: ${point.reason}`})`,
+      )
+      .join(', ');
+    process.stdout.write(`historian <- ${line}\n`);
+    if (revokeAfter !== undefined && !revoked && Date.now() - startedAt >= revokeAfter * 1000) {
+      revoked = true;
+      await revokeHistorian(state, api);
     }
-
-    say('dmz-pki revoke historian: the live connection is cut within a second, reconnection refused');
-    const revokedAt = Date.now();
-    const cut = new Promise<number>((done) => {
-      const poll = setInterval(() => {
-        if (historian.closed) {
-          clearInterval(poll);
-          done(Date.now() - revokedAt);
-        }
-      }, 10);
-    });
-    process.stdout.write(await run('dmz-pki', ['--state', state, 'revoke', 'historian']));
-    process.stdout.write(`historian connection closed ${await cut} ms after the revoke command started\n`);
-    await RelayLink.connect({ url, ...historianCredentials, connectTimeoutMs: 3000 }).then(
-      () => process.stdout.write('UNEXPECTED: the revoked historian reconnected\n'),
-      (error: unknown) => process.stdout.write(`historian reconnect refused: ${(error as Error).message}\n`),
-    );
-    press.stop();
-    await pressClient.close();
-    say(`done. Audit log: ${join(dir, 'audit.log')}`);
-  } finally {
-    await stopRelay();
   }
+  await stopCommand(it);
+  await stopCommand(ot);
+  await stopEverything();
+  say(`done. Audit log: ${join(dir, 'audit.log')}`);
 }
 
-async function waitForHealth(port: number): Promise<void> {
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    try {
-      const response = await fetch(`http://127.0.0.1:${port}/healthz`);
-      if (response.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((done) => setTimeout(done, 100));
-  }
-  throw new Error('relay did not become healthy within 15 s');
+async function revokeHistorian(state: string, api: string): Promise<void> {
+  say(`dmz-pki revoke ${IT_AGENT}: its live connection is cut within a second, every reconnect refused`);
+  const revokedAt = Date.now();
+  process.stdout.write(await run('dmz-pki', ['--state', state, 'revoke', IT_AGENT]));
+  await waitFor('the historian cut off', async () => ((await relayConnected(api)) ? undefined : true));
+  process.stdout.write(
+    `historian disconnected ${Date.now() - revokedAt} ms after the revoke command started; the dashboard shows the relay DISCONNECTED\n`,
+  );
 }
 
 main().catch(async (error: unknown) => {
   process.exitCode = reportError(PROGRAM, processOutput, error);
-  await stopAll();
+  await stopEverything();
 });

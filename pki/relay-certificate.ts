@@ -60,7 +60,7 @@ export function relayCertificateNames(certPem: string): RelayCertificateNames {
   for (const entry of (new X509Certificate(certPem).subjectAltName ?? '').split(', ')) {
     if (entry.startsWith('DNS:')) dnsNames.push(entry.slice('DNS:'.length));
     else if (entry.startsWith('IP Address:'))
-      ipAddresses.push(compactIpv6(entry.slice('IP Address:'.length)));
+      ipAddresses.push(canonicalIpAddress(entry.slice('IP Address:'.length)));
   }
   return { dnsNames, ipAddresses };
 }
@@ -130,8 +130,11 @@ function checkedPair(stateDir: string, certPem: string, keyPem: string): RelaySe
   return { certPem, keyPem, serialHex: normalizeSerialHex(certificate.serialNumber) };
 }
 
-/** Node prints an IPv6 SAN in full (`0:0:0:0:0:0:0:1`); `--ip` takes, and shows, the short form. */
-function compactIpv6(address: string): string {
+/**
+ * One spelling per address, to compare and show: Node prints an IPv6 SAN in full
+ * (`0:0:0:0:0:0:0:1`), `--ip` takes any form; both become the short form (`::1`).
+ */
+export function canonicalIpAddress(address: string): string {
   if (!address.includes(':')) return address;
   return new URL(`http://[${address}]/`).hostname.slice(1, -1);
 }

@@ -7,9 +7,9 @@
  *
  * Tokens outstanding in the backup are revoked at once: any of them may have been redeemed on the
  * old appliance after the backup was taken, and the restored store would let it be used again.
+ * Likewise the CRL number is raised above any the old appliance can have published since.
  */
-import { readdirSync } from 'node:fs';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { lstat, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import {
   fileError,
@@ -24,9 +24,14 @@ import {
 } from '../relay/protocol/durable-files.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 import { refuseOpenPermissions } from '../relay/protocol/file-permissions.ts';
+import { loadRelayConfig } from '../relay/server/config.ts';
 import { CONFIG_ENTRY, decodeArchive, type BackupArchive } from './backup-archive.ts';
 import { openBackup } from './backup-envelope.ts';
+import { STATE_FILES } from './state-layout.ts';
 import { openState } from './state.ts';
+
+/** What SQLite adds beside pki.db when checkRestoredState opens it (WAL mode, store.ts). */
+const SQLITE_SIDE_FILES = ['-wal', '-shm'] as const;
 
 /** Far above any CA's state (a million certificate records are about 2 GB less than this allows). */
 export const MAX_BACKUP_BYTES = 1024 * 1024 * 1024;
@@ -49,6 +54,11 @@ export interface RestoreSummary {
   readonly files: readonly string[];
   /** Where the relay's configuration was written, if the backup held one. */
   readonly configPath: string | undefined;
+  /**
+   * The state directory that configuration names (resolved), when it loads: the old appliance's,
+   * which need not be where this restore wrote.
+   */
+  readonly configStateDir: string | undefined;
   readonly tokensRevoked: number;
 }
 
@@ -63,11 +73,19 @@ export async function refuseNonEmptyTarget(stateDir: string, configPath: string 
       hint: 'restore into a new or empty directory; a CA already there is left as it is',
     });
   }
-  // An empty directory that exists must already be private: restore would not loosen it, nor chmod it.
-  if (entries.length === 0 && (await stat(stateDir).catch(() => undefined)) !== undefined) {
-    refuseOpenPermissions(stateDir, { owner: 'any' });
+  // An empty directory that exists must already be private: restore would not loosen it, nor chmod
+  // it. And this user's: the files would be this user's, which a relay running as its owner could
+  // not read, and that owner could plant links in it (SQLite's -wal file) while restore writes.
+  const target = await stat(stateDir).catch(() => undefined);
+  if (target !== undefined) refuseOpenPermissions(stateDir);
+  // A link that leads nowhere: mkdir would fail on it, and the clean-up would take it for its own.
+  if (target === undefined && (await lstat(stateDir).catch(() => undefined)) !== undefined) {
+    throw fileError('restore into', stateDir, Object.assign(new Error(), { code: 'ENOENT' }), {
+      ENOENT: 'it is a symbolic link to nothing: create the directory it names, or give another path',
+    });
   }
-  if (configPath !== undefined && (await stat(configPath).catch(() => undefined)) !== undefined) {
+  // lstat: a symbolic link, even one that leads nowhere, is something there, never written through.
+  if (configPath !== undefined && (await lstat(configPath).catch(() => undefined)) !== undefined) {
     throw fileError(
       'write the relay configuration',
       configPath,
@@ -89,6 +107,9 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreSum
   const hasConfig = archive.entries.some((entry) => entry.kind === 'config');
   const configPath = hasConfig ? (options.configPath ?? join(stateDir, CONFIG_ENTRY)) : undefined;
   const tokensRevoked = await writeArchive(archive, stateDir, configPath);
+  // A configuration this release cannot load is the relay's to explain when it starts.
+  const config =
+    configPath === undefined ? undefined : await loadRelayConfig(configPath).catch(() => undefined);
   return {
     stateDir: resolve(stateDir),
     trustDomain: archive.trustDomain,
@@ -96,6 +117,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreSum
     backupCreatedAt: archive.createdAt,
     files: archive.entries.filter((entry) => entry.kind === 'state').map((entry) => entry.name),
     configPath: configPath === undefined ? undefined : resolve(configPath),
+    configStateDir: config === undefined ? undefined : resolve(config.state),
     tokensRevoked,
   };
 }
@@ -107,20 +129,35 @@ async function writeArchive(
   configPath: string | undefined,
 ): Promise<number> {
   const written: string[] = [];
+  // The file being created: this restore's once its exclusive create has succeeded.
+  let creating: string | undefined;
   const createdDirectory = firstMissingDirectory(stateDir);
-  // Removed on failure and on Ctrl-C alike: the directory if this made it, else everything in it
-  // (it was empty: SQLite's -wal and -shm files of the check are this restore's too).
-  const leftovers = () =>
-    createdDirectory !== undefined
-      ? [createdDirectory, ...written]
-      : [...written, ...readdirSync(stateDir).map((name) => join(stateDir, name))];
+  // Removed on failure and on Ctrl-C alike: what this restore created, and nothing else. Another
+  // process may put a file into the directory (or at --config) after the check that it was empty:
+  // the exclusive create then refuses it, and it stays.
+  const database = join(stateDir, STATE_FILES.database);
+  const leftovers = () => [
+    ...(createdDirectory === undefined ? [] : [createdDirectory]),
+    ...written,
+    ...(creating === undefined ? [] : [creating]),
+    ...(written.includes(database) ? SQLITE_SIDE_FILES.map((suffix) => `${database}${suffix}`) : []),
+  ];
   const keepOnInterrupt = removeOnInterrupt(leftovers);
   try {
     await createPrivateDirectory(stateDir);
     for (const entry of archive.entries) {
       const path = entry.kind === 'config' ? (configPath ?? '') : join(stateDir, entry.name);
+      creating = path;
+      try {
+        await writeNewFileFlushed(path, entry.contents);
+      } catch (cause) {
+        if ((cause as NodeJS.ErrnoException).code === 'EEXIST') creating = undefined;
+        throw fileError('restore', path, cause, {
+          EEXIST: 'something was put there after restore checked the target: nothing was restored',
+        });
+      }
       written.push(path);
-      await writeNewFileFlushed(path, entry.contents);
+      creating = undefined;
     }
     await syncDirectory(stateDir);
     return await checkRestoredState(stateDir, archive);
@@ -132,7 +169,10 @@ async function writeArchive(
   }
 }
 
-/** Opens what was written as the relay will, and revokes the tokens that may have been spent since. */
+/**
+ * Opens what was written as the relay will; revokes the tokens that may have been spent since and
+ * moves the CRL number past any published since.
+ */
 async function checkRestoredState(stateDir: string, archive: BackupArchive): Promise<number> {
   const state = await openState(stateDir);
   try {
@@ -141,6 +181,11 @@ async function checkRestoredState(stateDir: string, archive: BackupArchive): Pro
     }
     const outstanding = state.store.listTokens();
     for (const token of outstanding) state.store.revokeToken(token.jti);
+    // RFC 5280 section 5.2.3: a CA's CRL numbers only ever grow, and the CRL is exported to
+    // whoever checks certificates (`dmz-pki crl`). The old appliance may have published CRLs
+    // after the backup; counted from 0, one at a time, each costing a signature and an fsync
+    // (more than a millisecond), it cannot have passed the milliseconds since 1970.
+    state.store.raiseCrlNumber(Date.now());
     return outstanding.length;
   } finally {
     state.close();

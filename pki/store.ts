@@ -14,6 +14,7 @@ import {
   refuseOpenPermissions,
 } from '../relay/protocol/file-permissions.ts';
 import type { Role } from '../relay/protocol/identity.ts';
+import { normalizeSerialHex } from './serial.ts';
 
 export const PKI_DB_FILE = 'pki.db';
 /** The CLI's writes are short; 5 s is far beyond any of them, yet a wedged peer still surfaces. */
@@ -81,10 +82,19 @@ export interface PkiStore {
   recordCertificate(certificate: NewCertificateRecord): void;
   listCertificates(opts?: { now?: Date }): CertificateRecord[];
   findCertificates(nameOrSerial: string, opts?: { now?: Date }): CertificateRecord[];
+  /**
+   * Whether this CA recorded a certificate with this serial (normalized, pki/serial.ts). Every
+   * certificate it issues is recorded before it is handed out; one it has no record of was issued
+   * after the backup this store was restored from, and `revoke` cannot reach it: the relay
+   * admits none (relay/server/agent-listener.ts).
+   */
+  hasCertificate(serialHex: string): boolean;
   /** Revokes every unrevoked certificate of that agent name, or the one serial; returns those. */
   revokeCertificates(nameOrSerial: string, reason: string, now: Date): CertificateRecord[];
   revokedCertificates(): RevokedCertificate[];
   nextCrlNumber(): number;
+  /** Makes the next CRL number greater than `floor` (restore.ts); never lowers it. */
+  raiseCrlNumber(floor: number): void;
   getMeta(key: string): string | undefined;
   setMeta(key: string, value: string): void;
   /** Bumped in the same transaction as every revocation (certificate or token). */
@@ -152,7 +162,11 @@ function migrate(db: Database.Database): void {
   db.transaction(() => {
     const version = db.pragma('user_version', { simple: true }) as number;
     if (version > MIGRATIONS.length) {
-      throw new Error(`pki.db schema version ${version} is newer than this program (${MIGRATIONS.length})`);
+      // A downgrade would run on tables it does not know: refuse, and say what to do.
+      throw new DmzError(
+        'PKI_ERR_STORE_VERSION',
+        `pki.db is at schema version ${version}, this program knows ${MIGRATIONS.length}: run the newer version, or restore a backup taken with this one`,
+      );
     }
     for (const [index, sql] of MIGRATIONS.entries()) {
       if (index < version) continue;
@@ -174,6 +188,8 @@ function createStore(db: Database.Database): PkiStore {
   const certificatesMatching = db.prepare<[string, string], CertificateRow>(
     `SELECT ${CERTIFICATE_COLUMNS} FROM certificates WHERE name = ? OR serial_hex = ? ORDER BY issued_at, serial_hex`,
   );
+  // The CA writes serials without leading zeros (authority.ts), so the normalized form is the key.
+  const certificateBySerial = db.prepare<[string]>('SELECT 1 FROM certificates WHERE serial_hex = ?');
   const insertToken = db.prepare<[string, string, Role, number, number]>(
     'INSERT INTO tokens (jti, name, role, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
   );
@@ -293,12 +309,16 @@ function createStore(db: Database.Database): PkiStore {
       const key = nameOrSerial.toLowerCase();
       return certificates(certificatesMatching.all(key, key), now);
     },
+    hasCertificate: (serialHex) => certificateBySerial.get(normalizeSerialHex(serialHex)) !== undefined,
     revokeCertificates: (target, reason, now) => revokeCertificates.immediate(target, reason, now),
     revokedCertificates: () =>
       revokedSerials.all().map((row) => ({ serialHex: row.serialHex, revokedAt: new Date(row.revokedAt) })),
     // RFC 5280 section 5.2.3: the CRL number increases monotonically; one UPDATE ... RETURNING
     // is atomic, so two processes never hand out the same number.
     nextCrlNumber: () => bumpCounter.get('crl_number')?.value ?? 0,
+    raiseCrlNumber(floor) {
+      db.prepare("UPDATE counters SET value = max(value, ?) WHERE name = 'crl_number'").run(floor);
+    },
     getMeta: (key) =>
       db.prepare<[string], { value: string }>('SELECT value FROM meta WHERE key = ?').get(key)?.value,
     setMeta(key, value) {

@@ -4,6 +4,8 @@
  * `dropped` notice, a batch that arrives after a hole), the sink sees every point of every stream
  * exactly once and in order: StreamOrder keeps only what is next, and anything missing is fetched
  * again from the OT agent's durable log in replay rounds, each asked for with the current cursor.
+ * A session's points are taken only once its first round's origin named the OT log's epochs
+ * (after any resets, where that log no longer has what the sink holds), and the cursor names them.
  */
 import type { Logger } from 'pino';
 import { reconnectDelayMs, type BackoffLimits } from '../link/backoff.ts';
@@ -51,7 +53,8 @@ export interface ConsumerOptions {
   readonly onStorageFailure?: (error: unknown) => void;
 }
 
-export type ConsumerState = 'offline' | 'opening' | 'replaying' | 'live';
+/** over-limit: the relay's announced session limits leave this consumer out (session-limits.ts). */
+export type ConsumerState = 'offline' | 'opening' | 'replaying' | 'live' | 'over-limit';
 
 export interface ConsumerStats {
   readonly state: ConsumerState;
@@ -59,6 +62,8 @@ export interface ConsumerStats {
   readonly rounds: number;
   readonly pointsWritten: number;
   readonly gapsWritten: number;
+  /** Streams taken back because the OT agent's log no longer had what the sink held. */
+  readonly resetsWritten: number;
   readonly holes: number;
   readonly droppedNotices: number;
   readonly sinkFailures: number;
@@ -78,6 +83,10 @@ export class Consumer {
   #opening = false;
   #roundOpen = false;
   #roundRequested = false;
+  /** The OT log's epochs the held points came from, newest first, for the cursor. */
+  #epochs: readonly string[];
+  /** Whether this session's origin came: until then its points are left to replay. */
+  #originKnown = false;
   #roundTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #inFlight = 0;
@@ -85,10 +94,13 @@ export class Consumer {
   #writes: Promise<void> = Promise.resolve();
   #failed = false;
   #closed = false;
+  /** Why the relay's limits leave this consumer out, while they do. */
+  #overLimit: string | undefined;
   #stats: { -readonly [Key in keyof Omit<ConsumerStats, 'state' | 'session'>]: ConsumerStats[Key] } = {
     rounds: 0,
     pointsWritten: 0,
     gapsWritten: 0,
+    resetsWritten: 0,
     holes: 0,
     droppedNotices: 0,
     sinkFailures: 0,
@@ -101,14 +113,29 @@ export class Consumer {
     this.#window = this.#maxWindow;
     this.#options = options;
     this.#order = new StreamOrder(options.sink.cursors());
+    this.#epochs = options.sink.logEpochs(options.peer);
   }
 
   /** A link is up: open the session and resume. */
   attach(link: ConsumerLink): void {
     if (this.#closed) return;
     this.detach();
+    this.#overLimit = undefined;
     this.#link = link;
     void this.#open(link, 0);
+  }
+
+  /**
+   * A link is up, but its relay's limits leave this consumer no session: it asks for none (the
+   * relay would refuse it, or take one of the others'), and says why, logging it once per reason.
+   */
+  leaveOut(error: DmzError): void {
+    if (this.#closed) return;
+    this.detach();
+    if (this.#overLimit !== error.message)
+      this.#options.logger.error({ consumer: this.name, err: error }, error.message);
+    this.#overLimit = error.message;
+    this.#stats.lastError = error.message;
   }
 
   /** The link is gone; the session with it. */
@@ -130,7 +157,8 @@ export class Consumer {
       // A sink that is behind gets nothing more held in memory: the log replays it later.
       // Gap records come only in replay rounds: outside one, a gap is not believed (a live batch
       // claiming a gap to 2^53 would otherwise end the stream for this consumer).
-      admission = this.#order.admit(batch, this.#inFlight <= MAX_ENTRIES_IN_FLIGHT, this.#roundOpen);
+      const room = this.#inFlight <= MAX_ENTRIES_IN_FLIGHT && this.#originKnown;
+      admission = this.#order.admit(batch, room, this.#roundOpen);
     } catch (error) {
       // Logged at 1, 2, 4, 8, ... so a peer sending garbage cannot fill the disk with warnings.
       this.#undecodable++;
@@ -144,6 +172,7 @@ export class Consumer {
       return;
     }
     if (admission.entries.length > 0) this.#write(admission.entries);
+    if (admission.origin !== undefined) this.#noteOrigin(admission.origin);
     if (admission.hole) this.#noteHole();
     if (admission.replayEnd !== undefined) {
       // A round that ended whole earns a larger next one, up to the configured window.
@@ -182,6 +211,7 @@ export class Consumer {
     let state: ConsumerState = 'offline';
     if (this.#link !== undefined) state = this.#session === undefined ? 'opening' : 'live';
     if (state === 'live' && (this.#roundOpen || this.#roundRequested)) state = 'replaying';
+    if (this.#overLimit !== undefined) state = 'over-limit';
     return { state, session: this.#session, ...this.#stats };
   }
 
@@ -202,6 +232,7 @@ export class Consumer {
       const { session } = await link.openSession(this.#options.peer, this.#options.filter);
       if (link !== this.#link || link.closed) return;
       this.#session = session;
+      this.#originKnown = false;
       this.#options.logger.info({ consumer: this.name, session }, 'session open; resuming');
       await this.#round(link, session, true);
     } catch (error) {
@@ -225,7 +256,7 @@ export class Consumer {
     const positions = new Map<string, number>();
     for (const [topic, seq] of this.#order.positions())
       if (topicMatches(filter, topic)) positions.set(topic, seq);
-    const resume = encodeResumeCursor(this.#window, positions);
+    const resume = encodeResumeCursor(this.#window, positions, this.#epochs);
     this.#roundOpen = true;
     this.#stats.rounds++;
     this.#armRoundTimer();
@@ -273,7 +304,8 @@ export class Consumer {
           this.#inFlight -= entries.length;
           for (const entry of entries) {
             if (entry.kind === 'point') this.#stats.pointsWritten++;
-            else this.#stats.gapsWritten++;
+            else if (entry.kind === 'gap') this.#stats.gapsWritten++;
+            else this.#stats.resetsWritten++;
           }
         },
         (error: unknown) => {
@@ -281,6 +313,21 @@ export class Consumer {
           this.#sinkFailed(error);
         },
       ),
+    );
+  }
+
+  /**
+   * The round named the OT log's epochs: this session's points count from now on, and the sink
+   * keeps the epochs in order with its writes, so no point it holds is of a newer epoch than it names.
+   */
+  #noteOrigin(epochs: readonly string[]): void {
+    this.#originKnown = true;
+    if (epochs.join() === this.#epochs.join()) return;
+    this.#epochs = epochs;
+    const noted = this.#options.sink.noteLogEpochs(this.#options.peer, epochs);
+    noted.catch(() => undefined);
+    this.#writes = this.#writes.then(() =>
+      noted.then(undefined, (error: unknown) => this.#sinkFailed(error)),
     );
   }
 
@@ -302,6 +349,7 @@ export class Consumer {
     }
     void this.#writes.then(() => {
       this.#order.reset(this.#options.sink.cursors());
+      this.#epochs = this.#options.sink.logEpochs(this.#options.peer);
       this.#failed = false;
       this.#endRound();
       this.#retry(() => this.#requestRound(), 1);

@@ -42,6 +42,18 @@ export type Welcome = ToAgentFrameOf<'welcome'>;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 const DEFAULT_SOFTWARE = 'dmz-agent';
 
+/**
+ * The masking key of every frame the agent sends: all zeros, which ws then neither applies (an
+ * XOR and a copy of every message) nor the relay's ws undoes, and which lets tunnel data go to
+ * the socket as it is (relay-link.ts). RFC 6455 section 5.3 asks for an unpredictable key; what
+ * the key is for (section 10.3) is that a hostile script in a browser cannot choose the bytes an
+ * intermediary sees. The agent is no browser, sends only frames it built itself, and over TLS
+ * the wire carries ciphertext whatever the key. A server unmasks with whatever key it is given.
+ */
+function zeroMask(mask: Uint8Array): void {
+  mask.fill(0);
+}
+
 /** The open connection, handed over the moment the welcome has arrived. */
 export interface RelayConnection {
   readonly socket: WebSocket;
@@ -88,6 +100,7 @@ export function connectToRelay<T>(
       ecdhCurve: KEY_EXCHANGE_GROUPS,
       maxPayload: MAX_FRAME_BYTES,
       perMessageDeflate: false,
+      generateMask: zeroMask,
       handshakeTimeout: timeoutMs,
       ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
       ...(offered === undefined ? {} : { session: offered }),
@@ -111,6 +124,8 @@ export function connectToRelay<T>(
     );
     socket.once('upgrade', (response) => {
       transport = response.socket;
+      // A 12-byte tunnel request or a point must not wait for the ACK of the previous write.
+      transport.setNoDelay(true);
     });
     socket.once('error', (error: Error) =>
       fail(

@@ -1,18 +1,22 @@
 /**
  * An agent's link to the relay, for both roles: the connection (connection.ts), calls answered
  * by ref or id (calls.ts), typed session events (session-events.ts), the watch on the relay's
- * liveness (liveness.ts) and the write backlog (write-backlog.ts), put together. Reconnecting is
+ * liveness (liveness.ts), the write backlog (write-backlog.ts) and the send budget under the
+ * relay's announced rates (send-budget.ts), put together. Reconnecting is
  * the caller's: a closed link stays closed; backoff.ts says how long to wait before the next one.
  */
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import { CLOSE_CODE } from '../../relay/protocol/close-codes.ts';
-import { decodeFrame, encodeFrame } from '../../relay/protocol/codec.ts';
+import { decodeFrame, encodeFrame, streamDataFrame } from '../../relay/protocol/codec.ts';
 import { DmzError, ERROR_MESSAGES, isErrorCode } from '../../relay/protocol/errors.ts';
 import type { ToAgentFrame, ToRelayFrame } from '../../relay/protocol/frames.ts';
+import { binaryFrameHeader } from '../../relay/protocol/websocket-frame.ts';
 import { encodePointBatch } from '../points/batch.ts';
 import { Calls, type Acknowledgement } from './calls.ts';
 import { connectToRelay, type RelayConnection, type RelayLinkOptions, type Welcome } from './connection.ts';
 import { RelaySilenceWatch, silenceBudgetMs } from './liveness.ts';
+import { SendBudget } from './send-budget.ts';
 import {
   dispatchSessionEvent,
   runHandler,
@@ -32,6 +36,11 @@ export type {
   SessionClosed,
   SessionLease,
   SessionOffer,
+  StreamClosed,
+  StreamData,
+  StreamOffer,
+  StreamRefusal,
+  StreamWindow,
   SubscriptionChange,
   Unsubscription,
 } from './session-events.ts';
@@ -46,7 +55,11 @@ export class RelayLink {
   readonly welcome: Welcome;
   /** Whether this connection resumed an earlier TLS session (a ticket) instead of a full handshake. */
   readonly tlsResumed: boolean;
+  /** What the relay's announced rates let this link send; every frame sent spends from it. */
+  readonly budget: SendBudget;
   readonly #socket: WebSocket;
+  /** The TLS socket under #socket, which stream data is written to directly (sendStreamData). */
+  readonly #transport: Socket;
   readonly #events: LinkEvents;
   readonly #calls = new Calls();
   readonly #backlog: WriteBacklog;
@@ -61,10 +74,12 @@ export class RelayLink {
   private constructor(connection: RelayConnection, events: LinkEvents) {
     const { socket, transport, welcome } = connection;
     this.#socket = socket;
+    this.#transport = transport;
     this.welcome = welcome;
     this.tlsResumed = connection.tlsResumed;
     this.#events = events;
     this.#backlog = new WriteBacklog(socket, transport);
+    this.budget = new SendBudget(welcome);
     this.#silence = new RelaySilenceWatch(silenceBudgetMs(welcome), () =>
       this.#end('AGENT_ERR_RELAY_SILENT'),
     );
@@ -93,9 +108,14 @@ export class RelayLink {
     return this.#backlog.bytes;
   }
 
-  /** Resolves when bufferedBytes <= maxBufferedBytes (at once if already), or when the link closes. */
-  whenWritable(maxBufferedBytes: number): Promise<void> {
-    return this.#closed ? Promise.resolve() : this.#backlog.whenAtMost(maxBufferedBytes);
+  /**
+   * Resolves when bufferedBytes <= maxBufferedBytes and the send budget has room for a whole frame
+   * (at once if both already), or when the link closes.
+   */
+  async whenWritable(maxBufferedBytes: number): Promise<void> {
+    if (this.#closed) return;
+    await this.#backlog.whenAtMost(maxBufferedBytes);
+    await this.budget.whenRoom();
   }
 
   /** IT side: asks the relay for a session with an OT agent under a topic filter. */
@@ -162,6 +182,44 @@ export class RelayLink {
     return response;
   }
 
+  /** IT side: opens tunnel stream `stream` to `service`, granting the OT side `window` bytes. */
+  openStream(session: number, stream: number, service: string, window: number): void {
+    this.#send({ type: 'streamOpen', session, stream, service, window });
+  }
+
+  /**
+   * Bytes of a stream (at most the credit the peer granted); `end` half-closes our direction. The
+   * frame goes to the TLS socket in its pieces, the data as the local socket read it, never copied
+   * into one message (ws.send takes one buffer). Writing beside ws is safe as it is for the relay's
+   * message writer (relay/server/message-writer.ts): ws writes its own frames synchronously, in
+   * call order, as it never compresses (perMessageDeflate is off) nor sends a Blob here; and once
+   * ws is closing nothing is written, as ws.send would drop it too.
+   */
+  sendStreamData(session: number, stream: number, data: Uint8Array, end?: boolean): void {
+    if (this.#closed) throw linkClosed();
+    const fields = end === true ? { session, stream, data, end } : { session, stream, data };
+    const [head, body] = streamDataFrame(fields);
+    const length = head.byteLength + body.byteLength;
+    this.budget.spend(length);
+    if (this.#socket.readyState !== this.#socket.OPEN) return;
+    // One writev, so one TLS write: the header, the head and the data in the same records.
+    this.#transport.cork();
+    this.#transport.write(binaryFrameHeader(length, true));
+    this.#transport.write(head);
+    this.#transport.write(body);
+    this.#transport.uncork();
+  }
+
+  /** Lets the peer send `credit` more bytes on a stream. */
+  grantStreamCredit(session: number, stream: number, credit: number): void {
+    this.#send({ type: 'streamWindow', session, stream, credit });
+  }
+
+  /** Aborts a stream in both directions, saying why (an error code). */
+  closeStream(session: number, stream: number, code: DmzError['code'], message?: string): void {
+    this.#send({ type: 'streamClose', session, stream, code, ...(message === undefined ? {} : { message }) });
+  }
+
   /** Closes with 1001 (going away) and resolves once the connection is closed. */
   close(): Promise<void> {
     if (!this.#closed) this.#socket.close(CLOSE_CODE.goingAway, 'agent closing');
@@ -188,7 +246,9 @@ export class RelayLink {
 
   #send(frame: ToRelayFrame): void {
     if (this.#closed) throw linkClosed();
-    this.#socket.send(encodeFrame(frame));
+    const message = encodeFrame(frame);
+    this.budget.spend(message.byteLength);
+    this.#socket.send(message);
   }
 
   #receive(data: Buffer): void {
@@ -200,12 +260,21 @@ export class RelayLink {
       this.#socket.close(CLOSE_CODE.protocolError, 'RELAY_ERR_MALFORMED_FRAME');
       return;
     }
+    // A frame refused for rate answers no call: the budget was too generous for this relay.
+    if (frame.type === 'error' && frame.ref === undefined && frame.code === 'RELAY_ERR_RATE_LIMITED')
+      this.budget.refused();
     switch (frame.type) {
       case 'ack':
       case 'sessionAccept':
       case 'renewed':
-      case 'error':
       case 'response':
+        this.#calls.settle(frame);
+        return;
+      case 'error':
+        if (frame.stream !== undefined) {
+          const refusal = { ...frame, stream: frame.stream };
+          runHandler(this.#events, () => this.#events.streamRefused?.(refusal));
+        }
         this.#calls.settle(frame);
         return;
       case 'ping':
@@ -219,6 +288,10 @@ export class RelayLink {
       case 'sessionLease':
       case 'sessionClose':
       case 'request':
+      case 'streamOpen':
+      case 'streamData':
+      case 'streamWindow':
+      case 'streamClose':
         dispatchSessionEvent(frame, this.#context);
         return;
       case 'welcome':
@@ -235,6 +308,7 @@ export class RelayLink {
     const message = `connection closed (${closedCode} ${why})`;
     this.#calls.rejectAll(isErrorCode(why) ? new DmzError(why, message) : linkClosed(message));
     this.#backlog.release();
+    this.budget.release();
     this.#markGone();
     runHandler(this.#events, () => this.#events.closed?.(closedCode, why));
   }

@@ -17,6 +17,13 @@ export type SessionClosed = ToAgentFrameOf<'sessionClose'>;
 export type SubscriptionChange = ToAgentFrameOf<'subscribe'>;
 export type Unsubscription = ToAgentFrameOf<'unsubscribe'>;
 export type IncomingRequest = ToAgentFrameOf<'request'>;
+/** OT side: the relay hands over a stream an IT agent opened to one of this agent's services. */
+export type StreamOffer = ToAgentFrameOf<'streamOpen'>;
+export type StreamData = ToAgentFrameOf<'streamData'>;
+export type StreamWindow = ToAgentFrameOf<'streamWindow'>;
+export type StreamClosed = ToAgentFrameOf<'streamClose'>;
+/** The relay refused one of this agent's stream frames (`stream` names the stream). */
+export type StreamRefusal = ToAgentFrameOf<'error'> & { readonly stream: number };
 
 /** Typed session events; every handler optional. A throwing handler is caught and reported to handlerError (a throwing sessionOffered refuses). */
 export interface LinkEvents {
@@ -34,6 +41,16 @@ export interface LinkEvents {
   lease?(lease: SessionLease): void;
   /** Either side: the relay or the peer ended a session. */
   sessionClosed?(closed: SessionClosed): void;
+  /** OT: an IT agent opened a stream to a service (agents/tunnels/exit.ts answers it). */
+  streamOpened?(offer: StreamOffer): void;
+  /** Either side: bytes of a stream (and its end, when `end`). */
+  streamData?(data: StreamData): void;
+  /** Either side: the peer granted more credit on a stream. */
+  streamWindow?(window: StreamWindow): void;
+  /** Either side: the peer or the relay aborted a stream. */
+  streamClosed?(closed: StreamClosed): void;
+  /** Either side: the relay refused a stream frame of ours; the stream is as it was. */
+  streamRefused?(refusal: StreamRefusal): void;
   /** Answers a request; throw a DmzError to answer with its code. Default: refuse with RELAY_ERR_FORBIDDEN. */
   request?(request: IncomingRequest): Promise<Uint8Array> | Uint8Array;
   /**
@@ -68,6 +85,10 @@ export type SessionEventFrame = ToAgentFrameOf<
   | 'sessionLease'
   | 'sessionClose'
   | 'request'
+  | 'streamOpen'
+  | 'streamData'
+  | 'streamWindow'
+  | 'streamClose'
 >;
 
 type Handlers = {
@@ -91,6 +112,10 @@ const HANDLERS: Handlers = {
   sessionLease: (lease, { events }) => runHandler(events, () => events.lease?.(lease)),
   sessionClose: (closed, { events }) => runHandler(events, () => events.sessionClosed?.(closed)),
   request: answerRequest,
+  streamOpen: (offer, { events }) => runHandler(events, () => events.streamOpened?.(offer)),
+  streamData: (data, { events }) => runHandler(events, () => events.streamData?.(data)),
+  streamWindow: (window, { events }) => runHandler(events, () => events.streamWindow?.(window)),
+  streamClose: (closed, { events }) => runHandler(events, () => events.streamClosed?.(closed)),
 };
 
 export function dispatchSessionEvent(frame: SessionEventFrame, context: SessionEventContext): void {

@@ -1,6 +1,7 @@
 /**
  * Cutting a run of point records into publish frames: at most MAX_POINTS_PER_FRAME points, and
- * few enough bytes that the frame stays under the relay's limit (its welcome says which).
+ * few enough bytes that the frame stays under the relay's limit (its welcome says which) and, on a
+ * link paced under the relay's byte rate, under the largest frame its budget lets through.
  */
 import { MAX_POINTS_PER_FRAME, MAX_TOPIC_BYTES } from '../../relay/protocol/limits.ts';
 
@@ -15,6 +16,13 @@ const LENGTH_PREFIX_BYTES = 3;
 /** The largest batch, in bytes, that fits a frame of `maxFrameBytes`. */
 export function batchBudget(maxFrameBytes: number): number {
   return maxFrameBytes - ENVELOPE_BYTES;
+}
+
+/** At most how many bytes the publish frame of `run` takes on the wire: what the relay counts. */
+export function frameBytesOf(run: readonly { readonly byteLength: number }[]): number {
+  let bytes = ENVELOPE_BYTES;
+  for (const record of run) bytes += record.byteLength + LENGTH_PREFIX_BYTES;
+  return bytes;
 }
 
 /** Consecutive runs of `records` that each fit one frame, in order. */

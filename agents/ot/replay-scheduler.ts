@@ -7,6 +7,10 @@
  * - running rounds share one byte budget: a round's whenWritable is a turn in one queue, and only
  *   the round whose turn it is sends (what it reads until its next whenWritable), so N rounds queue
  *   about what one round does, not N times that;
+ * - the turn is the link's whenWritable, which also waits for room in the link's send budget (the
+ *   rates the relay announced, agents/link/send-budget.ts), the budget live data and the
+ *   publisher's catch-up spend from too: live and replay together stay under the relay's limits,
+ *   taking turns frame by frame, and a round cuts its frames to what the budget lets through;
  * - a round of the same session and filter that comes within `minRoundIntervalMs` of the previous
  *   one's start waits out the rest of the interval, unless the previous one ended with more to
  *   replay (its consumer asks for the next window at once, by design).
@@ -248,6 +252,8 @@ class LinkPacer {
       const more = replayEndMore(record);
       if (more !== undefined) started.more = more;
     };
+    // A round cuts its frames by welcome.maxFrameBytes: on this link, the largest the budget takes.
+    const welcome = { maxFrameBytes: link.budget.frameBytes };
     return {
       get closed() {
         return link.closed;
@@ -255,9 +261,8 @@ class LinkPacer {
       get bufferedBytes() {
         return link.bufferedBytes;
       },
-      get welcome() {
-        return link.welcome;
-      },
+      welcome,
+      budget: link.budget,
       publish: (topic, seq, points, session) => {
         if (points.length === 1) noteEnd(points[0]);
         link.publish(topic, seq, points, session);

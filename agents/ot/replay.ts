@@ -5,13 +5,23 @@
  * go as explicit gap records, never as silence. The consumer asks for the next round by subscribing
  * again with its new cursor, so a round never outruns what the consumer has written down.
  *
+ * A round first checks the cursor against the log's epochs (log/epochs.ts): where the consumer
+ * holds points this log does not have (it was re-created, or restored from an older copy), a reset
+ * record tells it to forget them and go on where the log does, so new points with old numbers are
+ * never taken for duplicates. Then an origin record names the log's epochs, for the next cursor.
+ *
  * A round shares the link with live data: it waits whenever more than REPLAY_BUFFERED_BYTES are
  * queued for the relay, so live points wait behind at most that much, and live appends never wait
  * for a round at all.
  */
 import { encodePointBatch } from '../points/batch.ts';
-import { decodeResumeCursor, streamKey, type ResumeCursor } from '../points/resume-cursor.ts';
-import { encodeGap, encodeReplayEnd } from '../points/stream-record.ts';
+import {
+  decodeResumeCursor,
+  MAX_CURSOR_EPOCHS,
+  streamKey,
+  type ResumeCursor,
+} from '../points/resume-cursor.ts';
+import { encodeGap, encodeOrigin, encodeReplayEnd, encodeReset } from '../points/stream-record.ts';
 import { filterMeet, topicMatches } from '../../relay/protocol/topics.ts';
 import { MAX_STREAMS_READ_RECORDS } from './log/limits.ts';
 import type { ReadResult, StreamLog, StreamsCursor } from './log/stream-log.ts';
@@ -23,12 +33,22 @@ import { ReplayScheduler } from './replay-scheduler.ts';
 export const REPLAY_BUFFERED_BYTES = 1024 * 1024;
 /** The level (a segment) that stands for a filter's wildcards in the replay-end record's topic. */
 const MARKER_SEGMENT = '_replay';
+/** A reset's reason for a stream the cursor holds and the log has never had. */
+const UNKNOWN_STREAM = 'the OT log has no such stream';
 
 export interface ReplayStats {
   readonly rounds: number;
   readonly pointsReplayed: number;
   readonly gaps: number;
+  /** Streams told to forget what they held beyond the log (reset records sent). */
+  readonly resets: number;
   readonly roundsActive: number;
+}
+
+/** What a round sends before it replays: where each stream the cursor lacks starts, and the resets. */
+interface RoundPlan {
+  readonly lacking: Map<string, number>;
+  readonly resets: Uint8Array[];
 }
 
 export interface ReplayRequest {
@@ -50,6 +70,7 @@ export class ReplayServer {
   #roundsStarted = 0;
   #pointsReplayed = 0;
   #gaps = 0;
+  #resets = 0;
 
   constructor(
     log: StreamLog,
@@ -108,6 +129,7 @@ export class ReplayServer {
       rounds: this.#roundsStarted,
       pointsReplayed: this.#pointsReplayed,
       gaps: this.#gaps,
+      resets: this.#resets,
       roundsActive: this.#rounds.size,
     };
   }
@@ -127,11 +149,23 @@ export class ReplayServer {
   ): Promise<void> {
     const { session, filter } = request;
     const live = () => !round.cancelled && !link.closed;
-    const lacking = this.#lacking(filter, cursor);
+    const marker = markerTopic(filter, this.#agentName);
+    const { lacking, resets } = this.#plan(filter, cursor);
+    // Resets, then the origin, before any point: the consumer takes this session's points only
+    // once the origin came, so none of them is measured against a position the log disowns.
+    const origin = encodeOrigin(this.#log.epochs(MAX_CURSOR_EPOCHS));
+    let first = true;
+    for (const run of frameRuns([...resets, origin], link.welcome.maxFrameBytes)) {
+      // Room before each frame but the first, as for points: the origin alone waits for nothing.
+      if (!first) await link.whenWritable(REPLAY_BUFFERED_BYTES);
+      if (!live()) return;
+      link.publish(marker, 0, run, session);
+      first = false;
+    }
+    this.#resets += resets.length;
     const more =
       lacking.size === 0 ? false : await this.#sendPasses(link, session, lacking, cursor.window, live);
     if (more === undefined || !live()) return;
-    const marker = markerTopic(filter, this.#agentName);
     link.publishBatch(marker, 0, encodePointBatch([encodeReplayEnd(more)]), 1, session);
   }
 
@@ -163,17 +197,33 @@ export class ReplayServer {
 
   /**
    * What the cursor lacks under `filter`: each stream with more than the cursor holds, and the
-   * first sequence number it lacks. A stream at (or, after a log reset, past) its head waits for
-   * the next round; live data carries what it gets meanwhile.
+   * first sequence number it lacks; and a reset for each stream the cursor holds more of than is
+   * this log's (a stream the log does not know at all goes on at 1). A stream at its head waits
+   * for the next round; live data carries what it gets meanwhile.
    */
-  #lacking(filter: string, cursor: ResumeCursor): Map<string, number> {
-    const from = new Map<string, number>();
+  #plan(filter: string, cursor: ResumeCursor): RoundPlan {
+    const agreement = this.#log.agreement(cursor.epochs);
+    const lacking = new Map<string, number>();
+    const resets: Uint8Array[] = [];
+    const matched = new Set<string>();
     for (const topic of this.#log.streams()) {
       if (!topicMatches(filter, topic)) continue;
-      const next = (cursor.positions.get(this.#streamKey(topic)) ?? 0) + 1;
-      if (next <= this.#log.lastSeq(topic)) from.set(topic, next);
+      const key = this.#streamKey(topic);
+      let held = cursor.positions.get(key) ?? 0;
+      if (cursor.positions.has(key)) matched.add(key);
+      const limit = held === 0 ? 0 : agreement.limit(topic);
+      if (held > limit) {
+        resets.push(encodeReset(key, limit + 1, agreement.reason));
+        held = limit;
+      }
+      if (held + 1 <= this.#log.lastSeq(topic)) lacking.set(topic, held + 1);
     }
-    return from;
+    // A stream a re-created log has not seen again yet is reset for the log's reason, not its own.
+    const unknown = agreement.wholeLog === true ? agreement.reason : UNKNOWN_STREAM;
+    for (const [key, held] of cursor.positions) {
+      if (held > 0 && !matched.has(key)) resets.push(encodeReset(key, 1, unknown));
+    }
+    return { lacking, resets };
   }
 
   /** A stream's key in cursors, hashed once per stream rather than once per stream per round. */

@@ -8,13 +8,20 @@
  */
 import { mkdir } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import { versionLine } from '../../relay/protocol/command-line.ts';
 import { DmzError } from '../../relay/protocol/errors.ts';
 import { PRIVATE_DIRECTORY_MODE } from '../../relay/protocol/file-permissions.ts';
 import { loadCredentials, type AgentCredentialSet } from '../credentials.ts';
+import { startItApi, type RunningItApi } from '../it/api/api-server.ts';
+import { RecentSink } from '../it/sinks/recent-sink.ts';
+import { WriteClient } from '../it/write-client.ts';
+import { loadWriteKey, type WriteKey } from '../it/write-key.ts';
 import { RelayLink, type LinkEvents } from '../link/relay-link.ts';
 import { scheduleRenewal } from '../renewal.ts';
 import type { PointPublisher } from '../ot/publisher.ts';
-import { openIt, openOt, type ItPart, type OtPart } from './agent-parts.ts';
+import type { TunnelEntrance } from '../tunnels/entrance.ts';
+import type { TunnelExit } from '../tunnels/exit.ts';
+import { attachConsumers, openIt, openOt, type ItPart, type OtPart } from './agent-parts.ts';
 import { checkConfigRole, type AgentConfig } from './config.ts';
 import { LinkSupervisor } from './link-supervisor.ts';
 import { streamPositions, writeStatus, STATUS_INTERVAL_MS, type AgentStatus } from './status.ts';
@@ -37,6 +44,7 @@ export class Agent {
   readonly #ot: OtPart | undefined;
   readonly #it: ItPart | undefined;
   #cancelRenewal: (() => void) | undefined;
+  #api: RunningItApi | undefined;
   #statusTimer: NodeJS.Timeout | undefined;
   #stopping: Promise<void> | undefined;
   #reportFailure: (error: unknown) => void = () => undefined;
@@ -55,17 +63,29 @@ export class Agent {
     };
   });
 
+  /** IT role: sends signed writes to OT agents over this agent's link (agents/it/write-client.ts). */
+  readonly writes: WriteClient | undefined;
+
   private constructor(
     options: AgentOptions,
     credentials: AgentCredentialSet,
     ot: OtPart | undefined,
     it: ItPart | undefined,
+    writeKey: WriteKey | undefined,
   ) {
     this.#config = options.config;
     this.#logger = options.logger;
     this.#credentials = credentials;
     this.#ot = ot;
     this.#it = it;
+    this.writes =
+      writeKey === undefined
+        ? undefined
+        : new WriteClient({
+            name: credentials.identity.name,
+            key: writeKey,
+            link: () => this.#supervisor.link,
+          });
     this.#supervisor = new LinkSupervisor({
       connect: (closed) => this.#connect(closed),
       backoff: { baseMs: this.#config.relay.reconnectBaseMs, capMs: this.#config.relay.reconnectCapMs },
@@ -82,6 +102,8 @@ export class Agent {
     const { role, name } = credentials.identity;
     checkConfigRole(config, role, options.configSource);
     await mkdir(config.state, { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
+    // Made before anything opens: there is nothing to close when it cannot be.
+    const writeKey = role === 'it' && config.it !== undefined ? await loadWriteKey(config.state) : undefined;
     const ot =
       role === 'ot' && config.ot !== undefined
         ? await openOt(config.ot, config.state, name, options.logger)
@@ -91,18 +113,34 @@ export class Agent {
     try {
       it =
         role === 'it' && config.it !== undefined
-          ? await openIt(config, options.logger, (error) => {
-              if (agent !== undefined) agent.#storageFailed(error);
-            })
+          ? await openIt(
+              config,
+              options.logger,
+              (error) => {
+                if (agent !== undefined) agent.#storageFailed(error);
+              },
+              name,
+            )
           : undefined;
     } catch (error) {
       await ot?.log.close();
       throw error;
     }
-    const started = new Agent(options, credentials, ot, it);
+    const started = new Agent(options, credentials, ot, it, writeKey);
     agent = started;
     started.#begin();
+    try {
+      await started.#startApi();
+    } catch (error) {
+      await started.stop();
+      throw error;
+    }
     return started;
+  }
+
+  /** The IT agent's HTTP API and dashboard, when it.api is configured. */
+  get api(): RunningItApi | undefined {
+    return this.#api;
   }
 
   /** The status snapshot (status.json, /healthz, metrics). */
@@ -125,6 +163,8 @@ export class Agent {
       certificate: { serial: identity.serial, notAfter: identity.notAfter },
       ...(this.#ot === undefined ? {} : { ot: this.#otStatus(this.#ot) }),
       ...(this.#it === undefined ? {} : { it: this.#itStatus(this.#it) }),
+      ...this.#tunnelStatus(),
+      ...this.#writeStatus(),
     };
   }
 
@@ -165,16 +205,39 @@ export class Agent {
 
   async #stop(): Promise<void> {
     clearInterval(this.#statusTimer);
+    await this.#api?.close();
     this.#cancelRenewal?.();
     if (this.#ot !== undefined) await Promise.all(this.#ot.sources.map((source) => source.stop()));
-    if (this.#it !== undefined) await Promise.all(this.#it.consumers.map(({ consumer }) => consumer.close()));
+    if (this.#it !== undefined) {
+      await this.#it.tunnels.close();
+      await Promise.all(this.#it.consumers.map(({ consumer }) => consumer.close()));
+    }
     await this.#supervisor.stop();
     if (this.#ot !== undefined) {
       this.#ot.replay.linkClosed();
+      await this.#ot.writes.close();
       await this.#ot.log.close();
     }
     if (this.#it !== undefined) await Promise.all(this.#it.sinks.map((sink) => sink.close()));
     await writeStatus(this.#config.state, this.status()).catch(() => undefined);
+  }
+
+  async #startApi(): Promise<void> {
+    const settings = this.#config.it?.api;
+    if (settings === undefined) return;
+    // config.ts checked that it.api.store names a sink of type recent.
+    const store = this.#it?.sinks.find((sink) => sink.name === settings.store);
+    if (!(store instanceof RecentSink))
+      throw new Error(`it.api.store ${settings.store} is not a recent sink`);
+    this.#api = await startItApi({
+      config: settings,
+      store,
+      status: () => this.status(),
+      writes: this.writes,
+      logger: this.#logger,
+      version: versionLine(SOFTWARE).trim().split(' ')[1] ?? 'unknown',
+    });
+    this.#logger.info({ url: this.#api.url }, 'API and dashboard listening');
   }
 
   async #connect(closed: (code: number, reason: string) => void): Promise<RelayLink> {
@@ -201,7 +264,7 @@ export class Agent {
     if (ot !== undefined) {
       return {
         sessionOffered: (offer) => {
-          ot.sessions.add(offer.session);
+          ot.sessions.set(offer.session, offer.peer);
           return true;
         },
         subscribed: (subscription) => {
@@ -212,10 +275,14 @@ export class Agent {
         },
         unsubscribed: (unsubscription) =>
           ot.replay.unsubscribed(unsubscription.session, unsubscription.filter),
+        request: (request) => ot.writes.handle(request, ot.sessions.get(request.session)),
         sessionClosed: (closed) => {
+          ot.tunnels.sessionClosed(closed.session, closed.code);
           ot.sessions.delete(closed.session);
           ot.replay.sessionClosed(closed.session);
         },
+        streamOpened: (offer) => ot.tunnels.streamOpened(offer),
+        ...tunnelEvents(ot.tunnels),
         handlerError,
       };
     }
@@ -225,14 +292,21 @@ export class Agent {
       sessionOffered: () => false,
       delivery: (delivery) => consumerOf(delivery.session)?.delivered(delivery),
       dropped: (dropped) => consumerOf(dropped.session)?.dropped(),
-      sessionClosed: (closed) => consumerOf(closed.session)?.sessionClosed(closed.code, closed.message),
+      sessionClosed: (closed) => {
+        this.writes?.sessionClosed(closed.session);
+        if (it?.tunnels.sessionClosed(closed.session, closed.code) === true) return;
+        consumerOf(closed.session)?.sessionClosed(closed.code, closed.message);
+      },
+      ...(it === undefined ? {} : tunnelEvents(it.tunnels)),
       handlerError,
     };
   }
 
   #connected(link: RelayLink): void {
     this.#ot?.publisher.useLink(link);
-    for (const { consumer } of this.#it?.consumers ?? []) consumer.attach(link);
+    this.#ot?.tunnels.attach(link);
+    this.#it?.tunnels.attach(link);
+    if (this.#it !== undefined) attachConsumers(this.#it, link, this.#config.it?.tunnels ?? []);
     this.#cancelRenewal?.();
     this.#cancelRenewal = scheduleRenewal({
       client: link,
@@ -257,8 +331,21 @@ export class Agent {
       this.#ot.publisher.useLink(undefined);
       this.#ot.replay.linkClosed();
       this.#ot.sessions.clear();
+      this.#ot.tunnels.detach();
     }
+    this.#it?.tunnels.detach();
     for (const { consumer } of this.#it?.consumers ?? []) consumer.detach();
+    this.writes?.linkClosed();
+  }
+
+  #tunnelStatus(): Pick<AgentStatus, 'tunnels'> {
+    const tunnels = (this.#ot ?? this.#it)?.tunnels;
+    return tunnels === undefined ? {} : { tunnels: tunnels.stats() };
+  }
+
+  #writeStatus(): Pick<AgentStatus, 'writes'> {
+    const writes = this.#ot?.writes ?? this.writes;
+    return writes === undefined ? {} : { writes: writes.stats() };
   }
 
   #otStatus(ot: OtPart): NonNullable<AgentStatus['ot']> {
@@ -268,7 +355,12 @@ export class Agent {
     return {
       log: { bytes: ot.log.bytesOnDisk(), maxBytes: ot.settings.log.maxBytes, streams: streams.length },
       ...publisher,
-      replay: { rounds: replay.rounds, pointsReplayed: replay.pointsReplayed, gaps: replay.gaps },
+      replay: {
+        rounds: replay.rounds,
+        pointsReplayed: replay.pointsReplayed,
+        gaps: replay.gaps,
+        resets: replay.resets,
+      },
       sessions: ot.sessions.size,
       sources: ot.sources.map((source) => {
         const stats = source.stats();
@@ -294,6 +386,7 @@ export class Agent {
           rounds: stats.rounds,
           pointsWritten: stats.pointsWritten,
           gapsWritten: stats.gapsWritten,
+          resetsWritten: stats.resetsWritten,
           holes: stats.holes,
           droppedNotices: stats.droppedNotices,
           lastError: stats.lastError,
@@ -301,6 +394,21 @@ export class Agent {
           streamCount: cursors.size,
         };
       }),
+      // Sinks with something of their own to say (the MQTT bridge's broker connection).
+      sinks: it.sinks.flatMap((sink) => {
+        const report = sink.report?.();
+        return report === undefined ? [] : [{ name: sink.name, ...report }];
+      }),
     };
   }
+}
+
+/** The stream frames of either end go to its tunnels: the entrance (IT) or the exit (OT). */
+function tunnelEvents(tunnels: TunnelEntrance | TunnelExit): LinkEvents {
+  return {
+    streamData: (data) => tunnels.data(data),
+    streamWindow: (window) => tunnels.window(window),
+    streamClosed: (closed) => tunnels.closed(closed),
+    streamRefused: (refusal) => tunnels.refused(refusal),
+  };
 }

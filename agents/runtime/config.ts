@@ -20,6 +20,20 @@ import { formatDuration, parseDuration } from '../../pki/duration.ts';
 import { DAY_MS } from '../../pki/lifetimes.ts';
 import { MIN_REPLAY_WINDOW } from '../points/resume-cursor.ts';
 import { checkSourceConfigs, type SourceConfig } from '../ot/sources/registry.ts';
+import {
+  checkEntrances,
+  checkServices,
+  entranceAddress,
+  EntranceSchema,
+  parseHostPort,
+  ServiceSchema,
+  type TunnelEntranceSettings,
+  type TunnelService,
+} from '../tunnels/tunnel-config.ts';
+import { ItApiSchema, resolveItApi, type ItApiConfig } from '../it/api/api-config.ts';
+import { RecentSinkSchema, resolveRecentSink, type RecentSinkConfig } from '../it/sinks/recent-config.ts';
+import { MqttSinkSection, resolveMqttSink, type MqttSinkConfig } from '../it/sinks/mqtt/config.ts';
+import { resolveWrites, WritesConfigSchema, type WriteSettings } from '../ot/writes/config.ts';
 
 const Duration = (fallback: string) => Type.String({ minLength: 2, maxLength: 16, default: fallback });
 const Size = (fallback: string) =>
@@ -90,6 +104,10 @@ export const AgentConfigSchema = Type.Object(
           /** The durable stream log: every point is here before it leaves. */
           log: section({ maxBytes: Size('1GiB'), maxAge: Duration('7d'), segmentBytes: Size('64MiB') }),
           sources: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 256 }),
+          /** Tunnel services (agents/tunnels/): the only place a target host:port is named. */
+          services: Type.Array(ServiceSchema, { maxItems: 256, default: [] }),
+          /** Points IT may write (agents/ot/writes/config.ts); none unless listed. */
+          writes: WritesConfigSchema,
         },
         { additionalProperties: false },
       ),
@@ -97,8 +115,15 @@ export const AgentConfigSchema = Type.Object(
     it: Type.Optional(
       Type.Object(
         {
-          sinks: Type.Array(JsonLinesSink, { minItems: 1, maxItems: 64 }),
-          consume: Type.Array(Consume, { minItems: 1, maxItems: 256 }),
+          sinks: Type.Array(Type.Union([JsonLinesSink, RecentSinkSchema, MqttSinkSection]), {
+            maxItems: 64,
+            default: [],
+          }),
+          consume: Type.Array(Consume, { maxItems: 256, default: [] }),
+          /** Tunnel entrances: a local listen address to `<ot-agent>/<service>` (agents/tunnels/). */
+          tunnels: Type.Array(EntranceSchema, { maxItems: 256, default: [] }),
+          /** The local HTTP API and dashboard (agents/it/api), off unless configured. */
+          api: Type.Optional(ItApiSchema),
         },
         { additionalProperties: false },
       ),
@@ -124,11 +149,17 @@ export interface AgentConfig {
     | {
         readonly log: { readonly maxBytes: number; readonly maxAgeMs: number; readonly segmentBytes: number };
         readonly sources: readonly SourceConfig[];
+        readonly writes: WriteSettings;
+        readonly services: readonly TunnelService[];
       }
     | undefined;
   readonly it:
     | {
-        readonly sinks: readonly { readonly name: string; readonly type: 'jsonl'; readonly dir: string }[];
+        readonly sinks: readonly (
+          | { readonly name: string; readonly type: 'jsonl'; readonly dir: string }
+          | RecentSinkConfig
+          | MqttSinkConfig
+        )[];
         readonly consume: readonly {
           readonly name: string;
           readonly from: string;
@@ -136,6 +167,8 @@ export interface AgentConfig {
           readonly sink: string;
           readonly replayWindow: number;
         }[];
+        readonly api: ItApiConfig | undefined;
+        readonly tunnels: readonly TunnelEntranceSettings[];
       }
     | undefined;
 }
@@ -149,7 +182,7 @@ export function validateAgentConfig(input: unknown, baseDir: string, source = 'c
     throw new ConfigError([{ path: '', message: 'must be a mapping of keys to values' }], source);
   }
   const raw = Value.Default(AgentConfigSchema, structuredClone(input)) as RawConfig;
-  const issues = collectSchemaIssues(AgentConfigSchema, raw);
+  const issues = bySinkType(collectSchemaIssues(AgentConfigSchema, raw), raw);
   let config: AgentConfig | undefined;
   try {
     config = resolveConfig(raw, baseDir, issues);
@@ -175,12 +208,18 @@ function resolveConfig(raw: RawConfig, baseDir: string, issues: ConfigIssue[]): 
     },
     admin: raw.admin,
     log: raw.log,
-    ot: raw.ot === undefined ? undefined : resolveOt(issues, raw.ot),
+    ot: raw.ot === undefined ? undefined : resolveOt(issues, raw.ot, baseDir),
     it:
       raw.it === undefined
         ? undefined
         : {
-            sinks: raw.it.sinks.map((sink) => ({ ...sink, dir: path(sink.dir) })),
+            sinks: raw.it.sinks.map((sink, index) =>
+              sink.type === 'recent'
+                ? resolveRecentSink(sink, `/it/sinks/${index}`, path(raw.state), path, issues)
+                : sink.type === 'mqtt'
+                  ? resolveMqttSink(sink, `/it/sinks/${index}`, path, issues)
+                  : { ...sink, dir: path(sink.dir) },
+            ),
             consume: raw.it.consume.map((consume) => ({
               name: consume.name ?? consume.from,
               from: consume.from,
@@ -188,8 +227,44 @@ function resolveConfig(raw: RawConfig, baseDir: string, issues: ConfigIssue[]): 
               sink: consume.sink,
               replayWindow: consume.replayWindow,
             })),
+            api:
+              raw.it.api === undefined
+                ? undefined
+                : resolveItApi(
+                    raw.it.api,
+                    raw.it.sinks.filter((sink) => sink.type === 'recent').map((sink) => sink.name),
+                    path,
+                    issues,
+                  ),
+            tunnels: resolveEntrances(issues, raw.it.tunnels),
           },
   };
+}
+
+/** Each sink type's schema: a sink's problems are told against its own type's, by key. */
+const SINK_SCHEMAS = { jsonl: JsonLinesSink, recent: RecentSinkSchema, mqtt: MqttSinkSection } as const;
+
+/**
+ * The schema reports a bad sink as "Expected union value" (it matches no member of the union):
+ * those issues are replaced by the sink's own type's, which name the key that is wrong.
+ */
+function bySinkType(issues: ConfigIssue[], raw: RawConfig): ConfigIssue[] {
+  const sinks: unknown = raw.it?.sinks;
+  if (!Array.isArray(sinks)) return issues;
+  const kept = issues.filter((issue) => !/^\/it\/sinks\/\d+(\/|$)/.test(issue.path));
+  sinks.forEach((sink: unknown, index) => {
+    const at = `/it/sinks/${index}`;
+    const type = typeof sink === 'object' && sink !== null ? (sink as { type?: unknown }).type : undefined;
+    const schema = Object.hasOwn(SINK_SCHEMAS, String(type))
+      ? SINK_SCHEMAS[type as keyof typeof SINK_SCHEMAS]
+      : undefined;
+    if (schema === undefined) {
+      kept.push({ path: `${at}/type`, message: `must be one of: ${Object.keys(SINK_SCHEMAS).join(', ')}` });
+    } else {
+      kept.push(...collectSchemaIssues(schema, sink, at));
+    }
+  });
+  return kept;
 }
 
 /** Reads and validates a YAML configuration file. */
@@ -227,9 +302,17 @@ export function checkConfigRole(config: AgentConfig, role: 'ot' | 'it', source: 
   if (issues.length > 0) throw new ConfigError(issues, source);
 }
 
-function resolveOt(issues: ConfigIssue[], ot: NonNullable<RawConfig['ot']>): NonNullable<AgentConfig['ot']> {
+function resolveOt(
+  issues: ConfigIssue[],
+  ot: NonNullable<RawConfig['ot']>,
+  baseDir: string,
+): NonNullable<AgentConfig['ot']> {
   // Sources that are not a list (or no ot mapping at all) the schema has reported already.
-  if (Array.isArray(ot.sources)) issues.push(...checkSourceConfigs(ot.sources, '/ot/sources'));
+  const sourceIssues = Array.isArray(ot.sources) ? checkSourceConfigs(ot.sources, '/ot/sources') : [];
+  issues.push(...sourceIssues);
+  // Writable points are looked up in the sources only once those are known to be valid.
+  const sources =
+    Array.isArray(ot.sources) && sourceIssues.length === 0 ? (ot.sources as SourceConfig[]) : undefined;
   return {
     log: {
       maxBytes: size(issues, '/ot/log/maxBytes', ot.log.maxBytes),
@@ -237,11 +320,70 @@ function resolveOt(issues: ConfigIssue[], ot: NonNullable<RawConfig['ot']>): Non
       segmentBytes: size(issues, '/ot/log/segmentBytes', ot.log.segmentBytes),
     },
     sources: ot.sources as SourceConfig[],
+    writes: resolveWrites(issues, ot.writes, sources, baseDir),
+    services: resolveServices(issues, ot.services),
   };
+}
+
+/** A stream's connect must fail well inside the entrance's open timeout (30 s, entrance.ts). */
+const MAX_CONNECT_TIMEOUT_MS = 20_000;
+
+function resolveServices(
+  issues: ConfigIssue[],
+  services: NonNullable<RawConfig['ot']>['services'],
+): TunnelService[] {
+  issues.push(...checkServices(services, '/ot/services'));
+  return services.map((service, index) => {
+    const at = `/ot/services/${index}`;
+    return {
+      name: service.name,
+      target: parseHostPort(service.target) ?? { host: '', port: 0 },
+      allow: service.allow,
+      maxStreams: service.maxStreams,
+      idleTimeoutMs: duration(issues, `${at}/idleTimeout`, service.idleTimeout, 1_000, 7 * DAY_MS),
+      connectTimeoutMs: duration(
+        issues,
+        `${at}/connectTimeout`,
+        service.connectTimeout,
+        100,
+        MAX_CONNECT_TIMEOUT_MS,
+      ),
+      bytesPerSecond:
+        service.bytesPerSecond === undefined
+          ? undefined
+          : size(issues, `${at}/bytesPerSecond`, service.bytesPerSecond),
+    };
+  });
+}
+
+function resolveEntrances(
+  issues: ConfigIssue[],
+  entrances: NonNullable<RawConfig['it']>['tunnels'],
+): TunnelEntranceSettings[] {
+  const named = entrances.map((entrance) => ({
+    ...entrance,
+    name: entrance.name ?? entrance.to.replace('/', '-'),
+  }));
+  issues.push(...checkEntrances(named, '/it/tunnels'));
+  return named.map((entrance) => {
+    const [peer = '', service = ''] = entrance.to.split('/');
+    return {
+      name: entrance.name,
+      listen: entranceAddress(entrance.listen) ?? { host: '', port: 0 },
+      peer,
+      service,
+    };
+  });
 }
 
 function checkSemantics(config: AgentConfig): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
+  if (config.it !== undefined && config.it.consume.length === 0 && config.it.tunnels.length === 0) {
+    issues.push({
+      path: '/it',
+      message: 'must have consume or tunnels: an IT agent with neither does nothing',
+    });
+  }
   let url: URL | undefined;
   try {
     url = new URL(config.relay.url);
@@ -271,6 +413,18 @@ function checkSemantics(config: AgentConfig): ConfigIssue[] {
   }
   if (config.ot !== undefined && config.ot.log.segmentBytes * 4 > config.ot.log.maxBytes) {
     issues.push({ path: '/ot/log/segmentBytes', message: 'must be at most a quarter of ot.log.maxBytes' });
+  }
+  const api = config.it?.api;
+  // Plant data and writes off this host: only over TLS, and only to someone who authenticates.
+  if (
+    api !== undefined &&
+    !isLoopback(api.listen.host) &&
+    (api.tls === undefined || api.auth === undefined)
+  ) {
+    issues.push({
+      path: '/it/api/listen/host',
+      message: 'a listener off loopback needs it.api.tls and it.api.auth',
+    });
   }
   const sinks = new Set<string>();
   config.it?.sinks.forEach((sink, index) => {

@@ -66,7 +66,8 @@ function isStatus(value: unknown): value is AgentStatus {
   );
 }
 
-function isRunning(status: AgentStatus): boolean {
+/** Whether the agent that wrote `status` still runs: its status is fresh and its process alive. */
+export function isRunning(status: AgentStatus): boolean {
   if (Date.now() - Date.parse(status.updatedAt) > STALE_INTERVALS * STATUS_INTERVAL_MS) return false;
   return isProcessAlive(status.pid);
 }
@@ -105,7 +106,7 @@ function render(status: AgentStatus, running: boolean): string {
     lines.push(
       row(
         'sessions',
-        `${ot.sessions}; replay: ${ot.replay.rounds} rounds, ${ot.replay.pointsReplayed} points, ${ot.replay.gaps} gaps`,
+        `${ot.sessions}; replay: ${ot.replay.rounds} rounds, ${ot.replay.pointsReplayed} points, ${ot.replay.gaps} gaps, ${ot.replay.resets} resets`,
       ),
     );
     for (const source of ot.sources) {
@@ -118,19 +119,54 @@ function render(status: AgentStatus, running: boolean): string {
     }
     lines.push(...streams(ot.streams, ot.streamCount));
   }
+  if (status.writes !== undefined) lines.push(row('writes', describeWrites(status.writes)));
   for (const consumer of status.it?.consumers ?? []) {
     lines.push(
       row(
         'consumer',
         `${consumer.name}: from ${consumer.from} (${consumer.filter}) into ${consumer.sink}: ${consumer.state}` +
           `${consumer.session === undefined ? '' : ` (session ${consumer.session})`}; ${consumer.pointsWritten} points, ` +
-          `${consumer.gapsWritten} gaps, ${consumer.rounds} replay rounds, ${consumer.droppedNotices} dropped notices` +
+          `${consumer.gapsWritten} gaps, ${consumer.resetsWritten} resets, ${consumer.rounds} replay rounds, ` +
+          `${consumer.droppedNotices} dropped notices` +
           (consumer.lastError === undefined ? '' : `; last error: ${consumer.lastError}`),
       ),
     );
     lines.push(...streams(consumer.streams, consumer.streamCount));
   }
+  for (const sink of status.it?.sinks ?? []) lines.push(row('sink', describeSink(sink)));
   return `${lines.join('\n')}\n`;
+}
+
+type SinkStatus = NonNullable<NonNullable<AgentStatus['it']>['sinks']>[number];
+
+/**
+ * `bridge (mqtt): connected (2 connections); 0 in flight, 0 waiting, 812 acknowledged, ...`; a
+ * sink of another type: its counters as it names them.
+ */
+function describeSink(sink: SinkStatus): string {
+  const { name, type, lastError, ...counters } = sink;
+  const error = lastError === undefined ? '' : `; last error: ${String(lastError)}`;
+  if (type === 'mqtt') {
+    const { connected, connections, inFlight, pending, acknowledged, interrupted, expired } = counters;
+    return (
+      `${name} (mqtt): ${connected === true ? 'connected' : 'DISCONNECTED'} (${connections} connections); ` +
+      `${inFlight} in flight, ${pending} waiting, ${acknowledged} acknowledged, ` +
+      `${interrupted} interrupted, ${expired} given up${error}`
+    );
+  }
+  const listed = Object.entries(counters).map(([key, value]) => `${key} ${String(value)}`);
+  return `${name} (${type}): ${listed.join(', ')}${error}`;
+}
+
+/** `3 done, 2 refused (AGENT_ERR_WRITE_OUT_OF_RANGE 2), 0 failed`. */
+function describeWrites(writes: NonNullable<AgentStatus['writes']>): string {
+  const part = (label: string, byCode: Readonly<Record<string, number>>) => {
+    const entries = Object.entries(byCode);
+    const total = entries.reduce((sum, [, count]) => sum + count, 0);
+    const codes = entries.map(([code, count]) => `${code} ${count}`).join(', ');
+    return `${total} ${label}${codes === '' ? '' : ` (${codes})`}`;
+  };
+  return `${writes.done} done, ${part('refused', writes.refused)}, ${part('failed', writes.failed)}`;
 }
 
 function row(label: string, text: string): string {

@@ -5,6 +5,8 @@
  */
 import { join } from 'node:path';
 import { replaceFileDurably } from '../../relay/protocol/durable-files.ts';
+import type { SinkReport } from '../it/sinks/sink.ts';
+import type { WriteCountsSnapshot } from '../ot/writes/write-counts.ts';
 
 export const STATUS_FILE = 'status.json';
 /** Often enough to read as "now" on a screen, rarely enough to cost nothing. */
@@ -36,7 +38,13 @@ export interface AgentStatus {
     readonly pointsLogged: number;
     readonly pointsSent: number;
     readonly pointsLeftToReplay: number;
-    readonly replay: { readonly rounds: number; readonly pointsReplayed: number; readonly gaps: number };
+    readonly replay: {
+      readonly rounds: number;
+      readonly pointsReplayed: number;
+      readonly gaps: number;
+      /** Streams told their consumer held what this log does not have (re-created or restored). */
+      readonly resets: number;
+    };
     readonly sessions: number;
     readonly sources: readonly {
       readonly name: string;
@@ -45,6 +53,16 @@ export interface AgentStatus {
     }[];
     readonly streams: readonly StreamPosition[];
     readonly streamCount: number;
+  };
+  /** Write commands since start, by outcome and code: answered (OT) or sent (IT). */
+  readonly writes?: WriteCountsSnapshot;
+  /** Tunnel streams at this end (agents/tunnels/): the entrances (IT) or the exit (OT). */
+  readonly tunnels?: {
+    readonly open: number;
+    readonly bytesSent: number;
+    readonly bytesReceived: number;
+    readonly bufferedBytes: number;
+    readonly refused: number;
   };
   readonly it?: {
     readonly consumers: readonly {
@@ -57,12 +75,16 @@ export interface AgentStatus {
       readonly rounds: number;
       readonly pointsWritten: number;
       readonly gapsWritten: number;
+      /** Streams reset because the OT agent's log no longer had what the sink held. */
+      readonly resetsWritten: number;
       readonly holes: number;
       readonly droppedNotices: number;
       readonly lastError: string | undefined;
       readonly streams: readonly StreamPosition[];
       readonly streamCount: number;
     }[];
+    /** What sinks report of themselves (sink.ts SinkReport): an MQTT bridge's connection and counters. */
+    readonly sinks?: readonly ({ readonly name: string } & SinkReport)[];
   };
 }
 

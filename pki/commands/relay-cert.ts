@@ -3,8 +3,9 @@
  * before it expires, from the same CA: no agent re-enrolls, and a running relay loads it within
  * a second without dropping a connection (pki/relay-certificate.ts says how).
  */
+import { readState } from '../state-layout.ts';
 import { defineCommand, invalidArgument, quote, withState } from './command.ts';
-import { formatTime, printFields, printJson } from './output.ts';
+import { formatTime, printFields, printJson, printNote } from './output.ts';
 import {
   loadCertificateAuthority,
   PASSPHRASE_HELP,
@@ -39,7 +40,7 @@ ${PASSPHRASE_HELP}`,
       import('../authority.ts'),
       import('../relay-certificate.ts'),
     ]);
-    const { readRelayCertificate, reissueRelayCertificate, relayCertificateNames } = relayCertificate;
+    const { canonicalIpAddress, reissueRelayCertificate, relayCertificateNames } = relayCertificate;
     const lifetimeDays =
       values.days === undefined
         ? relayCertificate.RELAY_CERTIFICATE_DAYS
@@ -54,10 +55,13 @@ ${PASSPHRASE_HELP}`,
     const passphrase = await readPassphrase(values['passphrase-file'], env);
     const issued = await withState(stateDir, async (state) => {
       const ca = await loadCertificateAuthority(state, passphrase);
+      // The names come from the certificate alone, not from the pair: a reissue cut between its
+      // two renames leaves a key that does not match, and running it again is the remedy.
+      const current = relayCertificateNames(await readState(stateDir, 'relayCertificate'));
       const names =
         values.dns === undefined && values.ip === undefined
-          ? relayCertificateNames((await readRelayCertificate(stateDir)).certPem)
-          : { dnsNames: values.dns ?? [], ipAddresses: values.ip ?? [] };
+          ? current
+          : { dnsNames: values.dns ?? [], ipAddresses: (values.ip ?? []).map(canonicalIpAddress) };
       const certificate = await reissueRelayCertificate({
         stateDir,
         store: state.store,
@@ -65,8 +69,21 @@ ${PASSPHRASE_HELP}`,
         lifetimeDays,
         ...names,
       });
-      return { ...certificate, ...names };
+      const dropped = [
+        ...current.dnsNames.filter((name) => !names.dnsNames.includes(name)),
+        ...current.ipAddresses.filter((ip) => !names.ipAddresses.includes(ip)),
+      ];
+      return { ...certificate, ...names, dropped };
     });
+    // Agents check the relay's name: one that reaches it by a name dropped here refuses it from its
+    // next connection on. Meant when the name is retired; a fleet outage when it was a typo.
+    if (issued.dropped.length > 0) {
+      printNote(
+        output,
+        `the new certificate no longer answers to ${issued.dropped.map(quote).join(', ')}: ` +
+          'agents that reach the relay by it will refuse it',
+      );
+    }
     const result = {
       serial: issued.serialHex,
       notBefore: issued.notBefore,

@@ -4,7 +4,7 @@
  * a wrong passphrase, or a file truncated or altered.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { fileError } from '../../relay/protocol/command-line.ts';
+import { fileError, quote } from '../../relay/protocol/command-line.ts';
 import { DmzError } from '../../relay/protocol/errors.ts';
 import { defineCommand, requireOption } from './command.ts';
 import { formatTime, printFields, printJson, printNote } from './output.ts';
@@ -19,7 +19,10 @@ Restores a backup made by 'dmz-pki backup' into DIR, which must not exist or be 
 whole file is authenticated before anything is written; files are created 0600 in a 0700
 directory. Enrollment tokens outstanding in the backup are revoked (any may have been used
 since). A relay started on DIR accepts the agents the old one did and refuses the revoked ones;
-it needs the CA key's passphrase, if the key is encrypted, as before.
+it needs the CA key's passphrase, if the key is encrypted, as before. Revocations made after the
+backup are not in it: revoke those agents again. A certificate issued after it (an agent
+enrolled or renewed since) is unknown to the restored CA, which could not revoke it: the relay
+refuses it, and that agent enrolls again.
 
 Options:
   --in FILE            the backup file (required)
@@ -45,6 +48,19 @@ ${BACKUP_PASSPHRASE_HELP}`,
       stateDir,
       ...(values.config === undefined ? {} : { configPath: values.config }),
     });
+    // What a snapshot cannot hold, said where the operator acts on it (SECURITY.md, Backups).
+    printNote(
+      output,
+      `the backup was taken at ${formatTime(summary.backupCreatedAt)}: revoke again every agent revoked since ` +
+        '(dmz-pki revoke NAME); certificates issued since are refused by the relay (enroll those agents again)',
+    );
+    if (summary.configStateDir !== undefined && summary.configStateDir !== summary.stateDir) {
+      printNote(
+        output,
+        `the restored configuration names the state directory ${quote(summary.configStateDir)}, not ` +
+          `${quote(summary.stateDir)}: set "state" in ${quote(summary.configPath ?? '')} before the relay starts`,
+      );
+    }
     if (summary.tokensRevoked > 0) {
       printNote(output, `revoked ${summary.tokensRevoked} enrollment token(s) outstanding in the backup`);
     }

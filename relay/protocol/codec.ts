@@ -9,7 +9,6 @@ import { DmzError } from './errors.ts';
 import { checkNesting } from './msgpack-nesting.ts';
 import {
   FRAME_KIND,
-  RESERVED_FRAME_TYPES,
   TO_AGENT,
   TO_RELAY,
   type Frame,
@@ -22,7 +21,7 @@ import { quoteField } from './wire-text.ts';
 
 interface CompiledFrame {
   readonly type: FrameType;
-  readonly check: TypeCheck<TSchema> | undefined;
+  readonly check: TypeCheck<TSchema>;
 }
 
 /** Index by kind byte: a 256-entry table, so dispatch is one array read. */
@@ -31,7 +30,6 @@ function compileDirection(schemas: Record<string, TSchema>): readonly (CompiledF
   for (const [type, kind] of Object.entries(FRAME_KIND) as [FrameType, number][]) {
     const schema = schemas[type];
     if (schema !== undefined) table[kind] = { type, check: TypeCompiler.Compile(schema) };
-    else if (RESERVED_FRAME_TYPES.includes(type)) table[kind] = { type, check: undefined };
   }
   return table;
 }
@@ -72,9 +70,6 @@ export function decodeFrame(data: Uint8Array, direction: Direction, maxBytes = M
       'RELAY_ERR_UNKNOWN_FRAME',
       `unknown frame kind 0x${kind.toString(16).padStart(2, '0')}`,
     );
-  }
-  if (compiled.check === undefined) {
-    throw new DmzError('RELAY_ERR_UNSUPPORTED', `frame type ${compiled.type} is not supported`);
   }
   const encoded = data.subarray(1);
   checkNesting(encoded, MAX_FRAME_NESTING);
@@ -144,20 +139,47 @@ function deliverHeader(fields: {
   // encode() of a 3-entry map starts with its one-byte header (fixmap, 0x83): the rest are entries.
   const entries = encoder.encode({ topic, seq, count }).subarray(1);
   const key = encoder.encode('points');
-  const length = fields.points.byteLength;
-  // MessagePack bin 8/16/32 (spec "bin format family"): type byte, then the length, big-endian.
-  const binHeader =
-    length <= 0xff
-      ? Uint8Array.of(0xc4, length)
-      : length <= 0xffff
-        ? Uint8Array.of(0xc5, length >>> 8, length & 0xff)
-        : Uint8Array.of(0xc6, length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
-  const header = new Uint8Array(entries.byteLength + key.byteLength + binHeader.byteLength);
+  const bin = binHeader(fields.points.byteLength);
+  const header = new Uint8Array(entries.byteLength + key.byteLength + bin.byteLength);
   header.set(entries, 0);
   header.set(key, entries.byteLength);
-  header.set(binHeader, entries.byteLength + key.byteLength);
+  header.set(bin, entries.byteLength + key.byteLength);
   return header;
+}
+
+/** MessagePack bin 8/16/32 (spec "bin format family"): type byte, then the length, big-endian. */
+function binHeader(length: number): Uint8Array {
+  return length <= 0xff
+    ? Uint8Array.of(0xc4, length)
+    : length <= 0xffff
+      ? Uint8Array.of(0xc5, length >>> 8, length & 0xff)
+      : Uint8Array.of(0xc6, length >>> 24, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
 }
 
 /** MessagePack fixmap header for five entries (spec: 0x80 | n). */
 const FIXMAP_5 = 0x85;
+
+/**
+ * A streamData frame as two pieces, like a delivery: the head (kind byte, map header, `session`,
+ * `stream` and `end` entries, the `data` key and its bin header), then the data as it came, so the
+ * relay forwards a tunnel's bytes without copying them into a frame of their own.
+ */
+export function streamDataFrame(fields: {
+  session: number;
+  stream: number;
+  data: Uint8Array;
+  end?: boolean;
+}): readonly [head: Uint8Array, data: Uint8Array] {
+  const { session, stream, data, end } = fields;
+  const entries = encoder.encode(end === undefined ? { session, stream } : { session, stream, end });
+  const key = encoder.encode('data');
+  const bin = binHeader(data.byteLength);
+  const head = new Uint8Array(1 + entries.byteLength + key.byteLength + bin.byteLength);
+  head[0] = FRAME_KIND.streamData;
+  // The map's one-byte fixmap header counts one entry more: the `data` that follows.
+  head[1] = (entries[0] ?? 0) + 1;
+  head.set(entries.subarray(1), 2);
+  head.set(key, entries.byteLength + 1);
+  head.set(bin, entries.byteLength + 1 + key.byteLength);
+  return [head, data];
+}

@@ -19,13 +19,21 @@ export function asidePath(path: string): string {
 }
 
 /**
+ * A file's contents: whole, or as parts written one after another (a file larger than one string
+ * may be, such as the recent-values snapshot, is never held whole).
+ */
+export type FileContents = string | Uint8Array | Iterable<string>;
+
+/**
  * Creates `path` exclusively (refused when it exists), writes and flushes it. Its name survives a
  * power loss once its directory is synced too (syncDirectory).
  */
-export async function writeNewFileFlushed(path: string, contents: string | Uint8Array): Promise<void> {
+export async function writeNewFileFlushed(path: string, contents: FileContents): Promise<void> {
   const handle = await open(path, 'wx', PRIVATE_FILE_MODE);
   try {
-    await handle.writeFile(contents);
+    const parts = typeof contents === 'string' || contents instanceof Uint8Array ? [contents] : contents;
+    // Each part from where the last ended: writeFile on a handle writes at its current position.
+    for (const part of parts) await handle.writeFile(part);
     await handle.sync();
   } finally {
     await handle.close();
@@ -33,7 +41,7 @@ export async function writeNewFileFlushed(path: string, contents: string | Uint8
 }
 
 /** Creates or replaces `path` atomically and durably: readers and a crash see the old or the new, whole. */
-export async function replaceFileDurably(path: string, contents: string | Uint8Array): Promise<void> {
+export async function replaceFileDurably(path: string, contents: FileContents): Promise<void> {
   const aside = asidePath(path);
   await rm(aside, { force: true });
   await writeNewFileFlushed(aside, contents);

@@ -27,6 +27,8 @@ export const ERROR_MESSAGES = {
   RELAY_ERR_REVOKED: 'certificate revoked',
   RELAY_ERR_POLICY_CHANGED: 'no longer permitted by policy',
   RELAY_ERR_IDENTITY: 'certificate does not carry a valid agent identity',
+  RELAY_ERR_CERT_UNKNOWN:
+    "the certificate is not on record at the relay's CA (issued after the backup it was restored from)",
   RELAY_ERR_SHUTTING_DOWN: 'relay is shutting down',
   RELAY_ERR_REPLACED: 'a newer connection of this agent replaced this one',
   RELAY_ERR_BUSY: 'relay is at its limit of connections being set up; try again later',
@@ -65,6 +67,7 @@ export const ERROR_MESSAGES = {
   PKI_ERR_BACKUP_PASSPHRASE: 'the backup passphrase is missing or does not open this backup',
   PKI_ERR_BACKUP_PASSPHRASE_WEAK: 'the backup passphrase is too short',
   PKI_ERR_BACKUP_DAMAGED: 'the backup file is truncated, altered or not a backup',
+  PKI_ERR_STORE_VERSION: 'the PKI store was written by a newer version of this program',
   PKI_ERR_BACKUP_VERSION: 'the backup is of a format version this program does not read',
   PKI_ERR_RESTORE_NOT_EMPTY: 'the state directory to restore into is not empty',
   // Agents.
@@ -151,9 +154,12 @@ export const ERROR_MESSAGES = {
   AGENT_ERR_API_UNKNOWN_TOPIC: 'no value is held for this topic',
   AGENT_ERR_API_NOT_FOUND: 'no such endpoint',
   AGENT_ERR_API_UNAUTHORIZED: 'the credentials are missing or wrong',
+  AGENT_ERR_API_RATE_LIMITED: 'too many failed authentication attempts from this address',
   AGENT_ERR_API_TOO_MANY_STREAMS: 'the API serves as many live streams as it allows',
   AGENT_ERR_API_SECRET:
     "the API's token, password or TLS key file is unreadable, too short or open to others",
+  AGENT_ERR_API_HOST:
+    'the request names a host this API does not answer for without authentication (DNS rebinding)',
   AGENT_ERR_API_INTERNAL: 'internal error',
   // Command-line tools (dmz-relay, dmz-pki, dmz-agent, the demo).
   CLI_ERR_USAGE: 'invalid command line',

@@ -19,8 +19,9 @@ import {
   MAX_U32,
 } from './limits.ts';
 import { RoleSchema } from './role-schema.ts';
+import { MAX_STREAM_CHUNK_BYTES, MAX_STREAM_WINDOW_BYTES, SERVICE_NAME_PATTERN } from './streams.ts';
 
-/** Frame kind byte. Gaps leave room per family; 0x70.. (tunnel streams) are reserved. */
+/** Frame kind byte. Gaps leave room per family. */
 export const FRAME_KIND = {
   hello: 0x01,
   welcome: 0x02,
@@ -49,14 +50,6 @@ export const FRAME_KIND = {
 
 export type FrameType = keyof typeof FRAME_KIND;
 
-/** Kinds that are part of the protocol's numbering but not served by this version yet. */
-export const RESERVED_FRAME_TYPES: readonly FrameType[] = [
-  'streamOpen',
-  'streamData',
-  'streamWindow',
-  'streamClose',
-];
-
 const U32 = Type.Integer({ minimum: 0, maximum: MAX_U32 });
 const Sequence = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
 /**
@@ -84,10 +77,47 @@ const PointBatch = Type.Uint8Array({ minByteLength: 1, maxByteLength: MAX_FRAME_
 const PointCount = Type.Integer({ minimum: 1, maximum: MAX_POINTS_PER_FRAME });
 const Pem = Type.String({ minLength: 1, maxLength: MAX_PEM_BYTES });
 const RemoteError = Type.Object({ code: Code, message: Message }, { additionalProperties: false });
+const Limit = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
+/**
+ * The relay's limits on one agent that the agent must plan with (relay config `limits`): each
+ * optional, so a relay announces what it enforces. Keys this agent does not know are allowed (the
+ * only map a newer relay may widen without breaking older agents); the codec still bounds its width.
+ */
+const AnnouncedLimits = Type.Object(
+  {
+    /** Frames and bytes the relay takes from this identity per second; beyond, it refuses and then cuts. */
+    messagesPerSecond: Type.Optional(Limit),
+    bytesPerSecond: Type.Optional(Limit),
+    maxSessionsPerAgent: Type.Optional(Limit),
+    /** Sessions between one IT agent and one OT agent. */
+    maxSessionsPerPair: Type.Optional(Limit),
+    maxSubscriptionsPerAgent: Type.Optional(Limit),
+    maxPendingRequestsPerAgent: Type.Optional(Limit),
+  },
+  { additionalProperties: true },
+);
 
 function frame<T extends Record<string, TSchema>>(fields: T) {
   return Type.Object(fields, { additionalProperties: false });
 }
+
+/**
+ * Tunnel streams (streams.ts): a stream is numbered by its opener, the IT agent, within a session.
+ * `credit` is bytes the receiver lets the sender send on top of what it granted before; `end` on a
+ * data frame is the sender's FIN (half-close: the other direction goes on); streamClose is an
+ * abort of both directions (RST), with why.
+ */
+const StreamId = U32;
+const ServiceName = Type.String({ pattern: SERVICE_NAME_PATTERN });
+const Credit = Type.Integer({ minimum: 1, maximum: MAX_STREAM_WINDOW_BYTES });
+const StreamOpen = frame({ session: U32, stream: StreamId, service: ServiceName, window: Credit });
+const StreamData = frame({
+  session: U32,
+  stream: StreamId,
+  data: Type.Uint8Array({ maxByteLength: MAX_STREAM_CHUNK_BYTES }),
+  end: Type.Optional(Type.Boolean()),
+});
+const StreamWindow = frame({ session: U32, stream: StreamId, credit: Credit });
 
 const Ping = frame({ nonce: U32 });
 const SessionClose = frame({ session: U32, code: Type.Optional(Code), message: Type.Optional(Message) });
@@ -132,6 +162,11 @@ export const TO_RELAY = {
   pong: Ping,
   /** Certificate renewal over the live mTLS connection: a CSR for a fresh key (PEM). */
   renew: frame({ ref: U32, csr: Pem }),
+  /** IT agent opens a stream to a service of the session's OT agent; `window` is its receive credit. */
+  streamOpen: StreamOpen,
+  streamData: StreamData,
+  streamWindow: StreamWindow,
+  streamClose: frame({ session: U32, stream: StreamId, code: Code, message: Type.Optional(Message) }),
 } as const;
 
 /** Frames the relay sends to an agent. */
@@ -142,6 +177,8 @@ export const TO_AGENT = {
     leaseMs: Lease,
     pingIntervalMs: Lease,
     maxFrameBytes: Type.Integer({ minimum: 1, maximum: MAX_FRAME_BYTES }),
+    /** Absent from relays that did not announce their limits yet. */
+    limits: Type.Optional(AnnouncedLimits),
   }),
   /** The relay offers an OT agent a session an IT agent asked for. */
   sessionOpen: frame({ session: U32, peer: AgentName, filter: Topic, leaseMs: Lease }),
@@ -168,9 +205,16 @@ export const TO_AGENT = {
   error: frame({
     ref: Type.Optional(U32),
     session: Type.Optional(U32),
+    /** The stream a refused stream frame was about (the stream itself is unchanged). */
+    stream: Type.Optional(StreamId),
     code: Code,
     message: Message,
   }),
+  /** The relay hands the OT agent a stream the IT agent opened (policy checked). */
+  streamOpen: StreamOpen,
+  streamData: StreamData,
+  streamWindow: StreamWindow,
+  streamClose: frame({ session: U32, stream: StreamId, code: Code, message: Message }),
 } as const;
 
 type FramesOf<Schemas extends Record<string, TSchema>> = {
@@ -183,3 +227,4 @@ export type Frame = ToRelayFrame | ToAgentFrame;
 
 export type ToRelayFrameOf<T extends ToRelayFrame['type']> = Extract<ToRelayFrame, { type: T }>;
 export type ToAgentFrameOf<T extends ToAgentFrame['type']> = Extract<ToAgentFrame, { type: T }>;
+export type WelcomeLimits = Static<typeof AnnouncedLimits>;

@@ -49,6 +49,11 @@ export interface AgentListenerOptions {
   readonly log: Logger;
   /** Serials revoked since the CRL was loaded; checked at connection time as well. */
   readonly revoked: ReadonlySet<string>;
+  /**
+   * Whether the relay's CA has the serial on record (PkiStore.hasCertificate). Absent (TLS material
+   * without a CA behind it), every certificate that chains is taken.
+   */
+  readonly recorded?: (serialHex: string) => boolean;
 }
 
 export async function createAgentListener(options: AgentListenerOptions): Promise<FastifyInstance> {
@@ -111,7 +116,11 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
   // nor the certificate's dates when it resumes, verifyPeer does.
   server.prependListener('secureConnection', (socket: TLSSocket) => {
     try {
-      peers.set(socket, verifyPeer(socket, config.trustDomain, options.revoked));
+      const peer = verifyPeer(socket, config.trustDomain, options.revoked);
+      // The CRL can only name what the CA knows of: a certificate issued after the backup a
+      // restored store came from chains to the CA yet is beyond `dmz-pki revoke`, so it is refused.
+      if (options.recorded?.(peer.serialHex) === false) throw new DmzError('RELAY_ERR_CERT_UNKNOWN');
+      peers.set(socket, peer);
       metrics.agentHandshakes.labels(socket.isSessionReused() ? 'resumed' : 'full').inc();
       // An authenticated connection is for one WebSocket, asked for at once: one that has not
       // upgraded within the handshake timeout is holding a descriptor for nothing, and is cut.
@@ -164,7 +173,7 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
       socket.close(CLOSE_CODE.policyViolation, 'RELAY_ERR_REVOKED');
       return;
     }
-    const link = createLink(socket, tlsSocket, peer);
+    const link = createLink(socket, tlsSocket, peer, config.limits.maxQueuedBytesPerConsumer);
     const connection = broker.attach(link);
     if (connection === undefined) return;
     socket.on('message', (data: RawData, isBinary: boolean) => {
@@ -210,8 +219,13 @@ export async function createAgentListener(options: AgentListenerOptions): Promis
   return app;
 }
 
-function createLink(socket: WebSocket, tlsSocket: TLSSocket, peer: VerifiedPeer): AgentLink {
-  const writer = new MessageWriter(socket, tlsSocket);
+function createLink(
+  socket: WebSocket,
+  tlsSocket: TLSSocket,
+  peer: VerifiedPeer,
+  maxQueuedBytes: number,
+): AgentLink {
+  const writer = new MessageWriter(socket, tlsSocket, maxQueuedBytes);
   return {
     identity: peer.identity,
     serialHex: peer.serialHex,
@@ -219,6 +233,8 @@ function createLink(socket: WebSocket, tlsSocket: TLSSocket, peer: VerifiedPeer)
     send: (message) => writer.send(message),
     // What the socket holds unsent (corked writes included) and what ws holds back: exact.
     bufferedBytes: () => socket.bufferedAmount,
+    sendBulk: (message) => writer.sendBulk(message),
+    bulkBytes: () => writer.bulkBytes,
     close(code, reason) {
       socket.close(code, reason);
       setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();

@@ -11,7 +11,7 @@ import type { ToRelayFrame } from '../protocol/frames.ts';
 import { boundMessage } from '../protocol/wire-text.ts';
 import { AgentConnection } from './agent-connection.ts';
 import { AUDIT_EVENT, type AuditLog } from './audit.ts';
-import { checkLiveness, PINGS_PER_LEASE } from './liveness.ts';
+import { checkLiveness } from './liveness.ts';
 import { enforcePolicy, type PolicyEnforcement } from './policy-enforcement.ts';
 import type { RelayConfig } from './config.ts';
 import type { AgentLink } from './link.ts';
@@ -30,6 +30,8 @@ import {
   removeSubscription,
 } from './session-handlers.ts';
 import { SessionTable } from './sessions.ts';
+import { Tunnels } from './tunnels.ts';
+import { welcomeFrame } from './welcome.ts';
 
 /** Decode failures after which the stream cannot be trusted to be in sync: close (RFC 6455 7.4.1). */
 const PROTOCOL_VIOLATIONS: ReadonlySet<ErrorCode> = new Set([
@@ -54,25 +56,28 @@ export class Broker {
     this.disconnect(connection, closeCode, reason);
 
   constructor(options: BrokerOptions) {
-    this.#context = {
+    const context = {
       config: options.config,
       policy: options.policy,
       audit: options.audit,
       metrics: options.metrics,
       log: options.log,
       now: options.now ?? Date.now,
-      agents: new Map(),
+      agents: new Map<string, AgentConnection>(),
       sessions: new SessionTable(),
       requests: new PendingRequests(),
       renewer: options.renewer,
     };
-    options.metrics.observeQueues(() => {
-      let largest = 0;
-      for (const connection of this.#context.agents.values()) {
-        largest = Math.max(largest, connection.link.bufferedBytes());
-      }
-      return largest;
-    });
+    this.#context = Object.assign(context, { tunnels: new Tunnels(context) });
+    const largest = (measure: (connection: AgentConnection) => number) => () => {
+      let most = 0;
+      for (const connection of this.#context.agents.values()) most = Math.max(most, measure(connection));
+      return most;
+    };
+    options.metrics.observeQueues(
+      largest((connection) => connection.link.bufferedBytes()),
+      largest((connection) => connection.link.bulkBytes()),
+    );
   }
 
   get agentCount(): number {
@@ -81,6 +86,10 @@ export class Broker {
 
   get sessionCount(): number {
     return this.#context.sessions.size;
+  }
+
+  get streamCount(): number {
+    return this.#context.tunnels.size;
   }
 
   /** Admits a TLS-authenticated agent, or closes it when policy names it nowhere. */
@@ -166,8 +175,9 @@ export class Broker {
   }
 
   /** Swaps in a new policy, cutting what it no longer allows and keeping everything else. */
-  applyPolicy(policy: Policy): PolicyEnforcement {
-    return enforcePolicy(this.#context, policy, this.#disconnect);
+  applyPolicy(policy: Policy): PolicyEnforcement & { readonly streamsClosed: number } {
+    const enforced = enforcePolicy(this.#context, policy, this.#disconnect);
+    return { ...enforced, streamsClosed: this.#context.tunnels.enforcePolicy() };
   }
 
   /** Periodic upkeep: pings, lapsed leases, lease renewal, stalled consumers. */
@@ -219,20 +229,24 @@ export class Broker {
       case 'renew':
         renewCertificate(this.#context, connection, frame);
         return;
+      case 'streamOpen':
+        this.#context.tunnels.open(connection, frame);
+        return;
+      case 'streamData':
+        this.#context.tunnels.data(connection, frame);
+        return;
+      case 'streamWindow':
+        this.#context.tunnels.window(connection, frame);
+        return;
+      case 'streamClose':
+        this.#context.tunnels.close(connection, frame);
+        return;
     }
   }
 
   #hello(connection: AgentConnection): void {
     connection.state = 'ready';
-    const { leaseMs } = this.#context.config.sessions;
-    connection.outbound.sendControl({
-      type: 'welcome',
-      role: connection.role,
-      name: connection.name,
-      leaseMs,
-      pingIntervalMs: Math.floor(leaseMs / PINGS_PER_LEASE),
-      maxFrameBytes: this.#context.config.limits.maxFrameBytes,
-    });
+    connection.outbound.sendControl(welcomeFrame(connection, this.#context.config));
   }
 
   #teardown(connection: AgentConnection, code: ErrorCode, message: string): void {
@@ -276,7 +290,8 @@ export class Broker {
     }
     const ref = frame !== undefined && 'ref' in frame ? frame.ref : undefined;
     const session = frame !== undefined && 'session' in frame ? frame.session : undefined;
-    this.#sendError(connection, code, message, ref, session);
+    const stream = frame !== undefined && 'stream' in frame ? frame.stream : undefined;
+    this.#sendError(connection, code, message, ref, session, stream);
     if (PROTOCOL_VIOLATIONS.has(code)) {
       const closeCode =
         code === 'RELAY_ERR_FRAME_TOO_LARGE' ? CLOSE_CODE.messageTooBig : CLOSE_CODE.protocolError;
@@ -290,6 +305,7 @@ export class Broker {
     message: string,
     ref?: number,
     session?: number,
+    stream?: number,
   ): void {
     this.#context.metrics.frameErrors.labels(code).inc();
     connection.outbound.sendControl({
@@ -298,6 +314,7 @@ export class Broker {
       message: boundMessage(message),
       ...(ref === undefined ? {} : { ref }),
       ...(session === undefined ? {} : { session }),
+      ...(stream === undefined ? {} : { stream }),
     });
   }
 }

@@ -43,7 +43,10 @@ const PolicyRule = Type.Object(
     subscribe: Filters,
     /** Topic filters this agent may send requests (commands, writes) to. */
     command: Filters,
-    /** `<ot-agent>/<service>` filters of tunnel services this agent may open (reserved). */
+    /**
+     * `<ot-agent>/<service>` filters of the tunnel services this IT agent may open streams to
+     * (`plc-7/modbus`, `plc-7/+`); the OT agent's own config maps a service to its target.
+     */
     tunnel: Filters,
     /** Extra topic filters an OT agent may publish to, beyond its own `<name>/...` namespace. */
     publish: Filters,
@@ -103,6 +106,18 @@ export const RelayConfigSchema = Type.Object(
       maxPendingOffersPerAgent: Type.Integer({ minimum: 1, default: 16 }),
       maxSubscriptionsPerAgent: Type.Integer({ minimum: 1, default: 256 }),
       maxPendingRequestsPerAgent: Type.Integer({ minimum: 1, default: 256 }),
+      /**
+       * Tunnel streams open in one session: an HMI or SCADA poller holds a handful of TCP
+       * connections to a device, an engineering tool a few more; 32 leaves room for both, and
+       * with a window of 1 MiB (protocol/streams.ts) bounds what a session can make the relay hold.
+       */
+      maxStreamsPerSession: Type.Integer({ minimum: 1, maximum: 1024, default: 32 }),
+      /**
+       * Tunnel streams one agent is an end of, all its sessions together: twice a session's, so one
+       * IT agent cannot take every stream an OT agent may have. Bounds the relay's bulk memory per
+       * agent connection to this many windows.
+       */
+      maxStreamsPerAgent: Type.Integer({ minimum: 1, maximum: 4096, default: 64 }),
       maxQueuedBytesPerConsumer: Type.Integer({ minimum: 64 * 1024, default: 8 * 1024 * 1024 }),
       slowConsumerGraceMs: Type.Integer({ minimum: 100, default: 5_000 }),
       enrollmentsPerMinutePerAddress: Type.Integer({ minimum: 1, default: 10 }),
@@ -265,6 +280,7 @@ function checkSemantics(config: Static<typeof RelayConfigSchema>): ConfigIssue[]
     ['enrollmentConnectionsPerAddress', 'enrollmentConnections'],
     // One IT agent with one OT agent: above the per-agent limit, the pair could hold all of it.
     ['maxSessionsPerPair', 'maxSessionsPerAgent'],
+    ['maxStreamsPerSession', 'maxStreamsPerAgent'],
   ] as const) {
     if (config.limits[narrower] > config.limits[wider]) {
       issues.push({ path: `/limits/${narrower}`, message: `must not exceed limits.${wider}` });

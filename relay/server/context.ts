@@ -11,6 +11,7 @@ import type { RelayMetrics } from './metrics.ts';
 import type { Policy } from './policy.ts';
 import type { PendingRequests } from './requests.ts';
 import type { SessionTable } from './sessions.ts';
+import type { Tunnels } from './tunnels.ts';
 
 /** Issues a renewed certificate for a connected agent (the relay's CA); absent when the relay has none. */
 export interface CertificateRenewer {
@@ -33,5 +34,7 @@ export interface RelayContext {
   readonly agents: Map<string, AgentConnection>;
   readonly sessions: SessionTable;
   readonly requests: PendingRequests;
+  /** Tunnel streams inside the sessions. */
+  readonly tunnels: Tunnels;
   readonly renewer: CertificateRenewer | undefined;
 }

@@ -18,5 +18,12 @@ export interface AgentLink {
   send(message: Uint8Array | readonly Uint8Array[]): void;
   /** Bytes accepted by send() but not yet written to the network. */
   bufferedBytes(): number;
+  /**
+   * One message of tunnel bulk (stream data), in pieces: it waits in a lane of its own and yields
+   * to everything send() carries (message-writer.ts).
+   */
+  sendBulk(message: readonly Uint8Array[]): void;
+  /** Bytes sendBulk() holds in its lane, not yet handed to the socket. */
+  bulkBytes(): number;
   close(code: CloseCode, reason: string): void;
 }

@@ -10,31 +10,16 @@
  * compresses (the agent listener turns permessage-deflate off) or reads a Blob (the relay sends
  * none). So messages from here and from ws cannot interleave; after ws has begun closing, nothing
  * is written from here (RFC 6455 section 5.5.1: no data frame after a close frame).
+ *
+ * Tunnel bulk (stream data) has a lane of its own: it waits here, not in the socket, and joins a
+ * turn's writes only after everything else that turn sent, and only while the socket holds less
+ * than `bulkShare` bytes. So live points and control frames never queue behind more than that
+ * much tunnel data, and the live-data queue limit (outbound.ts) never counts the lane. What the
+ * lane holds is bounded by the stream credit the relay enforces (tunnels.ts), not here.
  */
 import type { Duplex } from 'node:stream';
 import type { WebSocket } from 'ws';
-
-/** RFC 6455 section 5.2: FIN set, opcode 0x2 (binary); a server's frames are never masked. */
-const FIN_BINARY = 0x82;
-/** Payload lengths up to 125 fit the 7-bit field; up to 65535 take a 16-bit extension (126). */
-const MAX_SHORT_LENGTH = 125;
-const MAX_MEDIUM_LENGTH = 0xffff;
-const MEDIUM_LENGTH_MARK = 126;
-const LONG_LENGTH_MARK = 127;
-
-/** The header of one unfragmented, unmasked binary frame carrying `length` bytes (RFC 6455 5.2). */
-export function binaryFrameHeader(length: number): Buffer {
-  if (length <= MAX_SHORT_LENGTH) return Buffer.of(FIN_BINARY, length);
-  if (length <= MAX_MEDIUM_LENGTH)
-    return Buffer.of(FIN_BINARY, MEDIUM_LENGTH_MARK, length >>> 8, length & 0xff);
-  const header = Buffer.allocUnsafe(10);
-  header[0] = FIN_BINARY;
-  header[1] = LONG_LENGTH_MARK;
-  // 64-bit length, most significant bit 0; frames are bounded far below 2^53.
-  header.writeUIntBE(0, 2, 2);
-  header.writeUIntBE(length, 4, 6);
-  return header;
-}
+import { binaryFrameHeader } from '../protocol/websocket-frame.ts';
 
 /**
  * A turn's writes to one socket are held back until this many bytes are waiting, then go out at
@@ -43,32 +28,78 @@ export function binaryFrameHeader(length: number): Buffer {
  */
 export const COALESCE_BYTES = 64 * 1024;
 
+/**
+ * Tunnel bytes the socket may hold in front of whatever comes next: 256 KiB is a few milliseconds
+ * of a gigabit link, and enough in the kernel's path to keep a bulk stream at full speed between
+ * two 'drain' events. Never more than a quarter of the live-data queue limit.
+ */
+export const BULK_SOCKET_BYTES = 256 * 1024;
+
 export class MessageWriter {
   readonly #webSocket: WebSocket;
   readonly #socket: Duplex;
+  readonly #bulkShare: number;
   #flush: NodeJS.Immediate | undefined;
   #held = 0;
+  readonly #bulk: (readonly Uint8Array[])[] = [];
+  #bulkBytes = 0;
+  #awaitingDrain = false;
   readonly #uncork = (): void => {
     this.#flush = undefined;
     this.#held = 0;
+    this.#writeBulk();
     this.#socket.uncork();
   };
+  readonly #drained = (): void => {
+    this.#awaitingDrain = false;
+    if (this.#bulk.length > 0) this.#hold();
+  };
 
-  /** `socket` is the stream `webSocket` was established on (the TLS socket of the upgrade). */
-  constructor(webSocket: WebSocket, socket: Duplex) {
+  /**
+   * `socket` is the stream `webSocket` was established on (the TLS socket of the upgrade);
+   * `maxQueuedBytes` the live-data queue limit, of which bulk takes at most a quarter.
+   */
+  constructor(webSocket: WebSocket, socket: Duplex, maxQueuedBytes: number) {
     this.#webSocket = webSocket;
     this.#socket = socket;
+    this.#bulkShare = Math.min(BULK_SOCKET_BYTES, Math.floor(maxQueuedBytes / 4));
+  }
+
+  /** Bytes of tunnel bulk waiting in the lane (not yet in the socket). */
+  get bulkBytes(): number {
+    return this.#bulkBytes;
+  }
+
+  /** One binary message of tunnel bulk, in pieces; it leaves after this turn's other messages. */
+  sendBulk(message: readonly Uint8Array[]): void {
+    if (this.#webSocket.readyState !== this.#webSocket.OPEN) return;
+    this.#bulk.push(message);
+    for (const piece of message) this.#bulkBytes += piece.byteLength;
+    if (!this.#awaitingDrain) this.#hold();
   }
 
   /** One binary message: `message` whole, or its pieces in order. Dropped once ws is closing. */
   send(message: Uint8Array | readonly Uint8Array[]): void {
     if (this.#webSocket.readyState !== this.#webSocket.OPEN) return;
-    // Held until the event loop has handled every read that was ready (setImmediate runs after
-    // the poll phase): what a burst of publishes routes to this socket leaves together.
-    if (this.#flush === undefined) {
-      this.#socket.cork();
-      this.#flush = setImmediate(this.#uncork);
+    this.#hold();
+    this.#held += this.#write(message);
+    if (this.#held >= COALESCE_BYTES) {
+      clearImmediate(this.#flush);
+      this.#uncork();
     }
+  }
+
+  /**
+   * Held until the event loop has handled every read that was ready (setImmediate runs after the
+   * poll phase): what a burst of publishes routes to this socket leaves together.
+   */
+  #hold(): void {
+    if (this.#flush !== undefined) return;
+    this.#socket.cork();
+    this.#flush = setImmediate(this.#uncork);
+  }
+
+  #write(message: Uint8Array | readonly Uint8Array[]): number {
     let length = 0;
     if (message instanceof Uint8Array) {
       length = message.byteLength;
@@ -79,10 +110,28 @@ export class MessageWriter {
       this.#socket.write(binaryFrameHeader(length));
       for (const piece of message) this.#socket.write(piece);
     }
-    this.#held += length;
-    if (this.#held >= COALESCE_BYTES) {
-      clearImmediate(this.#flush);
-      this.#uncork();
+    return length;
+  }
+
+  /**
+   * Bulk joins the socket while it holds less than the share; the rest waits for 'drain' (the
+   * share is above the socket's high-water mark, so a write that reached it asked for one).
+   */
+  #writeBulk(): void {
+    if (this.#webSocket.readyState !== this.#webSocket.OPEN) {
+      this.#bulk.length = 0;
+      this.#bulkBytes = 0;
+      return;
+    }
+    let next = 0;
+    while (next < this.#bulk.length && this.#socket.writableLength < this.#bulkShare) {
+      const message = this.#bulk[next++] as readonly Uint8Array[];
+      this.#bulkBytes -= this.#write(message);
+    }
+    this.#bulk.splice(0, next);
+    if (this.#bulk.length > 0 && !this.#awaitingDrain) {
+      this.#awaitingDrain = true;
+      this.#socket.once('drain', this.#drained);
     }
   }
 }

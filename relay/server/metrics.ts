@@ -33,6 +33,8 @@ export type EnrollmentOutcome = (typeof ENROLLMENT_OUTCOMES)[number];
 export const ENROLLMENT_PORT_STATES = ['off', 'closed', 'open', 'unavailable'] as const;
 export type EnrollmentPortState = (typeof ENROLLMENT_PORT_STATES)[number];
 
+/** Which way tunnel bytes went through the relay (tunnels.ts). */
+export const TUNNEL_DIRECTIONS = ['to_ot', 'to_it'] as const;
 /** Frame errors and disconnects carry a relay error code. */
 const RELAY_CODES = (Object.keys(ERROR_MESSAGES) as ErrorCode[]).filter((code) =>
   code.startsWith('RELAY_ERR_'),
@@ -93,6 +95,22 @@ export class RelayMetrics {
       this.maxQueuedBytes.set(this.#largestQueue());
     },
   });
+  readonly tunnelStreams = this.#gauge('dmz_relay_tunnel_streams', 'Tunnel streams open or being opened.');
+  readonly tunnelBytes = this.#labelled(
+    'dmz_relay_tunnel_bytes_total',
+    'Tunnel stream bytes forwarded, by direction (to the OT agent, to the IT agent).',
+    'direction',
+    TUNNEL_DIRECTIONS,
+  );
+  #largestBulkLane: () => number = () => 0;
+  readonly maxTunnelQueuedBytes: Gauge = new Gauge({
+    name: 'dmz_relay_max_tunnel_queued_bytes',
+    help: 'Tunnel bytes waiting in the bulk lane of the agent connection that has most (bounded by stream credit).',
+    registers: [this.registry],
+    collect: () => {
+      this.maxTunnelQueuedBytes.set(this.#largestBulkLane());
+    },
+  });
   readonly disconnects = this.#labelled(
     'dmz_relay_disconnects_total',
     'Agent connections closed by the relay, by reason.',
@@ -144,9 +162,10 @@ export class RelayMetrics {
 
   readonly contentType = this.registry.contentType;
 
-  /** Where the max-queued-bytes gauge reads its value from. */
-  observeQueues(largestQueue: () => number): void {
+  /** Where the max-queued-bytes gauges read their values from: socket queues and bulk lanes. */
+  observeQueues(largestQueue: () => number, largestBulkLane: () => number = () => 0): void {
     this.#largestQueue = largestQueue;
+    this.#largestBulkLane = largestBulkLane;
   }
 
   /** Where the expiry gauges read the CA, the relay certificate and the CRL from. */

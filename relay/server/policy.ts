@@ -53,15 +53,15 @@ export class Policy {
 
   /**
    * An IT agent may have a session with an OT agent under `filter` only if some topic lies in the
-   * filter, in one of the IT agent's subscribe or command grants, and among the OT agent's own
-   * topics, all at once: pairwise overlaps would let a grant for `press-7/#` open `#` with press-9.
+   * filter, in one of the IT agent's subscribe, command or tunnel grants, and among the OT agent's
+   * own topics (its services are `<name>/<service>`), all at once: pairwise overlaps would let a grant for `press-7/#` open `#` with press-9.
    * Asked at session open and again, for every live session, when policy is reloaded.
    */
   mayOpenSession(it: AgentIdentity, ot: AgentIdentity, filter: string): boolean {
     const grants = this.grantsFor(it);
     const owned = this.#ownFiltersOf(ot);
     if (grants === null || it.role !== 'it' || owned === undefined) return false;
-    return [...grants.subscribe, ...grants.command].some((grant) =>
+    return [...grants.subscribe, ...grants.command, ...grants.tunnel].some((grant) =>
       owned.some((own) => filtersIntersect(filter, grant, own)),
     );
   }
@@ -84,6 +84,17 @@ export class Policy {
   ): boolean {
     if (!this.maySubscribe(it, filter)) return false;
     return this.#ownFiltersOf(ot)?.some((own) => filtersIntersect(filter, sessionFilter, own)) ?? false;
+  }
+
+  /**
+   * A stream to `service` of OT agent `ot`: a tunnel grant of the IT agent matches
+   * `<ot-agent>/<service>`, and `ot` is an OT agent policy admits. Asked at stream open and again,
+   * for every open stream, when policy is reloaded.
+   */
+  mayTunnel(it: AgentIdentity, ot: AgentIdentity, service: string): boolean {
+    if (it.role !== 'it' || this.#ownFiltersOf(ot) === undefined) return false;
+    const target = `${ot.name}/${service}`;
+    return this.grantsFor(it)?.tunnel.some((grant) => topicMatches(grant, target)) ?? false;
   }
 
   mayCommand(identity: AgentIdentity, topic: string): boolean {

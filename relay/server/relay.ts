@@ -118,6 +118,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
     metrics,
     log,
     revoked,
+    ...(pki === undefined ? {} : { recorded: (serial: string) => pki.state.store.hasCertificate(serial) }),
   });
   metrics.observeCertificates(() => tls);
   const adminListener = createAdminListener(metrics, broker, Date.now(), () => enrollmentStatus());

@@ -202,6 +202,7 @@ export function endSession(
   if (ctx.sessions.get(session.id) !== session) return;
   ctx.sessions.delete(session);
   ctx.metrics.sessions.dec();
+  ctx.tunnels.sessionEnded(session, code);
   for (const request of ctx.requests.takeAllOf(session)) {
     if (request.requester !== closer) answerRequest(request, { code: 'RELAY_ERR_SESSION_CLOSED', message });
   }

@@ -6,7 +6,19 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -14,8 +26,8 @@ import Database from 'better-sqlite3';
 import { loadCredentials, type AgentCredentialSet } from '../../agents/credentials.ts';
 import { enrollAgent } from '../../agents/enroll.ts';
 import { RelayLink } from '../../agents/link/relay-link.ts';
-import { encodeArchive } from '../../pki/backup-archive.ts';
-import { sealBackup } from '../../pki/backup-envelope.ts';
+import { decodeArchive, encodeArchive } from '../../pki/backup-archive.ts';
+import { openBackup, sealBackup } from '../../pki/backup-envelope.ts';
 import { runPkiCli } from '../../pki/cli.ts';
 import { restoreBackup } from '../../pki/restore.ts';
 import { openState } from '../../pki/state.ts';
@@ -128,6 +140,11 @@ describe('dmz-pki backup and restore', () => {
     const revokedTokens = Number(/revoked (\d+) enrollment token\(s\) outstanding/.exec(restore.stderr)?.[1]);
     assert.ok(revokedTokens >= 1 && revokedTokens <= 1 + late.length, restore.stderr);
     assert.equal(await readFile(restoredConfig, 'utf8'), relayConfigFile(state));
+    // It is the old appliance's, byte for byte: where it differs from here, restore says so.
+    assert.match(
+      restore.stderr,
+      /the restored configuration names the state directory ".*old-appliance\/state", not ".*new-appliance\/state": set "state"/,
+    );
     if (posixModes) {
       assert.equal(await modeOf(restored), 0o700);
       for (const name of await readdir(restored))
@@ -242,6 +259,43 @@ describe('dmz-pki backup and restore', () => {
     assert.equal((JSON.parse(into.stdout) as { configPath: string }).configPath, join(empty, 'relay.yaml'));
   });
 
+  it(
+    "refuses another user's empty directory: run restore as the relay's user",
+    { skip: process.getuid?.() !== 0 && 'only root can make a directory of another user' },
+    async () => {
+      const theirs = join(dir, 'theirs');
+      await mkdir(theirs, { mode: 0o700 });
+      await chown(theirs, 65534, 65534);
+      const run = await pki(['--state', theirs, 'restore', '--in', backupFile]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /belongs to uid 65534, not to this user .*\(PKI_ERR_STATE_PERMISSIONS\)/);
+      assert.deepEqual(await readdir(theirs), []);
+    },
+  );
+
+  it('never writes through, nor removes, a symbolic link at --config, even one that leads nowhere', async () => {
+    const link = join(dir, 'operator-link.yaml');
+    await symlink(join(dir, 'nowhere', 'relay.yaml'), link);
+    const target = join(dir, 'restore-link', 'state');
+    const run = await pki(['--state', target, 'restore', '--in', backupFile, '--config', link]);
+    assert.equal(run.code, 1, run.stderr);
+    assert.match(
+      run.stderr,
+      /cannot write the relay configuration .*operator-link\.yaml": it already exists/,
+    );
+    assert.ok((await lstat(link)).isSymbolicLink(), 'the link is left as it was');
+    assert.equal(existsSync(join(dir, 'nowhere')), false);
+    assert.equal(existsSync(join(dir, 'restore-link')), false);
+
+    // Nor at --state: a dangling link is refused, and left.
+    const stateLink = join(dir, 'state-link');
+    await symlink(join(dir, 'nowhere'), stateLink);
+    const refused = await pki(['--state', stateLink, 'restore', '--in', backupFile]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /it is a symbolic link to nothing/);
+    assert.ok((await lstat(stateLink)).isSymbolicLink(), 'the link is left as it was');
+  });
+
   it('refuses to overwrite a backup, a short passphrase, and a configuration of another relay', async () => {
     const before = await readFile(backupFile);
     const again = await pki(['--state', join(dir, 'empty'), 'backup', '--out', backupFile]);
@@ -269,6 +323,19 @@ describe('dmz-pki backup and restore', () => {
     assert.equal(other.code, 2, other.stderr);
     assert.match(other.stderr, /is the configuration of a relay on/);
     assert.equal(existsSync(short), false);
+  });
+
+  it('removes what it wrote, SQLite files included, when the restored state fails its check', async () => {
+    // Sealed by the passphrase holder, yet naming another CA than the store it carries.
+    const archive = decodeArchive(await openBackup(await readFile(backupFile), PASSPHRASE));
+    const file = await sealBackup(encodeArchive({ ...archive, caFingerprint: 'sha256:00' }), PASSPHRASE);
+    const target = join(dir, 'checked');
+    await mkdir(target, { mode: 0o700 });
+    await assert.rejects(restoreBackup({ file, passphrase: PASSPHRASE, stateDir: target }), {
+      code: 'PKI_ERR_BACKUP_DAMAGED',
+      message: /does not name the backup's CA/,
+    });
+    assert.deepEqual(await readdir(target), [], 'the directory it was given is left, empty');
   });
 
   it('refuses a sealed archive that names a path outside the state directory, writing nothing', async () => {

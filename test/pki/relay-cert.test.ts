@@ -120,6 +120,8 @@ describe('dmz-pki relay-cert - reissue under a running relay', () => {
       '--json',
     ]);
     assert.equal(reissued.code, 0, reissued.stderr);
+    // localhost was the relay's name: said, since agents that use it now refuse the relay.
+    assert.match(reissued.stderr, /no longer answers to "localhost": agents that reach the relay by it/);
     const { serial } = JSON.parse(reissued.stdout) as { serial: string };
     const reload = await audit.waitFor(
       (entry) => entry.event === 'tls.server_certificate_reloaded',
@@ -220,6 +222,7 @@ describe('dmz-pki relay-cert - reissue under a running relay', () => {
   it('keeps the current names when none are given, and refuses bad ones', async () => {
     const kept = await pki(['--state', state, 'relay-cert', '--json']);
     assert.equal(kept.code, 0, kept.stderr);
+    assert.doesNotMatch(kept.stderr, /no longer answers/);
     const issued = JSON.parse(kept.stdout) as { dnsNames: string[]; ipAddresses: string[]; notAfter: string };
     assert.deepEqual(issued.dnsNames, [NEW_NAME]);
     assert.deepEqual(issued.ipAddresses, ['127.0.0.1']);
@@ -248,6 +251,14 @@ describe('dmz-pki relay-cert - reissue under a running relay', () => {
     await assert.rejects(readRelayCertificate(copy), { code: 'PKI_ERR_RELAY_CERT_MISMATCH' });
     // And a relay refuses to start on it with that code, instead of a TLS library error.
     await assert.rejects(startCaStateRelay(copy), { code: 'PKI_ERR_RELAY_CERT_MISMATCH' });
+    // The remedy its hint gives, running relay-cert again, mends it with the same names.
+    const again = await pki(['--state', copy, 'relay-cert', '--json']);
+    assert.equal(again.code, 0, again.stderr);
+    const issued = JSON.parse(again.stdout) as { dnsNames: string[]; ipAddresses: string[]; serial: string };
+    assert.deepEqual([issued.dnsNames, issued.ipAddresses], [['localhost'], ['127.0.0.1']]);
+    assert.equal((await readRelayCertificate(copy)).serialHex, issued.serial);
+    const { relay: mended } = await startCaStateRelay(copy);
+    await mended.close();
   });
 });
 

@@ -3,10 +3,11 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import { PKI_DB_FILE, openPkiStore } from '../../pki/store.ts';
 import type { NewCertificateRecord, NewTokenRecord, PkiStore } from '../../pki/store.ts';
 
@@ -240,6 +241,20 @@ describe('pki store: certificates and revocation', () => {
     assert.equal(store.nextCrlNumber(), 4);
   });
 
+  it('raises the CRL number to a floor, never lowers it', () => {
+    store.raiseCrlNumber(1_000);
+    assert.equal(store.nextCrlNumber(), 1_001);
+    store.raiseCrlNumber(10);
+    assert.equal(store.nextCrlNumber(), 1_002);
+  });
+
+  it('knows the serials it recorded, however they are printed, and no others', () => {
+    // As the CA writes them (authority.ts): lower-case hex, the first octet 0x40 to 0x7f.
+    store.recordCertificate(certificate('4f0a01'));
+    for (const printed of ['4f0a01', '4F0A01', '004f0a01']) assert.equal(store.hasCertificate(printed), true);
+    for (const other of ['4f0a02', 'plc-1', '']) assert.equal(store.hasCertificate(other), false, other);
+  });
+
   it('keeps meta values and data across reopen', () => {
     assert.equal(store.getMeta('ca_serial'), undefined);
     store.setMeta('ca_serial', 'one');
@@ -251,6 +266,25 @@ describe('pki store: certificates and revocation', () => {
       assert.equal(reopened.listTokens({ now: NOW })[0]?.jti, 'kept');
     } finally {
       reopened.close();
+    }
+  });
+});
+
+describe('pki store: schema version', () => {
+  it('refuses a store written by a newer version (PKI_ERR_STORE_VERSION) and leaves it as it was', async () => {
+    const dir = join(await mkdtemp(join(tmpdir(), 'dmz-store-version-')), 'state');
+    try {
+      openPkiStore(dir).close();
+      const db = new Database(join(dir, PKI_DB_FILE));
+      const known = db.pragma('user_version', { simple: true }) as number;
+      db.pragma(`user_version = ${known + 1}`);
+      db.close();
+      assert.throws(() => openPkiStore(dir), { code: 'PKI_ERR_STORE_VERSION' });
+      const after = new Database(join(dir, PKI_DB_FILE), { readonly: true });
+      assert.equal(after.pragma('user_version', { simple: true }), known + 1);
+      after.close();
+    } finally {
+      await rm(dirname(dir), { recursive: true, force: true });
     }
   });
 });

@@ -42,7 +42,12 @@ export interface AgentPlant {
   close(): Promise<void>;
 }
 
-export async function createAgentPlant(): Promise<AgentPlant> {
+export interface AgentPlantOptions {
+  /** The relay's policy; default: OT agents, and IT agents subscribing to everything. */
+  readonly policy?: readonly Record<string, unknown>[];
+}
+
+export async function createAgentPlant(options: AgentPlantOptions = {}): Promise<AgentPlant> {
   const dir = await mkdtemp(join(tmpdir(), 'dmz-plant-'));
   const caState = join(dir, 'relay-state');
   await createCaState(caState);
@@ -68,7 +73,7 @@ export async function createAgentPlant(): Promise<AgentPlant> {
           },
           log: { level: 'silent' },
           limits,
-          policy: [{ role: 'ot' }, { role: 'it', subscribe: ['#'] }],
+          policy: options.policy ?? [{ role: 'ot' }, { role: 'it', subscribe: ['#'] }],
         },
         caState,
       );

@@ -29,14 +29,25 @@ export class KillableProcess {
   readonly name: string;
   readonly #args: readonly string[];
   readonly #logDir: string;
+  readonly #launcher: readonly [string, ...string[]];
   readonly #incarnations: Incarnation[] = [];
   #child: ChildProcess | undefined;
 
-  /** Runs `node <args>`; logs go to `<logDir>/<name>.<incarnation>.stdout|stderr`. */
-  constructor(name: string, args: readonly string[], logDir: string) {
+  /**
+   * Runs `node <args>`, or `<launcher> <args>` (the lab's `ip netns exec NS node`, which execs in
+   * the same process, so signals still reach the program); logs go to
+   * `<logDir>/<name>.<incarnation>.stdout|stderr`.
+   */
+  constructor(
+    name: string,
+    args: readonly string[],
+    logDir: string,
+    launcher: readonly [string, ...string[]] = [process.execPath],
+  ) {
     this.name = name;
     this.#args = args;
     this.#logDir = logDir;
+    this.#launcher = launcher;
   }
 
   get running(): boolean {
@@ -60,7 +71,8 @@ export class KillableProcess {
     const stderr = openSync(`${base}.stderr`, 'w');
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, this.#args, { stdio: ['ignore', stdout, stderr] });
+      const [command, ...prefix] = this.#launcher;
+      child = spawn(command, [...prefix, ...this.#args], { stdio: ['ignore', stdout, stderr] });
     } finally {
       closeSync(stdout);
       closeSync(stderr);

@@ -31,6 +31,15 @@ export class MemoryLink implements AgentLink {
     return this.queuedBytes;
   }
 
+  /** Bulk is taken at once here: the lane's own behaviour is message-writer.ts's, tested on a socket. */
+  sendBulk(message: readonly Uint8Array[]): void {
+    this.send(message);
+  }
+
+  bulkBytes(): number {
+    return 0;
+  }
+
   close(code: number, reason: string): void {
     this.closed ??= { code, reason };
   }

@@ -1,8 +1,10 @@
 /**
  * A real Modbus TCP device for tests: modbus-serial's ServerTCP on a loopback port, over register
  * and bit tables the test sets, that logs every request it receives (function code, address,
- * quantity), can refuse addresses with exception 2 ("illegal data address"), can hang (it accepts
- * connections and requests and never answers), and can go down and come back on the same port.
+ * quantity), takes writes of holding registers and coils (functions 5, 6, 15, 16) into the same
+ * tables, can refuse addresses with exception 2 ("illegal data address"), can hang (it accepts
+ * connections and requests and never answers) or be slow (it holds requests until released), and
+ * can go down and come back on the same port.
  */
 import { once } from 'node:events';
 import type { Server, Socket } from 'node:net';
@@ -18,6 +20,7 @@ export interface ModbusRequest {
 
 type Table = 'holding' | 'input' | 'coil' | 'discrete';
 type Callback<T> = (error: Error | null, value: T) => void;
+type Done = (error: Error | null) => void;
 
 /** Modbus exception 2 (spec 7): the address is not one the device has. */
 const ILLEGAL_ADDRESS = 2;
@@ -44,6 +47,8 @@ export class ModbusTestDevice {
   readonly peers: string[] = [];
   /** While true, the device takes requests and answers none. */
   hung = false;
+  /** Requests taken while held, answered (in order) when released: a slow device. */
+  #held: (() => void)[] | undefined;
   #server: ServerTCP | undefined;
 
   private constructor(port: number) {
@@ -89,6 +94,16 @@ export class ModbusTestDevice {
     return this.requests.slice(from);
   }
 
+  /** Holds every request from now on; the function returned answers them and ends the hold. */
+  hold(): () => void {
+    const held: (() => void)[] = [];
+    this.#held = held;
+    return () => {
+      if (this.#held === held) this.#held = undefined;
+      for (const answer of held) answer();
+    };
+  }
+
   setHolding(address: number, registers: readonly number[]): void {
     this.holding.set(registers, address);
   }
@@ -115,20 +130,17 @@ export class ModbusTestDevice {
 
   #vector(): IServiceVector {
     const registers =
-      (table: 'holding' | 'input') => (address: number, count: number, callback: Callback<number[]>) => {
-        if (this.hung) return;
-        if (this.#refuses(table, address, count)) {
-          callback(illegalAddress(), []);
-          return;
-        }
-        callback(null, Array.from(this[table].subarray(address, address + count)));
-      };
+      (table: 'holding' | 'input') => (address: number, count: number, callback: Callback<number[]>) =>
+        this.#answer(() => {
+          if (this.#refuses(table, address, count)) callback(illegalAddress(), []);
+          else callback(null, Array.from(this[table].subarray(address, address + count)));
+        });
     const bit =
-      (table: 'coil' | 'discrete', store: Uint8Array) => (address: number, callback: Callback<boolean>) => {
-        if (this.hung) return;
-        if (this.illegal[table].has(address)) callback(illegalAddress(), false);
-        else callback(null, store[address] === 1);
-      };
+      (table: 'coil' | 'discrete', store: Uint8Array) => (address: number, callback: Callback<boolean>) =>
+        this.#answer(() => {
+          if (this.illegal[table].has(address)) callback(illegalAddress(), false);
+          else callback(null, store[address] === 1);
+        });
     const holding = registers('holding');
     const input = registers('input');
     return {
@@ -153,7 +165,32 @@ export class ModbusTestDevice {
         bit('coil', this.coils)(address, callback),
       getDiscreteInput: (address: number, _unit: number, callback: Callback<boolean>) =>
         bit('discrete', this.discrete)(address, callback),
+      setRegister: (address: number, value: number, _unit: number, done: Done) =>
+        this.#write('holding', address, 1, done, () => (this.holding[address] = value)),
+      setRegisterArray: (address: number, values: number[], _unit: number, done: Done) =>
+        this.#write('holding', address, values.length, done, () => this.holding.set(values, address)),
+      setCoil: (address: number, value: boolean, _unit: number, done: Done) =>
+        this.#write('coil', address, 1, done, () => (this.coils[address] = value ? 1 : 0)),
     };
+  }
+
+  /** A write that changes the table only when the device takes it (not hung, no refused address). */
+  #write(table: Table, address: number, count: number, done: Done, apply: () => unknown): void {
+    this.#answer(() => {
+      if (this.#refuses(table, address, count)) {
+        done(illegalAddress());
+        return;
+      }
+      apply();
+      done(null);
+    });
+  }
+
+  /** Answers now, later (held), or never (hung). */
+  #answer(answer: () => void): void {
+    if (this.hung) return;
+    if (this.#held === undefined) answer();
+    else this.#held.push(answer);
   }
 
   #refuses(table: Table, address: number, count: number): boolean {

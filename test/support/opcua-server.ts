@@ -112,6 +112,13 @@ export class TestOpcuaServer {
     );
   }
 
+  /** A variable's value as the server holds it now (what a client's write left there). */
+  value(name: string): unknown {
+    const variable = this.#variables.get(name);
+    if (variable === undefined) throw new Error(`no variable ${name}`);
+    return variable.readValue().value.value as unknown;
+  }
+
   async stop(): Promise<void> {
     await this.#server?.shutdown(0);
     this.#server = undefined;

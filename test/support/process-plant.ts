@@ -28,6 +28,8 @@ export const READY_LINES = { relay: 'relay listening', agent: 'connected to the 
 export interface ProcessPlantOptions {
   /** The OT agent's `ot.sources` entries. */
   readonly sources: readonly Record<string, unknown>[];
+  /** The IT agent's one sink (with a `name`); default the JSON Lines sink `files` in `sinkDir`. */
+  readonly sink?: Readonly<Record<string, unknown>> & { readonly name: string };
 }
 
 export interface ProcessPlant {
@@ -81,8 +83,8 @@ export async function createProcessPlant(options: ProcessPlantOptions): Promise<
       state: './it-state',
       relay,
       it: {
-        sinks: [{ name: 'files', type: 'jsonl', dir: './sink' }],
-        consume: [{ from: OT_AGENT, sink: 'files' }],
+        sinks: [options.sink ?? { name: 'files', type: 'jsonl', dir: './sink' }],
+        consume: [{ from: OT_AGENT, sink: options.sink?.name ?? 'files' }],
       },
     }),
   );

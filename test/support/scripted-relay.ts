@@ -13,7 +13,10 @@ import { SUBPROTOCOL } from '../../relay/protocol/limits.ts';
 import type { TestPki } from './test-pki.ts';
 import { waitFor } from './wait.ts';
 
-/** A welcome as the real relay sends it (relay/server/broker.ts): pings at a third of the lease. */
+/**
+ * A welcome as the real relay sends it (relay/server/welcome.ts): pings at a third of the lease;
+ * without the limits, as a relay older than their announcement sends it.
+ */
 export function welcomeFrame(
   name = 'press-7',
   leaseMs = 30_000,

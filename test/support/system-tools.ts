@@ -35,13 +35,20 @@ export interface ToolRun {
   readonly stderr: string;
 }
 
-/** Runs a tool to its end without a shell; a non-zero exit is a result, not an exception. */
-export function runTool(file: string, args: readonly string[]): Promise<ToolRun> {
+/**
+ * Runs a tool to its end without a shell; a non-zero exit is a result, not an exception. A tool
+ * that takes minutes by design (testssl.sh) is given its own `timeoutMs`.
+ */
+export function runTool(
+  file: string,
+  args: readonly string[],
+  options: { readonly timeoutMs?: number } = {},
+): Promise<ToolRun> {
   return new Promise((resolve) => {
     execFile(
       file,
       args,
-      { encoding: 'utf8', timeout: TOOL_TIMEOUT_MS, maxBuffer: TOOL_OUTPUT_BYTES },
+      { encoding: 'utf8', timeout: options.timeoutMs ?? TOOL_TIMEOUT_MS, maxBuffer: TOOL_OUTPUT_BYTES },
       (error, stdout, stderr) => {
         const code = (error as { code?: unknown } | null)?.code;
         resolve({ status: error === null ? 0 : typeof code === 'number' ? code : 127, stdout, stderr });

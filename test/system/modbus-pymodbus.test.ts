@@ -2,7 +2,7 @@
  * The Modbus source against a Modbus server that is not modbus-serial's own: Debian's
  * python3-pymodbus, in its own process (test/system/pymodbus-server.py). Every type and order, the
  * requests the server saw per cycle, deadband and heartbeat, an exception, a device that stops and
- * starts again, one down at start, one that hangs (SIGSTOP). Run by `npm run test:modbus` (in
+ * starts again, one down at start, one that hangs (SIGSTOP), and writes of each kind. Run by `npm run test:modbus` (in
  * .ci/run, which installs python3-pymodbus), not by `npm test`; skipped, saying why, where
  * python3-pymodbus is not installed.
  */
@@ -172,6 +172,50 @@ describe('modbus source against pymodbus (Debian python3-pymodbus)', { skip: mis
         sourceTime: T0,
       });
       assert.deepEqual(latest.get('fine'), { value: 11, quality: 'good', sourceTime: T0 });
+    } finally {
+      await run.stop();
+    }
+  });
+
+  it('writes a register (function 6), a float32 in word order (16) and a coil (5), read back by the next poll; an illegal address is the device exception', async () => {
+    const run = startModbusSource([
+      {
+        ...host(),
+        points: [
+          { name: 'setpoint', table: 'holding', address: 700, type: 'int16', scale: 0.1 },
+          { name: 'flow', table: 'holding', address: 702, type: 'float32', wordOrder: 'little' },
+          { name: 'start', table: 'coil', address: 9 },
+          { name: 'refused', table: 'holding', address: 610 },
+        ],
+      },
+    ]);
+    const write = (name: string, value: number | boolean) => {
+      assert.ok(run.source.write !== undefined && run.clock !== undefined);
+      return run.source.write(`press-7/plc/${name}`, value, run.clock.now() + 10_000);
+    };
+    try {
+      await run.cycle();
+      const from = device.requests.length;
+      assert.deepEqual(await write('setpoint', -12.5), { ok: true });
+      assert.deepEqual(await write('flow', 3.75), { ok: true });
+      assert.deepEqual(await write('start', true), { ok: true });
+      const refused = await write('refused', 1);
+      assert.equal(refused.ok ? 'done' : refused.code, 'AGENT_ERR_WRITE_DEVICE_EXCEPTION');
+      assert.match(refused.ok ? '' : refused.message, /Modbus exception 2 \(illegal data address\)/);
+      assert.deepEqual(
+        device.requests.slice(from).map((request) => [request.functionCode, request.address]),
+        [
+          [6, 700],
+          [16, 702],
+          [5, 9],
+          [6, 610],
+        ],
+      );
+      await run.cycle();
+      const latest = run.output.latest();
+      assert.equal(latest.get('setpoint')?.value, -12.5);
+      assert.equal(latest.get('flow')?.value, 3.75);
+      assert.equal(latest.get('start')?.value, true);
     } finally {
       await run.stop();
     }

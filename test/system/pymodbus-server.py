@@ -2,7 +2,7 @@
 server on a loopback port, holding the registers and bits of a JSON file, that prints one line per
 request it receives on stdout, so the test can count what it was sent.
 
-    /usr/bin/python3 pymodbus-server.py --port PORT --data FILE [--quiet]
+    /usr/bin/python3 pymodbus-server.py --port PORT --data FILE [--quiet] [--host ADDRESS]
 
 FILE: {"holding": {"100": [1, 2]}, "input": {...}, "coils": {"3": [1]}, "discrete": {...},
        "illegal": {"holding": [310]}}   (addresses are protocol addresses, 0-based)
@@ -58,11 +58,11 @@ def build_context(data, quiet):
     return ModbusServerContext(slaves=slave, single=True)
 
 
-async def serve(port, data, quiet):
+async def serve(host, port, data, quiet):
     # allow_reuse_address: a restart binds the port again while the old connections are in TIME_WAIT.
     server = await StartAsyncTcpServer(
         context=build_context(data, quiet),
-        address=("127.0.0.1", port),
+        address=(host, port),
         defer_start=True,
         allow_reuse_address=True,
     )
@@ -82,13 +82,14 @@ async def serve(port, data, quiet):
 
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--data", required=True)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
     with open(args.data, encoding="utf-8") as file:
         data = json.load(file)
-    asyncio.run(serve(args.port, data, args.quiet))
+    asyncio.run(serve(args.host, args.port, data, args.quiet))
     return 0
 
 

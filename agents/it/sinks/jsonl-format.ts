@@ -3,6 +3,11 @@
  *
  *   {"topic":"press-7/temp","seq":12,"value":21.5,"quality":"good","sourceTime":"2026-12-01T11:00:00.000Z"}
  *   {"topic":"press-7/temp","gap":{"from":13,"to":99,"reason":"retention"}}
+ *   {"topic":"press-7/temp","reset":{"from":1,"held":250,"reason":"the OT log was re-created: ..."}}
+ *
+ * A reset says the lines of its topic from `from` to `held` before it came from a log the OT
+ * agent no longer has (re-created, or restored from an older copy): the points from `from` after
+ * it replace them.
  *
  * A point's `reason` follows its quality when there is one; values are JSON as they are (numbers,
  * booleans, strings, arrays of numbers); times are ISO 8601 UTC with milliseconds. decodeLine
@@ -31,6 +36,10 @@ export function encodeLine(entry: SinkEntry): string {
   if (entry.kind === 'gap') {
     const { topic, from, to, reason } = entry;
     return `${JSON.stringify({ topic, gap: { from, to, reason } })}\n`;
+  }
+  if (entry.kind === 'reset') {
+    const { topic, from, held, reason } = entry;
+    return `${JSON.stringify({ topic, reset: { from, held, reason } })}\n`;
   }
   const { topic, seq, value, quality, reason, sourceTime } = entry.point;
   // The text JSON.stringify makes of {topic, seq, value, quality, reason?, sourceTime}, built
@@ -61,16 +70,21 @@ function isoTime(ms: number): string {
 
 /** The entry a line (without its newline) holds, or undefined when it is not one encodeLine writes. */
 export function decodeLine(bytes: Uint8Array): SinkEntry | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(textDecoder.decode(bytes));
-  } catch {
+  const line = parseObject(bytes);
+  if (line === undefined || typeof line.topic !== 'string' || !isValidTopic(line.topic)) return undefined;
+  if ('gap' in line) return decodeGap(line.topic, line);
+  return 'reset' in line ? decodeReset(line.topic, line) : decodePoint(line.topic, line);
+}
+
+function decodeReset(topic: string, line: Record<string, unknown>): SinkEntry | undefined {
+  if (!hasOnlyKeys(line, ['topic', 'reset'])) return undefined;
+  const reset = line.reset as Record<string, unknown> | null;
+  if (typeof reset !== 'object' || reset === null || !hasOnlyKeys(reset, ['from', 'held', 'reason'])) {
     return undefined;
   }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
-  const line = parsed as Record<string, unknown>;
-  if (typeof line.topic !== 'string' || !isValidTopic(line.topic)) return undefined;
-  return 'gap' in line ? decodeGap(line.topic, line) : decodePoint(line.topic, line);
+  const { from, held, reason } = reset;
+  if (!isSequence(from) || !isSequence(held) || from > held || typeof reason !== 'string') return undefined;
+  return { kind: 'reset', topic, from, held, reason };
 }
 
 function decodeGap(topic: string, line: Record<string, unknown>): SinkEntry | undefined {
@@ -104,6 +118,17 @@ function decodePoint(topic: string, line: Record<string, unknown>): SinkEntry | 
     sourceTime: time,
   };
   return { kind: 'point', point };
+}
+
+function parseObject(bytes: Uint8Array): Record<string, unknown> | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(textDecoder.decode(bytes));
+  } catch {
+    return undefined;
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return undefined;
+  return parsed as Record<string, unknown>;
 }
 
 function isSequence(value: unknown): value is number {

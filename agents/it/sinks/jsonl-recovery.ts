@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { quote } from '../../../relay/protocol/command-line.ts';
 import { TEMPORARY_SUFFIX } from '../../../relay/protocol/durable-files.ts';
 import { DmzError } from '../../../relay/protocol/errors.ts';
-import { cursorAfter, findOrderProblem, topicOf } from './entry-checks.ts';
+import { cursorAfter, findOrderProblem, setCursor, topicOf } from './entry-checks.ts';
 import { CHECKPOINT_FILE, readCheckpoint } from './jsonl-checkpoint.ts';
 import { decodeLine, isDataFileName } from './jsonl-format.ts';
 import { MAX_LINE_BYTES, SCAN_CHUNK_BYTES } from './jsonl-limits.ts';
@@ -20,6 +20,8 @@ const NEWLINE = 0x0a;
 
 export interface SinkRecovery {
   readonly cursors: Map<string, number>;
+  /** OT agent -> its log epochs, newest first, as the checkpoint has them. */
+  readonly origins: Map<string, readonly string[]>;
   /** The newest data file and where its last whole line ends (undefined: no data file yet). */
   readonly end: { readonly file: string; readonly offset: number } | undefined;
   /** Bytes read at open: the lines after the checkpoint. */
@@ -47,6 +49,7 @@ export async function recoverSink(dir: string): Promise<SinkRecovery> {
   }
   const checkpoint = await readCheckpoint(dir);
   const cursors = new Map(checkpoint?.cursors ?? []);
+  const origins = new Map(checkpoint?.origins ?? []);
   let first = 0;
   if (checkpoint !== undefined) {
     first = files.indexOf(checkpoint.file);
@@ -69,7 +72,7 @@ export async function recoverSink(dir: string): Promise<SinkRecovery> {
     truncatedBytes += scan.size - scan.end;
     end = { file, offset: scan.end };
   }
-  return { cursors, end, scannedBytes, truncatedBytes };
+  return { cursors, origins, end, scannedBytes, truncatedBytes };
 }
 
 interface Line {
@@ -114,7 +117,7 @@ async function scanDataFile(
       const topic = topicOf(entry);
       const problem = findOrderProblem(entry, cursors.get(topic) ?? 0);
       if (problem !== undefined) throw damaged(line.offset, problem);
-      cursors.set(topic, cursorAfter(entry));
+      setCursor(cursors, topic, cursorAfter(entry));
       end = line.offset + line.bytes.byteLength + 1;
     }
     if (torn === undefined) return { end, size };

@@ -6,6 +6,9 @@
  * durable, and a reopen after kill -9 finds it again from the checkpoint and the lines after it
  * (jsonl-recovery.ts), so a replay from lastSeq + 1 writes no line twice.
  *
+ * The OT agents' log epochs (Sink.noteLogEpochs) live in the checkpoint, written in order with
+ * the lines (#commit): the data files hold only what a historian reads.
+ *
  * Lines only ever go to the newest file: a clock that steps back keeps writing the newest day, so
  * the checkpoint's "every file before this one is covered" stays true.
  */
@@ -16,7 +19,7 @@ import { DmzError } from '../../../relay/protocol/errors.ts';
 import { PRIVATE_FILE_MODE } from '../../../relay/protocol/file-permissions.ts';
 import type { ProcessLock } from '../../../relay/protocol/process-lock.ts';
 import { CommitQueue } from '../../ot/log/commit-queue.ts';
-import { planCursors } from './entry-checks.ts';
+import { isNewOrigin, planCursors, setCursor } from './entry-checks.ts';
 import { writeCheckpoint } from './jsonl-checkpoint.ts';
 import { dataFileName, encodeLine } from './jsonl-format.ts';
 import {
@@ -38,6 +41,8 @@ import { sinkError, sinkStorageFailure } from './sink-errors.ts';
 import type { Sink, SinkEntry } from './sink.ts';
 
 export type { JsonLinesSinkOptions } from './jsonl-options.ts';
+
+const NO_LINES = Buffer.alloc(0);
 
 /** Counters since open, for metrics and for tests that must not time things. */
 export interface JsonLinesSinkStats {
@@ -70,6 +75,8 @@ interface PendingWrite {
   readonly lines: Buffer;
   /** Where the write leaves each topic it touches. */
   readonly advance: ReadonlyMap<string, number>;
+  /** An OT agent's new log epochs (a write of no lines). */
+  readonly origin?: { readonly agent: string; readonly epochs: readonly string[] };
 }
 
 export async function openJsonLinesSink(options: JsonLinesSinkOptions): Promise<JsonLinesSink> {
@@ -99,6 +106,9 @@ class JsonLinesFileSink implements JsonLinesSink {
   readonly #accepted: Map<string, number>;
   /** Cursors of what is on disk: what lastSeq reports. */
   readonly #durable: Map<string, number>;
+  /** Log epochs per OT agent, as accepted and as on disk. */
+  readonly #acceptedOrigins: Map<string, readonly string[]>;
+  readonly #durableOrigins: Map<string, readonly string[]>;
   /** The newest data file: where lines go. */
   #file: DataFile | undefined;
   #uncoveredBytes = 0;
@@ -118,6 +128,8 @@ class JsonLinesFileSink implements JsonLinesSink {
     this.#recovery = recovery;
     this.#accepted = new Map(recovery.cursors);
     this.#durable = new Map(recovery.cursors);
+    this.#acceptedOrigins = new Map(recovery.origins);
+    this.#durableOrigins = new Map(recovery.origins);
     this.#file = recovery.end && { name: recovery.end.file, handle: undefined, size: recovery.end.offset };
     this.#uncoveredBytes = recovery.scannedBytes;
     this.#checkpointAtMs = options.now();
@@ -135,6 +147,18 @@ class JsonLinesFileSink implements JsonLinesSink {
 
   cursors(): ReadonlyMap<string, number> {
     return new Map(this.#durable);
+  }
+
+  logEpochs(agent: string): readonly string[] {
+    return this.#durableOrigins.get(agent) ?? [];
+  }
+
+  async noteLogEpochs(agent: string, epochs: readonly string[]): Promise<void> {
+    this.#checkOpen();
+    if (!isNewOrigin(this.#acceptedOrigins, agent, epochs, MAX_TOPICS)) return;
+    const origin = { agent, epochs: [...epochs] };
+    this.#acceptedOrigins.set(agent, origin.epochs);
+    await this.#queue.enqueue({ bytes: 0, lines: NO_LINES, advance: new Map(), origin });
   }
 
   // Everything before the await runs at the call: writes are ordered by their calls, and a
@@ -155,7 +179,7 @@ class JsonLinesFileSink implements JsonLinesSink {
     if (this.#queue.waitingBytes + lines.byteLength > MAX_PENDING_BYTES) {
       throw sinkError('busy', 'the sink is behind: await writes before making more');
     }
-    for (const [topic, seq] of advance) this.#accepted.set(topic, seq);
+    for (const [topic, seq] of advance) setCursor(this.#accepted, topic, seq);
     this.#writes++;
     this.#entries += entries.length;
     await this.#queue.enqueue({ bytes: lines.byteLength, lines, advance });
@@ -181,14 +205,39 @@ class JsonLinesFileSink implements JsonLinesSink {
   /** Rewrites the checkpoint to cover everything durable now. */
   async checkpoint(): Promise<void> {
     if (this.#file === undefined) return;
-    const cursors = this.#durable;
-    await writeCheckpoint(this.#options.dir, { file: this.#file.name, offset: this.#file.size, cursors });
+    const { name: file, size: offset } = this.#file;
+    await writeCheckpoint(this.#options.dir, {
+      file,
+      offset,
+      cursors: this.#durable,
+      origins: this.#durableOrigins,
+    });
     this.#uncoveredBytes = 0;
     this.#checkpointAtMs = this.#options.now();
     this.#checkpoints++;
   }
 
+  /**
+   * Commits `items` in order. A new origin goes into the checkpoint, written once the lines before
+   * it are durable and before any line after it is written: after a crash the sink never holds a
+   * point of an OT log epoch newer than the one it names (the OT agent would reset what it holds).
+   */
   async #commit(items: readonly PendingWrite[]): Promise<void> {
+    let start = 0;
+    for (const [index, item] of items.entries()) {
+      if (item.origin === undefined) continue;
+      await this.#commitLines(items.slice(start, index));
+      this.#durableOrigins.set(item.origin.agent, item.origin.epochs);
+      // The checkpoint names a data file: a sink that has none yet gets today's, empty.
+      if (this.#file === undefined) await this.#openFile(this.#options.now());
+      await this.checkpoint();
+      start = index + 1;
+    }
+    await this.#commitLines(items.slice(start));
+  }
+
+  async #commitLines(items: readonly PendingWrite[]): Promise<void> {
+    if (items.length === 0) return;
     const nowMs = this.#options.now();
     const { file, handle } = await this.#openFile(nowMs);
     const lines = Buffer.concat(items.map((item) => item.lines));
@@ -203,7 +252,7 @@ class JsonLinesFileSink implements JsonLinesSink {
     file.size += lines.byteLength;
     this.#dataSyncs++;
     this.#bytesWritten += lines.byteLength;
-    for (const item of items) for (const [topic, seq] of item.advance) this.#durable.set(topic, seq);
+    for (const item of items) for (const [topic, seq] of item.advance) setCursor(this.#durable, topic, seq);
     this.#uncoveredBytes += lines.byteLength;
     const checkpointDue = nowMs - this.#checkpointAtMs >= CHECKPOINT_EVERY_MS;
     if (checkpointDue || this.#uncoveredBytes >= CHECKPOINT_EVERY_BYTES) await this.checkpoint();

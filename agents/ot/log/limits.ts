@@ -86,3 +86,11 @@ export const MAX_STREAMS_READ_RECORDS = 65_536;
  * a round's memory, and a few rounds side by side stay within tens of MiB.
  */
 export const MAX_STREAMS_READ_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Epochs (opens of the log) the epochs file keeps, oldest dropped first. A consumer's cursor names
+ * the epoch it last heard of; one that missed more opens than this (an OT agent in a restart loop
+ * while the IT side was away) is treated as unknown: its streams are reset and replayed whole,
+ * duplicates and never a loss. ~40 bytes each, rewritten once per open.
+ */
+export const MAX_EPOCHS = 1024;

@@ -21,6 +21,8 @@ import type { StreamTable } from './stream-table.ts';
 export interface Recovery {
   readonly segments: readonly Segment[];
   readonly checkpointBytes: number;
+  /** The highest segment number the checkpoint says was given (its segments may be gone). */
+  readonly highestSegment: number;
   /** Segment bytes read at open: the active segment's, unless an index was missing. */
   readonly scannedBytes: number;
   /** Bytes of torn tail cut from the active segment. */
@@ -50,7 +52,7 @@ export async function recoverLog(dir: string, table: StreamTable): Promise<Recov
   }
   if (removed) await syncDirectory(dir);
 
-  const checkpointBytes = await restoreCheckpoint(dir, table);
+  const checkpoint = await restoreCheckpoint(dir, table);
   const segments: Segment[] = [];
   let scannedBytes = 0;
   let truncatedBytes = 0;
@@ -95,7 +97,13 @@ export async function recoverLog(dir: string, table: StreamTable): Promise<Recov
     }
     segments.push(segment);
   }
-  return { segments, checkpointBytes, scannedBytes, truncatedBytes };
+  return {
+    segments,
+    checkpointBytes: checkpoint.bytes,
+    highestSegment: checkpoint.highestSegment,
+    scannedBytes,
+    truncatedBytes,
+  };
 }
 
 /** Reads a segment's frames into `segment` and `table`; returns where its last whole frame ends. */

@@ -13,10 +13,11 @@ export class SegmentSet {
   /** Insertion order is use order: the first key is the least recently used. */
   readonly #entryCache = new Map<Segment, Map<number, StreamEntries>>();
 
-  constructor(dir: string, segments: readonly Segment[]) {
+  /** `floor`: the highest number an earlier run may have given, when its segments are gone. */
+  constructor(dir: string, segments: readonly Segment[], floor = 0) {
     this.#dir = dir;
     this.#segments = [...segments];
-    this.#highestNumber = segments.at(-1)?.number ?? 0;
+    this.#highestNumber = Math.max(segments.at(-1)?.number ?? 0, floor);
   }
 
   /**

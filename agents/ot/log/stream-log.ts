@@ -8,6 +8,10 @@
  * A sequence number becomes the stream's the moment its append resolves; one whose append never
  * resolved (the process died first) may be given to another record after a restart. Publish a
  * point only after its append resolved.
+ *
+ * Every open is a new epoch of the log (epochs.ts), so a consumer's cursor can say which run of
+ * the log its points came from, and a log re-created or restored from an older copy is told apart
+ * from the one the consumer read.
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +21,7 @@ import type { ProcessLock } from '../../../relay/protocol/process-lock.ts';
 import { writeCheckpoint } from './checkpoint.ts';
 import { CommitQueue } from './commit-queue.ts';
 import { lockLogDirectory } from './directory-lock.ts';
+import { agreeWith, readEpochs, startEpoch, type EpochAgreement, type LogEpoch } from './epochs.ts';
 import { encodeRecordsFrame, recordsFrameBytes } from './frame.ts';
 import { checkReadRange, checkRecords, checkStreamName, checkStreamsRead } from './input-checks.ts';
 import {
@@ -47,6 +52,7 @@ import {
 } from './stream-reader.ts';
 import { StreamTable } from './stream-table.ts';
 
+export type { EpochAgreement } from './epochs.ts';
 export type { StreamLogOptions } from './options.ts';
 export type {
   LogGap,
@@ -106,6 +112,13 @@ export interface StreamLog {
   firstSeq(stream: string): number;
   /** Every stream the log keeps a counter for, in the order they first appeared. */
   streams(): string[];
+  /** The ids of the log's newest `count` epochs, newest (this open's) first. */
+  epochs(count: number): string[];
+  /**
+   * How far a consumer whose cursor names `known` epochs (newest first) holds this log's points,
+   * stream by stream; what it holds beyond that must be reset.
+   */
+  agreement(known: readonly string[]): EpochAgreement;
   bytesOnDisk(): number;
   stats(): StreamLogStats;
   /** Applies retention now (it also runs after every sealed segment and every RETENTION_INTERVAL_MS). */
@@ -121,10 +134,21 @@ export async function openStreamLog(options: StreamLogOptions): Promise<StreamLo
   try {
     const table = new StreamTable();
     const recovery = await recoverLog(resolved.dir, table);
-    const segments = new SegmentSet(resolved.dir, recovery.segments);
+    const previous = await readEpochs(resolved.dir);
+    // Numbers keep growing across opens even once retention deleted every segment, so an epoch's
+    // first segment is never one an earlier epoch wrote.
+    const floor = Math.max(recovery.highestSegment, (previous.epochs.at(-1)?.firstSegment ?? 1) - 1);
+    const segments = new SegmentSet(resolved.dir, recovery.segments, floor);
     const counters: WriterCounters = { dataSyncs: 0, bytesWritten: 0, segmentsSealed: 0 };
     const writer = await SegmentWriter.open(resolved, segments, table, counters);
-    const log = new DurableStreamLog(resolved, lock, table, segments, writer, counters, recovery);
+    // This epoch's records go to segments of their own: the one the last run wrote is sealed.
+    if (writer.active !== undefined && !writer.active.isEmpty) await writer.seal();
+    const epoch = await startEpoch(
+      resolved.dir,
+      previous.epochs,
+      writer.active?.number ?? segments.nextNumber(),
+    );
+    const log = new DurableStreamLog(resolved, lock, table, segments, writer, counters, recovery, epoch);
     try {
       // A budget or age lowered since the last run applies at once.
       await log.enforceRetention();
@@ -151,6 +175,9 @@ class DurableStreamLog implements StreamLog {
   readonly #recovery: { readonly scannedBytes: number; readonly truncatedBytes: number };
   readonly #readCounters: ReadCounters = { framesScanned: 0, bytesScanned: 0 };
   readonly #readSource: ReadSource;
+  /** Oldest first; the last is this open's. */
+  readonly #epochs: readonly LogEpoch[];
+  readonly #epochBytes: number;
   #checkpointBytes: number;
   #appends = 0;
   #records = 0;
@@ -171,6 +198,7 @@ class DurableStreamLog implements StreamLog {
       readonly truncatedBytes: number;
       readonly checkpointBytes: number;
     },
+    epoch: { readonly epochs: readonly LogEpoch[]; readonly bytes: number },
   ) {
     this.#options = options;
     this.#lock = lock;
@@ -180,6 +208,8 @@ class DurableStreamLog implements StreamLog {
     this.#counters = counters;
     this.#recovery = recovery;
     this.#checkpointBytes = recovery.checkpointBytes;
+    this.#epochs = epoch.epochs;
+    this.#epochBytes = epoch.bytes;
     this.#readSource = { dir: options.dir, segments, table, counters: this.#readCounters };
     this.#queue = new CommitQueue<PendingAppend>({
       commit: async (items) => {
@@ -261,8 +291,27 @@ class DurableStreamLog implements StreamLog {
     return [...this.#table.all()].map((stream) => stream.name);
   }
 
+  epochs(count: number): string[] {
+    return this.#epochs
+      .slice(-count)
+      .map((epoch) => epoch.id)
+      .reverse();
+  }
+
+  agreement(known: readonly string[]): EpochAgreement {
+    return agreeWith(
+      {
+        epochs: this.#epochs,
+        segments: this.#segments.list(),
+        highestSegment: this.#segments.nextNumber() - 1,
+        table: this.#table,
+      },
+      known,
+    );
+  }
+
   bytesOnDisk(): number {
-    return this.#segments.diskBytes() + this.#checkpointBytes;
+    return this.#segments.diskBytes() + this.#checkpointBytes + this.#epochBytes;
   }
 
   stats(): StreamLogStats {
@@ -316,11 +365,12 @@ class DurableStreamLog implements StreamLog {
   async #retain(): Promise<RetentionOutcome> {
     const { maxAgeMs, maxBytes, dir } = this.#options;
     await this.#writer.sealIfOlder(maxAgeMs / SEGMENTS_PER_AGE_WINDOW);
-    const limits = { maxBytes, maxAgeMs, now: this.#options.now(), otherBytes: this.#checkpointBytes };
+    const otherBytes = this.#checkpointBytes + this.#epochBytes;
+    const limits = { maxBytes, maxAgeMs, now: this.#options.now(), otherBytes };
     const expired = selectExpiredSegments(this.#segments.list(), limits);
     if (expired.length === 0) return { deletedSegments: 0, freedBytes: 0 };
     // The counters first: once the segments are gone, the checkpoint is where they live.
-    this.#checkpointBytes = await writeCheckpoint(dir, this.#table);
+    this.#checkpointBytes = await writeCheckpoint(dir, this.#table, this.#segments.nextNumber() - 1);
     this.#segments.remove(expired);
     let freedBytes = 0;
     try {

@@ -16,7 +16,7 @@ import { OpcuaConfigSchema } from './opcua/config.ts';
 import { OPCUA_SOURCE } from './opcua/opcua-source.ts';
 import { SimulatorConfigSchema } from './simulator-config.ts';
 import { SIMULATOR_SOURCE } from './simulator.ts';
-import type { PointSource, SourceBackend, SourceContext } from './source.ts';
+import type { PointSource, SourceBackend, SourceContext, WriteValueType } from './source.ts';
 
 /** A source's config section: a union by `type`. */
 export const SourceConfigSchema = Type.Union([
@@ -113,6 +113,23 @@ export function validateSourceConfig(input: unknown, at = '', source = 'source c
 export function createSource(config: SourceConfig, context: SourceContext): PointSource {
   const checked = validateSourceConfig(config, context.configPath ?? '', `source ${config.name}`);
   return backendOf(checked).create(checked, context);
+}
+
+/**
+ * Why point `topic` (below the agent's namespace) of a valid list of sources cannot take writes of
+ * `valueType`; undefined when one of them has the point and takes such writes.
+ */
+export function writeProblem(
+  sources: readonly SourceConfig[],
+  topic: string,
+  valueType: WriteValueType,
+): string | undefined {
+  const owner = sources.find((config) => backendOf(config).topics(config).includes(topic));
+  if (owner === undefined) return 'is no point of any source in ot.sources';
+  const backend = backendOf(owner);
+  if (backend.checkWrite === undefined)
+    return `is a point of source ${owner.name}, whose type ${owner.type} takes no writes`;
+  return backend.checkWrite(owner, topic, valueType);
 }
 
 function findBackend(type: unknown): SourceBackend<SourceConfig> | undefined {

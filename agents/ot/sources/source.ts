@@ -50,7 +50,41 @@ export interface PointSource {
   stop(): Promise<void>;
   /** For status and metrics: readings produced, batches written, times it fell behind, last error. */
   stats(): SourceStats;
+  /**
+   * Writes one value to the device behind `topic` (a full topic of this source), once, never
+   * coalesced with another write. Only sources that take writes have it; the OT agent's write
+   * checks (agents/ot/writes/) have passed before it is called. `deadline` (milliseconds since the
+   * Unix epoch, by the source's clock) is the command's: a write still waiting for its turn on the
+   * device (a connect, a read before it) when it passes is never sent, AGENT_ERR_WRITE_EXPIRED.
+   * Never throws: a failure is an outcome.
+   */
+  write?(topic: string, value: WriteValue, deadline: number): Promise<WriteOutcome>;
 }
+
+/** What a write command may carry: what a point's reading can be, but for arrays. */
+export type WriteValue = number | boolean | string;
+export type WriteValueType = 'number' | 'boolean' | 'string';
+
+/**
+ * A device write's outcome: done, or why not, with the code the requester gets: the device
+ * refused (a Modbus exception, a Bad OPC UA status), the write never got there or its answer never
+ * came back, or the value does not fit what the device holds (a register's type, a node's data type).
+ */
+export type WriteOutcome =
+  | { readonly ok: true }
+  | {
+      readonly ok: false;
+      readonly code:
+        | 'AGENT_ERR_WRITE_DEVICE_EXCEPTION'
+        | 'AGENT_ERR_WRITE_DEVICE_FAILED'
+        | 'AGENT_ERR_WRITE_EXPIRED'
+        | 'AGENT_ERR_WRITE_WRONG_TYPE'
+        | 'AGENT_ERR_WRITE_OUT_OF_RANGE';
+      /** For the requester, on the IT side: never a device's address or name. */
+      readonly message: string;
+      /** For the OT host's audit log and agent log only: which device, endpoint or node, and why. */
+      readonly detail?: string;
+    };
 
 export interface TopicMetadata {
   /** Engineering unit (`degC`, `m3/h`), for dashboards and historians. */
@@ -143,4 +177,9 @@ export interface SourceBackend<Config> {
   topics(config: Config): string[];
   /** A source for a valid config; ConfigError if a topic does not fit under the agent's name. */
   create(config: Config, context: SourceContext): PointSource;
+  /**
+   * Why point `topic` (below the agent's namespace) cannot take writes of `valueType`, or
+   * undefined when it can. Backends without it take no writes.
+   */
+  checkWrite?(config: Config, topic: string, valueType: WriteValueType): string | undefined;
 }

@@ -9,7 +9,7 @@ import { openJsonLinesSink, type JsonLinesSink } from '../../../agents/it/sinks/
 import type { Sink } from '../../../agents/it/sinks/sink.ts';
 import { decodeResumeCursor, MIN_REPLAY_WINDOW, streamKey } from '../../../agents/points/resume-cursor.ts';
 import { DmzError } from '../../../relay/protocol/errors.ts';
-import { COUNT, points, readingFor, replayEnd, TEMP } from '../../support/points.ts';
+import { COUNT, EPOCH, origin, points, readingFor, replayEnd, resets, TEMP } from '../../support/points.ts';
 import { expectNever, waitFor } from '../../support/wait.ts';
 import { pointEntries, readAllLines } from './sinks/sink-fixture.ts';
 
@@ -18,11 +18,19 @@ const FILTER = 'press-7/#';
 const OTHER_AGENT_TOPIC = 'press-8/line1/temp';
 const NAMES = new Map([TEMP, COUNT, OTHER_AGENT_TOPIC].map((topic) => [streamKey(topic), topic]));
 
-/** A ConsumerLink that records each call in a line (`subscribe 1 temp=5`) and answers at once. */
+/**
+ * A ConsumerLink that records each call in a line (`subscribe 1 temp=5`) and answers at once; a
+ * subscribe with a cursor is answered as the OT agent's replay starts a round, with its origin.
+ */
 class FakeConsumerLink implements ConsumerLink {
   closed = false;
+  consumer: Consumer | undefined;
+  /** Whether a subscribe with a cursor is answered with a round's origin at once. */
+  answersWithOrigin = true;
   readonly calls: string[] = [];
   readonly windows: number[] = [];
+  /** The log epochs each cursor named. */
+  readonly epochs: (readonly string[])[] = [];
   /** openSession calls that fail before one succeeds. */
   failOpens = 0;
   #sessions = 0;
@@ -45,11 +53,13 @@ class FakeConsumerLink implements ConsumerLink {
     if (resume !== undefined) {
       const cursor = decodeResumeCursor(resume);
       this.windows.push(cursor.window);
+      this.epochs.push(cursor.epochs);
       positions = [...cursor.positions]
         .map(([key, seq]) => `${NAMES.get(key)?.split('/').at(-1) ?? key}=${seq}`)
         .join(',');
     }
     this.calls.push(`subscribe ${session} ${filter} ${positions}`.trimEnd());
+    if (resume !== undefined && this.answersWithOrigin) this.consumer?.delivered(origin());
     return Promise.resolve();
   }
 
@@ -98,6 +108,7 @@ async function attached(
 ): Promise<{ consumer: Consumer; link: FakeConsumerLink }> {
   const consumer = consumerOf(sink, window);
   const link = new FakeConsumerLink();
+  link.consumer = consumer;
   consumer.attach(link);
   await waitFor(() => link.calls.some((call) => call.startsWith('subscribe')), 'the first subscribe');
   return { consumer, link };
@@ -107,7 +118,7 @@ async function attached(
 async function sinkSeqs(dir: string): Promise<Record<string, number[]>> {
   const byTopic: Record<string, number[]> = {};
   for (const line of await readAllLines(dir)) {
-    if (line['gap'] !== undefined) continue;
+    if (line['seq'] === undefined) continue;
     (byTopic[line['topic'] as string] ??= []).push(line['seq'] as number);
   }
   return byTopic;
@@ -225,6 +236,56 @@ describe('agents/it consumer', () => {
     assert.ok(consumer.handles(2));
   });
 
+  it("takes a session's points only once its round named the OT log's epochs, and names them in the next cursor", async (t) => {
+    const { sink, dir } = await openSink(t);
+    const consumer = consumerOf(sink);
+    const link = new FakeConsumerLink();
+    link.consumer = consumer;
+    link.answersWithOrigin = false;
+    consumer.attach(link);
+    await link.callsEndWith(`subscribe 1 ${FILTER}`);
+    assert.deepEqual(link.epochs, [[]], 'a sink that knows no epochs names none');
+    consumer.delivered(points(1, 3));
+    consumer.delivered(origin(['5c1e0f8a9b2d4e67', EPOCH]));
+    consumer.delivered(points(1, 4));
+    consumer.delivered(replayEnd(false));
+    await waitFor(() => sink.lastSeq(TEMP) === 4, 'the points after the origin in the sink');
+    assert.equal(consumer.stats().holes, 1, 'the batch before the origin was left to replay');
+    await waitFor(() => sink.logEpochs('press-7').length === 2, 'the epochs in the sink');
+    // Outside a round an origin is not believed.
+    consumer.delivered(origin(['ffffffffffffffff']));
+    consumer.dropped();
+    await link.callsEndWith(`unsubscribe 1 ${FILTER}`, `subscribe 1 ${FILTER} temp=4`);
+    assert.deepEqual(link.epochs.at(-1), ['5c1e0f8a9b2d4e67', EPOCH]);
+    assert.deepEqual(await sinkSeqs(dir), { [TEMP]: range(1, 4) });
+  });
+
+  it('writes a reset and takes the stream from where it goes on, the sink knowing the new epochs', async (t) => {
+    const { sink, dir } = await openSink(t);
+    await sink.write(pointEntries(TEMP, 1, 9));
+    const consumer = consumerOf(sink);
+    const link = new FakeConsumerLink();
+    link.consumer = consumer;
+    link.answersWithOrigin = false;
+    consumer.attach(link);
+    await link.callsEndWith(`subscribe 1 ${FILTER} temp=9`);
+    consumer.delivered(resets(new Map([[TEMP, 1]])));
+    consumer.delivered(points(1, 3));
+    consumer.delivered(replayEnd(false));
+    await waitFor(() => consumer.stats().pointsWritten === 3, 'the new points written');
+    assert.equal(consumer.stats().resetsWritten, 1);
+    assert.deepEqual(sink.logEpochs('press-7'), [EPOCH]);
+    const lines = await readAllLines(dir);
+    assert.deepEqual(lines[9], {
+      topic: TEMP,
+      reset: { from: 1, held: 9, reason: 'the OT log was re-created' },
+    });
+    assert.deepEqual(
+      lines.slice(10).map((line) => line['seq']),
+      [1, 2, 3],
+    );
+  });
+
   it('retries a session the relay would not open', async (t) => {
     const { sink } = await openSink(t);
     const consumer = consumerOf(sink);
@@ -268,6 +329,8 @@ describe('agents/it consumer', () => {
       name: sink.name,
       lastSeq: (topic) => sink.lastSeq(topic),
       cursors: () => sink.cursors(),
+      logEpochs: (agent) => sink.logEpochs(agent),
+      noteLogEpochs: (agent, epochs) => sink.noteLogEpochs(agent, epochs),
       close: () => sink.close(),
       write: (entries) => {
         writes++;

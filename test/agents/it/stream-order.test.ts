@@ -1,18 +1,31 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { StreamOrder, type Admission, type DeliveredBatch } from '../../../agents/it/stream-order.ts';
-import { encodePointBatch } from '../../../agents/points/batch.ts';
+import { decodePointBatch, encodePointBatch } from '../../../agents/points/batch.ts';
+import { encodePoint } from '../../../agents/points/point.ts';
 import { DmzError } from '../../../relay/protocol/errors.ts';
-import { COUNT, gap, points, readingFor, replayEnd, TEMP } from '../../support/points.ts';
+import {
+  COUNT,
+  EPOCH,
+  gap,
+  origin,
+  points,
+  readingFor,
+  replayEnd,
+  resets,
+  TEMP,
+} from '../../support/points.ts';
 
 /**
- * An admission in a line: the entries (`temp:4` a point, `temp:gap 3-9` a gap), then `hole` or
- * `end more` / `end done` when set. Checks that each point entry carries its own reading.
+ * An admission in a line: the entries (`temp:4` a point, `temp:gap 3-9` a gap, `temp:reset 1/9`
+ * a reset to 1 of what was held up to 9), then `hole`, `origin` or `end more` / `end done` when
+ * set. Checks that each point entry carries its own reading.
  */
 function summarize(admission: Admission): string {
   const parts = admission.entries.map((entry) => {
     const name = (entry.kind === 'point' ? entry.point.topic : entry.topic).split('/').at(-1);
     if (entry.kind === 'gap') return `${name}:gap ${entry.from}-${entry.to}`;
+    if (entry.kind === 'reset') return `${name}:reset ${entry.from}/${entry.held}`;
     assert.deepEqual(entry.point, {
       topic: entry.point.topic,
       seq: entry.point.seq,
@@ -21,11 +34,12 @@ function summarize(admission: Admission): string {
     return `${name}:${entry.point.seq}`;
   });
   if (admission.hole) parts.push('hole');
+  if (admission.origin !== undefined) parts.push(`origin ${admission.origin.join(',')}`);
   if (admission.replayEnd !== undefined) parts.push(admission.replayEnd.more ? 'end more' : 'end done');
   return parts.join(' ');
 }
 
-type Step = readonly [batch: DeliveredBatch, expected: string, room?: boolean];
+type Step = readonly [batch: DeliveredBatch, expected: string, room?: boolean, inRound?: boolean];
 interface Case {
   readonly held?: Record<string, number>;
   readonly steps: readonly Step[];
@@ -137,6 +151,64 @@ const ORDERING: Record<string, Case> = {
     lastSeq: { [TEMP]: 5 },
     hasHoles: false,
   },
+  'an origin names the log epochs': {
+    steps: [[origin(['5c1e0f8a9b2d4e67', EPOCH]), `origin 5c1e0f8a9b2d4e67,${EPOCH}`]],
+    lastSeq: {},
+    hasHoles: false,
+  },
+  'a reset in a round takes the stream back: new points with old numbers are admitted': {
+    held: { [TEMP]: 9, [COUNT]: 4 },
+    steps: [
+      [points(3, 2), ''],
+      [resets(new Map([[TEMP, 1]])), `temp:reset 1/9 origin ${EPOCH}`],
+      [points(1, 3), seqs(1, 3)],
+    ],
+    lastSeq: { [TEMP]: 3, [COUNT]: 4 },
+    hasHoles: false,
+  },
+  'a reset to a later point keeps what comes before it': {
+    held: { [TEMP]: 9 },
+    steps: [
+      [resets(new Map([[TEMP, 5]])), `temp:reset 5/9 origin ${EPOCH}`],
+      [points(4, 3), seqs(5, 6)],
+    ],
+    lastSeq: { [TEMP]: 6 },
+    hasHoles: false,
+  },
+  'a reset outside a round is not believed': {
+    held: { [TEMP]: 9 },
+    steps: [
+      [resets(new Map([[TEMP, 1]])), '', true, false],
+      [points(1, 3), ''],
+    ],
+    lastSeq: { [TEMP]: 9 },
+    hasHoles: false,
+  },
+  'a reset never moves a stream forward, nor names one never held': {
+    held: { [TEMP]: 3 },
+    steps: [
+      [
+        resets(
+          new Map([
+            [TEMP, 5],
+            [COUNT, 1],
+          ]),
+        ),
+        `origin ${EPOCH}`,
+      ],
+    ],
+    lastSeq: { [TEMP]: 3, [COUNT]: 0 },
+    hasHoles: false,
+  },
+  'a reset is taken with no room (the sink behind), and forgets the hole of its stream': {
+    held: { [TEMP]: 9 },
+    steps: [
+      [points(12, 1), 'hole'],
+      [resets(new Map([[TEMP, 1]])), `temp:reset 1/9 origin ${EPOCH}`, false],
+    ],
+    lastSeq: { [TEMP]: 0 },
+    hasHoles: false,
+  },
   'streams are ordered each on their own': {
     steps: [
       [points(1, 2, COUNT), seqs(1, 2, 'count')],
@@ -153,8 +225,8 @@ describe('agents/it stream order', () => {
   for (const [name, { held = {}, steps, lastSeq, hasHoles }] of Object.entries(ORDERING)) {
     it(name, () => {
       const order = new StreamOrder(new Map(Object.entries(held)));
-      steps.forEach(([batch, expected, room = true], index) => {
-        assert.equal(summarize(order.admit(batch, room)), expected, `step ${index + 1}`);
+      steps.forEach(([batch, expected, room = true, inRound = true], index) => {
+        assert.equal(summarize(order.admit(batch, room, inRound)), expected, `step ${index + 1}`);
       });
       for (const [topic, seq] of Object.entries(lastSeq)) assert.equal(order.lastSeq(topic), seq, topic);
       assert.equal(order.hasHoles(), hasHoles);
@@ -190,6 +262,18 @@ describe('agents/it stream order', () => {
       'a record that is not a point',
       { ...points(1, 1), points: encodePointBatch([Uint8Array.of(0xc0)]) },
       'AGENT_ERR_POINT_INVALID',
+    ],
+    [
+      'a batch of resets holding a point',
+      {
+        ...points(1, 1),
+        points: encodePointBatch([
+          ...decodePointBatch(resets(new Map()).points, 1),
+          encodePoint(readingFor(1)),
+        ]),
+        count: 2,
+      },
+      'AGENT_ERR_STREAM_RECORD',
     ],
     [
       'a malformed gap',

@@ -1,13 +1,23 @@
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
+import { BURST_SECONDS, RATE_SHARE } from '../../../agents/link/send-budget.ts';
 import type { StreamLog } from '../../../agents/ot/log/stream-log.ts';
 import { LIVE_BUFFERED_BYTES, PointPublisher } from '../../../agents/ot/publisher.ts';
 import { MAX_READINGS_PER_WRITE } from '../../../agents/ot/sources/source.ts';
 import type { PointReading } from '../../../agents/points/point.ts';
+import { busiestSecond } from '../../support/rate-windows.ts';
 import { expectNever, waitFor } from '../../support/wait.ts';
 import { AGENT, COUNT, readingsFor, TEMP } from '../../support/points.ts';
 import { rejectionCode } from './log/log-fixture.ts';
-import { nextTurn, openTempLog, range, RecordingLink, wrapLog } from './publishing-fixture.ts';
+import {
+  countingReads,
+  nextTurn,
+  openTempLog,
+  pacedLink,
+  range,
+  RecordingLink,
+  wrapLog,
+} from './publishing-fixture.ts';
 
 function openLog(t: TestContext): Promise<StreamLog> {
   return openTempLog(t, { maxBytes: 4 * 1024 * 1024, maxAgeMs: 3_600_000, segmentBytes: 256 * 1024 });
@@ -29,7 +39,7 @@ function gatedAppends(log: StreamLog): { readonly log: StreamLog; open(): void }
   return { log: gated, open: () => open() };
 }
 
-/** `log`, with its reads held until the test opens the gate. */
+/** `log`, with its reads (the catch-up reads every skipped stream in one pass) held until the test opens the gate. */
 function gatedReads(log: StreamLog): { readonly log: StreamLog; started(): number; open(): void } {
   let open!: () => void;
   const gate = new Promise<void>((resolve) => {
@@ -37,10 +47,10 @@ function gatedReads(log: StreamLog): { readonly log: StreamLog; started(): numbe
   });
   let started = 0;
   const gated = wrapLog(log, {
-    read: async (stream, fromSeq, maxRecords) => {
+    readStreams: async (from, maxRecords) => {
       started++;
       await gate;
-      return log.read(stream, fromSeq, maxRecords);
+      return log.readStreams(from, maxRecords);
     },
   });
   return { log: gated, started: () => started, open: () => open() };
@@ -187,6 +197,25 @@ describe('agents/ot point publisher', () => {
     assert.deepEqual(publisher.stats(), { pointsLogged: 7, pointsSent: 7, pointsLeftToReplay: 7 });
   });
 
+  it('reads what every skipped stream lacks in one pass over the log, not one read per stream', async (t) => {
+    const counted = countingReads(await openLog(t));
+    const publisher = new PointPublisher(counted.log, AGENT);
+    const link = new RecordingLink();
+    publisher.useLink(link);
+    link.bufferedBytes = LIVE_BUFFERED_BYTES + 1;
+    link.hold();
+    const topics = Array.from({ length: 50 }, (_, index) => `${AGENT}/line1/p${index}`);
+    for (const topic of topics) await publisher.write(topic, readingsFor(1, 3));
+    link.bufferedBytes = 0;
+    link.release();
+    await waitFor(
+      () => topics.every((topic) => link.pointSeqs(topic).length === 3),
+      'every skipped run sent',
+    );
+    for (const topic of topics) assert.deepEqual(link.pointSeqs(topic), [1, 2, 3]);
+    assert.equal(counted.reads(), 1);
+  });
+
   it('forgets what a link skipped once another link is used: consumers resume from their cursors', async (t) => {
     const publisher = new PointPublisher(await openLog(t), AGENT);
     const old = new RecordingLink();
@@ -205,7 +234,7 @@ describe('agents/ot point publisher', () => {
 
   it('reports a skipped run it cannot read back, and sends later points live again', async (t) => {
     const log = await openLog(t);
-    const failing = wrapLog(log, { read: () => Promise.reject(new Error('read failed')) });
+    const failing = wrapLog(log, { readStreams: () => Promise.reject(new Error('read failed')) });
     const errors: unknown[] = [];
     const publisher = new PointPublisher(failing, AGENT, (error) => errors.push(error));
     const link = new RecordingLink();
@@ -256,5 +285,57 @@ describe('agents/ot point publisher', () => {
     const publisher = new PointPublisher(log, AGENT);
     await publisher.write(TEMP, readingsFor(1, MAX_READINGS_PER_WRITE));
     assert.equal(log.lastSeq(TEMP), MAX_READINGS_PER_WRITE);
+  });
+
+  describe('under the rates the relay announced', () => {
+    it('sends live only what the message budget holds; the rest follows from the log in one frame per stream', async (t) => {
+      const publisher = new PointPublisher(await openLog(t), AGENT);
+      const { link, advance } = pacedLink(t, { messagesPerSecond: 100 });
+      publisher.useLink(link);
+      const burst = Math.floor(100 * RATE_SHARE * BURST_SECONDS);
+      for (let seq = 1; seq <= 50; seq++) await publisher.write(TEMP, readingsFor(seq, 1));
+      for (let seq = 1; seq <= 20; seq++) await publisher.write(COUNT, readingsFor(seq, 1));
+      assert.equal(link.published.length, burst, 'one frame per write, while the burst lasts');
+      assert.deepEqual(link.pointSeqs(TEMP), range(1, burst));
+      await expectNever(() => link.published.length > burst, 'a frame beyond the budget', 200);
+
+      advance(1000);
+      await waitFor(
+        () => link.pointSeqs(TEMP).length === 50 && link.pointSeqs(COUNT).length === 20,
+        'the skipped runs sent from the log',
+      );
+      assert.deepEqual(link.pointSeqs(TEMP), range(1, 50));
+      assert.deepEqual(link.pointSeqs(COUNT), range(1, 20));
+      assert.equal(link.published.length, burst + 2, 'each skipped run in one frame');
+      assert.deepEqual(publisher.stats(), {
+        pointsLogged: 70,
+        pointsSent: 70,
+        pointsLeftToReplay: 70 - burst,
+      });
+    });
+
+    it('cuts frames to what the byte budget lets through and sends them one turn at a time', async (t) => {
+      const publisher = new PointPublisher(await openLog(t), AGENT);
+      const limit = 64 * 1024;
+      const { link, advance } = pacedLink(t, { bytesPerSecond: limit });
+      publisher.useLink(link);
+      await publisher.write(TEMP, readingsFor(1, 2000));
+      assert.equal(link.published.length, 0, 'a write larger than the burst is left to the log');
+      // Simulated time moves 10 ms for every 5 ms of real time, in which the log's reads complete.
+      await waitFor(
+        () => {
+          advance(10);
+          return link.pointSeqs(TEMP).length === 2000;
+        },
+        'every point sent',
+        30_000,
+        5,
+      );
+      assert.deepEqual(link.pointSeqs(TEMP), range(1, 2000));
+      assert.ok(link.frameBytes.every((bytes) => bytes <= link.budget.frameBytes));
+      assert.ok(link.published.length > 10, `${link.published.length} frames`);
+      const { bytes } = busiestSecond(link.sentAt, link.frameBytes);
+      assert.ok(bytes < limit, `${bytes} bytes in one second against a limit of ${limit}`);
+    });
   });
 });

@@ -6,7 +6,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { SendBudget } from '../../../agents/link/send-budget.ts';
 import type { PublishingLink } from '../../../agents/ot/publishing-link.ts';
+import { encodeFrame } from '../../../relay/protocol/codec.ts';
 import { openStreamLog, type StreamLog, type StreamLogOptions } from '../../../agents/ot/log/stream-log.ts';
 import { decodePointBatch, encodePointBatch } from '../../../agents/points/batch.ts';
 import { encodePoint } from '../../../agents/points/point.ts';
@@ -54,17 +56,29 @@ export interface Published {
   readonly records: readonly StreamRecord[];
 }
 
+/**
+ * Records what it is asked to send. Like RelayLink, every frame spends from its send budget (by
+ * the bytes the relay would count) and whenWritable waits for room in it: unlimited unless the
+ * test hands it a budget.
+ */
 export class RecordingLink implements PublishingLink {
   closed = false;
   bufferedBytes = 0;
   readonly welcome: { readonly maxFrameBytes: number };
+  readonly budget: SendBudget;
   readonly published: Published[] = [];
+  /** The wire size of each frame sent, as the relay counts it, and when it was sent (by `now`). */
+  readonly frameBytes: number[] = [];
+  readonly sentAt: number[] = [];
+  readonly #now: () => number;
   /** Every whenWritable call, by its bound. */
   readonly writableCalls: number[] = [];
   #held: (() => void)[] | undefined;
 
-  constructor(maxFrameBytes = 1024 * 1024) {
+  constructor(maxFrameBytes = 1024 * 1024, budget?: SendBudget, now: () => number = Date.now) {
     this.welcome = { maxFrameBytes };
+    this.budget = budget ?? new SendBudget(this.welcome);
+    this.#now = now;
   }
 
   publish(topic: string, seq: number, points: readonly Uint8Array[], session?: number): void {
@@ -74,13 +88,26 @@ export class RecordingLink implements PublishingLink {
   publishBatch(topic: string, seq: number, batch: Uint8Array, count: number, session?: number): void {
     const records = decodePointBatch(batch, count).map((record) => decodeStreamRecord(record));
     this.published.push({ topic, seq, session, batchBytes: batch.byteLength, records });
+    const frame = encodeFrame({
+      type: 'publish',
+      topic,
+      seq,
+      count,
+      points: batch,
+      ...(session === undefined ? {} : { session }),
+    });
+    this.frameBytes.push(frame.byteLength);
+    this.sentAt.push(this.#now());
+    this.budget.spend(frame.byteLength);
   }
 
-  whenWritable(maxBufferedBytes: number): Promise<void> {
+  async whenWritable(maxBufferedBytes: number): Promise<void> {
     this.writableCalls.push(maxBufferedBytes);
-    if (this.#held === undefined) return Promise.resolve();
-    const held = this.#held;
-    return new Promise((resolve) => held.push(resolve));
+    if (this.#held !== undefined) {
+      const held = this.#held;
+      await new Promise<void>((resolve) => held.push(resolve));
+    }
+    await this.budget.whenRoom();
   }
 
   /** From now on whenWritable waits until release(). */
@@ -118,6 +145,26 @@ export class RecordingLink implements PublishingLink {
   }
 }
 
+/**
+ * A RecordingLink under the rates a relay announced, its budget on a clock the test moves
+ * (`advance`); the budget is released when the test ends, as a closing link releases it.
+ */
+export function pacedLink(
+  t: TestContext,
+  limits: { messagesPerSecond?: number; bytesPerSecond?: number },
+): { readonly link: RecordingLink; readonly advance: (ms: number) => void } {
+  let now = 0;
+  const clock = () => now;
+  const budget = new SendBudget({ maxFrameBytes: 1024 * 1024, limits }, clock);
+  t.after(() => budget.release());
+  return {
+    link: new RecordingLink(1024 * 1024, budget, clock),
+    advance: (ms) => {
+      now += ms;
+    },
+  };
+}
+
 /** `log` with some of its methods replaced, the rest passed through. */
 export function wrapLog(log: StreamLog, replaced: Partial<StreamLog>): StreamLog {
   return {
@@ -127,6 +174,8 @@ export function wrapLog(log: StreamLog, replaced: Partial<StreamLog>): StreamLog
     lastSeq: (stream) => log.lastSeq(stream),
     firstSeq: (stream) => log.firstSeq(stream),
     streams: () => log.streams(),
+    epochs: (count) => log.epochs(count),
+    agreement: (known) => log.agreement(known),
     bytesOnDisk: () => log.bytesOnDisk(),
     stats: () => log.stats(),
     enforceRetention: () => log.enforceRetention(),
@@ -179,10 +228,11 @@ export class BacklogLink extends RecordingLink {
     this.peakBytes = Math.max(this.peakBytes, this.bufferedBytes);
   }
 
-  override whenWritable(maxBufferedBytes: number): Promise<void> {
+  override async whenWritable(maxBufferedBytes: number): Promise<void> {
     this.writableCalls.push(maxBufferedBytes);
-    if (this.closed || this.bufferedBytes <= maxBufferedBytes) return Promise.resolve();
-    return new Promise((resolve) => this.#waiters.push(resolve));
+    if (!this.closed && this.bufferedBytes > maxBufferedBytes)
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    await this.budget.whenRoom();
   }
 
   /** The relay took everything queued: every waiter's bound is met. */

@@ -14,7 +14,18 @@ import { encodeResumeCursor, MIN_REPLAY_WINDOW } from '../../../agents/points/re
 import { encodeReplayEnd } from '../../../agents/points/stream-record.ts';
 import { expectNever, waitFor } from '../../support/wait.ts';
 import { AGENT, TEMP } from '../../support/points.ts';
-import { BacklogLink, logPoints, nextTurn, openTempLog, range, RecordingLink } from './publishing-fixture.ts';
+import { PointPublisher } from '../../../agents/ot/publisher.ts';
+import { busiestSecond } from '../../support/rate-windows.ts';
+import { readingsFor } from '../../support/points.ts';
+import {
+  BacklogLink,
+  logPoints,
+  nextTurn,
+  openTempLog,
+  pacedLink,
+  range,
+  RecordingLink,
+} from './publishing-fixture.ts';
 
 /** A round a test drives: it records its start and ends when the test says. */
 interface Driven {
@@ -291,5 +302,50 @@ describe('agents/ot replay server, paced by the scheduler', () => {
     assert.ok(Date.now() - firstAt >= MIN_ROUND_INTERVAL_MS - 20, 'once the interval was over');
     assert.equal(scheduler.started, 2);
     assert.deepEqual(link.pointSeqs(TEMP).slice(-50), range(1, 50));
+  });
+
+  it("shares the link's send budget with live data: together under the relay's rates, both getting through", async (t) => {
+    const log = await openTempLog(t, {
+      maxBytes: 8 * 1024 * 1024,
+      maxAgeMs: 3_600_000,
+      segmentBytes: 1024 * 1024,
+    });
+    const REPLAYED = `${AGENT}/line1/history`;
+    const LIVE = `${AGENT}/line2/now`;
+    await logPoints(log, REPLAYED, 3000);
+    const limits = { messagesPerSecond: 100, bytesPerSecond: 64 * 1024 };
+    const { link, advance } = pacedLink(t, limits);
+    const server = new ReplayServer(log, AGENT, (error) => assert.fail(String(error)));
+    const publisher = new PointPublisher(log, AGENT);
+    publisher.useLink(link);
+    server.subscribed(link, {
+      session: 7,
+      filter: `${AGENT}/line1/#`,
+      resume: encodeResumeCursor(65_536, new Map()),
+    });
+    // Live demand alone is about the message rate: a point every 10 simulated ms.
+    let written = 0;
+    await waitFor(
+      async () => {
+        advance(10);
+        if (written < 300) await publisher.write(LIVE, readingsFor(++written, 1));
+        return written === 300 && link.replayEnds().length === 1 && link.pointSeqs(LIVE).length === 300;
+      },
+      'the round ended and every live point sent',
+      60_000,
+      2,
+    );
+    assert.deepEqual(link.pointSeqs(REPLAYED, 7), range(1, 3000));
+    assert.deepEqual(link.pointSeqs(LIVE), range(1, 300));
+    const { frames, bytes } = busiestSecond(link.sentAt, link.frameBytes);
+    assert.ok(frames < limits.messagesPerSecond, `${frames} frames in one second`);
+    assert.ok(bytes < limits.bytesPerSecond, `${bytes} bytes in one second`);
+    // Taking turns: live frames went out while the round was still sending.
+    const replayFrames = link.published.flatMap((publish, index) => (publish.session === 7 ? [index] : []));
+    const liveDuringRound = link.published.filter(
+      (publish, index) =>
+        publish.topic === LIVE && index > (replayFrames[0] ?? 0) && index < (replayFrames.at(-1) ?? 0),
+    );
+    assert.ok(liveDuringRound.length > 0, 'live data waited for the whole round');
   });
 });

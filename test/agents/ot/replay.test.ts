@@ -8,7 +8,12 @@ import {
   ReplayServer,
   type ReplayRequest,
 } from '../../../agents/ot/replay.ts';
-import { encodeResumeCursor, MIN_REPLAY_WINDOW } from '../../../agents/points/resume-cursor.ts';
+import {
+  encodeResumeCursor,
+  MAX_CURSOR_EPOCHS,
+  MIN_REPLAY_WINDOW,
+  streamKey,
+} from '../../../agents/points/resume-cursor.ts';
 import { DmzError } from '../../../relay/protocol/errors.ts';
 import { waitFor } from '../../support/wait.ts';
 import { AGENT, COUNT, LEVEL, TEMP } from '../../support/points.ts';
@@ -52,9 +57,9 @@ function subscribe(
   server: ReplayServer,
   link: RecordingLink,
   positions: Record<string, number>,
-  { session = SESSION, filter = ALL, window = MIN_REPLAY_WINDOW } = {},
+  { session = SESSION, filter = ALL, window = MIN_REPLAY_WINDOW, epochs = [] as readonly string[] } = {},
 ): void {
-  const resume = encodeResumeCursor(window, new Map(Object.entries(positions)));
+  const resume = encodeResumeCursor(window, new Map(Object.entries(positions)), epochs);
   server.subscribed(link, { session, filter, resume });
 }
 
@@ -89,18 +94,26 @@ describe('agents/ot replay server', () => {
     });
     assert.equal(link.replayEnds().length, 1);
     assert.deepEqual(errors, []);
-    assert.deepEqual(server.stats(), { rounds: 1, pointsReplayed: 180 + 40, gaps: 0, roundsActive: 0 });
+    assert.deepEqual(server.stats(), {
+      rounds: 1,
+      pointsReplayed: 180 + 40,
+      gaps: 0,
+      resets: 0,
+      roundsActive: 0,
+    });
     assert.deepEqual(link.writableCalls.slice(0, 1), [REPLAY_BUFFERED_BYTES]);
   });
 
-  it('sends nothing but the replay end to a cursor that holds everything', async (t) => {
+  it('sends nothing but the origin and the replay end to a cursor that holds everything', async (t) => {
     const { log, server } = await fixture(t);
     await logPoints(log, TEMP, 10);
     const link = new RecordingLink();
     subscribe(server, link, { [TEMP]: 10 });
     await roundsEnded(link, 1);
-    assert.equal(link.published.length, 1);
-    assert.deepEqual(link.published[0]?.records, [{ kind: 'replayEnd', more: false }]);
+    assert.deepEqual(
+      link.published.map((publish) => publish.records),
+      [[{ kind: 'origin', epochs: log.epochs(MAX_CURSOR_EPOCHS) }], [{ kind: 'replayEnd', more: false }]],
+    );
   });
 
   it('ends a round at its window with more, and the next round from the new cursor continues', async (t) => {
@@ -136,8 +149,99 @@ describe('agents/ot replay server', () => {
     assert.deepEqual(link.pointSeqs(LEVEL), []);
     assert.deepEqual(
       link.published.map((publish) => publish.topic),
-      [TEMP, 'press-7/line1/_replay'],
+      ['press-7/line1/_replay', TEMP, 'press-7/line1/_replay'],
     );
+  });
+
+  it('resets every stream a cursor of another log holds, names its own epochs, then replays from 1', async (t) => {
+    const { log, server } = await fixture(t);
+    await logPoints(log, TEMP, 50);
+    await logPoints(log, COUNT, 20);
+    const link = new RecordingLink();
+    const gone = 'press-7/line9/gone';
+    subscribe(
+      server,
+      link,
+      { [TEMP]: 80, [COUNT]: 20, [gone]: 7, [LEVEL]: 0 },
+      { epochs: ['ffffffffffffffff'] },
+    );
+    await roundsEnded(link, 1);
+    const reason = log.agreement(['ffffffffffffffff']).reason;
+    assert.deepEqual(link.published[0], {
+      topic: markerTopic(ALL, AGENT),
+      seq: 0,
+      session: SESSION,
+      batchBytes: link.published[0]?.batchBytes,
+      records: [
+        { kind: 'reset', key: streamKey(TEMP), from: 1, reason },
+        { kind: 'reset', key: streamKey(COUNT), from: 1, reason },
+        // Not seen again yet by the re-created log: reset for the same reason, not "no such stream".
+        { kind: 'reset', key: streamKey(gone), from: 1, reason },
+        { kind: 'origin', epochs: log.epochs(MAX_CURSOR_EPOCHS) },
+      ],
+    });
+    assert.deepEqual(link.pointSeqs(TEMP), range(1, 50));
+    assert.deepEqual(link.pointSeqs(COUNT), range(1, 20));
+    assert.equal(server.stats().resets, 3);
+  });
+
+  it('resets a stream a cursor of this log holds but the log does not know, and keeps the rest', async (t) => {
+    const { log, server } = await fixture(t);
+    await logPoints(log, TEMP, 10);
+    const link = new RecordingLink();
+    const gone = 'press-7/line9/gone';
+    subscribe(server, link, { [TEMP]: 10, [gone]: 7 }, { epochs: log.epochs(MAX_CURSOR_EPOCHS) });
+    await roundsEnded(link, 1);
+    assert.deepEqual(link.published[0]?.records, [
+      { kind: 'reset', key: streamKey(gone), from: 1, reason: 'the OT log has no such stream' },
+      { kind: 'origin', epochs: log.epochs(MAX_CURSOR_EPOCHS) },
+    ]);
+    assert.deepEqual(link.pointSeqs(TEMP), []);
+    assert.equal(server.stats().resets, 1);
+  });
+
+  it("resets a stream a cursor naming no epochs holds beyond the log, to the log's next point", async (t) => {
+    const { log, server } = await fixture(t);
+    await logPoints(log, TEMP, 50);
+    await logPoints(log, COUNT, 20);
+    const link = new RecordingLink();
+    subscribe(server, link, { [TEMP]: 80, [COUNT]: 15 });
+    await roundsEnded(link, 1);
+    assert.deepEqual(link.published[0]?.records, [
+      { kind: 'reset', key: streamKey(TEMP), from: 51, reason: 'the OT log ends before this point' },
+      { kind: 'origin', epochs: log.epochs(MAX_CURSOR_EPOCHS) },
+    ]);
+    assert.deepEqual(link.pointSeqs(TEMP), []);
+    assert.deepEqual(link.pointSeqs(COUNT), range(16, 20));
+  });
+
+  it('resets nothing for a cursor of its own epochs within the log', async (t) => {
+    const { log, server } = await fixture(t);
+    await logPoints(log, TEMP, 50);
+    const link = new RecordingLink();
+    subscribe(server, link, { [TEMP]: 30 }, { epochs: log.epochs(2) });
+    await roundsEnded(link, 1);
+    assert.deepEqual(link.published[0]?.records, [{ kind: 'origin', epochs: log.epochs(MAX_CURSOR_EPOCHS) }]);
+    assert.deepEqual(link.pointSeqs(TEMP), range(31, 50));
+    assert.equal(server.stats().resets, 0);
+  });
+
+  it('cuts many resets into frames of the link, the origin last', async (t) => {
+    const { log, server } = await fixture(t);
+    const topics = Array.from({ length: 300 }, (_, index) => `press-7/many/s${index}`);
+    for (const topic of topics) await logPoints(log, topic, 1);
+    const link = new RecordingLink(4096);
+    subscribe(server, link, Object.fromEntries(topics.map((topic) => [topic, 5])));
+    await roundsEnded(link, 1);
+    const markers = link.published
+      .filter((publish) => publish.topic === markerTopic(ALL, AGENT))
+      .slice(0, -1);
+    assert.ok(markers.length > 1, `${markers.length} frames`);
+    for (const frame of markers)
+      assert.ok(frame.batchBytes <= batchBudget(4096), `${frame.batchBytes} bytes`);
+    const records = markers.flatMap((frame) => frame.records);
+    assert.equal(records.filter((record) => record.kind === 'reset').length, 300);
+    assert.equal(records.at(-1)?.kind, 'origin');
   });
 
   const MARKERS: [string, string][] = [
@@ -199,7 +303,7 @@ describe('agents/ot replay server', () => {
     assert.deepEqual(link.pointSeqs(COUNT), range(1, 50));
     assert.equal(link.replayEnds().length, 1);
     assert.equal(reads(), 2);
-    assert.deepEqual(server.stats(), { rounds: 2, pointsReplayed: 250, gaps: 0, roundsActive: 0 });
+    assert.deepEqual(server.stats(), { rounds: 2, pointsReplayed: 250, gaps: 0, resets: 0, roundsActive: 0 });
   });
 
   const CANCELS: [string, (server: ReplayServer, link: RecordingLink) => void, boolean][] = [
@@ -329,7 +433,13 @@ describe('agents/ot replay server', () => {
     // Reading stream after stream walks the log once per stream: 2000 times these bytes.
     const scanned = log.stats().bytesScanned - before.bytesScanned;
     assert.ok(scanned <= before.bytesWritten, `${scanned} bytes scanned for a log of ${before.bytesWritten}`);
-    assert.deepEqual(server.stats(), { rounds: 1, pointsReplayed: 6000, gaps: 0, roundsActive: 0 });
+    assert.deepEqual(server.stats(), {
+      rounds: 1,
+      pointsReplayed: 6000,
+      gaps: 0,
+      resets: 0,
+      roundsActive: 0,
+    });
   });
 
   it('ends a round whose window fills mid-pass with more; the next round continues exactly', async (t) => {

@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import {
   decodeResumeCursor,
   encodeResumeCursor,
+  MAX_CURSOR_EPOCHS,
   MIN_REPLAY_WINDOW,
   streamKey,
 } from '../../../agents/points/resume-cursor.ts';
@@ -27,8 +28,15 @@ const byKey = (positions: ReadonlyMap<string, number>) =>
 const topics = (count: number) =>
   new Map(Array.from({ length: count }, (_, index) => [`press-7/line1/p${index}`, 1]));
 
-/** Version 1, earliest for unseen streams, window 4096 (two varint bytes): the four header bytes. */
-const HEADER = [1, 0, 0x80, 0x20];
+/** Version 2, earliest for unseen streams, window 4096 (two varint bytes), no log epochs. */
+const HEADER = [2, 0, 0x80, 0x20, 0];
+/** Version 1: the same without the epochs byte. */
+const V1_HEADER = [1, 0, 0x80, 0x20];
+const EPOCHS = ['5c1e0f8a9b2d4e67', '00000000000000e1'];
+const EPOCH_BYTES = [...Buffer.from(EPOCHS.join(''), 'hex')];
+/** `count` distinct epoch ids. */
+const epochs = (count: number) =>
+  Array.from({ length: count }, (_, index) => index.toString(16).padStart(16, '0'));
 /** SHA-256("press-7/line1/temp"), its first 8 bytes (sha256sum): fixed by the format, shared by both roles. */
 const TEMP_KEY = '292ac41b7bb88c21';
 const KEY = [...Buffer.from(TEMP_KEY, 'hex')];
@@ -41,9 +49,25 @@ describe('agents/points resume cursor', () => {
       ['press-7/line1/running', 2 ** 40],
       ['press-7/line2/level', Number.MAX_SAFE_INTEGER],
     ]);
-    const cursor = decodeResumeCursor(encodeResumeCursor(65_536, positions));
+    const cursor = decodeResumeCursor(encodeResumeCursor(65_536, positions, EPOCHS));
     assert.equal(cursor.window, 65_536);
+    assert.deepEqual(cursor.epochs, EPOCHS);
     assert.deepEqual(cursor.positions, byKey(positions));
+  });
+
+  it('lays the log epochs out after the window, newest first, and names none by default', () => {
+    const bytes = encodeResumeCursor(MIN_REPLAY_WINDOW, new Map([['press-7/line1/temp', 300]]), EPOCHS);
+    assert.deepEqual([...bytes], [...HEADER.slice(0, -1), 2, ...EPOCH_BYTES, ...KEY, 0xac, 0x02]);
+    assert.deepEqual(decodeResumeCursor(encodeResumeCursor(MIN_REPLAY_WINDOW, new Map())).epochs, []);
+  });
+
+  it('still decodes a version 1 cursor, as one that names no log epochs', () => {
+    const cursor = decodeResumeCursor(Uint8Array.from([...V1_HEADER, ...KEY, 0xac, 0x02]));
+    assert.deepEqual(cursor, {
+      window: MIN_REPLAY_WINDOW,
+      epochs: [],
+      positions: new Map([[TEMP_KEY, 300]]),
+    });
   });
 
   it('round-trips any cursor of the model', () => {
@@ -54,10 +78,12 @@ describe('agents/points resume cursor', () => {
           selector: ([topic]) => topic,
           maxLength: 50,
         }),
-        (window, entries) => {
+        fc.integer({ min: 0, max: MAX_CURSOR_EPOCHS }),
+        (window, entries, epochCount) => {
           const positions = new Map(entries);
-          const cursor = decodeResumeCursor(encodeResumeCursor(window, positions));
+          const cursor = decodeResumeCursor(encodeResumeCursor(window, positions, epochs(epochCount)));
           assert.equal(cursor.window, window);
+          assert.deepEqual(cursor.epochs, epochs(epochCount));
           assert.deepEqual(cursor.positions, byKey(positions));
         },
       ),
@@ -72,16 +98,17 @@ describe('agents/points resume cursor', () => {
     assert.deepEqual([...bytes], [...HEADER, ...KEY, 0xac, 0x02]);
   });
 
-  it('carries as many streams as MAX_RESUME_BYTES holds, and refuses one more clearly', () => {
+  it('carries as many streams as MAX_RESUME_BYTES holds with the most epochs, and refuses one more clearly', () => {
     const perStream = 8 + 1;
-    const fit = Math.floor((MAX_RESUME_BYTES - HEADER.length) / perStream);
-    const full = encodeResumeCursor(MIN_REPLAY_WINDOW, topics(fit));
-    assert.equal(full.byteLength, HEADER.length + fit * perStream);
+    const header = HEADER.length + MAX_CURSOR_EPOCHS * 8;
+    const fit = Math.floor((MAX_RESUME_BYTES - header) / perStream);
+    const full = encodeResumeCursor(MIN_REPLAY_WINDOW, topics(fit), epochs(MAX_CURSOR_EPOCHS));
+    assert.equal(full.byteLength, header + fit * perStream);
     assert.ok(full.byteLength <= MAX_RESUME_BYTES);
     assert.equal(decodeResumeCursor(full).positions.size, fit);
 
     assert.throws(
-      () => encodeResumeCursor(MIN_REPLAY_WINDOW, topics(fit + 1)),
+      () => encodeResumeCursor(MIN_REPLAY_WINDOW, topics(fit + 1), epochs(MAX_CURSOR_EPOCHS)),
       (error: unknown) =>
         error instanceof DmzError &&
         error.code === 'AGENT_ERR_RESUME_CURSOR' &&
@@ -90,17 +117,21 @@ describe('agents/points resume cursor', () => {
     );
   });
 
-  const REFUSED_TO_ENCODE: [string, number, Map<string, number>][] = [
-    ['a window below one frame', MIN_REPLAY_WINDOW - 1, new Map<string, number>()],
-    ['a fractional window', MIN_REPLAY_WINDOW + 0.5, new Map<string, number>()],
-    ['a negative position', MIN_REPLAY_WINDOW, new Map([['press-7/a', -1]])],
-    ['a fractional position', MIN_REPLAY_WINDOW, new Map([['press-7/a', 1.5]])],
-    ['a position beyond 2^53', MIN_REPLAY_WINDOW, new Map([['press-7/a', 2 ** 53]])],
+  const NONE = new Map<string, number>();
+  const REFUSED_TO_ENCODE: [string, number, Map<string, number>, string[]][] = [
+    ['a window below one frame', MIN_REPLAY_WINDOW - 1, NONE, []],
+    ['a fractional window', MIN_REPLAY_WINDOW + 0.5, NONE, []],
+    ['a negative position', MIN_REPLAY_WINDOW, new Map([['press-7/a', -1]]), []],
+    ['a fractional position', MIN_REPLAY_WINDOW, new Map([['press-7/a', 1.5]]), []],
+    ['a position beyond 2^53', MIN_REPLAY_WINDOW, new Map([['press-7/a', 2 ** 53]]), []],
+    ['more than MAX_CURSOR_EPOCHS epochs', MIN_REPLAY_WINDOW, NONE, epochs(MAX_CURSOR_EPOCHS + 1)],
+    ['an epoch twice', MIN_REPLAY_WINDOW, NONE, [EPOCHS[0]!, EPOCHS[0]!]],
+    ['an epoch that is not 16 hex digits', MIN_REPLAY_WINDOW, NONE, ['5C1E0F8A9B2D4E67']],
   ];
-  for (const [name, window, positions] of REFUSED_TO_ENCODE) {
+  for (const [name, window, positions, named] of REFUSED_TO_ENCODE) {
     it(`refuses to encode ${name} with AGENT_ERR_RESUME_CURSOR`, () => {
       assert.equal(
-        codeOf(() => encodeResumeCursor(window, positions)),
+        codeOf(() => encodeResumeCursor(window, positions, named)),
         'AGENT_ERR_RESUME_CURSOR',
       );
     });
@@ -110,11 +141,19 @@ describe('agents/points resume cursor', () => {
     ['no bytes', [], /cut short/],
     ['a version byte alone', [1], /cut short/],
     ['version 0', [0, 0, 0x80, 0x20], /version/],
-    ['version 2', [2, 0, 0x80, 0x20], /version/],
-    ['an unknown start for unseen streams', [1, 1, 0x80, 0x20], /unknown start/],
+    ['version 3', [3, 0, 0x80, 0x20, 0], /version/],
+    ['an unknown start for unseen streams', [2, 1, 0x80, 0x20, 0], /unknown start/],
+    ['version 2 without its epochs byte', [2, 0, 0x80, 0x20], /cut short/],
+    ['more than MAX_CURSOR_EPOCHS epochs', [2, 0, 0x80, 0x20, MAX_CURSOR_EPOCHS + 1], /log epochs/],
+    ['an epoch cut short', [2, 0, 0x80, 0x20, 2, ...EPOCH_BYTES.slice(0, 12)], /cut short/],
+    [
+      'an epoch twice',
+      [2, 0, 0x80, 0x20, 2, ...EPOCH_BYTES.slice(0, 8), ...EPOCH_BYTES.slice(0, 8)],
+      /twice/,
+    ],
     ['no window', [1, 0], /cut short/],
     ['a window varint cut short', [1, 0, 0x80], /cut short/],
-    ['a window below MIN_REPLAY_WINDOW', [1, 0, 0xff, 0x1f], /window too small/],
+    ['a window below MIN_REPLAY_WINDOW', [2, 0, 0xff, 0x1f, 0], /window too small/],
     ['a window of 0', [1, 0, 0], /window too small/],
     ['a window varint that never ends', [1, 0, ...Array.from({ length: 9 }, () => 0xff)], /varint too long/],
     ['a truncated stream key', [...HEADER, ...KEY.slice(0, 5)], /cut short/],
@@ -146,6 +185,8 @@ describe('agents/points resume cursor', () => {
       fc.uint8Array({ maxLength: 60 }),
       // Mostly well-formed headers, so the fuzz reaches the stream entries.
       fc.uint8Array({ maxLength: 60 }).map((tail) => Uint8Array.of(...HEADER, ...tail)),
+      fc.uint8Array({ maxLength: 60 }).map((tail) => Uint8Array.of(...V1_HEADER, ...tail)),
+      fc.uint8Array({ maxLength: 60 }).map((tail) => Uint8Array.of(...HEADER.slice(0, -1), 2, ...tail)),
     );
     fc.assert(
       fc.property(cursorish, (bytes) => {
@@ -158,6 +199,7 @@ describe('agents/points resume cursor', () => {
           return;
         }
         assert.ok(Number.isSafeInteger(cursor.window) && cursor.window >= MIN_REPLAY_WINDOW);
+        assert.ok(cursor.epochs.length <= MAX_CURSOR_EPOCHS);
         for (const seq of cursor.positions.values()) assert.ok(Number.isSafeInteger(seq) && seq >= 0);
       }),
       { numRuns: 3_000, seed: 6 },

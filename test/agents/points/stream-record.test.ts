@@ -1,14 +1,25 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { encodePoint, MAX_REASON_BYTES, type PointReading } from '../../../agents/points/point.ts';
+import {
+  decodePoint,
+  encodePoint,
+  MAX_REASON_BYTES,
+  type PointReading,
+} from '../../../agents/points/point.ts';
 import {
   decodeStreamRecord,
   encodeGap,
+  encodeOrigin,
   encodeReplayEnd,
+  encodeReset,
   type StreamRecord,
 } from '../../../agents/points/stream-record.ts';
 import { DmzError } from '../../../relay/protocol/errors.ts';
+
+const EPOCH_A = '5c1e0f8a9b2d4e67';
+const EPOCH_B = '00000000000000e1';
+const KEY = '292ac41b7bb88c21';
 
 const codeOf = (run: () => unknown): string => {
   try {
@@ -26,6 +37,21 @@ const reading = (value: PointReading['value'], fields: Partial<PointReading> = {
   sourceTime: NOW,
   ...fields,
 });
+
+function encodeRecord(record: StreamRecord): Uint8Array {
+  switch (record.kind) {
+    case 'gap':
+      return encodeGap(record.to, record.reason);
+    case 'replayEnd':
+      return encodeReplayEnd(record.more);
+    case 'origin':
+      return encodeOrigin(record.epochs);
+    case 'reset':
+      return encodeReset(record.key, record.from, record.reason);
+    case 'point':
+      return encodePoint(record.reading);
+  }
+}
 
 describe('agents/points stream records', () => {
   // Every value kind a point uses (0-5) must stay a point; 6 and 7 are the replay's own records.
@@ -49,6 +75,22 @@ describe('agents/points stream records', () => {
     ],
     ['a replay end with more', encodeReplayEnd(true), { kind: 'replayEnd', more: true }],
     ['a replay end without more', encodeReplayEnd(false), { kind: 'replayEnd', more: false }],
+    ['an origin of one epoch', encodeOrigin([EPOCH_A]), { kind: 'origin', epochs: [EPOCH_A] }],
+    [
+      'an origin of the most epochs',
+      encodeOrigin(Array.from({ length: 8 }, (_, index) => `${index}`.repeat(16))),
+      { kind: 'origin', epochs: Array.from({ length: 8 }, (_, index) => `${index}`.repeat(16)) },
+    ],
+    [
+      'a reset to the start',
+      encodeReset(KEY, 1, 'the OT log was re-created'),
+      { kind: 'reset', key: KEY, from: 1, reason: 'the OT log was re-created' },
+    ],
+    [
+      'a reset far along, with an empty reason',
+      encodeReset(KEY, 2 ** 50, ''),
+      { kind: 'reset', key: KEY, from: 2 ** 50, reason: '' },
+    ],
   ];
   for (const [name, bytes, expected] of RECORDS) {
     it(`tells ${name} apart`, () => {
@@ -61,6 +103,42 @@ describe('agents/points stream records', () => {
     assert.deepEqual([...encodeReplayEnd(true)], [0x06, 1]);
     assert.deepEqual([...encodeReplayEnd(false)], [0x06, 0]);
   });
+
+  it('lays an origin and a reset out as documented, with kinds no point uses', () => {
+    assert.deepEqual(
+      [...encodeOrigin([EPOCH_A, EPOCH_B])],
+      [0x0e, 2, ...Buffer.from(EPOCH_A, 'hex'), ...Buffer.from(EPOCH_B, 'hex')],
+    );
+    assert.deepEqual(
+      [...encodeReset(KEY, 300, 'ab')],
+      [0x0f, ...Buffer.from(KEY, 'hex'), 0xac, 0x02, 2, 0x61, 0x62],
+    );
+    // Value kinds 6 and 7 (bits 0-2): decodePoint refuses them, so no point is ever taken for one.
+    assert.equal(
+      codeOf(() => decodePoint(encodeOrigin([EPOCH_A]))),
+      'AGENT_ERR_POINT_INVALID',
+    );
+    assert.equal(
+      codeOf(() => decodePoint(encodeReset(KEY, 1, 'x'))),
+      'AGENT_ERR_POINT_INVALID',
+    );
+  });
+
+  const REFUSED_ORIGINS_AND_RESETS: [string, () => unknown][] = [
+    ['an origin of no epochs', () => encodeOrigin([])],
+    ['an origin of 9 epochs', () => encodeOrigin(Array.from({ length: 9 }, (_, i) => `${i}`.repeat(16)))],
+    ['an origin naming an epoch twice', () => encodeOrigin([EPOCH_A, EPOCH_A])],
+    ['an origin epoch that is not 16 hex digits', () => encodeOrigin(['5c1e0f8a'])],
+    ['a reset of a key that is not 16 hex digits', () => encodeReset('press-7/temp', 1, 'x')],
+    ['a reset going on at 0', () => encodeReset(KEY, 0, 'x')],
+    ['a reset going on at a fraction', () => encodeReset(KEY, 1.5, 'x')],
+    ['a reset reason over MAX_REASON_BYTES', () => encodeReset(KEY, 1, 'x'.repeat(MAX_REASON_BYTES + 1))],
+  ];
+  for (const [name, encode] of REFUSED_ORIGINS_AND_RESETS) {
+    it(`refuses to encode ${name} with AGENT_ERR_STREAM_RECORD`, () => {
+      assert.equal(codeOf(encode), 'AGENT_ERR_STREAM_RECORD');
+    });
+  }
 
   const REFUSED_TO_ENCODE: [string, number, string][] = [
     ['a gap ending at 0', 0, 'retention'],
@@ -80,7 +158,7 @@ describe('agents/points stream records', () => {
   const gap = [...encodeGap(5, 'retention')];
   const MALFORMED: [string, number[], string][] = [
     ['a gap with trailing bytes', [...gap, 0], 'AGENT_ERR_STREAM_RECORD'],
-    ['a gap with flags set', [0x0f, ...gap.slice(1)], 'AGENT_ERR_STREAM_RECORD'],
+    ['a gap with flags set', [0x17, ...gap.slice(1)], 'AGENT_ERR_STREAM_RECORD'],
     ['a gap ending at 0', [0x07, 0, 0], 'AGENT_ERR_STREAM_RECORD'],
     ['a gap of its kind byte alone', [0x07], 'AGENT_ERR_STREAM_RECORD'],
     ['a gap whose end varint is cut short', [0x07, 0x80], 'AGENT_ERR_STREAM_RECORD'],
@@ -96,7 +174,24 @@ describe('agents/points stream records', () => {
     ['a replay end of one byte', [0x06], 'AGENT_ERR_STREAM_RECORD'],
     ['a replay end with a third byte', [0x06, 1, 0], 'AGENT_ERR_STREAM_RECORD'],
     ['a replay end of value 2', [0x06, 2], 'AGENT_ERR_STREAM_RECORD'],
-    ['a replay end with flags set', [0x0e, 1], 'AGENT_ERR_STREAM_RECORD'],
+    ['a replay end with flags set', [0x16, 1], 'AGENT_ERR_STREAM_RECORD'],
+    ['an origin of no epochs', [0x0e, 0], 'AGENT_ERR_STREAM_RECORD'],
+    [
+      'an origin of 9 epochs',
+      [0x0e, 9, ...Array.from({ length: 72 }, (_, i) => i)],
+      'AGENT_ERR_STREAM_RECORD',
+    ],
+    ['an origin cut short', [0x0e, 2, ...Buffer.from(EPOCH_A, 'hex')], 'AGENT_ERR_STREAM_RECORD'],
+    ['an origin with trailing bytes', [...encodeOrigin([EPOCH_A]), 0], 'AGENT_ERR_STREAM_RECORD'],
+    [
+      'an origin naming an epoch twice',
+      [0x0e, 2, ...Buffer.from(EPOCH_A + EPOCH_A, 'hex')],
+      'AGENT_ERR_STREAM_RECORD',
+    ],
+    ['a reset whose key is cut short', [0x0f, 1, 2, 3], 'AGENT_ERR_STREAM_RECORD'],
+    ['a reset going on at 0', [0x0f, ...Buffer.from(KEY, 'hex'), 0, 0], 'AGENT_ERR_STREAM_RECORD'],
+    ['a reset without a reason', [0x0f, ...Buffer.from(KEY, 'hex'), 1], 'AGENT_ERR_STREAM_RECORD'],
+    ['a reset with trailing bytes', [...encodeReset(KEY, 1, 'x'), 0], 'AGENT_ERR_STREAM_RECORD'],
     ['an empty record', [], 'AGENT_ERR_POINT_INVALID'],
     ['a point with unknown flags', [0xc0, 1, 1], 'AGENT_ERR_POINT_INVALID'],
     ['a point cut short', [...encodePoint(reading(21.5))].slice(0, -1), 'AGENT_ERR_POINT_INVALID'],
@@ -115,7 +210,7 @@ describe('agents/points stream records', () => {
       fc.uint8Array({ maxLength: 40 }),
       // Mostly the replay's own kinds, so the fuzz reaches their decoders.
       fc
-        .tuple(fc.constantFrom(0x06, 0x07), fc.uint8Array({ maxLength: 40 }))
+        .tuple(fc.constantFrom(0x06, 0x07, 0x0e, 0x0f), fc.uint8Array({ maxLength: 40 }))
         .map(([kind, tail]) => Uint8Array.of(kind, ...tail)),
     );
     fc.assert(
@@ -128,12 +223,7 @@ describe('agents/points stream records', () => {
           assert.ok(['AGENT_ERR_STREAM_RECORD', 'AGENT_ERR_POINT_INVALID'].includes(error.code), error.code);
           return;
         }
-        const again =
-          record.kind === 'gap'
-            ? encodeGap(record.to, record.reason)
-            : record.kind === 'replayEnd'
-              ? encodeReplayEnd(record.more)
-              : encodePoint(record.reading);
+        const again = encodeRecord(record);
         assert.deepEqual(decodeStreamRecord(again), record);
       }),
       { numRuns: 5_000, seed: 6 },

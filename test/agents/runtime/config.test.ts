@@ -53,6 +53,10 @@ describe('agents/runtime config', () => {
       ot: {
         log: { maxBytes: 1024 ** 3, maxAgeMs: 7 * 86_400_000, segmentBytes: 64 * 1024 ** 2 },
         sources: [{ ...simulator, interval: '1s', batch: 1, limit: 0 }],
+        // Writes off: no point listed (agents/ot/writes/config.ts).
+        writes: { maxWindowMs: 8 * 3600 * 1000, points: [] },
+        // No tunnel services unless listed (agents/tunnels/).
+        services: [],
       },
       it: undefined,
     });
@@ -72,6 +76,8 @@ describe('agents/runtime config', () => {
       consume: [
         { name: 'press-7', from: 'press-7', filter: 'press-7/#', sink: 'historian', replayWindow: 65_536 },
       ],
+      tunnels: [],
+      api: undefined,
     });
     assert.ok(Object.isFrozen(config.it?.consume[0]) && Object.isFrozen(config.it?.sinks));
   });
@@ -232,7 +238,7 @@ describe('agents/runtime config', () => {
     ],
     [
       'a sink of an unknown type',
-      itSection({ sinks: [{ ...sink, type: 'mqtt' }] }),
+      itSection({ sinks: [{ ...sink, type: 'kafka' }] }),
       { '/it/sinks/0/type': /jsonl/ },
     ],
     ['a consumer naming no sink', consume({ sink: 'archive' }), { '/it/consume/0/sink': /names no sink/ }],
@@ -366,7 +372,8 @@ describe('agents/runtime config', () => {
       const config: AgentConfig = await loadAgentConfig(file);
       assert.equal(config.credentials, join(dir, 'credentials'));
       assert.equal(config.state, join(dir, 'state'));
-      assert.equal(config.it?.sinks[0]?.dir, join(dir, '..', 'historian'));
+      const sink = config.it?.sinks[0];
+      assert.equal(sink?.type === 'jsonl' ? sink.dir : undefined, join(dir, '..', 'historian'));
     });
 
     it('refuses a YAML file with a duplicate key, naming the file', async (t) => {

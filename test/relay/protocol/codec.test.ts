@@ -63,7 +63,7 @@ describe('codec', () => {
     ['an empty frame', new Uint8Array(), 'RELAY_ERR_MALFORMED_FRAME'],
     ['an unknown kind byte', rawFrame(0xee, {}), 'RELAY_ERR_UNKNOWN_FRAME'],
     ['a relay-to-agent kind sent to the relay', rawFrame(FRAME_KIND.deliver, {}), 'RELAY_ERR_UNKNOWN_FRAME'],
-    ['a reserved tunnel kind', rawFrame(FRAME_KIND.streamOpen, {}), 'RELAY_ERR_UNSUPPORTED'],
+    ['a stream open without its fields', rawFrame(FRAME_KIND.streamOpen, {}), 'RELAY_ERR_INVALID_FRAME'],
     [
       'truncated MessagePack',
       rawFrame(FRAME_KIND.ping, { nonce: 1 }).subarray(0, 4),
@@ -220,4 +220,55 @@ describe('codec', () => {
       { numRuns: 3000 },
     );
   });
+});
+
+describe('codec - the limits a welcome announces', () => {
+  const welcome = {
+    role: 'ot',
+    name: 'press-7',
+    leaseMs: 30_000,
+    pingIntervalMs: 10_000,
+    maxFrameBytes: 65536,
+  };
+  const limits = {
+    messagesPerSecond: 50_000,
+    bytesPerSecond: 64 * 1024 * 1024,
+    maxSessionsPerAgent: 64,
+    maxSessionsPerPair: 8,
+    maxSubscriptionsPerAgent: 256,
+    maxPendingRequestsPerAgent: 256,
+  };
+
+  it('round-trips a welcome with every limit, and one without any (a relay older than the announcement)', () => {
+    for (const frame of [
+      { type: 'welcome', ...welcome, limits },
+      { type: 'welcome', ...welcome },
+    ] as const) {
+      assert.deepEqual(decodeFrame(encodeFrame(frame as ToAgentFrame), 'toAgent'), frame);
+    }
+  });
+
+  it('takes limits this agent does not know yet (a newer relay), and keeps the ones it knows', () => {
+    const decoded = decodeFrame(
+      rawFrame(FRAME_KIND.welcome, { ...welcome, limits: { ...limits, maxTunnelStreams: 16 } }),
+      'toAgent',
+    );
+    assert.equal(decoded.type === 'welcome' ? decoded.limits?.maxSessionsPerPair : undefined, 8);
+  });
+
+  const REFUSED: [string, Record<string, unknown>][] = [
+    ['a limit of zero', { ...welcome, limits: { messagesPerSecond: 0 } }],
+    ['a fractional limit', { ...welcome, limits: { bytesPerSecond: 1.5 } }],
+    ['a limit that is a string', { ...welcome, limits: { maxSessionsPerPair: '8' } }],
+    ['limits that are not a map', { ...welcome, limits: [8] }],
+    ['an unknown field beside the limits', { ...welcome, limits, extra: 1 }],
+  ];
+  for (const [name, body] of REFUSED) {
+    it(`refuses a welcome with ${name}`, () => {
+      assert.equal(
+        codeOf(() => decodeFrame(rawFrame(FRAME_KIND.welcome, body), 'toAgent')),
+        'RELAY_ERR_INVALID_FRAME',
+      );
+    });
+  }
 });

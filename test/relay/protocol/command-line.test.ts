@@ -536,7 +536,7 @@ describe('command line - every failure: exit status, one line on stderr, nothing
       name: 'npm run demo -- --seconds abc',
       run: () => runDemo(['--seconds', 'abc', '--dir', at('demo')]),
       code: 2,
-      line: `demo: --seconds must be a whole number of seconds: "abc" (CLI_ERR_INVALID_ARGUMENT); see 'npm run demo -- --help'`,
+      line: `demo: --seconds must be a whole number up to 9999999: "abc" (CLI_ERR_INVALID_ARGUMENT); see 'npm run demo -- --help'`,
     },
     {
       name: 'npm run demo -- --dir on a non-empty directory the demo did not make',
@@ -649,7 +649,10 @@ describe('command line - every failure: exit status, one line on stderr, nothing
     }
     const demo = await runDemo(['--help']);
     assert.equal(demo.code, 0, demo.stderr);
-    assert.match(demo.stdout, /^Usage: npm run demo -- \[--seconds N\] \[--dir DIR\]/);
+    assert.match(
+      demo.stdout,
+      /^Usage: npm run demo -- \[--port N\] \[--seconds N\] \[--revoke-after N\] \[--dir DIR\]/,
+    );
   });
 });
 

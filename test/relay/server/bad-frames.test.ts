@@ -91,10 +91,10 @@ const CASES: readonly BadFrameCase[] = [
     close: { code: PROTOCOL_ERROR, reason: 'RELAY_ERR_UNKNOWN_FRAME' },
   },
   {
-    name: 'a reserved frame kind (tunnel stream)',
+    name: 'a stream open missing its stream, service and window',
     from: 'it',
-    send: (s) => s.sendRaw(rawFrame(0x70, { session: 1 })),
-    code: 'RELAY_ERR_UNSUPPORTED',
+    send: (s) => s.sendRaw(rawFrame(FRAME_KIND.streamOpen, { session: 1 })),
+    code: 'RELAY_ERR_INVALID_FRAME',
   },
   {
     name: 'an empty frame',

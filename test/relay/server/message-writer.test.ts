@@ -8,7 +8,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { binaryFrameHeader, COALESCE_BYTES, MessageWriter } from '../../../relay/server/message-writer.ts';
+import { BULK_SOCKET_BYTES, COALESCE_BYTES, MessageWriter } from '../../../relay/server/message-writer.ts';
 import { waitFor } from '../../support/wait.ts';
 
 interface Pair {
@@ -49,16 +49,8 @@ describe('relay/server message writer', () => {
     await once(client, 'open');
     const { server, socket } = await upgraded;
     open.push(client, server);
-    return { server, socket, writer: new MessageWriter(server, socket), client, received };
+    return { server, socket, writer: new MessageWriter(server, socket, 8 * 1024 * 1024), client, received };
   }
-
-  it('writes the RFC 6455 header for each payload length class', () => {
-    assert.deepEqual([...binaryFrameHeader(0)], [0x82, 0]);
-    assert.deepEqual([...binaryFrameHeader(125)], [0x82, 125]);
-    assert.deepEqual([...binaryFrameHeader(126)], [0x82, 126, 0, 126]);
-    assert.deepEqual([...binaryFrameHeader(0xffff)], [0x82, 126, 0xff, 0xff]);
-    assert.deepEqual([...binaryFrameHeader(0x1_0000)], [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
-  });
 
   it('delivers a message sent in pieces as one message, in order with the frames ws itself sends', async () => {
     const { server, writer, received } = await pair();
@@ -97,6 +89,29 @@ describe('relay/server message writer', () => {
     assert.equal(writes, 0, 'held while under the bound');
     writer.send(Buffer.alloc(COALESCE_BYTES / 2));
     assert.equal(writes, 1, 'written at once at the bound');
+  });
+
+  it('keeps tunnel bulk in its lane: the socket holds at most its share, and other messages pass it', async () => {
+    const { socket, writer, client, received } = await pair();
+    // A reader that stops: the kernel's buffers fill, then the socket's own.
+    (client as unknown as { _socket: Socket })._socket.pause();
+    const chunk = Buffer.alloc(64 * 1024, 1);
+    const messages = 256;
+    for (let index = 0; index < messages; index++) writer.sendBulk([Uint8Array.of(0xb0), chunk]);
+    await waitFor(() => writer.bulkBytes > 0 && socket.writableNeedDrain, 'the lane holding bulk back');
+    assert.ok(
+      socket.writableLength <= BULK_SOCKET_BYTES + chunk.byteLength + 16,
+      `the socket holds ${socket.writableLength} bytes`,
+    );
+    const held = socket.writableLength;
+    writer.send(Uint8Array.of(0xc0));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(socket.writableLength, held + 3, 'a control message goes into the socket at once');
+    (client as unknown as { _socket: Socket })._socket.resume();
+    await waitFor(() => received.length === messages + 1, 'every message', 20_000);
+    const control = received.findIndex((message) => message[0] === 0xc0);
+    assert.ok(control < messages, `the control message came after all the bulk (at ${control})`);
+    assert.equal(writer.bulkBytes, 0);
   });
 
   it('writes nothing once ws has begun to close (no data frame after a close frame)', async () => {

@@ -17,7 +17,24 @@ export type ReadOutcome =
   | { readonly kind: 'registers'; readonly bytes: Uint8Array }
   | { readonly kind: 'bits'; readonly bits: readonly boolean[] }
   /** `broken`: the connection was closed and must be made again (a timeout, a lost link). */
-  | { readonly kind: 'failed'; readonly reason: string; readonly broken: boolean };
+  | FailedOutcome;
+
+export interface FailedOutcome {
+  readonly kind: 'failed';
+  readonly reason: string;
+  readonly broken: boolean;
+  /** The Modbus exception code (spec 7), when the device answered with one. */
+  readonly exception?: number;
+  /** A write whose deadline passed while it waited for its turn: it was never sent. */
+  readonly expired?: boolean;
+}
+
+/** What a write does to a table: registers (16-bit words) from an address, or one coil. */
+export type WriteRequest =
+  | { readonly table: 'holding'; readonly address: number; readonly registers: readonly number[] }
+  | { readonly table: 'coil'; readonly address: number; readonly state: boolean };
+
+export type WriteResult = { readonly kind: 'written' } | FailedOutcome;
 
 export type ConnectOutcome =
   | { readonly kind: 'connected'; readonly connection: DeviceConnection }
@@ -101,7 +118,10 @@ export class DeviceConnection {
   readonly #timeoutMs: number;
   #open = true;
   /** Settles the request in flight (one at a time) when the connection breaks under it. */
-  #interrupt: ((outcome: ReadOutcome) => void) | undefined;
+  #interrupt: ((outcome: FailedOutcome) => void) | undefined;
+  /** The request before the next: reads of the poller and writes of commands take turns. */
+  #turn: Promise<unknown> = Promise.resolve();
+  #inFlight = 0;
 
   constructor(client: ModbusClient, options: ConnectOptions) {
     this.#client = client;
@@ -120,19 +140,49 @@ export class DeviceConnection {
   }
 
   /**
-   * Reads `count` registers or bits from `address` of `table`. One request at a time: a caller
-   * awaits each read before the next (many devices handle one transaction at a time).
+   * Reads `count` registers or bits from `address` of `table`. One request at a time, reads and
+   * writes in turn (many devices handle one transaction at a time).
    */
   read(table: Table, address: number, count: number): Promise<ReadOutcome> {
+    return this.#inTurn(() => this.#request(table, address, count));
+  }
+
+  /**
+   * Writes registers (function 6 for one, 16 for more: spec 6.6, 6.12) or a coil (function 5, spec
+   * 6.5), in turn with the reads, each write its own request: never merged with another, so a push
+   * button sees every press. `expired` is asked when the write's turn comes: a write that waited
+   * past its command's deadline behind a slow read is not sent.
+   */
+  write(request: WriteRequest, expired: () => boolean): Promise<WriteResult> {
+    return this.#inTurn(async (): Promise<WriteResult> => {
+      if (expired()) return { kind: 'failed', reason: 'deadline passed', broken: false, expired: true };
+      if (request.table === 'coil') await this.#client.writeCoil(request.address, request.state);
+      else if (request.registers.length === 1)
+        await this.#client.writeRegister(request.address, request.registers[0] ?? 0);
+      else await this.#client.writeRegisters(request.address, [...request.registers]);
+      return { kind: 'written' };
+    });
+  }
+
+  #inTurn<T>(send: () => Promise<T>): Promise<T | FailedOutcome> {
+    // With nothing in flight the request goes out now, as it did before writes took turns.
+    const run = this.#inFlight === 0 ? this.#send(send) : this.#turn.then(() => this.#send(send));
+    this.#inFlight++;
+    this.#turn = run.finally(() => this.#inFlight--);
+    return run;
+  }
+
+  /** One request on the wire with its deadline; the timer starts when it is its turn. */
+  #send<T>(send: () => Promise<T>): Promise<T | FailedOutcome> {
     if (!this.#open) return Promise.resolve(lostOutcome());
     return new Promise((resolve) => {
       let settled = false;
-      const finish = (outcome: ReadOutcome) => {
+      const finish = (outcome: T | FailedOutcome) => {
         if (settled) return;
         settled = true;
         this.#timers.clearTimeout(timer);
         this.#interrupt = undefined;
-        if (outcome.kind === 'failed' && outcome.broken) this.close();
+        if (isFailed(outcome) && outcome.broken) this.close();
         resolve(outcome);
       };
       this.#interrupt = finish;
@@ -140,9 +190,7 @@ export class DeviceConnection {
         () => finish({ kind: 'failed', reason: REASONS.timeout, broken: true }),
         this.#timeoutMs,
       );
-      this.#request(table, address, count).then(finish, (error: unknown) =>
-        finish(describeRequestError(error)),
-      );
+      send().then(finish, (error: unknown) => finish(describeRequestError(error)));
     });
   }
 
@@ -168,7 +216,11 @@ export class DeviceConnection {
   }
 }
 
-function lostOutcome(): ReadOutcome {
+function isFailed(outcome: unknown): outcome is FailedOutcome {
+  return (outcome as { kind?: unknown }).kind === 'failed';
+}
+
+function lostOutcome(): FailedOutcome {
   return { kind: 'failed', reason: REASONS.connectionLost, broken: true };
 }
 
@@ -177,9 +229,10 @@ function lostOutcome(): ReadOutcome {
  * leaves the connection as it was; anything else the client rejects with (the port closed under
  * it, an answer of the wrong length, unit or function) means the stream can no longer be trusted.
  */
-function describeRequestError(error: unknown): ReadOutcome {
+function describeRequestError(error: unknown): FailedOutcome {
   const code = (error as { modbusCode?: unknown } | null)?.modbusCode;
-  if (typeof code === 'number') return { kind: 'failed', reason: `Modbus exception ${code}`, broken: false };
+  if (typeof code === 'number')
+    return { kind: 'failed', reason: `Modbus exception ${code}`, broken: false, exception: code };
   const errno = (error as { errno?: unknown } | null)?.errno;
   // The client's "Port Not Open" carries ECONNREFUSED: the socket closed between two requests.
   if (errno === 'ECONNREFUSED') return lostOutcome();

@@ -16,7 +16,14 @@ import { reconnectDelayMs } from '../../../link/backoff.ts';
 import type { PointReading } from '../../../points/point.ts';
 import type { SourceError, SourceOutput, SourceTimers } from '../source.ts';
 import { CycleWriter, type TopicReading } from './cycle-writer.ts';
-import { connectDevice, type DeviceConnection, type ReadOutcome } from './device-connection.ts';
+import {
+  connectDevice,
+  REASONS,
+  type DeviceConnection,
+  type ReadOutcome,
+  type WriteRequest,
+  type WriteResult,
+} from './device-connection.ts';
 import { ExceptionReport } from './exception-report.ts';
 import { decodeBit, decodeRegisters } from './register-decoding.ts';
 import type { ModbusDevice, ModbusPoint } from './register-map.ts';
@@ -100,6 +107,8 @@ export class DevicePoller {
   #nextConnectAt = 0;
   #reason: string | undefined;
   #lastError: SourceError | undefined;
+  /** The connect in flight, which a write and the poll share rather than open two connections. */
+  #connecting: Promise<DeviceConnection | undefined> | undefined;
 
   constructor(device: ModbusDevice, context: PollerContext) {
     this.device = device;
@@ -238,8 +247,29 @@ export class DevicePoller {
     return readings;
   }
 
+  /**
+   * Sends one write on the device's connection, in turn with the poll's reads (connecting first
+   * when there is none and the backoff allows), unless `deadline` (by the source's clock) passed
+   * first. A broken connection is the poll's to make again.
+   */
+  async write(request: WriteRequest, deadline: number): Promise<WriteResult> {
+    if (!this.#running) return { kind: 'failed', reason: REASONS.stopped, broken: false };
+    const connection = await this.#connected();
+    if (connection === undefined)
+      return { kind: 'failed', reason: `not connected (${this.#reason ?? 'connecting'})`, broken: false };
+    return connection.write(request, () => this.#context.now() >= deadline);
+  }
+
   /** The open connection, or undefined when there is none and the backoff says not yet, or it failed. */
-  async #connected(): Promise<DeviceConnection | undefined> {
+  #connected(): Promise<DeviceConnection | undefined> {
+    if (this.#connection?.isOpen === true) return Promise.resolve(this.#connection);
+    this.#connecting ??= this.#connect().finally(() => {
+      this.#connecting = undefined;
+    });
+    return this.#connecting;
+  }
+
+  async #connect(): Promise<DeviceConnection | undefined> {
     if (this.#connection?.isOpen === true) return this.#connection;
     if (this.#connection !== undefined) {
       // It closed between two cycles (the device hung up): reconnect at once, once.

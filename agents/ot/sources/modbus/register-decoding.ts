@@ -77,7 +77,7 @@ function decodeText(raw: Buffer): string {
 }
 
 /** Reverses the order of the 16-bit words in place (the bytes inside each word stay). */
-function reverseWords(raw: Buffer): void {
+export function reverseWords(raw: Buffer): void {
   const words = raw.length / REGISTER_BYTES;
   for (let low = 0, high = words - 1; low < high; low++, high--) {
     const first = raw.readUInt16BE(low * REGISTER_BYTES);

@@ -76,7 +76,7 @@ export interface BrokerConnectionStats {
   readonly connections: number;
 }
 
-interface Credentials {
+export interface Credentials {
   readonly password: string | undefined;
   readonly ca: Buffer | undefined;
   readonly cert: Buffer | undefined;
@@ -147,7 +147,10 @@ export class BrokerConnection {
       return;
     }
     if (this.#stopped) return;
-    const client = new MqttClient(() => this.#openSocket(credentials), this.#clientOptions(credentials));
+    const client = new MqttClient(
+      () => openBrokerSocket(this.#settings, credentials),
+      this.#clientOptions(credentials),
+    );
     this.#client = client;
     client.handleMessage = (packet: IPublishPacket, callback: () => void) => {
       this.#deliver(client, packet, callback);
@@ -176,24 +179,6 @@ export class BrokerConnection {
       ...(settings.username === undefined ? {} : { username: settings.username }),
       ...(credentials.password === undefined ? {} : { password: credentials.password }),
     };
-  }
-
-  #openSocket(credentials: Credentials): Socket {
-    const { address, localAddress } = this.#settings;
-    const local = localAddress === undefined ? {} : { localAddress };
-    if (address.protocol === 'mqtt') return connectTcp({ host: address.host, port: address.port, ...local });
-    return connectTls({
-      host: address.host,
-      port: address.port,
-      // SNI and the name checked against the certificate; an IP address is checked as one.
-      ...(isIP(address.host) === 0 ? { servername: address.host } : {}),
-      ...local,
-      minVersion: MIN_BROKER_TLS_VERSION,
-      rejectUnauthorized: true,
-      ...(credentials.ca === undefined ? {} : { ca: credentials.ca }),
-      ...(credentials.cert === undefined ? {} : { cert: credentials.cert }),
-      ...(credentials.key === undefined ? {} : { key: credentials.key }),
-    });
   }
 
   #deliver(client: MqttClient, packet: IPublishPacket, callback: () => void): void {
@@ -263,7 +248,30 @@ export class BrokerConnection {
   }
 }
 
-async function readCredentials(settings: BrokerSettings): Promise<Credentials> {
+/**
+ * The socket of one attempt (shared with the IT side's MQTT bridge): TCP, or TLS verified against
+ * the configured CA with no option to turn the check off, from the configured local address.
+ */
+export function openBrokerSocket(settings: BrokerSettings, credentials: Credentials): Socket {
+  const { address, localAddress } = settings;
+  const local = localAddress === undefined ? {} : { localAddress };
+  if (address.protocol === 'mqtt') return connectTcp({ host: address.host, port: address.port, ...local });
+  return connectTls({
+    host: address.host,
+    port: address.port,
+    // SNI and the name checked against the certificate; an IP address is checked as one.
+    ...(isIP(address.host) === 0 ? { servername: address.host } : {}),
+    ...local,
+    minVersion: MIN_BROKER_TLS_VERSION,
+    rejectUnauthorized: true,
+    ...(credentials.ca === undefined ? {} : { ca: credentials.ca }),
+    ...(credentials.cert === undefined ? {} : { cert: credentials.cert }),
+    ...(credentials.key === undefined ? {} : { key: credentials.key }),
+  });
+}
+
+/** The credential files, read again for each attempt: a renewed certificate or password applies. */
+export async function readCredentials(settings: BrokerSettings): Promise<Credentials> {
   const [password, ca, cert, key] = await Promise.all([
     settings.passwordFile === undefined ? undefined : readCredentialFile(settings.passwordFile),
     settings.caFile === undefined ? undefined : readCredentialFile(settings.caFile),

@@ -48,7 +48,8 @@ export function checkMqttConfig(config: MqttConfig, at: string): ConfigIssue[] {
   return issues;
 }
 
-function checkBroker(issues: ConfigIssue[], at: string, broker: MqttBrokerConfig): void {
+/** The broker section's checks, shared with the IT side's MQTT bridge (agents/it/sinks/mqtt/config.ts). */
+export function checkBroker(issues: ConfigIssue[], at: string, broker: MqttBrokerConfig): void {
   const address = parseBrokerUrl(broker.url);
   if (typeof address === 'string') issues.push({ path: `${at}/url`, message: address });
   const tls = typeof address === 'object' && address.protocol === 'mqtts';

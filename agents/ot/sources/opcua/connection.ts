@@ -10,12 +10,13 @@ import './library-log.ts';
 import { OPCUAClient, UserTokenType, type ClientSession, type UserIdentityInfo } from 'node-opcua';
 import { DmzError } from '../../../../relay/protocol/errors.ts';
 import { reconnectDelayMs } from '../../../link/backoff.ts';
-import type { SourceTimers } from '../source.ts';
+import type { SourceTimers, WriteOutcome, WriteValue } from '../source.ts';
 import { clientOptions, connectionStrategy, subscriptionParameters } from './client-options.ts';
 import { reloadTrust, verifyServerCertificate, type ClientPki } from './client-pki.ts';
 import type { OpcuaSettings } from './config.ts';
 import { classify, reasonOf, sessionError, stoppedError } from './link-errors.ts';
 import { monitorItems, type ItemEvents } from './monitored-items.ts';
+import { writeNode } from './node-write.ts';
 import { connectError, describeConnectFailure, fetchServerChain } from './server-certificate.ts';
 
 export interface ConnectionEvents extends ItemEvents {
@@ -58,6 +59,8 @@ export class OpcuaConnection {
   #wake: (() => void) | undefined;
   /** Why the latest connection attempt failed, for the status while node-opcua retries. */
   #lastConnectError: Error | undefined;
+  /** The session of the current cycle, for writes; undefined between cycles. */
+  #session: ClientSession | undefined;
 
   constructor(options: ConnectionOptions) {
     this.#settings = options.settings;
@@ -70,6 +73,19 @@ export class OpcuaConnection {
 
   start(): void {
     this.#run ??= this.#runCycles();
+  }
+
+  /** Writes `value` to `nodeId` in the current session, unless `expired`; a failure when there is none. */
+  write(nodeId: string, value: WriteValue, expired: () => boolean): Promise<WriteOutcome> {
+    if (this.#session === undefined) {
+      return Promise.resolve({
+        ok: false,
+        code: 'AGENT_ERR_WRITE_DEVICE_FAILED',
+        message: 'the OPC UA server is not connected',
+        detail: this.#settings.endpoint,
+      });
+    }
+    return writeNode(this.#session, nodeId, value, expired);
   }
 
   /** Ends the session and every client; resolves once they are closed. */
@@ -123,6 +139,7 @@ export class OpcuaConnection {
       await client.connect(settings.endpoint);
       const session = await client.createSession(this.#identity());
       this.#watchSession(session);
+      this.#session = session;
       const subscription = await session.createSubscription2(subscriptionParameters(settings));
       subscription.on('terminated', () =>
         this.#endCycle?.(sessionError('the server ended the subscription')),
@@ -134,6 +151,7 @@ export class OpcuaConnection {
       return error instanceof DmzError ? error : classify(settings.endpoint, error, this.#pki);
     } finally {
       this.#endCycle = undefined;
+      this.#session = undefined;
       if (client !== undefined) {
         await client.disconnect().catch(() => undefined);
         this.#clients.delete(client);

@@ -23,6 +23,8 @@ import {
   type SourceStats,
   type SourceTimers,
   type TopicMetadata,
+  type WriteOutcome,
+  type WriteValue,
 } from '../source.ts';
 import { readCertificateFile } from './certificates.ts';
 import { checkOpcuaConfig } from './checks.ts';
@@ -47,6 +49,9 @@ export const OPCUA_SOURCE: SourceBackend<OpcuaConfig> = {
   check: checkOpcuaConfig,
   topics: opcuaTopics,
   create: (config, context) => new OpcuaSource(config, context),
+  // Any item can be written: whether its node takes the value is the node's DataType's to say.
+  checkWrite: (config, topic) =>
+    opcuaTopics(config).includes(topic) ? undefined : `is no item of source ${config.name}`,
 };
 
 type ReadingOf = (dataValue: DataValue, now: number, lastValue: PointValue) => PointReading;
@@ -143,6 +148,18 @@ class OpcuaSource implements PointSource {
       await closeClientPki(this.#pki);
     }
     await this.#queue?.close();
+  }
+
+  write(topic: string, value: WriteValue, deadline: number): Promise<WriteOutcome> {
+    const item = this.#settings.items.find((candidate) => candidate.topic === topic);
+    if (item === undefined || this.#connection === undefined) {
+      return Promise.resolve({
+        ok: false,
+        code: 'AGENT_ERR_WRITE_DEVICE_FAILED',
+        message: item === undefined ? 'not an item of this source' : 'the OPC UA server is not connected',
+      });
+    }
+    return this.#connection.write(item.nodeId, value, () => this.#now() >= deadline);
   }
 
   stats(): SourceStats {

@@ -15,3 +15,8 @@ export const CRASH_CLOCK_JUMP_EVERY = 100;
 /** Each round's child starts its clock this much later than the last round's. */
 export const CRASH_ROUND_CLOCK_MS = 2 * 86_400_000;
 export const CRASH_GAP_REASON = 'retention';
+
+/** What the reset crash test and its child agree on. */
+export const RESET_CRASH_TOPIC = 'press-7/crash/reset';
+export const RESET_CRASH_REASON = 'the OT log was re-created';
+export const RESET_CRASH_EPOCHS = ['5c1e0f8a9b2d4e67', '00000000000000e1'];

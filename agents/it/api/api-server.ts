@@ -1,0 +1,236 @@
+/**
+ * The IT agent's HTTP API and dashboard: its own Fastify listener (loopback by default; config.ts
+ * refuses an address off loopback without TLS and authentication), reading the recent-values
+ * store. Requests are validated by the route table's TypeBox schemas (unknown query keys refused,
+ * not dropped); every refusal is `{code, message}` (api-errors.ts); /api/v1/openapi.json is built
+ * from the same table.
+ */
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import type { TSchema } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Value } from '@sinclair/typebox/value';
+import { fastify, type FastifyReply } from 'fastify';
+import type { Logger } from 'pino';
+import { fileError } from '../../../relay/protocol/command-line.ts';
+import { DmzError } from '../../../relay/protocol/errors.ts';
+import { refuseOpenPermissions } from '../../../relay/protocol/file-permissions.ts';
+import { MIN_TLS_VERSION } from '../../../relay/protocol/limits.ts';
+import type { AgentStatus } from '../../runtime/status.ts';
+import type { RecentSink } from '../sinks/recent-sink.ts';
+import type { ItApiConfig } from './api-config.ts';
+import { apiErrorStatus, sendApiError } from './api-errors.ts';
+import { createAuthGate, loadAuthenticator } from './auth.ts';
+import { DASHBOARD_CSP, loadDashboardFiles } from './dashboard-files.ts';
+import { topicTable } from './entry-bodies.ts';
+import { buildOpenApiDocument } from './openapi.ts';
+import { API_HEADERS } from './response-headers.ts';
+import { API_ROUTES, type ApiContext } from './routes.ts';
+import { MAX_BODY_BYTES } from './schemas.ts';
+
+/** The routes served without credentials: the dashboard's page and files, which hold no data. */
+const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/', '/dashboard/:name']);
+
+export interface ItApiOptions {
+  readonly config: ItApiConfig;
+  readonly store: RecentSink;
+  readonly status: () => AgentStatus;
+  /** The agent's write client; without it POST /api/v1/writes refuses every topic. */
+  readonly writes: ApiContext['writes'];
+  readonly logger: Logger;
+  /** The product version, for the OpenAPI document. */
+  readonly version: string;
+}
+
+export interface RunningItApi {
+  /** `http(s)://host:port/`: the dashboard. */
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
+  const { config } = options;
+  const authenticator = config.auth === undefined ? undefined : await loadAuthenticator(config.auth);
+  const authGate = authenticator === undefined ? undefined : createAuthGate(authenticator);
+  // A page whose name an attacker rebinds to this address (DNS rebinding) reaches a plain-HTTP
+  // listener as if it were the page's own server; only the name it asks for gives it away. Over
+  // TLS, the browser refuses the listener's certificate for that name; without it, the listener is
+  // on loopback (config.ts), where only addresses and localhost name it.
+  const checkHost = config.tls === undefined || authenticator === undefined;
+  const files = await loadDashboardFiles();
+  const app = fastify({
+    // The agent's log gets what matters (a 500's cause, below), not a line per request.
+    logger: false,
+    bodyLimit: MAX_BODY_BYTES,
+    // Live streams never go idle: close() must cut them, not wait for them.
+    forceCloseConnections: true,
+    // A path the router cannot decode (`%ZZ`) is refused before any hook: in the API's own words.
+    frameworkErrors: (error, _request, reply) => {
+      sendApiError(reply.headers(API_HEADERS), error);
+    },
+    ...(config.tls === undefined ? {} : { https: await readTls(config.tls) }),
+  });
+  // JSON only: Fastify would take text/plain as a string, which no endpoint wants.
+  app.removeContentTypeParser('text/plain');
+  const logger = options.logger.child({ part: 'api' });
+  app.setErrorHandler((error, request, reply) => sendApiError(reply, error, logger, request.url));
+  app.setNotFoundHandler((_request, reply) =>
+    sendApiError(
+      reply,
+      new DmzError('AGENT_ERR_API_NOT_FOUND', 'no such endpoint: see /api/v1/openapi.json'),
+    ),
+  );
+  app.addHook('onRequest', async (request, reply) => {
+    void reply.headers(API_HEADERS);
+    if (checkHost && !isAddressHost(request.headers.host)) {
+      return sendApiError(
+        reply,
+        new DmzError('AGENT_ERR_API_HOST', 'ask for this API by its address or localhost'),
+      );
+    }
+    // By the route the router matched, never by the URL's text: the router decodes `/%61pi/` to
+    // `/api/`, so a test of the raw URL would let an encoded path past. Unknown paths need
+    // credentials too: only what is listed here is open.
+    if (PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
+    void reply.header('cache-control', 'no-store');
+    if (authenticator === undefined || authGate === undefined) return;
+    const verdict = await authGate(request.ip, request.headers.authorization);
+    if (verdict.allowed) return;
+    if (verdict.retryAfterMs !== undefined) {
+      return sendApiError(
+        reply.header('retry-after', String(Math.ceil(verdict.retryAfterMs / 1000))),
+        new DmzError('AGENT_ERR_API_RATE_LIMITED', 'too many failed attempts: try again later'),
+      );
+    }
+    return sendApiError(
+      reply.header('www-authenticate', authenticator.challenge),
+      new DmzError('AGENT_ERR_API_UNAUTHORIZED', 'credentials missing or wrong'),
+    );
+  });
+
+  const context: ApiContext = {
+    store: options.store,
+    tables: {
+      units: topicTable(config.units.map(({ filter, unit }) => ({ filter, value: unit }))),
+      writable: topicTable(config.writable.map(({ filter, type }) => ({ filter, value: type }))),
+    },
+    writes: options.writes,
+    status: options.status,
+    streams: { open: 0 },
+  };
+  for (const route of API_ROUTES) {
+    app.route({
+      method: route.method,
+      url: route.url,
+      schema: {
+        ...(route.querystring === undefined ? {} : { querystring: route.querystring }),
+        ...(route.body === undefined ? {} : { body: route.body }),
+      },
+      validatorCompiler: ({ schema, httpPart }) =>
+        httpPart === 'body' ? bodyValidator(schema as TSchema) : queryValidator(schema as TSchema),
+      handler: (request, reply) => route.handler(context, request, reply),
+    });
+  }
+  const openapi = buildOpenApiDocument(API_ROUTES, {
+    version: options.version,
+    auth: config.auth?.kind,
+    statusOf: apiErrorStatus,
+  });
+  app.get('/api/v1/openapi.json', () => openapi);
+  app.get('/', (_request, reply) => sendFile(reply, files.get('index.html')));
+  app.get('/dashboard/:name', (request, reply) =>
+    sendFile(reply, files.get((request.params as { name: string }).name)),
+  );
+
+  const { host, port } = config.listen;
+  try {
+    await app.listen({ host, port });
+  } catch (cause) {
+    const reason =
+      (cause as NodeJS.ErrnoException).code === 'EADDRINUSE' ? 'the port is in use' : String(cause);
+    throw new DmzError(
+      'AGENT_ERR_LISTEN',
+      `the API cannot listen on ${host}:${port} (it.api.listen): ${reason}`,
+      {
+        cause,
+        hint: `stop what holds it (ss -ltnp 'sport = :${port}') or choose another it.api.listen.port`,
+      },
+    );
+  }
+  const address = app.server.address();
+  const bound = typeof address === 'object' && address !== null ? address.port : port;
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    url: `${config.tls === undefined ? 'http' : 'https'}://${shownHost}:${bound}/`,
+    port: bound,
+    close: () => app.close(),
+  };
+
+  function sendFile(reply: FastifyReply, file: { type: string; body: Buffer } | undefined) {
+    if (file === undefined) {
+      return sendApiError(reply, new DmzError('AGENT_ERR_API_NOT_FOUND', 'no such dashboard file'));
+    }
+    return reply
+      .header('content-security-policy', DASHBOARD_CSP)
+      .header('cache-control', 'no-cache')
+      .type(file.type)
+      .send(file.body);
+  }
+}
+
+async function readTls(
+  tls: NonNullable<ItApiConfig['tls']>,
+): Promise<{ cert: Buffer; key: Buffer; minVersion: 'TLSv1.2' | 'TLSv1.3' }> {
+  const read = async (file: string, key: string) => {
+    try {
+      return await readFile(file);
+    } catch (cause) {
+      throw fileError(`read ${key}`, file, cause, `check ${key}`);
+    }
+  };
+  const cert = await read(tls.cert, 'it.api.tls.cert');
+  const key = await read(tls.key, 'it.api.tls.key');
+  // The key is the listener's identity: a key others can read is a key others hold.
+  refuseOpenPermissions(tls.key, { code: 'AGENT_ERR_API_SECRET' });
+  return { cert, key, minVersion: MIN_TLS_VERSION };
+}
+
+/** A Host header naming an IP address or localhost (with or without a port). */
+export function isAddressHost(host: string | undefined): boolean {
+  // RFC 9110 section 7.2: uri-host [":" port], an IPv6 literal in brackets; nothing after either.
+  const name = /^(?:\[([^\]]+)\]|([^:[\]]+))(?::\d{1,5})?$/.exec(host ?? '');
+  if (name === null) return false;
+  const ipv6 = name[1];
+  if (ipv6 !== undefined) return isIP(ipv6) === 6;
+  return name[2] === 'localhost' || isIP(name[2] as string) === 4;
+}
+
+/**
+ * A JSON body as it came: JSON has its own types, and a value "95" (text) must not reach a point
+ * as the number 95, which Ajv's coercion (on for query strings) would make of it.
+ */
+function bodyValidator(schema: TSchema) {
+  const check = TypeCompiler.Compile(schema);
+  return (data: unknown) => {
+    if (check.Check(data)) return { value: data };
+    const first = check.Errors(data).First();
+    const at = first === undefined || first.path === '' ? 'body' : `body${first.path}`;
+    return { error: new DmzError('AGENT_ERR_API_BAD_REQUEST', `${at}: ${first?.message ?? 'invalid'}`) };
+  };
+}
+
+/** A query string: text converted to the schema's numbers and booleans, defaults filled in. */
+function queryValidator(schema: TSchema) {
+  const check = TypeCompiler.Compile(schema);
+  return (data: unknown) => {
+    const value = Value.Default(schema, Value.Convert(schema, structuredClone(data)));
+    if (check.Check(value)) return { value };
+    const first = check.Errors(value).First();
+    const at =
+      first === undefined || first.path === ''
+        ? 'querystring'
+        : `querystring${first.path.replaceAll('/', '.')}`;
+    return { error: new DmzError('AGENT_ERR_API_BAD_REQUEST', `${at}: ${first?.message ?? 'invalid'}`) };
+  };
+}

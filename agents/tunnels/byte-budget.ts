@@ -1,0 +1,28 @@
+/**
+ * A service's bytes-per-second budget, shared by its streams and both directions: a token bucket
+ * that holds at most one second of bytes. A stream takes what it sends (or grants) and, when that
+ * ran the bucket into debt, waits until the debt is paid: the target's link is never pushed past
+ * the rate for longer than one chunk.
+ */
+export class ByteBudget {
+  readonly #rate: number;
+  readonly #now: () => number;
+  #tokens: number;
+  #at: number;
+
+  constructor(bytesPerSecond: number, now: () => number = Date.now) {
+    this.#rate = bytesPerSecond;
+    this.#now = now;
+    this.#tokens = bytesPerSecond;
+    this.#at = now();
+  }
+
+  /** Takes `bytes`; returns the milliseconds until the bucket is out of debt (0: it is not in debt). */
+  take(bytes: number): number {
+    const now = this.#now();
+    this.#tokens = Math.min(this.#rate, this.#tokens + ((now - this.#at) * this.#rate) / 1000);
+    this.#at = now;
+    this.#tokens -= bytes;
+    return this.#tokens >= 0 ? 0 : Math.ceil((-this.#tokens * 1000) / this.#rate);
+  }
+}

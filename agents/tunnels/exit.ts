@@ -1,0 +1,181 @@
+/**
+ * The OT side of the tunnels: streams the relay hands over are served by the agent's own named
+ * services (agent.yaml `ot.services`), each connecting to the one target its config names. The
+ * relay checked its policy; this end checks its own, independently: the service exists, the IT
+ * agent is on its allowlist (if it has one), the service has a stream to spare. A target that
+ * refuses or does not answer in time is a prompt streamClose with the reason, never a hang; a
+ * stream with no byte either way for the idle time is closed.
+ */
+import { connect, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { ERROR_MESSAGES, type ErrorCode } from '../../relay/protocol/errors.ts';
+import { DEFAULT_STREAM_WINDOW_BYTES } from '../../relay/protocol/streams.ts';
+import type {
+  StreamClosed,
+  StreamData,
+  StreamOffer,
+  StreamRefusal,
+  StreamWindow,
+} from '../link/relay-link.ts';
+import { ByteBudget } from './byte-budget.ts';
+import { StreamMux, type MuxStats, type TunnelLink } from './stream-mux.ts';
+import type { TunnelService } from './tunnel-config.ts';
+import { TunnelStream, type StreamLink, type StreamOutcome } from './tunnel-stream.ts';
+
+export interface TunnelExitOptions {
+  readonly services: readonly TunnelService[];
+  readonly logger: Logger;
+  /** The IT agent of a session this agent accepted (as the relay's offer named it). */
+  readonly peerOf: (session: number) => string | undefined;
+  /** The receive window granted per stream (default DEFAULT_STREAM_WINDOW_BYTES). */
+  readonly window?: number;
+}
+
+interface ServiceState {
+  readonly settings: TunnelService;
+  readonly budget: ByteBudget | undefined;
+  open: number;
+}
+
+export interface ExitStats extends MuxStats {
+  readonly refused: number;
+}
+
+export class TunnelExit {
+  readonly #services = new Map<string, ServiceState>();
+  readonly #logger: Logger;
+  readonly #window: number;
+  readonly #mux = new StreamMux();
+  readonly #peerOf: (session: number) => string | undefined;
+  #refused = 0;
+
+  constructor(options: TunnelExitOptions) {
+    for (const settings of options.services) {
+      const budget =
+        settings.bytesPerSecond === undefined ? undefined : new ByteBudget(settings.bytesPerSecond);
+      this.#services.set(settings.name, { settings, budget, open: 0 });
+    }
+    this.#logger = options.logger;
+    this.#peerOf = options.peerOf;
+    this.#window = options.window ?? DEFAULT_STREAM_WINDOW_BYTES;
+  }
+
+  attach(link: TunnelLink): void {
+    this.#mux.attach(link);
+  }
+
+  detach(): void {
+    this.#mux.detach();
+  }
+
+  sessionClosed(session: number, code: string): void {
+    this.#mux.sessionClosed(session, code);
+  }
+
+  streamOpened(offer: StreamOffer): void {
+    const link = this.#mux.link;
+    if (link === undefined) return;
+    const refuse = (code: ErrorCode) => {
+      this.#refused++;
+      this.#logger.warn(
+        { session: offer.session, stream: offer.stream, service: offer.service, peer, code },
+        'tunnel stream refused',
+      );
+      link.closeStream(offer.session, offer.stream, code, ERROR_MESSAGES[code]);
+    };
+    const peer = this.#peerOf(offer.session);
+    const service = this.#services.get(offer.service);
+    if (service === undefined) return refuse('AGENT_ERR_TUNNEL_NO_SERVICE');
+    const { settings } = service;
+    if (peer === undefined || (settings.allow !== undefined && !settings.allow.includes(peer)))
+      return refuse('AGENT_ERR_TUNNEL_FORBIDDEN');
+    if (service.open >= settings.maxStreams) return refuse('AGENT_ERR_TUNNEL_LIMIT');
+    service.open++;
+    const streamLink = this.#mux.linkFor(link, offer.session, offer.stream);
+    const stream = new TunnelStream({
+      session: offer.session,
+      id: offer.stream,
+      service: offer.service,
+      peer,
+      window: this.#window,
+      link: streamLink,
+      socketFailure: 'AGENT_ERR_TUNNEL_TARGET_FAILED',
+      ...(service.budget === undefined ? {} : { pace: (bytes: number) => service.budget?.take(bytes) ?? 0 }),
+      onFinished: (finished, outcome) => {
+        service.open--;
+        this.#finished(finished, outcome);
+      },
+    });
+    this.#mux.add(stream);
+    this.#connect(stream, settings, offer.window, streamLink);
+  }
+
+  data(frame: StreamData): void {
+    this.#mux.data(frame);
+  }
+
+  window(frame: StreamWindow): void {
+    this.#mux.window(frame);
+  }
+
+  closed(frame: StreamClosed): void {
+    this.#mux.closed(frame);
+  }
+
+  refused(refusal: StreamRefusal): void {
+    this.#mux.refused(refusal);
+  }
+
+  stats(): ExitStats {
+    return { ...this.#mux.stats(), refused: this.#refused };
+  }
+
+  /** Connects to the target; only once it answers does the IT side get credit to send. */
+  #connect(stream: TunnelStream, settings: TunnelService, entranceWindow: number, link: StreamLink): void {
+    const socket: Socket = connect({ ...settings.target, allowHalfOpen: true });
+    const failed = (error: Error & { code?: string }) => {
+      clearTimeout(timer);
+      stream.abort(
+        error.code === 'ECONNREFUSED' ? 'AGENT_ERR_TUNNEL_TARGET_REFUSED' : 'AGENT_ERR_TUNNEL_TARGET_FAILED',
+      );
+    };
+    const timer = setTimeout(() => {
+      socket.off('error', failed);
+      socket.on('error', () => undefined);
+      socket.destroy();
+      stream.abort('AGENT_ERR_TUNNEL_TARGET_TIMEOUT');
+    }, settings.connectTimeoutMs);
+    socket.once('error', failed);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.off('error', failed);
+      if (stream.state === 'closed') {
+        socket.destroy();
+        return;
+      }
+      socket.setNoDelay(true);
+      socket.setTimeout(settings.idleTimeoutMs, () => stream.abort('AGENT_ERR_TUNNEL_IDLE'));
+      stream.attach(socket);
+      stream.granted(entranceWindow);
+      // The accept: this end's receive window, the first credit the IT side gets.
+      link.grant(this.#window);
+    });
+  }
+
+  #finished(stream: TunnelStream, outcome: StreamOutcome): void {
+    this.#mux.remove(stream);
+    this.#logger.info(
+      {
+        session: stream.session,
+        stream: stream.id,
+        service: stream.service,
+        peer: stream.peer,
+        outcome,
+        bytesToTarget: stream.bytesReceived,
+        bytesFromTarget: stream.bytesSent,
+        durationMs: Date.now() - stream.openedAt,
+      },
+      'tunnel stream closed',
+    );
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * Writes through the API: POST /api/v1/writes sends a signed command through the relay to the OT
+ * agent, whose own checks decide (agents/ot/writes/), and answers with its outcome; the Modbus
+ * device's register says whether anything was written. A topic this API does not offer is refused
+ * here, before anything is sent.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import {
+  createApiPlant,
+  IT,
+  OT,
+  REGISTERS,
+  request,
+  SPEED,
+  TEMP,
+  waitForValues,
+  type ApiPlant,
+} from './api-plant.ts';
+
+describe('agents/it/api - writes, answered by the OT agent', () => {
+  let plant: ApiPlant;
+  let base: string;
+  before(async () => {
+    plant = await createApiPlant({
+      writes: { points: [{ point: 'plc/speed', type: 'number', min: 0, max: 120, writers: [IT] }] },
+    });
+    // The API offers every plc point; the OT agent takes writes of the speed alone.
+    const agent = await plant.startIt({ writable: [{ filter: `${OT}/plc/+`, type: 'number' }] });
+    base = agent.api!.url;
+    await waitForValues(base, [TEMP, SPEED]);
+  });
+  after(() => plant.close());
+
+  const write = (body: unknown) =>
+    request(`${base}api/v1/writes`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+
+  it('a write within range is done, and the device register holds it', async () => {
+    const answer = await write({ topic: SPEED, value: 90 });
+    assert.equal(answer.status, 200, answer.text);
+    assert.equal(answer.json().status, 'done');
+    assert.equal(plant.device.holding[REGISTERS.speed], 90);
+  });
+
+  const refusals = [
+    {
+      what: 'a value out of the OT range',
+      body: { topic: SPEED, value: 500 },
+      status: 422,
+      code: 'AGENT_ERR_WRITE_OUT_OF_RANGE',
+    },
+    {
+      what: 'a value of the wrong type',
+      body: { topic: SPEED, value: 'fast' },
+      status: 422,
+      code: 'AGENT_ERR_WRITE_WRONG_TYPE',
+    },
+    // JSON's types are the value's: the text "95" is not coerced into the number 95 on the way.
+    {
+      what: 'a number sent as text',
+      body: { topic: SPEED, value: '95' },
+      status: 422,
+      code: 'AGENT_ERR_WRITE_WRONG_TYPE',
+    },
+    {
+      what: 'a point the OT agent does not list',
+      body: { topic: TEMP, value: 30 },
+      status: 422,
+      code: 'AGENT_ERR_WRITE_READ_ONLY',
+    },
+    {
+      what: 'a topic this API does not offer',
+      body: { topic: `${OT}/line1/other`, value: 1 },
+      status: 403,
+      code: 'AGENT_ERR_WRITE_READ_ONLY',
+    },
+    {
+      what: 'a topic with a wildcard',
+      body: { topic: `${OT}/plc/#`, value: 1 },
+      status: 400,
+      code: 'AGENT_ERR_API_BAD_FILTER',
+    },
+    {
+      what: 'a body with an unknown key',
+      body: { topic: SPEED, value: 1, force: true },
+      status: 400,
+      code: 'AGENT_ERR_API_BAD_REQUEST',
+    },
+  ];
+  it('refuses a write sent as text/plain, which a page of another site could send with no preflight (CSRF)', async () => {
+    const answer = await request(`${base}api/v1/writes`, {
+      method: 'POST',
+      headers: { 'content-type': 'text/plain' },
+      body: JSON.stringify({ topic: SPEED, value: 100 }),
+    });
+    assert.equal(answer.status, 415);
+    assert.equal(answer.json().code, 'AGENT_ERR_API_MEDIA_TYPE');
+    assert.notEqual(plant.device.holding[REGISTERS.speed], 100);
+  });
+
+  for (const refusal of refusals) {
+    it(`refuses ${refusal.what} (${refusal.code}) and the device is untouched`, async () => {
+      const before = plant.device.holding[REGISTERS.speed];
+      const answer = await write(refusal.body);
+      assert.equal(answer.status, refusal.status, answer.text);
+      const body = answer.json<{ code: string; message: string; status?: string }>();
+      assert.equal(body.code, refusal.code);
+      if (refusal.status === 422) assert.equal(body.status, 'refused');
+      assert.equal(plant.device.holding[REGISTERS.speed], before);
+      assert.equal(plant.device.holding[REGISTERS.temp], 215);
+    });
+  }
+});

@@ -1,0 +1,468 @@
+/**
+ * `npm run bench:tunnel` (issue 9): TCP through a tunnel, IT agent -> relay -> OT agent (the
+ * agents as `dmz-agent run` processes, the relay in this process), against the same workloads
+ * over a stunnel mTLS client/server pair (Debian stunnel4, two processes, TLS 1.3) and direct, in
+ * the same run, in alternating rounds:
+ *
+ * - bulk: one stream carries BULK_BYTES to a target that counts them and answers at the end;
+ * - round trip: a 12-byte request and its 12-byte echo (a Modbus read's size), one at a time;
+ * - parallel: PARALLEL streams carry BULK_BYTES / PARALLEL each at once (aggregate);
+ * - stalled neighbour (tunnel only): STALL_STREAMS downloads alone, then again with one more
+ *   stream whose reader never reads; the others' throughput with it over without it.
+ *
+ * Each path first carries WARM_UP_BYTES and WARM_UP_ROUND_TRIPS unmeasured. Targets: bulk at
+ * least 0.8x stunnel's; added round trip (minus direct) at most 2x stunnel's; the
+ * stalled-neighbour ratio at least 0.8. The machine's load average is printed with the results.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { loadavg } from 'node:os';
+import { join } from 'node:path';
+import { AGENT_BIN, createAgentPlant, readAgentStatus, type AgentPlant } from '../support/agent-plant.ts';
+import { stringify } from 'yaml';
+import { CA_STATE_TRUST_DOMAIN } from '../support/ca-state.ts';
+import { KillableProcess } from '../support/killable-process.ts';
+import { freePort } from '../support/ports.ts';
+import { createTestPki } from '../support/test-pki.ts';
+import { waitFor } from '../support/wait.ts';
+import { monotonicMs } from './clock.ts';
+import { readCpuSeconds } from './processes.ts';
+import { summarizeLatency } from './stats.ts';
+import { formatRatio, formatTable } from './table.ts';
+
+const BULK_BYTES = 256 * 1024 * 1024;
+const PARALLEL = 10;
+const RTT_SAMPLES = 2_000;
+const WARM_UP_BYTES = 64 * 1024 * 1024;
+const WARM_UP_ROUND_TRIPS = 500;
+const ROUNDS = Number(process.env['TUNNEL_BENCH_ROUNDS'] ?? 3);
+const STALL_STREAMS = 4;
+const STALL_BYTES = 64 * 1024 * 1024;
+const CHUNK = Buffer.alloc(64 * 1024, 0x5a);
+const REQUEST = Buffer.alloc(12, 0x01);
+const RELAY_BIN = join(import.meta.dirname, '..', '..', 'bin', 'dmz-relay.js');
+
+interface Path {
+  readonly name: string;
+  /** The processes that carry this path (none for direct: the kernel's loopback). */
+  readonly pids: readonly number[];
+  readonly bulkPort: number;
+  readonly echoPort: number;
+  readonly downloadPort: number;
+}
+
+/** Counts what arrives; at the client's end, answers `ok` and ends. */
+function sinkServer(): Server {
+  return createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('data', () => undefined);
+    socket.on('end', () => socket.end('ok'));
+    socket.on('error', () => undefined);
+  });
+}
+
+function echoServer(): Server {
+  return createServer((socket) => {
+    socket.setNoDelay(true);
+    socket.pipe(socket);
+    socket.on('error', () => undefined);
+  });
+}
+
+/** Sends STALL_BYTES to every client, then ends. */
+function downloadServer(): Server {
+  const payload = Buffer.alloc(STALL_BYTES, 0x33);
+  return createServer({ allowHalfOpen: true }, (socket) => {
+    socket.on('error', () => undefined);
+    socket.end(payload);
+  });
+}
+
+async function listen(server: Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as AddressInfo).port;
+}
+
+function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port, allowHalfOpen: true }, () => resolve(socket));
+    socket.setNoDelay(true);
+    socket.once('error', reject);
+  });
+}
+
+/** Sends `bytes` and waits for the sink's answer; returns the seconds taken. */
+async function upload(port: number, bytes: number): Promise<number> {
+  const socket = await open(port);
+  const started = monotonicMs();
+  const answered = new Promise<void>((resolve, reject) => {
+    socket.on('data', () => undefined);
+    socket.once('end', resolve);
+    socket.once('error', reject);
+  });
+  for (let sent = 0; sent < bytes; sent += CHUNK.byteLength) {
+    if (!socket.write(CHUNK)) await once(socket, 'drain');
+  }
+  socket.end();
+  await answered;
+  socket.destroy();
+  return (monotonicMs() - started) / 1000;
+}
+
+async function roundTrips(port: number, count = RTT_SAMPLES): Promise<number[]> {
+  const socket = await open(port);
+  const samples: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = monotonicMs();
+    const echoed = new Promise<void>((resolve) => {
+      let got = 0;
+      const onData = (chunk: Buffer) => {
+        got += chunk.byteLength;
+        if (got >= REQUEST.byteLength) {
+          socket.off('data', onData);
+          resolve();
+        }
+      };
+      socket.on('data', onData);
+    });
+    socket.write(REQUEST);
+    await echoed;
+    samples.push(monotonicMs() - started);
+  }
+  socket.destroy();
+  return samples;
+}
+
+/** MB/s of each of `streams` downloads, with `stalled` more streams open that never read. */
+async function downloads(port: number, streams: number, stalled: number): Promise<number> {
+  const idle = await Promise.all(Array.from({ length: stalled }, () => open(port)));
+  for (const socket of idle) socket.pause();
+  const started = monotonicMs();
+  const rates = await Promise.all(
+    Array.from({ length: streams }, async () => {
+      const socket = await open(port);
+      let got = 0;
+      socket.on('data', (chunk: Buffer) => (got += chunk.byteLength));
+      await once(socket, 'end');
+      socket.destroy();
+      return got / 1e6 / ((monotonicMs() - started) / 1000);
+    }),
+  );
+  for (const socket of idle) socket.destroy();
+  return rates.reduce((sum, rate) => sum + rate, 0) / rates.length;
+}
+
+async function startStunnel(
+  dir: string,
+  targets: readonly number[],
+): Promise<{ ports: number[]; pids: number[]; stop(): void }> {
+  const binary = ['stunnel4', 'stunnel'].find((name) => spawnSync('which', [name]).status === 0);
+  if (binary === undefined) throw new Error('stunnel4 is not installed (apt-get install stunnel4)');
+  const pki = await createTestPki();
+  const client = await pki.issueAgent('it', 'stunnel-client');
+  await mkdir(dir, { recursive: true });
+  const file = (name: string, text: string) => writeFile(join(dir, name), text, { mode: 0o600 });
+  await file('ca.pem', pki.ca.certPem);
+  await file('server.pem', pki.relay.certPem + pki.relay.keyPem);
+  await file('client.pem', client.certPem + client.keyPem);
+  const common = [
+    'foreground = yes',
+    'pid =',
+    `CAfile = ${join(dir, 'ca.pem')}`,
+    'verifyChain = yes',
+    'sslVersionMin = TLSv1.3',
+    'socket = l:TCP_NODELAY=1',
+    'socket = r:TCP_NODELAY=1',
+  ];
+  const server: string[] = [...common, `cert = ${join(dir, 'server.pem')}`, 'requireCert = yes'];
+  const clientConfig: string[] = [
+    ...common,
+    `cert = ${join(dir, 'client.pem')}`,
+    'client = yes',
+    'checkHost = localhost',
+  ];
+  const ports: number[] = [];
+  for (const [index, target] of targets.entries()) {
+    const middle = await freePort();
+    const entry = await freePort();
+    server.push(`[s${index}]`, `accept = 127.0.0.1:${middle}`, `connect = 127.0.0.1:${target}`);
+    clientConfig.push(`[c${index}]`, `accept = 127.0.0.1:${entry}`, `connect = 127.0.0.1:${middle}`);
+    ports.push(entry);
+  }
+  await file('server.conf', server.join('\n'));
+  await file('client.conf', clientConfig.join('\n'));
+  const children: ChildProcess[] = ['server.conf', 'client.conf'].map((name) =>
+    spawn(binary, [join(dir, name)], { stdio: ['ignore', 'ignore', 'ignore'] }),
+  );
+  await waitFor(
+    async () => (await Promise.all(ports.map(connectable))).every(Boolean),
+    'stunnel listening',
+    10_000,
+    50,
+  );
+  return {
+    ports,
+    pids: children.map((child) => child.pid ?? 0),
+    stop: () => children.forEach((child) => child.kill()),
+  };
+}
+
+function connectable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port }, () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function startTunnel(targets: { bulk: number; echo: number; download: number }): Promise<{
+  plant: AgentPlant;
+  ports: { bulk: number; echo: number; download: number };
+  agents: KillableProcess[];
+}> {
+  const policy = [{ role: 'ot' }, { role: 'it', tunnel: ['plc-gw/+'] }];
+  const plant = await createAgentPlant({ policy });
+  // The relay as `dmz-relay run`, a process of its own like each stunnel, on the plant's state and
+  // port; its per-agent byte budget (64 MiB/s by default) raised, or that would be what is measured.
+  await plant.stopRelay();
+  const relayFile = join(plant.dir, 'relay.yaml');
+  await writeFile(
+    relayFile,
+    stringify({
+      trustDomain: CA_STATE_TRUST_DOMAIN,
+      state: join(plant.dir, 'relay-state'),
+      listen: {
+        agents: { host: '127.0.0.1', port: Number(new URL(plant.url).port) },
+        admin: { host: '127.0.0.1', port: 0 },
+        enrollment: { host: '127.0.0.1', port: 0, mode: 'off' },
+      },
+      log: { level: 'warn', audit: join(plant.dir, 'audit.jsonl') },
+      limits: { bytesPerSecond: 4 * 1024 * 1024 * 1024, messagesPerSecond: 1_000_000 },
+      policy,
+    }),
+  );
+  // TUNNEL_BENCH_PROFILE=DIR: the relay and both agents write a CPU profile there when they stop
+  // (named by pid: the pids printed at the start are the relay's, the OT agent's, the IT agent's);
+  // TUNNEL_BENCH_NODE_FLAGS: more flags for the three (e.g. --trace-gc, to their stdout logs).
+  const profile = process.env['TUNNEL_BENCH_PROFILE'];
+  const launcher: [string, ...string[]] = [
+    process.execPath,
+    ...(profile === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profile}`]),
+    ...(process.env['TUNNEL_BENCH_NODE_FLAGS']?.split(' ').filter(Boolean) ?? []),
+  ];
+  const relay = new KillableProcess('relay', [RELAY_BIN, '--config', relayFile], plant.dir, launcher);
+  const agent = (name: string, file: string) =>
+    new KillableProcess(name, [AGENT_BIN, 'run', '--config', file], plant.dir, launcher);
+  const ports = { bulk: await freePort(), echo: await freePort(), download: await freePort() };
+  const otFile = await plant.configFile('ot.yaml', {
+    credentials: await plant.enroll('ot', 'plc-gw'),
+    state: join(plant.dir, 'ot-state'),
+    log: { level: 'warn' },
+    ot: {
+      sources: [{ type: 'simulator', name: 'line1', points: [{ name: 'temp', signal: 'sine' }] }],
+      services: Object.entries(targets).map(([name, port]) => ({
+        name,
+        target: `127.0.0.1:${port}`,
+        maxStreams: 64,
+      })),
+    },
+  });
+  const itFile = await plant.configFile('it.yaml', {
+    credentials: await plant.enroll('it', 'scada'),
+    state: join(plant.dir, 'it-state'),
+    log: { level: 'warn' },
+    it: { tunnels: Object.entries(ports).map(([name, port]) => ({ listen: port, to: `plc-gw/${name}` })) },
+  });
+  const agents = [relay, agent('ot', otFile), agent('it', itFile)];
+  for (const agent of agents) agent.start();
+  await waitFor(
+    async () =>
+      (await readAgentStatus(join(plant.dir, 'it-state')))?.relay.connected === true &&
+      (await roundTrips1(ports.echo)),
+    'the tunnel up',
+    60_000,
+    200,
+  );
+  return { plant, ports, agents };
+}
+
+async function roundTrips1(port: number): Promise<boolean> {
+  try {
+    const socket = await open(port);
+    socket.write(REQUEST);
+    const [chunk] = (await Promise.race([once(socket, 'data'), once(socket, 'close')])) as [
+      Buffer | undefined,
+    ];
+    socket.destroy();
+    return Buffer.isBuffer(chunk);
+  } catch {
+    return false;
+  }
+}
+
+async function main(): Promise<void> {
+  const servers = { bulk: sinkServer(), echo: echoServer(), download: downloadServer() };
+  const targets = {
+    bulk: await listen(servers.bulk),
+    echo: await listen(servers.echo),
+    download: await listen(servers.download),
+  };
+  const tunnel = await startTunnel(targets);
+  const stunnel = await startStunnel(join(tunnel.plant.dir, 'stunnel'), [
+    targets.bulk,
+    targets.echo,
+    targets.download,
+  ]);
+  const tunnelPids = tunnel.agents.map((agent) => agent.incarnations.at(-1)?.pid ?? 0);
+  console.log(`tunnel pids: relay ${tunnelPids[0]}, OT agent ${tunnelPids[1]}, IT agent ${tunnelPids[2]}`);
+  const paths: Path[] = [
+    {
+      name: 'direct',
+      pids: [],
+      bulkPort: targets.bulk,
+      echoPort: targets.echo,
+      downloadPort: targets.download,
+    },
+    {
+      name: 'stunnel',
+      pids: stunnel.pids,
+      bulkPort: stunnel.ports[0]!,
+      echoPort: stunnel.ports[1]!,
+      downloadPort: stunnel.ports[2]!,
+    },
+    {
+      name: 'tunnel',
+      pids: tunnelPids,
+      bulkPort: tunnel.ports.bulk,
+      echoPort: tunnel.ports.echo,
+      downloadPort: tunnel.ports.download,
+    },
+  ];
+  const results = new Map(
+    paths.map((path) => [
+      path.name,
+      { bulk: [] as number[], rtt: [] as number[], parallel: [] as number[], cpuPerMb: [] as number[] },
+    ]),
+  );
+  const cpuOf = (path: Path) => path.pids.reduce((sum, pid) => sum + readCpuSeconds(pid), 0);
+  /** The tunnel's CPU per bulk MB, split by process (relay, OT agent, IT agent). */
+  const tunnelSplit = tunnelPids.map(() => [] as number[]);
+  try {
+    // Unmeasured: the agents' and the relay's JIT compiles the data path first (a cold first round
+    // cost the tunnel half its throughput, and a single round's result was that of cold code).
+    for (const path of paths) {
+      await upload(path.bulkPort, WARM_UP_BYTES);
+      await roundTrips(path.echoPort, WARM_UP_ROUND_TRIPS);
+    }
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const path of paths) {
+        const result = results.get(path.name)!;
+        const cpuBefore = cpuOf(path);
+        const splitBefore = tunnelPids.map(readCpuSeconds);
+        result.bulk.push(BULK_BYTES / 1e6 / (await upload(path.bulkPort, BULK_BYTES)));
+        result.cpuPerMb.push(((cpuOf(path) - cpuBefore) * 1000) / (BULK_BYTES / 1e6));
+        if (path.name === 'tunnel') {
+          tunnelPids.forEach((pid, index) =>
+            tunnelSplit[index]?.push(
+              ((readCpuSeconds(pid) - (splitBefore[index] ?? 0)) * 1000) / (BULK_BYTES / 1e6),
+            ),
+          );
+        }
+        result.rtt.push(...(await roundTrips(path.echoPort)));
+        const started = monotonicMs();
+        await Promise.all(
+          Array.from({ length: PARALLEL }, () => upload(path.bulkPort, BULK_BYTES / PARALLEL)),
+        );
+        result.parallel.push(BULK_BYTES / 1e6 / ((monotonicMs() - started) / 1000));
+      }
+    }
+    const alone: number[] = [];
+    const withStalled: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      alone.push(await downloads(tunnel.ports.download, STALL_STREAMS, 0));
+      withStalled.push(await downloads(tunnel.ports.download, STALL_STREAMS, 1));
+    }
+    report(results, median(withStalled) / median(alone), alone, withStalled);
+    const [relayCpu, otCpu, itCpu] = tunnelSplit.map((samples) => median(samples).toFixed(2));
+    console.log(`tunnel CPU per bulk MB: relay ${relayCpu} ms, OT agent ${otCpu} ms, IT agent ${itCpu} ms`);
+  } finally {
+    stunnel.stop();
+    await Promise.all(tunnel.agents.map((agent) => agent.stop()));
+    await tunnel.plant.close();
+    for (const server of Object.values(servers)) server.close();
+  }
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] ?? Number.NaN;
+}
+
+function report(
+  results: Map<string, { bulk: number[]; rtt: number[]; parallel: number[]; cpuPerMb: number[] }>,
+  stallRatio: number,
+  alone: readonly number[],
+  withStalled: readonly number[],
+): void {
+  const row = (name: string) => {
+    const result = results.get(name)!;
+    const rtt = summarizeLatency(result.rtt);
+    return {
+      bulk: median(result.bulk),
+      parallel: median(result.parallel),
+      p50: rtt.p50Ms,
+      p99: rtt.p99Ms,
+      cpuPerMb: median(result.cpuPerMb),
+    };
+  };
+  const direct = row('direct');
+  const stunnel = row('stunnel');
+  const tunnel = row('tunnel');
+  const mb = (value: number) => `${value.toFixed(0)} MB/s`;
+  const ms = (value: number) => `${value.toFixed(3)} ms`;
+  console.log(
+    `\nTunnel benchmark: ${ROUNDS} rounds, load average ${loadavg()
+      .map((value) => value.toFixed(2))
+      .join(' ')}`,
+  );
+  for (const line of formatTable([
+    ['path', 'bulk, 1 stream', 'CPU per MB', `${PARALLEL} streams`, 'round trip p50', 'p99'],
+    ...[
+      ['direct', direct],
+      ['stunnel', stunnel],
+      ['tunnel', tunnel],
+    ].map(([name, r]) => {
+      const value = r as typeof direct;
+      return [
+        name as string,
+        mb(value.bulk),
+        ms(value.cpuPerMb),
+        mb(value.parallel),
+        ms(value.p50),
+        ms(value.p99),
+      ];
+    }),
+  ]))
+    console.log(line);
+  const addedTunnel = tunnel.p50 - direct.p50;
+  const addedStunnel = stunnel.p50 - direct.p50;
+  console.log('');
+  for (const line of formatTable([
+    ['ratio', 'value', 'target'],
+    ['bulk: tunnel / stunnel', formatRatio(tunnel.bulk / stunnel.bulk), '>= 0.80x'],
+    ['CPU per bulk MB: tunnel / stunnel', formatRatio(tunnel.cpuPerMb / stunnel.cpuPerMb), ''],
+    [`${PARALLEL} streams: tunnel / stunnel`, formatRatio(tunnel.parallel / stunnel.parallel), ''],
+    ['added round trip: tunnel / stunnel', formatRatio(addedTunnel / addedStunnel), '<= 2.00x'],
+    [`stalled neighbour: ${STALL_STREAMS} streams with / without`, formatRatio(stallRatio), '>= 0.80x'],
+  ]))
+    console.log(line);
+  console.log(
+    `\nstalled neighbour, per-stream MB/s alone: ${alone.map((value) => value.toFixed(0)).join(' ')}; with a stalled reader: ${withStalled.map((value) => value.toFixed(0)).join(' ')}`,
+  );
+}
+
+await main();
