@@ -24,7 +24,8 @@ import type { TunnelExit } from '../tunnels/exit.ts';
 import { attachConsumers, openIt, openOt, type ItPart, type OtPart } from './agent-parts.ts';
 import { checkConfigRole, type AgentConfig } from './config.ts';
 import { LinkSupervisor } from './link-supervisor.ts';
-import { streamPositions, writeStatus, STATUS_INTERVAL_MS, type AgentStatus } from './status.ts';
+import { itStatus, otStatus } from './part-status.ts';
+import { writeStatus, STATUS_INTERVAL_MS, type AgentStatus } from './status.ts';
 
 const SOFTWARE = 'dmz-agent';
 
@@ -161,8 +162,8 @@ export class Agent {
         lastError: link.lastError,
       },
       certificate: { serial: identity.serial, notAfter: identity.notAfter },
-      ...(this.#ot === undefined ? {} : { ot: this.#otStatus(this.#ot) }),
-      ...(this.#it === undefined ? {} : { it: this.#itStatus(this.#it) }),
+      ...(this.#ot === undefined ? {} : { ot: otStatus(this.#ot) }),
+      ...(this.#it === undefined ? {} : { it: itStatus(this.#it) }),
       ...this.#tunnelStatus(),
       ...this.#writeStatus(),
     };
@@ -346,60 +347,6 @@ export class Agent {
   #writeStatus(): Pick<AgentStatus, 'writes'> {
     const writes = this.#ot?.writes ?? this.writes;
     return writes === undefined ? {} : { writes: writes.stats() };
-  }
-
-  #otStatus(ot: OtPart): NonNullable<AgentStatus['ot']> {
-    const streams = ot.log.streams();
-    const publisher = ot.publisher.stats();
-    const replay = ot.replay.stats();
-    return {
-      log: { bytes: ot.log.bytesOnDisk(), maxBytes: ot.settings.log.maxBytes, streams: streams.length },
-      ...publisher,
-      replay: {
-        rounds: replay.rounds,
-        pointsReplayed: replay.pointsReplayed,
-        gaps: replay.gaps,
-        resets: replay.resets,
-      },
-      sessions: ot.sessions.size,
-      sources: ot.sources.map((source) => {
-        const stats = source.stats();
-        return { name: source.name, readings: stats.readings, lastError: stats.lastError?.message };
-      }),
-      streams: streamPositions(streams.map((topic) => [topic, ot.log.lastSeq(topic)] as const)),
-      streamCount: streams.length,
-    };
-  }
-
-  #itStatus(it: ItPart): NonNullable<AgentStatus['it']> {
-    return {
-      consumers: it.consumers.map(({ consumer, sink, settings: config }) => {
-        const cursors = sink.cursors();
-        const stats = consumer.stats();
-        return {
-          name: consumer.name,
-          from: config.from,
-          filter: config.filter,
-          sink: config.sink,
-          state: stats.state,
-          session: stats.session,
-          rounds: stats.rounds,
-          pointsWritten: stats.pointsWritten,
-          gapsWritten: stats.gapsWritten,
-          resetsWritten: stats.resetsWritten,
-          holes: stats.holes,
-          droppedNotices: stats.droppedNotices,
-          lastError: stats.lastError,
-          streams: streamPositions(cursors),
-          streamCount: cursors.size,
-        };
-      }),
-      // Sinks with something of their own to say (the MQTT bridge's broker connection).
-      sinks: it.sinks.flatMap((sink) => {
-        const report = sink.report?.();
-        return report === undefined ? [] : [{ name: sink.name, ...report }];
-      }),
-    };
   }
 }
 

@@ -9,15 +9,12 @@ import { dirname, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import { parseDocument } from 'yaml';
-import { formatByteSize, parseByteSize } from '../../relay/protocol/byte-size.ts';
-import { MAX_SEGMENT_BYTES } from '../ot/log/limits.ts';
 import { fileError } from '../../relay/protocol/command-line.ts';
 import { collectSchemaIssues, dedupeIssues, deepFreeze } from '../../relay/protocol/config-schema.ts';
 import { ConfigError, DmzError, type ConfigIssue } from '../../relay/protocol/errors.ts';
-import { isAgentName } from '../../relay/protocol/identity.ts';
-import { filtersIntersect, isValidFilter, validateFilter } from '../../relay/protocol/topics.ts';
-import { formatDuration, parseDuration } from '../../pki/duration.ts';
 import { DAY_MS } from '../../pki/lifetimes.ts';
+import { checkSemantics } from './config-semantics.ts';
+import { duration, size } from './config-values.ts';
 import { MIN_REPLAY_WINDOW } from '../points/resume-cursor.ts';
 import { checkSourceConfigs, type SourceConfig } from '../ot/sources/registry.ts';
 import {
@@ -374,127 +371,4 @@ function resolveEntrances(
       service,
     };
   });
-}
-
-function checkSemantics(config: AgentConfig): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
-  if (config.it !== undefined && config.it.consume.length === 0 && config.it.tunnels.length === 0) {
-    issues.push({
-      path: '/it',
-      message: 'must have consume or tunnels: an IT agent with neither does nothing',
-    });
-  }
-  let url: URL | undefined;
-  try {
-    url = new URL(config.relay.url);
-  } catch {
-    url = undefined;
-  }
-  if (url?.protocol !== 'wss:') {
-    issues.push({
-      path: '/relay/url',
-      message: 'must be a wss:// URL, such as wss://relay.example:8443/v1/agent',
-    });
-  }
-  if (config.relay.reconnectBaseMs > config.relay.reconnectCapMs) {
-    issues.push({ path: '/relay/reconnectBase', message: 'must not exceed relay.reconnectCap' });
-  }
-  if (config.admin !== undefined && !isLoopback(config.admin.host)) {
-    issues.push({
-      path: '/admin/host',
-      message: 'must be a loopback address (127.0.0.0/8, ::1 or localhost)',
-    });
-  }
-  if (config.ot !== undefined && config.ot.log.segmentBytes > MAX_SEGMENT_BYTES) {
-    issues.push({
-      path: '/ot/log/segmentBytes',
-      message: `must be at most ${formatByteSize(MAX_SEGMENT_BYTES)}`,
-    });
-  }
-  if (config.ot !== undefined && config.ot.log.segmentBytes * 4 > config.ot.log.maxBytes) {
-    issues.push({ path: '/ot/log/segmentBytes', message: 'must be at most a quarter of ot.log.maxBytes' });
-  }
-  const api = config.it?.api;
-  // Plant data and writes off this host: only over TLS, and only to someone who authenticates.
-  if (
-    api !== undefined &&
-    !isLoopback(api.listen.host) &&
-    (api.tls === undefined || api.auth === undefined)
-  ) {
-    issues.push({
-      path: '/it/api/listen/host',
-      message: 'a listener off loopback needs it.api.tls and it.api.auth',
-    });
-  }
-  const sinks = new Set<string>();
-  config.it?.sinks.forEach((sink, index) => {
-    if (sinks.has(sink.name))
-      issues.push({ path: `/it/sinks/${index}/name`, message: 'names another sink too' });
-    sinks.add(sink.name);
-  });
-  const consumers = new Set<string>();
-  config.it?.consume.forEach((consume, index) => {
-    const at = `/it/consume/${index}`;
-    if (!isAgentName(consume.from))
-      issues.push({ path: `${at}/from`, message: 'must be an agent name (lower-case DNS label)' });
-    try {
-      validateFilter(consume.filter);
-    } catch (error) {
-      issues.push({ path: `${at}/filter`, message: (error as Error).message });
-    }
-    if (!sinks.has(consume.sink)) issues.push({ path: `${at}/sink`, message: 'names no sink in it.sinks' });
-    if (consumers.has(consume.name))
-      issues.push({ path: `${at}/name`, message: 'names another consumer too' });
-    // Two consumers writing the same streams into one sink would each refuse the other's order.
-    const earlier = (config.it?.consume ?? [])
-      .slice(0, index)
-      .findIndex(
-        (other) =>
-          other.sink === consume.sink &&
-          other.from === consume.from &&
-          isValidFilter(other.filter) &&
-          isValidFilter(consume.filter) &&
-          filtersIntersect(other.filter, consume.filter),
-      );
-    if (earlier >= 0) {
-      issues.push({
-        path: `${at}/filter`,
-        message: `overlaps /it/consume/${earlier}, which writes the same streams of ${consume.from} into sink ${consume.sink}; give one of them another sink`,
-      });
-    }
-    consumers.add(consume.name);
-  });
-  return issues;
-}
-
-/**
- * What a duration or size that did not parse stands for until the issues are thrown: every
- * comparison with NaN is false, so a check across two keys (reconnectBase <= reconnectCap,
- * segmentBytes <= maxBytes / 4) stays silent rather than blame a key the operator got right.
- */
-const NOT_A_VALUE = Number.NaN;
-
-function duration(issues: ConfigIssue[], path: string, text: string, min: number, max: number): number {
-  const ms = parseDuration(text, { milliseconds: true });
-  if (ms === undefined || ms < min || ms > max) {
-    issues.push({
-      path,
-      message: `must be a duration like 500ms, 10s, 5m, 12h or 7d, from ${formatDuration(min)} to ${formatDuration(max)}`,
-    });
-    return NOT_A_VALUE;
-  }
-  return ms;
-}
-
-function size(issues: ConfigIssue[], path: string, value: string | number): number {
-  const bytes = parseByteSize(value);
-  if (bytes === undefined || bytes < 64 * 1024) {
-    issues.push({ path, message: 'must be a size like 64MiB or 2GiB (at least 64KiB)' });
-    return NOT_A_VALUE;
-  }
-  return bytes;
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
