@@ -21,6 +21,7 @@ import { CA_STATE_TRUST_DOMAIN, createCaState, enrollIntoDirectory, type EnrollO
 import { KillableProcess } from './killable-process.ts';
 import { freePort } from './ports.ts';
 import { AuditRecorder } from './relay-harness.ts';
+import { waitFor } from './wait.ts';
 
 /** The agent program as an operator runs it (bin/dmz-agent.js). */
 export const AGENT_BIN = join(import.meta.dirname, '..', '..', 'bin', 'dmz-agent.js');
@@ -45,6 +46,8 @@ export interface AgentPlant {
 export interface AgentPlantOptions {
   /** The relay's policy; default: OT agents, and IT agents subscribing to everything. */
   readonly policy?: readonly Record<string, unknown>[];
+  /** The `limits` of the relay the plant starts with (startRelay takes its own). */
+  readonly limits?: Record<string, unknown>;
 }
 
 export async function createAgentPlant(options: AgentPlantOptions = {}): Promise<AgentPlant> {
@@ -118,7 +121,7 @@ export async function createAgentPlant(options: AgentPlantOptions = {}): Promise
   function withRelay(raw: Record<string, unknown>): Record<string, unknown> {
     return { relay: { url: plant.url, reconnectBase: '50ms', reconnectCap: '500ms' }, ...raw };
   }
-  await plant.startRelay();
+  await plant.startRelay(options.limits);
   return plant;
 }
 
@@ -130,6 +133,44 @@ export async function readAgentStatus(stateDir: string): Promise<AgentStatus | u
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
+}
+
+/**
+ * The settings of an OT agent that reads simulators, for plant.config or plant.configFile: each of
+ * `sources` is the rest of a simulator section (interval, batch, limit, generate or points), named
+ * `line1` unless it names itself.
+ */
+export function simulatorAgent(
+  credentials: string,
+  state: string,
+  ...sources: Record<string, unknown>[]
+): Record<string, unknown> {
+  return {
+    credentials,
+    state,
+    ot: { sources: sources.map((source) => ({ type: 'simulator', name: 'line1', ...source })) },
+  };
+}
+
+/**
+ * The settings of an IT agent that consumes OT agent `from` into a JSON Lines sink `files` in
+ * `sinkDir`; `consume` adds to its consume section (a replay window).
+ */
+export function fileConsumerAgent(
+  credentials: string,
+  state: string,
+  sinkDir: string,
+  from = 'press-7',
+  consume: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    credentials,
+    state,
+    it: {
+      sinks: [{ name: 'files', type: 'jsonl', dir: sinkDir }],
+      consume: [{ from, sink: 'files', ...consume }],
+    },
+  };
 }
 
 /** An agent in this process, as `dmz-agent run` starts it, its log silent. */
@@ -168,6 +209,52 @@ export async function sinkLinesByTopic(dir: string): Promise<Map<string, Record<
     else held.push(line);
   }
   return byTopic;
+}
+
+/** Waits until the OT agent `ot` has logged each of its `streams` streams up to `lastSeq`. */
+export async function waitUntilLogged(
+  ot: Agent,
+  streams: number,
+  lastSeq: number,
+  timeoutMs: number,
+): Promise<void> {
+  await waitFor(
+    () => {
+      const logged = ot.status().ot?.streams ?? [];
+      return logged.length === streams && logged.every((stream) => stream.lastSeq === lastSeq);
+    },
+    `every stream logged up to ${lastSeq}`,
+    timeoutMs,
+  );
+}
+
+/**
+ * Waits until every one of `topics` has point `last` as its last line in the sink at `dir`, then
+ * fails unless each holds exactly 1..last, in order, once each.
+ */
+export async function assertEveryPointInSink(
+  dir: string,
+  topics: readonly string[],
+  last: number,
+  timeoutMs = 20_000,
+): Promise<void> {
+  await waitFor(
+    async () => {
+      const byTopic = await sinkLinesByTopic(dir);
+      return topics.every((topic) => byTopic.get(topic)?.at(-1)?.['seq'] === last);
+    },
+    'every point in the sink',
+    timeoutMs,
+  );
+  const byTopic = await sinkLinesByTopic(dir);
+  for (const topic of topics) {
+    assertRun(
+      (byTopic.get(topic) ?? []).map((line) => line['seq'] as number),
+      1,
+      last,
+      topic,
+    );
+  }
 }
 
 /**

@@ -20,12 +20,6 @@ export const MAX_COMMIT_BYTES = 4 * 1024 * 1024;
  */
 export const MAX_PENDING_BYTES = 4 * MAX_COMMIT_BYTES;
 /**
- * Topics the sink keeps a cursor for. Cursors are kept forever, in memory and in every checkpoint
- * (~100 bytes each); an IT agent consumes the streams of a few OT agents, hundreds each.
- */
-export const MAX_TOPICS = 65_536;
-
-/**
  * The checkpoint is rewritten at the first commit after this many bytes since the last one: a
  * reopen after a crash scans at most this much (plus one commit), ~0.1 s of JSON parsing.
  */

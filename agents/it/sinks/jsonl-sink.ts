@@ -19,7 +19,6 @@ import { DmzError } from '../../../relay/protocol/errors.ts';
 import { PRIVATE_FILE_MODE } from '../../../relay/protocol/file-permissions.ts';
 import type { ProcessLock } from '../../../relay/protocol/process-lock.ts';
 import { CommitQueue } from '../../ot/log/commit-queue.ts';
-import { isNewOrigin, planCursors, setCursor } from './entry-checks.ts';
 import { writeCheckpoint } from './jsonl-checkpoint.ts';
 import { dataFileName, encodeLine } from './jsonl-format.ts';
 import {
@@ -27,7 +26,6 @@ import {
   CHECKPOINT_EVERY_MS,
   MAX_COMMIT_BYTES,
   MAX_PENDING_BYTES,
-  MAX_TOPICS,
   MAX_WRITE_BYTES,
 } from './jsonl-limits.ts';
 import {
@@ -36,6 +34,7 @@ import {
   type ResolvedJsonLinesSinkOptions,
 } from './jsonl-options.ts';
 import { recoverSink, type SinkRecovery } from './jsonl-recovery.ts';
+import { SinkCursors, type SinkOrigin } from './sink-cursors.ts';
 import { lockSinkDirectory, prepareSinkDirectory } from './sink-directory.ts';
 import { sinkError, sinkStorageFailure } from './sink-errors.ts';
 import type { Sink, SinkEntry } from './sink.ts';
@@ -76,7 +75,7 @@ interface PendingWrite {
   /** Where the write leaves each topic it touches. */
   readonly advance: ReadonlyMap<string, number>;
   /** An OT agent's new log epochs (a write of no lines). */
-  readonly origin?: { readonly agent: string; readonly epochs: readonly string[] };
+  readonly origin?: SinkOrigin;
 }
 
 export async function openJsonLinesSink(options: JsonLinesSinkOptions): Promise<JsonLinesSink> {
@@ -102,13 +101,8 @@ class JsonLinesFileSink implements JsonLinesSink {
   readonly #lock: ProcessLock;
   readonly #queue: CommitQueue<PendingWrite>;
   readonly #recovery: SinkRecovery;
-  /** Cursors counting the writes accepted and not yet durable: what a new write must follow. */
-  readonly #accepted: Map<string, number>;
-  /** Cursors of what is on disk: what lastSeq reports. */
-  readonly #durable: Map<string, number>;
-  /** Log epochs per OT agent, as accepted and as on disk. */
-  readonly #acceptedOrigins: Map<string, readonly string[]>;
-  readonly #durableOrigins: Map<string, readonly string[]>;
+  /** Held once on disk. */
+  readonly #cursors: SinkCursors;
   /** The newest data file: where lines go. */
   #file: DataFile | undefined;
   #uncoveredBytes = 0;
@@ -126,10 +120,7 @@ class JsonLinesFileSink implements JsonLinesSink {
     this.#options = options;
     this.#lock = lock;
     this.#recovery = recovery;
-    this.#accepted = new Map(recovery.cursors);
-    this.#durable = new Map(recovery.cursors);
-    this.#acceptedOrigins = new Map(recovery.origins);
-    this.#durableOrigins = new Map(recovery.origins);
+    this.#cursors = new SinkCursors(recovery.cursors, recovery.origins);
     this.#file = recovery.end && { name: recovery.end.file, handle: undefined, size: recovery.end.offset };
     this.#uncoveredBytes = recovery.scannedBytes;
     this.#checkpointAtMs = options.now();
@@ -142,22 +133,21 @@ class JsonLinesFileSink implements JsonLinesSink {
   }
 
   lastSeq(topic: string): number {
-    return this.#durable.get(topic) ?? 0;
+    return this.#cursors.lastSeq(topic);
   }
 
   cursors(): ReadonlyMap<string, number> {
-    return new Map(this.#durable);
+    return new Map(this.#cursors.held);
   }
 
   logEpochs(agent: string): readonly string[] {
-    return this.#durableOrigins.get(agent) ?? [];
+    return this.#cursors.logEpochs(agent);
   }
 
   async noteLogEpochs(agent: string, epochs: readonly string[]): Promise<void> {
     this.#checkOpen();
-    if (!isNewOrigin(this.#acceptedOrigins, agent, epochs, MAX_TOPICS)) return;
-    const origin = { agent, epochs: [...epochs] };
-    this.#acceptedOrigins.set(agent, origin.epochs);
+    const origin = this.#cursors.acceptOrigin(agent, epochs);
+    if (origin === undefined) return;
     await this.#queue.enqueue({ bytes: 0, lines: NO_LINES, advance: new Map(), origin });
   }
 
@@ -165,13 +155,8 @@ class JsonLinesFileSink implements JsonLinesSink {
   // refused write changes nothing.
   async write(entries: readonly SinkEntry[]): Promise<void> {
     this.#checkOpen();
-    const advance = planCursors(entries, (topic) => this.#accepted.get(topic) ?? 0);
+    const advance = this.#cursors.plan(entries);
     if (entries.length === 0) return;
-    let newTopics = 0;
-    for (const topic of advance.keys()) if (!this.#accepted.has(topic)) newTopics++;
-    if (this.#accepted.size + newTopics > MAX_TOPICS) {
-      throw sinkError('entry', `the sink keeps cursors for at most ${MAX_TOPICS} topics`);
-    }
     const lines = Buffer.from(entries.map(encodeLine).join(''), 'utf8');
     if (lines.byteLength > MAX_WRITE_BYTES) {
       throw sinkError('entry', `a write holds at most ${MAX_WRITE_BYTES} bytes of lines: split it`);
@@ -179,7 +164,7 @@ class JsonLinesFileSink implements JsonLinesSink {
     if (this.#queue.waitingBytes + lines.byteLength > MAX_PENDING_BYTES) {
       throw sinkError('busy', 'the sink is behind: await writes before making more');
     }
-    for (const [topic, seq] of advance) setCursor(this.#accepted, topic, seq);
+    this.#cursors.accept(advance);
     this.#writes++;
     this.#entries += entries.length;
     await this.#queue.enqueue({ bytes: lines.byteLength, lines, advance });
@@ -209,8 +194,8 @@ class JsonLinesFileSink implements JsonLinesSink {
     await writeCheckpoint(this.#options.dir, {
       file,
       offset,
-      cursors: this.#durable,
-      origins: this.#durableOrigins,
+      cursors: this.#cursors.held,
+      origins: this.#cursors.heldOrigins,
     });
     this.#uncoveredBytes = 0;
     this.#checkpointAtMs = this.#options.now();
@@ -227,7 +212,7 @@ class JsonLinesFileSink implements JsonLinesSink {
     for (const [index, item] of items.entries()) {
       if (item.origin === undefined) continue;
       await this.#commitLines(items.slice(start, index));
-      this.#durableOrigins.set(item.origin.agent, item.origin.epochs);
+      this.#cursors.holdOrigin(item.origin);
       // The checkpoint names a data file: a sink that has none yet gets today's, empty.
       if (this.#file === undefined) await this.#openFile(this.#options.now());
       await this.checkpoint();
@@ -252,7 +237,7 @@ class JsonLinesFileSink implements JsonLinesSink {
     file.size += lines.byteLength;
     this.#dataSyncs++;
     this.#bytesWritten += lines.byteLength;
-    for (const item of items) for (const [topic, seq] of item.advance) setCursor(this.#durable, topic, seq);
+    for (const item of items) this.#cursors.hold(item.advance);
     this.#uncoveredBytes += lines.byteLength;
     const checkpointDue = nowMs - this.#checkpointAtMs >= CHECKPOINT_EVERY_MS;
     if (checkpointDue || this.#uncoveredBytes >= CHECKPOINT_EVERY_BYTES) await this.checkpoint();

@@ -17,7 +17,6 @@
 import type { Logger } from 'pino';
 import type { ProcessLock } from '../../../relay/protocol/process-lock.ts';
 import { MAX_ENTRIES_IN_FLIGHT } from '../consumer.ts';
-import { isNewOrigin, planCursors, setCursor } from './entry-checks.ts';
 import { BridgeConnection } from './mqtt/bridge-connection.ts';
 import type { BridgeFormat, PeerStates } from './mqtt/bridge-format.ts';
 import type { MqttSinkConfig } from './mqtt/config.ts';
@@ -25,6 +24,7 @@ import { CURSOR_SAVE_MS, readBridgeState, writeBridgeState, type BridgeState } f
 import { PublishPipeline, type PipelineStats } from './mqtt/publish-pipeline.ts';
 import type { SparkplugFormat, SparkplugFormatStats } from './mqtt/sparkplug-format.ts';
 import { bridgeBrokerSettings, createBridgeFormat } from './mqtt/bridge-settings.ts';
+import { SinkCursors } from './sink-cursors.ts';
 import { lockSinkDirectory, prepareSinkDirectory } from './sink-directory.ts';
 import { sinkError } from './sink-errors.ts';
 import type { Sink, SinkEntry, SinkReport } from './sink.ts';
@@ -35,8 +35,6 @@ import type { Sink, SinkEntry, SinkReport } from './sink.ts';
  * (consumer.ts MAX_ENTRIES_IN_FLIGHT); some 300 bytes each in memory.
  */
 export const MAX_PENDING_ENTRIES = 2 * MAX_ENTRIES_IN_FLIGHT;
-/** Topics the bridge keeps a cursor for, as the file sink: a few OT agents, hundreds of points each. */
-export const MAX_TOPICS = 65_536;
 /** How often the OT agents' session state is looked at, for status topics and device deaths. */
 export const PEER_POLL_MS = 1_000;
 
@@ -89,13 +87,8 @@ class MqttBridgeSink implements MqttSink {
   readonly #sparkplug: SparkplugFormat | undefined;
   readonly #connection: BridgeConnection;
   readonly #pipeline: PublishPipeline;
-  /** Cursors counting the writes accepted and not yet acknowledged: what a new write must follow. */
-  #accepted: Map<string, number>;
-  /** Cursors of what the broker acknowledged: what lastSeq reports. */
-  readonly #acknowledged: Map<string, number>;
-  /** Log epochs per OT agent: as noted (what new writes follow), and as held with the cursors. */
-  #acceptedOrigins: Map<string, readonly string[]>;
-  readonly #origins: Map<string, readonly string[]>;
+  /** Held once the broker acknowledged them. */
+  readonly #cursors: SinkCursors;
   readonly #timer: NodeJS.Timeout;
   #peers: () => PeerStates = () => new Map();
   /** The acknowledged cursors moved since the file was written. */
@@ -114,10 +107,7 @@ class MqttBridgeSink implements MqttSink {
     this.name = config.name;
     this.#options = options;
     this.#lock = lock;
-    this.#accepted = new Map(cursors);
-    this.#acknowledged = new Map(cursors);
-    this.#acceptedOrigins = new Map(state.origins);
-    this.#origins = new Map(state.origins);
+    this.#cursors = new SinkCursors(cursors, state.origins);
     const { format, sparkplug } = createBridgeFormat(config, agentName, bdSeq, now);
     this.#format = format;
     this.#sparkplug = sparkplug;
@@ -147,15 +137,12 @@ class MqttBridgeSink implements MqttSink {
       config.inFlight,
       {
         acknowledged: (advance, entries, origin) => {
-          for (const [topic, seq] of advance) setCursor(this.#acknowledged, topic, seq);
-          if (origin !== undefined) this.#origins.set(origin.agent, origin.epochs);
+          this.#cursors.hold(advance);
+          if (origin !== undefined) this.#cursors.holdOrigin(origin);
           this.#entriesAcknowledged += entries;
           this.#unsaved = true;
         },
-        abandoned: () => {
-          this.#accepted = new Map(this.#acknowledged);
-          this.#acceptedOrigins = new Map(this.#origins);
-        },
+        abandoned: () => this.#cursors.forgetUnheld(),
       },
       now,
     );
@@ -169,42 +156,36 @@ class MqttBridgeSink implements MqttSink {
   }
 
   lastSeq(topic: string): number {
-    return this.#acknowledged.get(topic) ?? 0;
+    return this.#cursors.lastSeq(topic);
   }
 
   cursors(): ReadonlyMap<string, number> {
-    return new Map(this.#acknowledged);
+    return new Map(this.#cursors.held);
   }
 
   // Everything before the await runs at the call: writes are ordered by their calls, and a
   // refused write changes nothing.
   async write(entries: readonly SinkEntry[]): Promise<void> {
     if (this.#closing !== undefined) throw sinkError('closed', `the sink ${this.name} is closed`);
-    const advance = planCursors(entries, (topic) => this.#accepted.get(topic) ?? 0);
+    const advance = this.#cursors.plan(entries);
     if (entries.length === 0) return;
-    let newTopics = 0;
-    for (const topic of advance.keys()) if (!this.#accepted.has(topic)) newTopics++;
-    if (this.#accepted.size + newTopics > MAX_TOPICS) {
-      throw sinkError('entry', `the sink keeps cursors for at most ${MAX_TOPICS} topics`);
-    }
     if (this.#pipeline.pendingEntries + entries.length > MAX_PENDING_ENTRIES) {
       this.#refused++;
       throw sinkError('busy', 'the broker is behind: await writes before making more');
     }
-    for (const [topic, seq] of advance) setCursor(this.#accepted, topic, seq);
+    this.#cursors.accept(advance);
     await this.#pipeline.accept(entries, advance);
   }
 
   logEpochs(agent: string): readonly string[] {
-    return this.#origins.get(agent) ?? [];
+    return this.#cursors.logEpochs(agent);
   }
 
   /** Held in order with the writes around it: once the writes before it are acknowledged. */
   async noteLogEpochs(agent: string, epochs: readonly string[]): Promise<void> {
     if (this.#closing !== undefined) throw sinkError('closed', `the sink ${this.name} is closed`);
-    if (!isNewOrigin(this.#acceptedOrigins, agent, epochs, MAX_TOPICS)) return;
-    const origin = { agent, epochs: [...epochs] };
-    this.#acceptedOrigins.set(agent, origin.epochs);
+    const origin = this.#cursors.acceptOrigin(agent, epochs);
+    if (origin === undefined) return;
     await this.#pipeline.accept([], new Map(), origin);
   }
 
@@ -275,8 +256,8 @@ class MqttBridgeSink implements MqttSink {
       this.#unsaved = false;
       try {
         await writeBridgeState(this.#options.stateDir, {
-          cursors: new Map(this.#acknowledged),
-          origins: new Map(this.#origins),
+          cursors: new Map(this.#cursors.held),
+          origins: new Map(this.#cursors.heldOrigins),
           bdSeq,
         });
         this.#savedBdSeq = bdSeq;

@@ -1,10 +1,15 @@
 /**
- * Which segments retention deletes: whole sealed segments, oldest first, while the log is over its
- * byte budget or the segment's newest record is older than maxAgeMs. Oldest first keeps what is
- * left of each stream one unbroken run up to its last record, so a reader meets at most one gap,
- * before the first record kept. The active segment is never deleted.
+ * Retention: whole sealed segments are deleted, oldest first, while the log is over its byte
+ * budget or the segment's newest record is older than maxAgeMs. Oldest first keeps what is left
+ * of each stream one unbroken run up to its last record, so a reader meets at most one gap, before
+ * the first record kept. The active segment is never deleted.
  */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { syncDirectory } from '../../../relay/protocol/durable-files.ts';
+import { storageFailure } from './log-errors.ts';
 import type { Segment } from './segment.ts';
+import type { SegmentSet } from './segment-set.ts';
 
 export interface RetentionLimits {
   readonly maxBytes: number;
@@ -12,6 +17,11 @@ export interface RetentionLimits {
   readonly now: number;
   /** Bytes on disk that are not segments (the checkpoint), counted against the budget. */
   readonly otherBytes: number;
+}
+
+export interface RetentionOutcome {
+  readonly deletedSegments: number;
+  readonly freedBytes: number;
 }
 
 export function selectExpiredSegments(segments: readonly Segment[], limits: RetentionLimits): Segment[] {
@@ -27,4 +37,28 @@ export function selectExpiredSegments(segments: readonly Segment[], limits: Rete
     bytes -= segment.diskBytes();
   }
   return expired;
+}
+
+/**
+ * Deletes `expired` (selectExpiredSegments') from the set and from `dir`, durably; returns the
+ * bytes freed. Their streams' counters must be in the checkpoint first.
+ */
+export async function deleteSegments(
+  dir: string,
+  segments: SegmentSet,
+  expired: readonly Segment[],
+): Promise<number> {
+  segments.remove(expired);
+  let freedBytes = 0;
+  try {
+    for (const segment of expired) {
+      await rm(join(dir, segment.fileName), { force: true });
+      await rm(join(dir, segment.indexFileName), { force: true });
+      freedBytes += segment.diskBytes();
+    }
+    await syncDirectory(dir);
+  } catch (cause) {
+    throw storageFailure('deleting old segments', cause);
+  }
+  return freedBytes;
 }

@@ -4,7 +4,12 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Agent } from '../../../agents/runtime/agent.ts';
 import type { AgentConfig } from '../../../agents/runtime/config.ts';
-import { createAgentPlant, readSinkLines, type AgentPlant } from '../../support/agent-plant.ts';
+import {
+  createAgentPlant,
+  fileConsumerAgent,
+  readSinkLines,
+  type AgentPlant,
+} from '../../support/agent-plant.ts';
 import { waitFor } from '../../support/wait.ts';
 
 const READINGS_PER_POINT = 300;
@@ -66,14 +71,9 @@ describe('dmz-agent run: OT to IT through a real relay', () => {
       state: join(plant.dir, 'ot-state'),
       ot: { sources: [simulator(READINGS_PER_POINT)] },
     });
-    itConfig = plant.config({
-      credentials: await plant.enroll('it', 'historian'),
-      state: join(plant.dir, 'it-state'),
-      it: {
-        sinks: [{ name: 'files', type: 'jsonl', dir: sinkDir() }],
-        consume: [{ from: 'press-7', sink: 'files' }],
-      },
-    });
+    itConfig = plant.config(
+      fileConsumerAgent(await plant.enroll('it', 'historian'), join(plant.dir, 'it-state'), sinkDir()),
+    );
   });
   after(() => plant.close());
 

@@ -6,6 +6,7 @@ import { openStreamLog } from '../../../agents/ot/log/stream-log.ts';
 import {
   assertRun,
   createAgentPlant,
+  fileConsumerAgent,
   sinkLinesByTopic,
   startAgent,
   type AgentPlant,
@@ -48,14 +49,9 @@ describe('dmz-agent run: a cursor older than retention', () => {
         ],
       },
     });
-    const itConfig = plant.config({
-      credentials: await plant.enroll('it', 'historian'),
-      state: join(plant.dir, 'it-state'),
-      it: {
-        sinks: [{ name: 'files', type: 'jsonl', dir: sinkDir() }],
-        consume: [{ from: 'press-7', sink: 'files' }],
-      },
-    });
+    const itConfig = plant.config(
+      fileConsumerAgent(await plant.enroll('it', 'historian'), join(plant.dir, 'it-state'), sinkDir()),
+    );
 
     // No consumer exists while the OT agent logs twice its budget.
     const ot = await startAgent(otConfig);

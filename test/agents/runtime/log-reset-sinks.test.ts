@@ -5,7 +5,14 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { openRecentSink } from '../../../agents/it/sinks/recent-sink.ts';
 import type { SinkEntry } from '../../../agents/it/sinks/sink.ts';
 import type { Agent } from '../../../agents/runtime/agent.ts';
-import { assertRun, createAgentPlant, startAgent, type AgentPlant } from '../../support/agent-plant.ts';
+import {
+  assertRun,
+  createAgentPlant,
+  simulatorAgent,
+  startAgent,
+  waitUntilLogged,
+  type AgentPlant,
+} from '../../support/agent-plant.ts';
 import { TestBroker } from '../../support/mqtt-broker.ts';
 import { waitFor } from '../../support/wait.ts';
 
@@ -67,30 +74,15 @@ describe('dmz-agent run: an OT log restored while the IT agent was stopped, with
 
   /** The OT agent, its simulator logging each stream up to `upTo`, once it has. */
   async function startOt(dir: string, upTo: number): Promise<Agent> {
-    const ot = await start({
-      credentials: otCredentials,
-      state: join(dir, 'ot-state'),
-      ot: {
-        sources: [
-          {
-            type: 'simulator',
-            name: 'line1',
-            interval: '2ms',
-            batch: 10,
-            limit: upTo,
-            generate: { count: STREAMS, signal: 'sine', period: '1s' },
-          },
-        ],
-      },
-    });
-    await waitFor(
-      () => {
-        const streams = ot.status().ot?.streams ?? [];
-        return streams.length === STREAMS && streams.every((stream) => stream.lastSeq === upTo);
-      },
-      `every stream logged up to ${upTo}`,
-      DEADLINE_MS,
+    const ot = await start(
+      simulatorAgent(otCredentials, join(dir, 'ot-state'), {
+        interval: '2ms',
+        batch: 10,
+        limit: upTo,
+        generate: { count: STREAMS, signal: 'sine', period: '1s' },
+      }),
     );
+    await waitUntilLogged(ot, STREAMS, upTo, DEADLINE_MS);
     return ot;
   }
 

@@ -6,8 +6,11 @@ import type { Agent } from '../../../agents/runtime/agent.ts';
 import {
   assertRun,
   createAgentPlant,
+  fileConsumerAgent,
+  simulatorAgent,
   sinkLinesByTopic,
   startAgent,
+  waitUntilLogged,
   type AgentPlant,
 } from '../../support/agent-plant.ts';
 import { waitFor } from '../../support/wait.ts';
@@ -47,32 +50,17 @@ describe('dmz-agent run: an OT log re-created or restored from an older copy', (
     what: string,
   ): Promise<Map<string, Line[]>> {
     const ot = await startAgent(
-      plant.config({
-        credentials: otCredentials,
-        state: join(dir, 'ot-state'),
-        ot: {
-          sources: [
-            {
-              type: 'simulator',
-              name: 'line1',
-              interval: '2ms',
-              batch: 10,
-              limit: upTo,
-              generate: { count: STREAMS, signal: 'sine', period: '1s' },
-            },
-          ],
-        },
-      }),
+      plant.config(
+        simulatorAgent(otCredentials, join(dir, 'ot-state'), {
+          interval: '2ms',
+          batch: 10,
+          limit: upTo,
+          generate: { count: STREAMS, signal: 'sine', period: '1s' },
+        }),
+      ),
     );
     try {
-      await waitFor(
-        () => {
-          const streams = ot.status().ot?.streams ?? [];
-          return streams.length === STREAMS && streams.every((stream) => stream.lastSeq === upTo);
-        },
-        `every stream logged up to ${upTo}`,
-        DEADLINE_MS,
-      );
+      await waitUntilLogged(ot, STREAMS, upTo, DEADLINE_MS);
       return await sinkWhen(expected, what);
     } finally {
       await ot.stop();
@@ -102,14 +90,9 @@ describe('dmz-agent run: an OT log re-created or restored from an older copy', (
 
   async function startIt(name: string): Promise<void> {
     itAgent = await startAgent(
-      plant.config({
-        credentials: await plant.enroll('it', name),
-        state: join(dir, 'it-state'),
-        it: {
-          sinks: [{ name: 'files', type: 'jsonl', dir: join(dir, 'historian') }],
-          consume: [{ from: 'press-7', sink: 'files' }],
-        },
-      }),
+      plant.config(
+        fileConsumerAgent(await plant.enroll('it', name), join(dir, 'it-state'), join(dir, 'historian')),
+      ),
     );
   }
 

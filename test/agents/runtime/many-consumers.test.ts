@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Agent } from '../../../agents/runtime/agent.ts';
-import { createAgentPlant, startAgent, type AgentPlant } from '../../support/agent-plant.ts';
+import { createAgentPlant, simulatorAgent, startAgent, type AgentPlant } from '../../support/agent-plant.ts';
 import { readMetric } from '../../support/metrics.ts';
 import { waitFor } from '../../support/wait.ts';
 
@@ -16,9 +16,7 @@ describe('dmz-agent run: more consumers of one OT agent than the relay allows se
   let plant: AgentPlant;
   const agents: Agent[] = [];
   before(async () => {
-    plant = await createAgentPlant();
-    await plant.stopRelay();
-    await plant.startRelay({ maxSessionsPerPair: PAIR_LIMIT });
+    plant = await createAgentPlant({ limits: { maxSessionsPerPair: PAIR_LIMIT } });
   });
   after(async () => {
     await Promise.all(agents.map((agent) => agent.stop()));
@@ -28,20 +26,12 @@ describe('dmz-agent run: more consumers of one OT agent than the relay allows se
   it('relay - the consumers beyond maxSessionsPerPair ask for no session and say so, in status and the log; the others consume', async () => {
     agents.push(
       await startAgent(
-        plant.config({
-          credentials: await plant.enroll('ot', 'press-7'),
-          state: join(plant.dir, 'ot-state'),
-          ot: {
-            sources: [
-              {
-                type: 'simulator',
-                name: 'line1',
-                interval: '100ms',
-                generate: { count: CONSUMERS, signal: 'ramp' },
-              },
-            ],
-          },
-        }),
+        plant.config(
+          simulatorAgent(await plant.enroll('ot', 'press-7'), join(plant.dir, 'ot-state'), {
+            interval: '100ms',
+            generate: { count: CONSUMERS, signal: 'ramp' },
+          }),
+        ),
       ),
     );
     const lines: Record<string, unknown>[] = [];

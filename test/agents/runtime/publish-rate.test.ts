@@ -5,6 +5,8 @@ import type { Agent } from '../../../agents/runtime/agent.ts';
 import {
   assertRun,
   createAgentPlant,
+  fileConsumerAgent,
+  simulatorAgent,
   sinkLinesByTopic,
   startAgent,
   type AgentPlant,
@@ -30,12 +32,12 @@ describe('dmz-agent run: an OT agent faster than the relay rate limits', () => {
   const agents: Agent[] = [];
 
   before(async () => {
-    plant = await createAgentPlant();
-    await plant.stopRelay();
-    await plant.startRelay({
-      messagesPerSecond: MESSAGES_PER_SECOND,
-      bytesPerSecond: BYTES_PER_SECOND,
-      maxFrameBytes: MAX_FRAME_BYTES,
+    plant = await createAgentPlant({
+      limits: {
+        messagesPerSecond: MESSAGES_PER_SECOND,
+        bytesPerSecond: BYTES_PER_SECOND,
+        maxFrameBytes: MAX_FRAME_BYTES,
+      },
     });
   });
   after(async () => {
@@ -45,14 +47,13 @@ describe('dmz-agent run: an OT agent faster than the relay rate limits', () => {
 
   async function historian(): Promise<Agent> {
     const agent = await startAgent(
-      plant.config({
-        credentials: join(plant.dir, 'historian-credentials'),
-        state: join(plant.dir, 'historian-state'),
-        it: {
-          sinks: [{ name: 'files', type: 'jsonl', dir: join(plant.dir, 'historian-sink') }],
-          consume: [{ from: 'press-7', sink: 'files' }],
-        },
-      }),
+      plant.config(
+        fileConsumerAgent(
+          join(plant.dir, 'historian-credentials'),
+          join(plant.dir, 'historian-state'),
+          join(plant.dir, 'historian-sink'),
+        ),
+      ),
     );
     agents.push(agent);
     return agent;
@@ -61,21 +62,13 @@ describe('dmz-agent run: an OT agent faster than the relay rate limits', () => {
   it('relay - the OT agent paces live and replay under messagesPerSecond and bytesPerSecond: never cut, every point in order', async () => {
     await plant.enroll('it', 'historian');
     const ot = await startAgent(
-      plant.config({
-        credentials: await plant.enroll('ot', 'press-7'),
-        state: join(plant.dir, 'ot-state'),
-        ot: {
-          sources: [
-            {
-              type: 'simulator',
-              name: 'line1',
-              interval: '50ms',
-              limit: READINGS_PER_STREAM,
-              generate: { count: STREAMS, signal: 'ramp' },
-            },
-          ],
-        },
-      }),
+      plant.config(
+        simulatorAgent(await plant.enroll('ot', 'press-7'), join(plant.dir, 'ot-state'), {
+          interval: '50ms',
+          limit: READINGS_PER_STREAM,
+          generate: { count: STREAMS, signal: 'ramp' },
+        }),
+      ),
     );
     agents.push(ot);
     let it = await historian();

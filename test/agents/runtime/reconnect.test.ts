@@ -6,8 +6,10 @@ import { loadCredentials } from '../../../agents/credentials.ts';
 import { RelayLink } from '../../../agents/link/relay-link.ts';
 import { LinkSupervisor } from '../../../agents/runtime/link-supervisor.ts';
 import {
-  assertRun,
+  assertEveryPointInSink,
   createAgentPlant,
+  fileConsumerAgent,
+  simulatorAgent,
   sinkLinesByTopic,
   startAgent,
   type AgentPlant,
@@ -131,36 +133,28 @@ describe('dmz-agent run: reconnecting after a relay restart', () => {
     const readings = 2_500;
     const sinkDir = join(plant.dir, 'historian-sink');
     const press = await startAgent(
-      plant.config({
-        credentials: await plant.enroll('ot', 'press-8'),
-        state: join(plant.dir, 'press-8-state'),
-        ot: {
-          sources: [
-            {
-              type: 'simulator',
-              name: 'line1',
-              interval: '2ms',
-              batch: 5,
-              limit: readings,
-              points: [
-                { name: 'temp', signal: 'sine', period: '1s', min: 20, max: 80 },
-                { name: 'count', signal: 'ramp', min: 0, max: 100_000, step: 1 },
-                { name: 'running', signal: 'toggle', period: '50ms' },
-              ],
-            },
+      plant.config(
+        simulatorAgent(await plant.enroll('ot', 'press-8'), join(plant.dir, 'press-8-state'), {
+          interval: '2ms',
+          batch: 5,
+          limit: readings,
+          points: [
+            { name: 'temp', signal: 'sine', period: '1s', min: 20, max: 80 },
+            { name: 'count', signal: 'ramp', min: 0, max: 100_000, step: 1 },
+            { name: 'running', signal: 'toggle', period: '50ms' },
           ],
-        },
-      }),
+        }),
+      ),
     );
     const historian = await startAgent(
-      plant.config({
-        credentials: await plant.enroll('it', 'historian'),
-        state: join(plant.dir, 'historian-state'),
-        it: {
-          sinks: [{ name: 'files', type: 'jsonl', dir: sinkDir }],
-          consume: [{ from: 'press-8', sink: 'files' }],
-        },
-      }),
+      plant.config(
+        fileConsumerAgent(
+          await plant.enroll('it', 'historian'),
+          join(plant.dir, 'historian-state'),
+          sinkDir,
+          'press-8',
+        ),
+      ),
     );
     const lastInSink = async () => {
       const byTopic = await sinkLinesByTopic(sinkDir);
@@ -204,20 +198,7 @@ describe('dmz-agent run: reconnecting after a relay restart', () => {
       assert.notEqual(status.it?.consumers[0]?.session, undefined);
       t.diagnostic(`session ${sessionBefore} before the restart, ${status.it?.consumers[0]?.session} after`);
 
-      await waitFor(
-        async () => (await lastInSink()).every((seq) => seq === readings),
-        'every point in the sink',
-        20_000,
-      );
-      const byTopic = await sinkLinesByTopic(sinkDir);
-      for (const topic of topics) {
-        assertRun(
-          (byTopic.get(topic) ?? []).map((line) => line['seq'] as number),
-          1,
-          readings,
-          topic,
-        );
-      }
+      await assertEveryPointInSink(sinkDir, topics, readings);
     } finally {
       await historian.stop();
       await press.stop();

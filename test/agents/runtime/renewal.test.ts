@@ -9,9 +9,10 @@ import type { Agent } from '../../../agents/runtime/agent.ts';
 import { CLOCK_SKEW_BACKDATE_MS } from '../../../pki/authority.ts';
 import { normalizeSerialHex } from '../../../pki/serial.ts';
 import {
-  assertRun,
+  assertEveryPointInSink,
   createAgentPlant,
-  sinkLinesByTopic,
+  fileConsumerAgent,
+  simulatorAgent,
   startAgent,
   type AgentPlant,
 } from '../../support/agent-plant.ts';
@@ -50,35 +51,22 @@ describe('dmz-agent run: certificate renewal in production', () => {
     try {
       agents.push(
         await startAgent(
-          plant.config({
-            credentials: otCredentials,
-            state: join(plant.dir, 'press-9-state'),
-            ot: {
-              sources: [
-                {
-                  type: 'simulator',
-                  name: 'line1',
-                  interval: '2ms',
-                  batch: 5,
-                  limit: READINGS,
-                  points: [
-                    { name: 'temp', signal: 'sine', period: '1s', min: 20, max: 80 },
-                    { name: 'count', signal: 'ramp', min: 0, max: 100_000, step: 1 },
-                  ],
-                },
+          plant.config(
+            simulatorAgent(otCredentials, join(plant.dir, 'press-9-state'), {
+              interval: '2ms',
+              batch: 5,
+              limit: READINGS,
+              points: [
+                { name: 'temp', signal: 'sine', period: '1s', min: 20, max: 80 },
+                { name: 'count', signal: 'ramp', min: 0, max: 100_000, step: 1 },
               ],
-            },
-          }),
+            }),
+          ),
         ),
         await startAgent(
-          plant.config({
-            credentials: itCredentials,
-            state: join(plant.dir, 'historian-state'),
-            it: {
-              sinks: [{ name: 'files', type: 'jsonl', dir: sinkDir }],
-              consume: [{ from: 'press-9', sink: 'files' }],
-            },
-          }),
+          plant.config(
+            fileConsumerAgent(itCredentials, join(plant.dir, 'historian-state'), sinkDir, 'press-9'),
+          ),
         ),
       );
 
@@ -143,23 +131,7 @@ describe('dmz-agent run: certificate renewal in production', () => {
         t.diagnostic(`${name}: serial ${old.serial} -> ${renewed.serial}, expires ${renewed.notAfter}`);
       }
 
-      await waitFor(
-        async () => {
-          const byTopic = await sinkLinesByTopic(sinkDir);
-          return TOPICS.every((topic) => byTopic.get(topic)?.at(-1)?.['seq'] === READINGS);
-        },
-        'every point in the sink',
-        20_000,
-      );
-      const byTopic = await sinkLinesByTopic(sinkDir);
-      for (const topic of TOPICS) {
-        assertRun(
-          (byTopic.get(topic) ?? []).map((line) => line['seq'] as number),
-          1,
-          READINGS,
-          topic,
-        );
-      }
+      await assertEveryPointInSink(sinkDir, TOPICS, READINGS);
     } finally {
       await Promise.all(agents.map((agent) => agent.stop()));
     }

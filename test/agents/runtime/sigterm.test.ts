@@ -5,8 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import { runAgentCli } from '../../../agents/cli.ts';
 import { openStreamLog } from '../../../agents/ot/log/stream-log.ts';
 import type { AgentStatus } from '../../../agents/runtime/status.ts';
-import type { Output } from '../../../relay/protocol/command-line.ts';
 import { createAgentPlant, readAgentStatus, type AgentPlant } from '../../support/agent-plant.ts';
+import { captureOutput } from '../../support/cli-output.ts';
 import type { KillableProcess } from '../../support/killable-process.ts';
 import { waitFor } from '../../support/wait.ts';
 
@@ -16,10 +16,9 @@ const LOG_DEFAULTS = { maxBytes: 1024 ** 3, maxAgeMs: 7 * 86_400_000, segmentByt
 
 /** `dmz-agent status` in this process, as the command line runs it. */
 async function agentStatus(config: string, json = false): Promise<{ code: number; stdout: string }> {
-  let stdout = '';
-  const output: Output = { stdout: (data) => void (stdout += data.toString()), stderr: () => undefined };
-  const code = await runAgentCli(['status', '--config', config, ...(json ? ['--json'] : [])], {}, output);
-  return { code, stdout };
+  const run = captureOutput();
+  const code = await runAgentCli(['status', '--config', config, ...(json ? ['--json'] : [])], {}, run.output);
+  return { code, stdout: run.stdout() };
 }
 
 /** What the running agent's admin listener answers. */

@@ -4,7 +4,9 @@ import { after, before, describe, it } from 'node:test';
 import {
   assertRun,
   createAgentPlant,
+  fileConsumerAgent,
   readAgentStatus,
+  simulatorAgent,
   sinkLinesByTopic,
   startAgent,
   type AgentPlant,
@@ -34,10 +36,10 @@ describe('dmz-agent run: a slow IT consumer', () => {
   const processes: KillableProcess[] = [];
 
   before(async () => {
-    plant = await createAgentPlant();
-    await plant.stopRelay();
     // A grace longer than the test: the relay drops for the slow consumer but never cuts it.
-    await plant.startRelay({ maxQueuedBytesPerConsumer: QUEUE_BYTES, slowConsumerGraceMs: 60_000 });
+    plant = await createAgentPlant({
+      limits: { maxQueuedBytesPerConsumer: QUEUE_BYTES, slowConsumerGraceMs: 60_000 },
+    });
   });
   after(async () => {
     for (const agent of processes) agent.killNow();
@@ -46,14 +48,14 @@ describe('dmz-agent run: a slow IT consumer', () => {
 
   /** An IT agent as a process of its own (as on its own host), so one's stall is not the other's. */
   async function itAgent(name: string): Promise<KillableProcess> {
-    const config = await plant.configFile(`${name}.yaml`, {
-      credentials: await plant.enroll('it', name),
-      state: join(plant.dir, `${name}-state`),
-      it: {
-        sinks: [{ name: 'files', type: 'jsonl', dir: join(plant.dir, `${name}-sink`) }],
-        consume: [{ from: 'press-7', sink: 'files' }],
-      },
-    });
+    const config = await plant.configFile(
+      `${name}.yaml`,
+      fileConsumerAgent(
+        await plant.enroll('it', name),
+        join(plant.dir, `${name}-state`),
+        join(plant.dir, `${name}-sink`),
+      ),
+    );
     const agent = await plant.agentProcess(name, config);
     processes.push(agent);
     return agent;
@@ -75,27 +77,14 @@ describe('dmz-agent run: a slow IT consumer', () => {
       50,
     );
     const ot = await startAgent(
-      plant.config({
-        credentials: await plant.enroll('ot', 'press-7'),
-        state: join(plant.dir, 'ot-state'),
-        ot: {
-          sources: [
-            {
-              type: 'simulator',
-              name: 'line1',
-              interval: '1ms',
-              batch: 10,
-              limit: READINGS_PER_STREAM,
-              generate: {
-                count: STREAMS,
-                signal: 'step',
-                period: '1ms',
-                values: [LONG_TAG('A'), LONG_TAG('B')],
-              },
-            },
-          ],
-        },
-      }),
+      plant.config(
+        simulatorAgent(await plant.enroll('ot', 'press-7'), join(plant.dir, 'ot-state'), {
+          interval: '1ms',
+          batch: 10,
+          limit: READINGS_PER_STREAM,
+          generate: { count: STREAMS, signal: 'step', period: '1ms', values: [LONG_TAG('A'), LONG_TAG('B')] },
+        }),
+      ),
     );
     try {
       await waitFor(

@@ -4,7 +4,9 @@ import { after, before, describe, it } from 'node:test';
 import {
   assertRun,
   createAgentPlant,
+  fileConsumerAgent,
   readAgentStatus,
+  simulatorAgent,
   sinkLinesByTopic,
   startAgent,
   type AgentPlant,
@@ -29,9 +31,9 @@ describe('dmz-agent run: a consumer that stalls during its replay round', () => 
   let consumer: KillableProcess | undefined;
 
   before(async () => {
-    plant = await createAgentPlant();
-    await plant.stopRelay();
-    await plant.startRelay({ maxQueuedBytesPerConsumer: QUEUE_BYTES, slowConsumerGraceMs: 60_000 });
+    plant = await createAgentPlant({
+      limits: { maxQueuedBytesPerConsumer: QUEUE_BYTES, slowConsumerGraceMs: 60_000 },
+    });
   });
   after(async () => {
     consumer?.killNow();
@@ -42,46 +44,36 @@ describe('dmz-agent run: a consumer that stalls during its replay round', () => 
     const state = join(plant.dir, 'historian-state');
     const sinkDir = join(plant.dir, 'historian-sink');
     const ot = await startAgent(
-      plant.config({
-        credentials: await plant.enroll('ot', 'press-7'),
-        state: join(plant.dir, 'ot-state'),
-        ot: {
-          sources: [
-            {
-              type: 'simulator',
-              name: 'backlog',
-              interval: '1ms',
-              batch: 20,
-              limit: BACKLOG_READINGS,
-              generate: {
-                count: BACKLOG_STREAMS,
-                signal: 'step',
-                period: '1ms',
-                values: [LONG_TAG('A'), LONG_TAG('B')],
-              },
+      plant.config(
+        simulatorAgent(
+          await plant.enroll('ot', 'press-7'),
+          join(plant.dir, 'ot-state'),
+          {
+            name: 'backlog',
+            interval: '1ms',
+            batch: 20,
+            limit: BACKLOG_READINGS,
+            generate: {
+              count: BACKLOG_STREAMS,
+              signal: 'step',
+              period: '1ms',
+              values: [LONG_TAG('A'), LONG_TAG('B')],
             },
-            // A point every 100 ms for ever: deliveries never pause long enough for a round to time out.
-            {
-              type: 'simulator',
-              name: 'slow',
-              interval: '100ms',
-              points: [{ name: 'temp', signal: 'sine' }],
-            },
-          ],
-        },
-      }),
+          },
+          // A point every 100 ms for ever: deliveries never pause long enough for a round to time out.
+          { name: 'slow', interval: '100ms', points: [{ name: 'temp', signal: 'sine' }] },
+        ),
+      ),
     );
     try {
       await waitFor(() => (ot.status().ot?.pointsLogged ?? 0) >= BACKLOG, 'the backlog logged', 20_000, 50);
-      const config = await plant.configFile('historian.yaml', {
-        credentials: await plant.enroll('it', 'historian'),
-        state,
-        it: {
-          sinks: [{ name: 'files', type: 'jsonl', dir: sinkDir }],
-          // One round for the whole backlog: it cannot fit what a stalled reader's buffers hold.
-          consume: [{ from: 'press-7', sink: 'files', replayWindow: 1_048_576 }],
-        },
-      });
+      const config = await plant.configFile(
+        'historian.yaml',
+        // One round for the whole backlog: it cannot fit what a stalled reader's buffers hold.
+        fileConsumerAgent(await plant.enroll('it', 'historian'), state, sinkDir, 'press-7', {
+          replayWindow: 1_048_576,
+        }),
+      );
       consumer = await plant.agentProcess('historian', config);
       const incarnation = consumer.start();
       await waitFor(() => consumer?.stderrIncludes('session open; resuming'), 'the session open', 20_000, 5);

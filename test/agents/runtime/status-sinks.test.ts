@@ -9,18 +9,17 @@ import { after, before, describe, it } from 'node:test';
 import { runAgentCli } from '../../../agents/cli.ts';
 import type { Agent } from '../../../agents/runtime/agent.ts';
 import { startAdminListener } from '../../../agents/runtime/admin-listener.ts';
-import type { Output } from '../../../relay/protocol/command-line.ts';
 import { createAgentPlant, readAgentStatus, startAgent, type AgentPlant } from '../../support/agent-plant.ts';
+import { captureOutput } from '../../support/cli-output.ts';
 import { TestBroker } from '../../support/mqtt-broker.ts';
 import { waitFor } from '../../support/wait.ts';
 
 const DEADLINE_MS = 30_000;
 
 async function statusScreen(config: string): Promise<string> {
-  let stdout = '';
-  const output: Output = { stdout: (data) => void (stdout += data.toString()), stderr: () => undefined };
-  await runAgentCli(['status', '--config', config], {}, output);
-  return stdout;
+  const run = captureOutput();
+  await runAgentCli(['status', '--config', config], {}, run.output);
+  return run.stdout();
 }
 
 /** The value of `name{sink="bridge"...}` on /metrics, with the labels after sink. */

@@ -32,6 +32,7 @@ import {
 import { ConfigError, DmzError } from '../../../relay/protocol/errors.ts';
 import { describeHolder } from '../../../relay/protocol/process-lock.ts';
 import { CA_STATE_TRUST_DOMAIN, createCaState } from '../../support/ca-state.ts';
+import { captureOutput } from '../../support/cli-output.ts';
 import { freePort } from '../../support/ports.ts';
 import { waitFor } from '../../support/wait.ts';
 
@@ -45,18 +46,6 @@ interface Outcome {
   readonly stderr: string;
 }
 
-function capture(): { output: Output; result: () => { stdout: string; stderr: string } } {
-  let stdout = '';
-  let stderr = '';
-  return {
-    output: {
-      stdout: (data) => void (stdout += typeof data === 'string' ? data : Buffer.from(data).toString()),
-      stderr: (text) => void (stderr += text),
-    },
-    result: () => ({ stdout, stderr }),
-  };
-}
-
 type Program = 'dmz-pki' | 'dmz-agent' | 'dmz-relay';
 const RUNNERS: Record<Program, (argv: string[], env: NodeJS.ProcessEnv, output: Output) => Promise<number>> =
   {
@@ -66,9 +55,9 @@ const RUNNERS: Record<Program, (argv: string[], env: NodeJS.ProcessEnv, output: 
   };
 
 async function runHere(program: Program, argv: string[]): Promise<Outcome> {
-  const { output, result } = capture();
-  const code = await RUNNERS[program](argv, {}, output);
-  return { code, ...result() };
+  const run = captureOutput();
+  const code = await RUNNERS[program](argv, {}, run.output);
+  return { code, stdout: run.stdout(), stderr: run.stderr() };
 }
 
 function runDemo(args: readonly string[]): Promise<Outcome> {

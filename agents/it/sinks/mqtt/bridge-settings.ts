@@ -1,11 +1,8 @@
 /**
  * What a checked MQTT sink section makes: the format it publishes in, and the broker connection's
- * settings (the MQTT source's BrokerSettings: the parsed address, the client id, credentials as
- * file paths read at each attempt, the commands it subscribes to).
+ * settings (agents/mqtt/broker-settings.ts; the bridge subscribes to its format's commands).
  */
-import { parseDuration } from '../../../../pki/duration.ts';
-import type { BrokerSettings } from '../../../ot/sources/mqtt/broker-connection.ts';
-import { parseBrokerUrl } from '../../../ot/sources/mqtt/broker-url.ts';
+import { brokerSettings, type BrokerSettings } from '../../../mqtt/broker-settings.ts';
 import type { BridgeFormat } from './bridge-format.ts';
 import { BRIDGE_QOS } from './bridge-connection.ts';
 import type { MqttSinkConfig } from './config.ts';
@@ -49,23 +46,9 @@ export function bridgeBrokerSettings(
   agentName: string,
   format: BridgeFormat,
 ): BrokerSettings {
-  const { broker } = config;
-  const address = parseBrokerUrl(broker.url);
-  if (typeof address === 'string') throw new RangeError(`unchecked broker URL: ${address}`);
-  const keepaliveMs = parseDuration(broker.keepalive, { milliseconds: true });
-  if (keepaliveMs === undefined) throw new RangeError(`unchecked keepalive: ${broker.keepalive}`);
-  return {
-    address,
-    clientId: broker.clientId ?? `${agentName}-${config.name}`,
-    username: broker.username,
-    passwordFile: broker.passwordFile,
-    caFile: broker.ca,
-    certFile: broker.cert,
-    keyFile: broker.key,
-    localAddress: broker.localAddress,
-    keepaliveSeconds: keepaliveMs / 1000,
-    clean: broker.clean,
+  return brokerSettings(config.broker, {
+    defaultClientId: `${agentName}-${config.name}`,
     qos: BRIDGE_QOS,
     filters: format.subscriptions(),
-  };
+  });
 }

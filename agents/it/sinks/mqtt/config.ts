@@ -1,8 +1,8 @@
 /**
  * The MQTT bridge's config section (`it.sinks[]` with `type: mqtt`): its schema, its limits and
  * defaults, and the checks the schema cannot make, each problem with its key path. The broker
- * keys are the MQTT source's (agents/ot/sources/mqtt/config.ts): one way to name a broker, checked
- * the same way on both sides.
+ * keys are the MQTT source's (agents/mqtt/broker-config.ts): one way to name a broker, checked the
+ * same way on both sides.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
@@ -11,8 +11,7 @@ import { collectSchemaIssues } from '../../../../relay/protocol/config-schema.ts
 import type { ConfigIssue } from '../../../../relay/protocol/errors.ts';
 import { MAX_TOPIC_BYTES, MAX_TOPIC_SEGMENT_BYTES } from '../../../../relay/protocol/limits.ts';
 import { checkTopicText } from '../../../ot/sources/config-checks.ts';
-import { checkBroker } from '../../../ot/sources/mqtt/checks.ts';
-import { MqttConfigSchema } from '../../../ot/sources/mqtt/config.ts';
+import { BrokerSchema, checkBroker } from '../../../mqtt/broker-config.ts';
 import { findIdProblem, SPARKPLUG_NAMESPACE } from '../../../ot/sources/mqtt/sparkplug/topics.ts';
 
 /** Topic mappings per bridge: an OT agent's tree is mapped by prefixes, not one mapping per point. */
@@ -45,8 +44,8 @@ export const MqttSinkConfigSchema = Type.Object(
   {
     type: Type.Literal('mqtt'),
     name: Type.String({ minLength: 1, maxLength: 63 }),
-    /** Where to publish; the keys of the MQTT source's broker section. */
-    broker: MqttConfigSchema.properties.broker,
+    /** Where to publish: the broker keys of every MQTT section. */
+    broker: BrokerSchema,
     /** Broker topics are `<prefix>/<OT topic>` unless a mapping names them; default: the OT topic. */
     prefix: Type.Optional(BrokerTopic),
     /** OT topic prefix -> broker topic prefix, by whole levels; the longest `from` that fits wins. */

@@ -1,22 +1,13 @@
 /**
- * The checks of an MQTT section that its schema cannot make: the broker URL and the keys that go
- * with its scheme, filters as a broker reads them, topic templates that fit the filter and the
- * topic grammar, JSON paths, Sparkplug ids. Each problem names its key path. Files are read when
- * connecting (a renewed certificate is picked up by the next connection), not here.
+ * The checks of an MQTT section that its schema cannot make: the broker section's (shared with
+ * the MQTT bridge: agents/mqtt/broker-config.ts), filters as a broker reads them, topic templates
+ * that fit the filter and the topic grammar, JSON paths, Sparkplug ids. Each problem names its key
+ * path.
  */
-import { isIP } from 'node:net';
 import type { ConfigIssue } from '../../../../relay/protocol/errors.ts';
-import { checkDuration, checkTopicSegment, checkTopicText } from '../config-checks.ts';
-import { parseBrokerUrl } from './broker-url.ts';
-import {
-  MAX_KEEPALIVE_MS,
-  MIN_KEEPALIVE_MS,
-  RAW_VALUE,
-  topicPrefix,
-  type MqttBrokerConfig,
-  type MqttConfig,
-  type MqttMappingConfig,
-} from './config.ts';
+import { checkBroker } from '../../../mqtt/broker-config.ts';
+import { checkTopicSegment, checkTopicText } from '../config-checks.ts';
+import { RAW_VALUE, topicPrefix, type MqttConfig, type MqttMappingConfig } from './config.ts';
 import { findFilterProblem, wildcardCount } from './filters.ts';
 import { parseJsonPath } from './json-path.ts';
 import { findIdProblem } from './sparkplug/topics.ts';
@@ -46,45 +37,6 @@ export function checkMqttConfig(config: MqttConfig, at: string): ConfigIssue[] {
     issues.push({ path: `${at}/mappings`, message: 'needs at least one mapping, or sparkplug' });
   }
   return issues;
-}
-
-/** The broker section's checks, shared with the IT side's MQTT bridge (agents/it/sinks/mqtt/config.ts). */
-export function checkBroker(issues: ConfigIssue[], at: string, broker: MqttBrokerConfig): void {
-  const address = parseBrokerUrl(broker.url);
-  if (typeof address === 'string') issues.push({ path: `${at}/url`, message: address });
-  const tls = typeof address === 'object' && address.protocol === 'mqtts';
-  for (const key of ['ca', 'cert', 'key'] as const) {
-    if (broker[key] !== undefined && typeof address === 'object' && !tls) {
-      issues.push({ path: `${at}/${key}`, message: 'applies to mqtts:// only' });
-    }
-  }
-  if ((broker.cert === undefined) !== (broker.key === undefined)) {
-    const missing = broker.cert === undefined ? 'cert' : 'key';
-    issues.push({ path: `${at}/${missing}`, message: 'is required with cert and key: they go together' });
-  }
-  // MQTT 3.1.1 section 3.1.2.9: a password is only sent after a user name.
-  if (broker.passwordFile !== undefined && broker.username === undefined) {
-    issues.push({
-      path: `${at}/username`,
-      message: 'is required with passwordFile (MQTT 3.1.1 section 3.1.2.9)',
-    });
-  }
-  if (broker.clientId?.includes('\u0000') === true) {
-    issues.push({ path: `${at}/clientId`, message: 'must not hold a NUL character' });
-  }
-  if (broker.localAddress !== undefined && isIP(broker.localAddress) === 0) {
-    issues.push({ path: `${at}/localAddress`, message: 'must be an IP address of this host' });
-  }
-  const keepaliveMs = checkDuration(
-    issues,
-    `${at}/keepalive`,
-    broker.keepalive,
-    MIN_KEEPALIVE_MS,
-    MAX_KEEPALIVE_MS,
-  );
-  if (keepaliveMs !== undefined && keepaliveMs % 1000 !== 0) {
-    issues.push({ path: `${at}/keepalive`, message: 'must be whole seconds: MQTT counts it in seconds' });
-  }
 }
 
 function checkMapping(issues: ConfigIssue[], at: string, mapping: MqttMappingConfig, prefix: string): void {

@@ -4,6 +4,7 @@
  */
 import { Type, type Static } from '@sinclair/typebox';
 import { MAX_TOPIC_BYTES, MAX_TOPIC_SEGMENT_BYTES } from '../../../../relay/protocol/limits.ts';
+import { BrokerSchema, MAX_CLIENT_ID_LENGTH } from '../../../mqtt/broker-config.ts';
 import { MAX_UNIT_LENGTH } from '../simulator-config.ts';
 import { templateHasPlaceholders } from './topic-template.ts';
 
@@ -34,40 +35,6 @@ export const MIN_BUFFER_READINGS = 2;
  * more than a plant's points is a mistake, and is refused beyond this rather than filling the log.
  */
 export const MAX_TOPICS_PER_SOURCE = 10_000;
-/** MQTT 3.1.1 section 3.1.3.1 only promises 23 bytes; brokers take more, and 128 is plenty. */
-export const MAX_CLIENT_ID_LENGTH = 128;
-/** The keep alive is a two-byte count of seconds (MQTT 3.1.1 section 3.1.2.10). */
-export const MIN_KEEPALIVE_MS = 1_000;
-export const MAX_KEEPALIVE_MS = 65_535_000;
-/** A file path or a user name: long enough for any real one. */
-const MAX_PATH_LENGTH = 4096;
-const MAX_USERNAME_LENGTH = 256;
-const MAX_URL_LENGTH = 2048;
-
-const FilePath = Type.String({ minLength: 1, maxLength: MAX_PATH_LENGTH });
-
-const BrokerSchema = Type.Object(
-  {
-    /** `mqtt://host[:port]` or `mqtts://host[:port]`; no credentials in the URL. */
-    url: Type.String({ minLength: 1, maxLength: MAX_URL_LENGTH }),
-    /** Default `<agent name>-<source name>`: stable, so a persistent session (clean: false) is found again. */
-    clientId: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_CLIENT_ID_LENGTH })),
-    username: Type.Optional(Type.String({ minLength: 1, maxLength: MAX_USERNAME_LENGTH })),
-    /** A file holding the password (trailing newline ignored), read at every connection attempt. */
-    passwordFile: Type.Optional(FilePath),
-    /** mqtts only: the CA certificates (PEM) the broker's certificate must chain to; default the system's. */
-    ca: Type.Optional(FilePath),
-    /** mqtts only: a client certificate and its key (PEM), for brokers that ask for one. */
-    cert: Type.Optional(FilePath),
-    key: Type.Optional(FilePath),
-    /** The local IP address connections leave from: the NIC that faces the devices (dual-homed hosts). */
-    localAddress: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-    keepalive: Type.String({ maxLength: 16, default: '30s' }),
-    /** false: a persistent session, so the broker keeps QoS 1/2 messages while the agent is away. */
-    clean: Type.Boolean({ default: true }),
-  },
-  { additionalProperties: false },
-);
 
 const MappingSchema = Type.Object(
   {
@@ -127,7 +94,6 @@ export const MqttConfigSchema = Type.Object(
 );
 
 export type MqttConfig = Static<typeof MqttConfigSchema>;
-export type MqttBrokerConfig = MqttConfig['broker'];
 export type MqttMappingConfig = MqttConfig['mappings'][number];
 export type SparkplugConfig = NonNullable<MqttConfig['sparkplug']>;
 

@@ -26,7 +26,7 @@ import {
   type TopicMetadata,
 } from '../source.ts';
 import { BrokerConnection } from './broker-connection.ts';
-import { brokerSettings } from './broker-settings.ts';
+import { sourceBrokerSettings } from './broker-settings.ts';
 import { BufferedWriter } from './buffered-writer.ts';
 import { checkMqttConfig } from './checks.ts';
 import {
@@ -122,7 +122,7 @@ class MqttSource implements PointSource {
             this.#now,
           );
     this.#connection = new BrokerConnection(
-      brokerSettings(config, context.agentName, keepaliveMs),
+      sourceBrokerSettings(config, context.agentName),
       {
         message: (topic, payload, resume) => this.#onMessage(topic, payload, resume),
         subscribed: (refused) => this.#onSubscribed(refused),

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openJsonLinesSink } from '../../../../agents/it/sinks/jsonl-sink.ts';
+import { runUntilKilled } from '../../../support/reporting-child.ts';
 import { CRASH_GAP_REASON, CRASH_ROUND_CLOCK_MS, CRASH_TOPICS } from './crash-settings.ts';
 import { makeTempDir, pointFor, readAllLines, TEST_DAY_MS } from './sink-fixture.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 const CHILD = join(import.meta.dirname, 'crash-child.ts');
 const ROUNDS = 5;
 /** The child is killed after a random number of acknowledged writes in this range. */
@@ -25,58 +24,25 @@ interface Acknowledged {
  * Runs the child until it has acknowledged `reports` writes, then kills it with SIGKILL; `whileRunning`
  * is called once the child has the sink open.
  */
-function runAndKill(
+async function runAndKill(
   dir: string,
   clockStart: number,
   reports: number,
   whileRunning: (pid: number) => Promise<void>,
 ): Promise<Acknowledged[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, String(clockStart)], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const acknowledged: Acknowledged[] = [];
-    let pending = '';
-    let stderr = '';
-    let killed = false;
-    let check: Promise<void> | undefined;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(
-        new Error(
-          `the child acknowledged ${acknowledged.length} of ${reports} writes in time; stderr: ${stderr}`,
-        ),
-      );
-    }, ROUND_TIMEOUT_MS);
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdout.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      // Only whole lines count: a report cut by the kill was never complete.
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line === 'ready') {
-          // Held until the check is done: killing the child first would make its lock stale.
-          check = whileRunning(child.pid!);
-          continue;
-        }
-        const [topic, first, last] = line.split(' ');
-        acknowledged.push({ topic: topic!, first: Number(first), last: Number(last) });
-      }
-      if (!killed && check !== undefined && acknowledged.length >= reports) {
-        killed = true;
-        void check
-          .catch((error: unknown) => reject(error instanceof Error ? error : new Error(String(error))))
-          .finally(() => child.kill('SIGKILL'));
-      }
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (signal === 'SIGKILL' && killed) resolve(acknowledged);
-      else reject(new Error(`the child exited by itself (${code ?? signal}); stderr: ${stderr}`));
-    });
+  const acknowledged: Acknowledged[] = [];
+  await runUntilKilled(CHILD, {
+    args: [dir, String(clockStart)],
+    timeoutMs: ROUND_TIMEOUT_MS,
+    onLine: (line) => {
+      const [topic, first, last] = line.split(' ');
+      acknowledged.push({ topic: topic!, first: Number(first), last: Number(last) });
+      return acknowledged.length >= reports;
+    },
+    unfinished: () => `the child acknowledged ${acknowledged.length} of ${reports} writes`,
+    whileReady: whileRunning,
   });
+  return acknowledged;
 }
 
 describe('jsonl sink - crash', () => {

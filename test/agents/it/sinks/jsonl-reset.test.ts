@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -7,10 +6,12 @@ import { CHECKPOINT_FILE } from '../../../../agents/it/sinks/jsonl-checkpoint.ts
 import { openJsonLinesSink } from '../../../../agents/it/sinks/jsonl-sink.ts';
 import type { SinkEntry } from '../../../../agents/it/sinks/sink.ts';
 import { RESET_CRASH_EPOCHS, RESET_CRASH_REASON, RESET_CRASH_TOPIC } from './crash-settings.ts';
+import { runUntilKilled } from '../../../support/reporting-child.ts';
 import { makeTempDir, pointEntries, readAllLines, rejectionCode } from './sink-fixture.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 const CHILD = join(import.meta.dirname, 'reset-crash-child.ts');
+/** Bound on one run of the child (it starts through tsx in about a second). */
+const ROUND_TIMEOUT_MS = 30_000;
 const A = 'press-7/line1/a';
 const B = 'press-7/line1/b';
 const REASON = 'the OT log was restored from an older copy';
@@ -176,39 +177,19 @@ describe('jsonl sink - resets and origins', () => {
 });
 
 /** Runs the child until `after` writes past its reset are acknowledged; returns the last acknowledged seq. */
-function runAndKill(dir: string, held: number, from: number, after: number): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir, String(held), String(from)], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let pending = '';
-    let stderr = '';
-    let reports = -1;
-    let last = from - 1;
-    let killed = false;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`the child did not get ${after} writes past its reset in time; stderr: ${stderr}`));
-    }, 30_000);
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdout.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        reports++;
-        if (line !== 'reset') last = Number(line);
-      }
-      if (!killed && reports >= after) {
-        killed = true;
-        child.kill('SIGKILL');
-      }
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (signal === 'SIGKILL' && killed) resolve(last);
-      else reject(new Error(`the child exited by itself (${code ?? signal}); stderr: ${stderr}`));
-    });
+async function runAndKill(dir: string, held: number, from: number, after: number): Promise<number> {
+  // The first line says the reset is acknowledged; each one after it, a write past it.
+  let reports = -1;
+  let last = from - 1;
+  await runUntilKilled(CHILD, {
+    args: [dir, String(held), String(from)],
+    timeoutMs: ROUND_TIMEOUT_MS,
+    onLine: (line) => {
+      reports++;
+      if (line !== 'reset') last = Number(line);
+      return reports >= after;
+    },
+    unfinished: () => `the child did not get ${after} writes past its reset`,
   });
+  return last;
 }

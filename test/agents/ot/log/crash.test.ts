@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { openStreamLog } from '../../../../agents/ot/log/stream-log.ts';
+import { runUntilKilled } from '../../../support/reporting-child.ts';
 import { CRASH_LOG_LIMITS, CRASH_STREAMS } from './crash-settings.ts';
 import { makeTempDir, readAll, recordFor } from './log-fixture.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..', '..', '..');
 const CHILD = join(import.meta.dirname, 'crash-child.ts');
 const ROUNDS = 5;
 /** The child is killed after a random number of reported appends in this range. */
@@ -22,44 +21,19 @@ interface Reported {
 }
 
 /** Runs the child until it has reported `reports` appends, then kills it with SIGKILL. */
-function runAndKill(dir: string, reports: number): Promise<Reported[]> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, dir], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    const reported: Reported[] = [];
-    let pending = '';
-    let stderr = '';
-    let killed = false;
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(
-        new Error(`the child reported ${reported.length} of ${reports} appends in time; stderr: ${stderr}`),
-      );
-    }, ROUND_TIMEOUT_MS);
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.stdout.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      // Only whole lines count: a report cut by the kill was never complete.
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        if (line === 'ready') continue;
-        const [stream, firstSeq, lastSeq] = line.split(' ');
-        reported.push({ stream: stream!, firstSeq: Number(firstSeq), lastSeq: Number(lastSeq) });
-      }
-      if (!killed && reported.length >= reports) {
-        killed = true;
-        child.kill('SIGKILL');
-      }
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (signal === 'SIGKILL' && killed) resolve(reported);
-      else reject(new Error(`the child exited by itself (${code ?? signal}); stderr: ${stderr}`));
-    });
+async function runAndKill(dir: string, reports: number): Promise<Reported[]> {
+  const reported: Reported[] = [];
+  await runUntilKilled(CHILD, {
+    args: [dir],
+    timeoutMs: ROUND_TIMEOUT_MS,
+    onLine: (line) => {
+      const [stream, firstSeq, lastSeq] = line.split(' ');
+      reported.push({ stream: stream!, firstSeq: Number(firstSeq), lastSeq: Number(lastSeq) });
+      return reported.length >= reports;
+    },
+    unfinished: () => `the child reported ${reported.length} of ${reports} appends`,
   });
+  return reported;
 }
 
 describe('stream log - crash', () => {

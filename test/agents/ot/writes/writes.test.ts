@@ -6,6 +6,7 @@ import type { Agent } from '../../../../agents/runtime/agent.ts';
 import type { WriteResult } from '../../../../agents/it/write-client.ts';
 import { AgentMetrics } from '../../../../agents/runtime/agent-metrics.ts';
 import { readAgentStatus, startAgent } from '../../../support/agent-plant.ts';
+import { captureOutput } from '../../../support/cli-output.ts';
 import { waitFor } from '../../../support/wait.ts';
 import {
   ADDRESS,
@@ -228,13 +229,9 @@ describe('writes from IT to OT: the OT agent checks every command itself', () =>
 
   it('takes window writes only while dmz-agent writes open has the window open', async () => {
     const cli = async (...argv: string[]) => {
-      let stdout = '';
-      const output = {
-        stdout: (data: string | Uint8Array) => void (stdout += String(data)),
-        stderr: () => undefined,
-      };
-      const status = await runAgentCli(['writes', ...argv, '--config', plant.otConfigFile], {}, output);
-      return { status, stdout };
+      const run = captureOutput();
+      const status = await runAgentCli(['writes', ...argv, '--config', plant.otConfigFile], {}, run.output);
+      return { status, stdout: run.stdout() };
     };
     assert.match((await cli('status')).stdout, /closed/);
     assert.equal((await cli('open', '--for', '24h')).status, 1, 'longer than ot.writes.maxWindow');
@@ -305,24 +302,25 @@ describe('writes from IT to OT: the OT agent checks every command itself', () =>
       },
     };
     const configFile = await plant.plant.configFile('hmi-3.yaml', raw);
-    let stdout = '';
-    const output = {
-      stdout: (data: string | Uint8Array) => void (stdout += String(data)),
-      stderr: () => undefined,
+    const key = captureOutput();
+    assert.equal(await runAgentCli(['writes', 'key', '--config', configFile, '--json'], {}, key.output), 0);
+    const shown = JSON.parse(key.stdout()) as {
+      agent: string;
+      kid: string;
+      jwk: { kty: string; crv: string };
     };
-    assert.equal(await runAgentCli(['writes', 'key', '--config', configFile, '--json'], {}, output), 0);
-    const shown = JSON.parse(stdout) as { agent: string; kid: string; jwk: { kty: string; crv: string } };
     assert.equal(shown.agent, 'hmi-3');
     assert.deepEqual([shown.jwk.kty, shown.jwk.crv], ['OKP', 'Ed25519']);
     // Not running yet: `dmz-agent write` sends as hmi-3, with the same key.
+    let run = captureOutput();
     const cli = async (...argv: string[]) => {
-      stdout = '';
-      return runAgentCli(['write', '--config', configFile, '--to', OT, ...argv], {}, output);
+      run = captureOutput();
+      return runAgentCli(['write', '--config', configFile, '--to', OT, ...argv], {}, run.output);
     };
     assert.equal(await cli('--topic', topic('setpoint'), '--value', '77'), 0);
     assert.equal(plant.device.holding[ADDRESS.setpoint], 77);
     assert.equal(await cli('--topic', topic('setpoint'), '--value', '"77"', '--json'), 1);
-    assert.equal((JSON.parse(stdout) as WriteResult).code, 'AGENT_ERR_WRITE_WRONG_TYPE');
+    assert.equal((JSON.parse(run.stdout()) as WriteResult).code, 'AGENT_ERR_WRITE_WRONG_TYPE');
     const it = await startAgent(plant.plant.config(raw));
     try {
       await waitFor(() => it.status().relay.connected, 'IT agent connected');

@@ -13,23 +13,11 @@ import {
   splitCertificateChain,
 } from '../../../../../agents/ot/sources/opcua/certificates.ts';
 import { DmzError } from '../../../../../relay/protocol/errors.ts';
+import { captureOutput } from '../../../../support/cli-output.ts';
 import { createTestPki } from '../../../../support/test-pki.ts';
 
 const FINGERPRINT =
   'AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89';
-
-function captured() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    output: {
-      stdout: (data: string | Uint8Array) => out.push(String(data)),
-      stderr: (text: string) => err.push(text),
-    },
-    stdout: () => out.join(''),
-    stderr: () => err.join(''),
-  };
-}
 
 describe('opcua certificates', () => {
   it('splits a chain leaf first and describes each certificate', async () => {
@@ -90,14 +78,14 @@ describe('opcua certificates', () => {
   ];
   for (const [what, argv, status, message] of usage) {
     it(`dmz-agent opcua ${what}`, async () => {
-      const run = captured();
+      const run = captureOutput();
       assert.equal(await runAgentCli(argv, {}, run.output), status);
       assert.match(status === 0 ? run.stdout() : run.stderr(), message);
     });
   }
 
   it('dmz-agent --help lists the opcua command', async () => {
-    const run = captured();
+    const run = captureOutput();
     assert.equal(await runAgentCli(['--help'], {}, run.output), 0);
     assert.match(run.stdout(), /opcua {5}trust an OPC UA server's certificate/);
   });

@@ -14,25 +14,13 @@ import { readEnrolledIdentity, storeCredentials } from '../../../../../agents/cr
 import { runAgentCli } from '../../../../../agents/cli.ts';
 import { openClientPki, closeClientPki } from '../../../../../agents/ot/sources/opcua/client-pki.ts';
 import { describeCertificate } from '../../../../../agents/ot/sources/opcua/certificates.ts';
+import { captureOutput } from '../../../../support/cli-output.ts';
 import { TestOpcuaServer } from '../../../../support/opcua-server.ts';
 import { freePort } from '../../../../support/ports.ts';
 import { createTestPki } from '../../../../support/test-pki.ts';
 import { AGENT, makeTempDir, opcuaSection, startSource, topic, type RunningSource } from './opcua-fixture.ts';
 
 const items = [{ name: 'temp', nodeId: 'ns=1;s=Temperature' }];
-
-function captured() {
-  const out: string[] = [];
-  const err: string[] = [];
-  return {
-    output: {
-      stdout: (data: string | Uint8Array) => out.push(String(data)),
-      stderr: (text: string) => err.push(text),
-    },
-    stdout: () => out.join(''),
-    stderr: () => err.join(''),
-  };
-}
 
 describe('opcua source security', () => {
   let server: TestOpcuaServer;
@@ -122,7 +110,7 @@ describe('opcua source security', () => {
 
   it('dmz-agent opcua trust shows the fingerprint, refuses a wrong one, and trusts the right one: Sign works', async () => {
     const expected = describeCertificate(server.certificate()).sha256;
-    const shown = captured();
+    const shown = captureOutput();
     assert.equal(
       await runAgentCli(['opcua', 'trust', '--config', configFile, '--source', 'signed'], {}, shown.output),
       0,
@@ -133,14 +121,14 @@ describe('opcua source security', () => {
     const trustedDir = join(agentState, 'sources', 'signed', 'pki', 'trusted', 'certs');
     assert.deepEqual(await readdir(trustedDir), [], 'shown, not trusted');
 
-    const wrong = captured();
+    const wrong = captureOutput();
     const wrongFingerprint = expected.replace(/^../, expected.startsWith('00') ? '11' : '00');
     const args = ['opcua', 'trust', '--config', configFile, '--source', 'signed', '--fingerprint'];
     assert.equal(await runAgentCli([...args, wrongFingerprint], {}, wrong.output), 1);
     assert.match(wrong.stderr(), /\(AGENT_ERR_OPCUA_FINGERPRINT\)/);
     assert.deepEqual(await readdir(trustedDir), []);
 
-    const right = captured();
+    const right = captureOutput();
     // As an operator copies it from the server's screen: lower case, without colons.
     assert.equal(
       await runAgentCli([...args, expected.replaceAll(':', '').toLowerCase()], {}, right.output),

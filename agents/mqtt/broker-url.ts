@@ -1,7 +1,8 @@
 /**
- * The broker's address as the config writes it: `mqtt://host[:port]` (TCP) or `mqtts://host[:port]`
- * (TLS). Nothing else: no credentials in the URL (they belong in `username` and `passwordFile`,
- * out of a file that is copied around), no path, no query, no WebSocket.
+ * The broker's address as the config writes it, for the MQTT source and the MQTT bridge alike:
+ * `mqtt://host[:port]` (TCP) or `mqtts://host[:port]` (TLS). Nothing else: no credentials in the
+ * URL (they belong in `username` and `passwordFile`, out of a file that is copied around), no path,
+ * no query, no WebSocket.
  */
 
 export const BROKER_PROTOCOLS = { 'mqtt:': 'mqtt', 'mqtts:': 'mqtts' } as const;
