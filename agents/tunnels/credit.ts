@@ -2,10 +2,15 @@
  * Credit-based flow control of one stream, the arithmetic both ends share (and the relay repeats,
  * relay/server/tunnels.ts): the receiver grants bytes, the sender spends them, and nothing is
  * sent that was not granted. HTTP/2 (RFC 9113 section 5.2) and QUIC (RFC 9000 section 4) work so;
- * the grant here is always an increment, never an absolute offset.
+ * the grant here is always an increment, never an absolute offset. A frame spends its bytes, but
+ * at least MIN_STREAM_FRAME_CREDIT (streams.ts), so credit bounds the frames in flight as well.
  */
 import { DmzError } from '../../relay/protocol/errors.ts';
-import { MAX_STREAM_WINDOW_BYTES, WINDOW_UPDATE_FRACTION } from '../../relay/protocol/streams.ts';
+import {
+  MAX_STREAM_WINDOW_BYTES,
+  streamFrameCredit,
+  WINDOW_UPDATE_FRACTION,
+} from '../../relay/protocol/streams.ts';
 
 /** What this end may still send: credit granted by the peer and not spent. */
 export class SendCredit {
@@ -20,10 +25,15 @@ export class SendCredit {
     this.#available = Math.min(this.#available + bytes, MAX_STREAM_WINDOW_BYTES);
   }
 
-  /** Spends up to `wanted` bytes; returns how many may be sent now. */
+  /**
+   * Spends the credit of one frame of up to `wanted` bytes; returns how many bytes it may carry
+   * (0: not even a frame's least credit is left).
+   */
   take(wanted: number): number {
     const taken = Math.min(wanted, this.#available);
-    this.#available -= taken;
+    const spent = streamFrameCredit(taken);
+    if (taken === 0 || spent > this.#available) return 0;
+    this.#available -= spent;
     return taken;
   }
 }
@@ -35,9 +45,9 @@ export class SendCredit {
  */
 export class ReceiveWindow {
   readonly window: number;
-  /** Bytes the peer may still send. */
+  /** Credit the peer may still spend. */
   #outstanding: number;
-  /** Bytes that arrived and were consumed, not granted again yet. */
+  /** Credit of frames that arrived and were consumed, not granted again yet. */
   #consumed = 0;
 
   constructor(window: number) {
@@ -45,25 +55,30 @@ export class ReceiveWindow {
     this.#outstanding = window;
   }
 
-  /** Bytes that arrived and are not consumed yet: what this end holds for the stream. */
+  /** Credit of what arrived and is not consumed yet: what this end holds for the stream. */
   get buffered(): number {
     return this.window - this.#outstanding - this.#consumed;
   }
 
-  /** `bytes` arrived; a peer that sends beyond its credit breaks the protocol. */
-  received(bytes: number): void {
-    if (bytes > this.#outstanding) {
+  /**
+   * A frame of `bytes` arrived; returns the credit it spent (streamFrameCredit), to be handed to
+   * consumed() once the bytes are out. A peer that sends beyond its credit breaks the protocol.
+   */
+  received(bytes: number): number {
+    const credit = streamFrameCredit(bytes);
+    if (credit > this.#outstanding) {
       throw new DmzError(
         'AGENT_ERR_TUNNEL_PROTOCOL',
-        `${bytes} bytes arrived against ${this.#outstanding} of credit`,
+        `${bytes} bytes (${credit} of credit) arrived against ${this.#outstanding} of credit`,
       );
     }
-    this.#outstanding -= bytes;
+    this.#outstanding -= credit;
+    return credit;
   }
 
-  /** `bytes` were consumed; returns the credit to grant now (0: not worth a frame yet). */
-  consumed(bytes: number): number {
-    this.#consumed += bytes;
+  /** Frames of `credit` were consumed; returns the credit to grant now (0: not worth a frame yet). */
+  consumed(credit: number): number {
+    this.#consumed += credit;
     if (this.#consumed < this.window * WINDOW_UPDATE_FRACTION) return 0;
     const grant = this.#consumed;
     this.#consumed = 0;

@@ -207,6 +207,9 @@ export class TunnelEntrance {
   ): void {
     clearTimeout(timer);
     this.#mux.remove(stream);
+    // Refused by the relay or the OT agent, or timed out, or the link went: the client is reset
+    // before its stream ever opened, as by #refuse. A client that went away itself was not.
+    if (!stream.accepted && outcome !== 'AGENT_ERR_TUNNEL_CLIENT_FAILED') this.#refused++;
     this.#logger.info(
       {
         tunnel: entrance.name,

@@ -22,6 +22,16 @@ import { StreamMux, type MuxStats, type TunnelLink } from './stream-mux.ts';
 import type { TunnelService } from './tunnel-config.ts';
 import { TunnelStream, type StreamLink, type StreamOutcome } from './tunnel-stream.ts';
 
+/**
+ * Connections a service opens to its target a second at most, or its `maxStreams` if that is
+ * more (so all its streams can come back at once after a reconnect). The streams limit bounds
+ * connections at once, not their rate: without this, an IT agent opening and closing streams in
+ * a loop would have this agent storm the device with connects (hundreds a second, measured), and
+ * a PLC's TCP stack takes a handful of connections and accepts slowly. A poller that connects for
+ * every poll stays far below it.
+ */
+export const SERVICE_CONNECTS_PER_SECOND = 10;
+
 export interface TunnelExitOptions {
   readonly services: readonly TunnelService[];
   readonly logger: Logger;
@@ -34,6 +44,8 @@ export interface TunnelExitOptions {
 interface ServiceState {
   readonly settings: TunnelService;
   readonly budget: ByteBudget | undefined;
+  /** Target connections a second (SERVICE_CONNECTS_PER_SECOND), a second's worth at once. */
+  readonly connects: ByteBudget;
   open: number;
 }
 
@@ -53,7 +65,8 @@ export class TunnelExit {
     for (const settings of options.services) {
       const budget =
         settings.bytesPerSecond === undefined ? undefined : new ByteBudget(settings.bytesPerSecond);
-      this.#services.set(settings.name, { settings, budget, open: 0 });
+      const connects = new ByteBudget(Math.max(SERVICE_CONNECTS_PER_SECOND, settings.maxStreams));
+      this.#services.set(settings.name, { settings, budget, connects, open: 0 });
     }
     this.#logger = options.logger;
     this.#peerOf = options.peerOf;
@@ -84,12 +97,18 @@ export class TunnelExit {
       link.closeStream(offer.session, offer.stream, code, ERROR_MESSAGES[code]);
     };
     const peer = this.#peerOf(offer.session);
+    // The relay forgets a stream once both sides sent their end, while this end may still be
+    // writing to the target; a new stream of that number would take the old one's place in the
+    // table, and the old one would outlive the session and the link, holding its target.
+    if (this.#mux.get(offer.session, offer.stream) !== undefined)
+      return refuse('AGENT_ERR_TUNNEL_STREAM_IN_USE');
     const service = this.#services.get(offer.service);
     if (service === undefined) return refuse('AGENT_ERR_TUNNEL_NO_SERVICE');
     const { settings } = service;
     if (peer === undefined || (settings.allow !== undefined && !settings.allow.includes(peer)))
       return refuse('AGENT_ERR_TUNNEL_FORBIDDEN');
     if (service.open >= settings.maxStreams) return refuse('AGENT_ERR_TUNNEL_LIMIT');
+    if (!service.connects.takeIfAvailable(1)) return refuse('AGENT_ERR_TUNNEL_CONNECT_RATE');
     service.open++;
     const streamLink = this.#mux.linkFor(link, offer.session, offer.stream);
     const stream = new TunnelStream({

@@ -56,6 +56,8 @@ export class TunnelStream {
   readonly peer: string;
   readonly openedAt: number;
   state: 'opening' | 'open' | 'closed' = 'opening';
+  /** The peer granted credit once: at the entrance, the OT side accepted the stream. */
+  accepted = false;
   /** Bytes from the socket sent to the peer, and from the peer written to the socket. */
   bytesSent = 0;
   bytesReceived = 0;
@@ -126,6 +128,7 @@ export class TunnelStream {
   granted(credit: number): void {
     if (this.state === 'closed') return;
     this.state = 'open';
+    this.accepted = true;
     this.#credit.grant(credit);
     this.#send();
   }
@@ -134,19 +137,20 @@ export class TunnelStream {
   received(data: Uint8Array, end: boolean): void {
     const socket = this.#socket;
     if (this.state === 'closed' || socket === undefined) return;
+    let credit: number;
     try {
-      this.#window.received(data.byteLength);
+      credit = this.#window.received(data.byteLength);
     } catch (error) {
       this.abort((error as DmzError).code, (error as DmzError).message);
       return;
     }
     this.bytesReceived += data.byteLength;
     if (data.byteLength > 0) {
-      const bytes = data.byteLength;
       socket.write(data, () => {
         if (this.state === 'closed') return;
-        const credit = this.#window.consumed(bytes);
-        if (credit > 0) this.#grant(credit);
+        // What the frame spent, at least MIN_STREAM_FRAME_CREDIT, is the peer's to spend again.
+        const grant = this.#window.consumed(credit);
+        if (grant > 0) this.#grant(grant);
       });
     }
     if (end) {

@@ -134,6 +134,8 @@ export const ERROR_MESSAGES = {
   AGENT_ERR_TUNNEL_NO_SERVICE: 'the OT agent has no tunnel service of this name',
   AGENT_ERR_TUNNEL_FORBIDDEN: "the OT agent's service does not admit this IT agent",
   AGENT_ERR_TUNNEL_LIMIT: "the OT agent's service has as many streams open as it allows",
+  AGENT_ERR_TUNNEL_CONNECT_RATE:
+    "the OT agent's service opened as many target connections this second as it allows",
   AGENT_ERR_TUNNEL_TARGET_REFUSED: 'the tunnel target refused the connection',
   AGENT_ERR_TUNNEL_TARGET_TIMEOUT: 'the tunnel target did not answer the connection in time',
   AGENT_ERR_TUNNEL_TARGET_FAILED: 'the connection to the tunnel target failed',
@@ -141,6 +143,7 @@ export const ERROR_MESSAGES = {
   AGENT_ERR_TUNNEL_IDLE: 'the stream was idle for longer than its service allows',
   AGENT_ERR_TUNNEL_OFFLINE: 'the link to the relay, or the session with the OT agent, is not up',
   AGENT_ERR_TUNNEL_PROTOCOL: 'the peer broke the stream protocol (data beyond credit)',
+  AGENT_ERR_TUNNEL_STREAM_IN_USE: 'the OT agent still holds a stream of this number in this session',
   AGENT_ERR_TUNNEL_LISTEN: 'a tunnel entrance cannot open its listen address',
   // The IT agent's HTTP API (agents/it/api/): what a client sees as {code, message}.
   AGENT_ERR_API_BAD_REQUEST: 'the request does not match what this endpoint takes',

@@ -103,7 +103,8 @@ function frame<T extends Record<string, TSchema>>(fields: T) {
 
 /**
  * Tunnel streams (streams.ts): a stream is numbered by its opener, the IT agent, within a session.
- * `credit` is bytes the receiver lets the sender send on top of what it granted before; `end` on a
+ * `credit` is bytes the receiver lets the sender send on top of what it granted before (a data
+ * frame spends at least MIN_STREAM_FRAME_CREDIT of it, streams.ts); `end` on a
  * data frame is the sender's FIN (half-close: the other direction goes on); streamClose is an
  * abort of both directions (RST), with why.
  */

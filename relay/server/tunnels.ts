@@ -7,7 +7,8 @@
  * session and per agent hold; then it acts. It never names a host or a port: the OT agent maps
  * the service to its target, and refuses a service it does not have.
  *
- * Credit, per direction: the receiver grants, the sender spends. The relay keeps the same
+ * Credit, per direction: the receiver grants, the sender spends (a frame at least
+ * MIN_STREAM_FRAME_CREDIT, so credit bounds frames as well as bytes). The relay keeps the same
  * arithmetic and refuses (error frame, nothing forwarded, nothing changed) data beyond the credit
  * and a grant beyond the window, so what it queues for one stream is never more than one window,
  * whatever either end does. Stream data leaves through the link's bulk lane (message-writer.ts),
@@ -40,7 +41,7 @@
 import { streamDataFrame } from '../protocol/codec.ts';
 import { DmzError, ERROR_MESSAGES, isErrorCode } from '../protocol/errors.ts';
 import type { ToRelayFrameOf } from '../protocol/frames.ts';
-import { MAX_STREAM_WINDOW_BYTES } from '../protocol/streams.ts';
+import { MAX_STREAM_WINDOW_BYTES, streamFrameCredit } from '../protocol/streams.ts';
 import { topicMatches } from '../protocol/topics.ts';
 import { quoteField } from '../protocol/wire-text.ts';
 import type { AgentConnection } from './agent-connection.ts';
@@ -162,16 +163,21 @@ export class Tunnels {
       throw new DmzError('RELAY_ERR_INVALID_FRAME', 'stream data frame with no data and no end');
     }
     const credit = fromIt ? stream.itMaySend : stream.otMaySend;
-    if (bytes > credit) {
-      throw new DmzError('RELAY_ERR_STREAM_CREDIT', `${bytes} bytes of data against ${credit} of credit`);
+    // At least MIN_STREAM_FRAME_CREDIT a frame: what the bulk lane holds per frame is bounded too.
+    const spent = streamFrameCredit(bytes);
+    if (spent > credit) {
+      throw new DmzError(
+        'RELAY_ERR_STREAM_CREDIT',
+        `${bytes} bytes of data (${spent} of credit) against ${credit} of credit`,
+      );
     }
     if (fromIt) {
-      stream.itMaySend -= bytes;
+      stream.itMaySend -= spent;
       stream.bytesToOt += bytes;
       stream.itEnded = frame.end === true;
       this.#ctx.metrics.tunnelBytes.labels('to_ot').inc(bytes);
     } else {
-      stream.otMaySend -= bytes;
+      stream.otMaySend -= spent;
       stream.bytesToIt += bytes;
       stream.otEnded = frame.end === true;
       this.#ctx.metrics.tunnelBytes.labels('to_it').inc(bytes);

@@ -8,7 +8,11 @@ import { beforeEach, describe, it as test } from 'node:test';
 import { pino } from 'pino';
 import { encodeFrame, streamDataFrame } from '../../relay/protocol/codec.ts';
 import { FRAME_KIND, type ToRelayFrame } from '../../relay/protocol/frames.ts';
-import { MAX_STREAM_CHUNK_BYTES, MAX_STREAM_WINDOW_BYTES } from '../../relay/protocol/streams.ts';
+import {
+  MAX_STREAM_CHUNK_BYTES,
+  MAX_STREAM_WINDOW_BYTES,
+  MIN_STREAM_FRAME_CREDIT,
+} from '../../relay/protocol/streams.ts';
 import type { AgentConnection } from '../../relay/server/agent-connection.ts';
 import { Broker } from '../../relay/server/broker.ts';
 import { validateRelayConfig } from '../../relay/server/config.ts';
@@ -186,6 +190,17 @@ describe('relay tunnels (in memory)', () => {
     });
   }
 
+  test('counts every data frame as at least MIN_STREAM_FRAME_CREDIT: tiny frames spend a grant sooner', () => {
+    openStream(5, 'modbus', 3 * MIN_STREAM_FRAME_CREDIT);
+    for (let frame = 0; frame < 4; frame++)
+      send(it, { type: 'streamData', session, stream: 5, data: Uint8Array.of(frame) });
+    assert.equal(otLink.ofType('streamData').length, 3, 'three 1-byte frames on three frames of credit');
+    assert.equal(errors(itLink).at(-1)?.code, 'RELAY_ERR_STREAM_CREDIT');
+    // The end-only frame spends nothing: it still passes.
+    send(it, { type: 'streamData', session, stream: 5, data: new Uint8Array(0), end: true });
+    assert.equal(otLink.ofType('streamData').at(-1)?.end, true);
+  });
+
   test('names the stream in the error, so the agent knows which one was refused', () => {
     openStream(5);
     send(it, { type: 'streamData', session, stream: 5, data: new Uint8Array(2000) });
@@ -228,6 +243,35 @@ describe('relay tunnels (in memory)', () => {
     ],
     ['data that is not bytes', rawFrame(FRAME_KIND.streamData, { session: 1, stream: 1, data: 'text' })],
     ['a close without a code', rawFrame(FRAME_KIND.streamClose, { session: 1, stream: 1 })],
+    ['a fractional credit', rawFrame(FRAME_KIND.streamWindow, { session: 1, stream: 1, credit: 1.5 })],
+    ['a credit of NaN', rawFrame(FRAME_KIND.streamWindow, { session: 1, stream: 1, credit: Number.NaN })],
+    ['a credit given as text', rawFrame(FRAME_KIND.streamWindow, { session: 1, stream: 1, credit: '100' })],
+    [
+      'an infinite window',
+      rawFrame(FRAME_KIND.streamOpen, { session: 1, stream: 1, service: 'modbus', window: Infinity }),
+    ],
+    [
+      'a fractional stream id',
+      rawFrame(FRAME_KIND.streamData, { session: 1, stream: 5.5, data: new Uint8Array(1) }),
+    ],
+    [
+      'a negative stream id',
+      rawFrame(FRAME_KIND.streamData, { session: 1, stream: -5, data: new Uint8Array(1) }),
+    ],
+    ['data without a stream', rawFrame(FRAME_KIND.streamData, { session: 1, data: new Uint8Array(1) })],
+    [
+      'a field no stream frame has',
+      rawFrame(FRAME_KIND.streamData, {
+        session: 1,
+        stream: 5,
+        data: new Uint8Array(1),
+        target: '10.0.0.1:22',
+      }),
+    ],
+    [
+      'an end flag that is not a boolean',
+      rawFrame(FRAME_KIND.streamData, { session: 1, stream: 5, data: new Uint8Array(1), end: 1 }),
+    ],
   ];
   for (const [name, bytes] of malformed) {
     test(`refuses a malformed stream frame (${name}) with RELAY_ERR_INVALID_FRAME`, () => {

@@ -37,6 +37,7 @@ export interface TunnelPlant {
   readonly ot: RelayLink;
   readonly it: RelayLink;
   readonly itSerial: string;
+  readonly otSerial: string;
   /** Where the entrance for `service` listens. */
   address(service: string): HostPort;
   close(): Promise<void>;
@@ -128,6 +129,7 @@ export async function startTunnelPlant(options: TunnelPlantOptions): Promise<Tun
     ot,
     it,
     itSerial: itCredentials.serialHex,
+    otSerial: otCredentials.serialHex,
     address(name) {
       const address = addresses.get(name);
       if (address === undefined) throw new Error(`no entrance for ${name}`);
