@@ -1,12 +1,16 @@
 /**
- * `npm run bench:tunnel` (issue 9): TCP through a tunnel, IT agent -> relay -> OT agent (the
- * agents as `dmz-agent run` processes, the relay in this process), against the same workloads
+ * `npm run bench:tunnel` (issue 9): TCP through a tunnel, IT agent -> relay -> OT agent (each a
+ * process of its own: `dmz-agent run` and `dmz-relay --config`), against the same workloads
  * over a stunnel mTLS client/server pair (Debian stunnel4, two processes, TLS 1.3) and direct, in
  * the same run, in alternating rounds:
  *
  * - bulk: one stream carries BULK_BYTES to a target that counts them and answers at the end;
  * - round trip: a 12-byte request and its 12-byte echo (a Modbus read's size), one at a time;
  * - parallel: PARALLEL streams carry BULK_BYTES / PARALLEL each at once (aggregate);
+ * - stunnel chain: the same workloads through three stunnel processes and two TLS links, the
+ *   tunnel's own topology (the pair is the issue's comparison; the chain is the same work);
+ * - Node floor: the same topology as three Node processes that only pipe TLS (tls-hop.ts), the
+ *   least any Node implementation of it can cost here; a diagnosis, not a peer;
  * - stalled neighbour (tunnel only): STALL_STREAMS downloads alone, then again with one more
  *   stream whose reader never reads; the others' throughput with it over without it.
  *
@@ -42,6 +46,7 @@ const STALL_STREAMS = 4;
 const STALL_BYTES = 64 * 1024 * 1024;
 const CHUNK = Buffer.alloc(64 * 1024, 0x5a);
 const REQUEST = Buffer.alloc(12, 0x01);
+const TLS_HOP = join(import.meta.dirname, 'tls-hop.ts');
 const RELAY_BIN = join(import.meta.dirname, '..', '..', 'bin', 'dmz-relay.js');
 
 interface Path {
@@ -154,9 +159,18 @@ async function downloads(port: number, streams: number, stalled: number): Promis
   return rates.reduce((sum, rate) => sum + rate, 0) / rates.length;
 }
 
+/**
+ * stunnel between the benchmark's clients and `targets`: `pair` is a client and a server process
+ * (one TLS link, the issue's comparison); `chain` puts a third process in the middle that takes
+ * TLS and gives TLS (two TLS links, three processes: the tunnel's own topology, the same work). A
+ * stunnel service is either TLS-in or TLS-out, so the middle runs a server service and a client
+ * service joined over loopback: one plaintext TCP hop more than the relay has, which costs stunnel
+ * and not the tunnel.
+ */
 async function startStunnel(
   dir: string,
   targets: readonly number[],
+  shape: 'pair' | 'chain',
 ): Promise<{ ports: number[]; pids: number[]; stop(): void }> {
   const binary = ['stunnel4', 'stunnel'].find((name) => spawnSync('which', [name]).status === 0);
   if (binary === undefined) throw new Error('stunnel4 is not installed (apt-get install stunnel4)');
@@ -176,30 +190,87 @@ async function startStunnel(
     'socket = l:TCP_NODELAY=1',
     'socket = r:TCP_NODELAY=1',
   ];
-  const server: string[] = [...common, `cert = ${join(dir, 'server.pem')}`, 'requireCert = yes'];
-  const clientConfig: string[] = [
-    ...common,
-    `cert = ${join(dir, 'client.pem')}`,
-    'client = yes',
-    'checkHost = localhost',
+  const tlsIn = (name: string, accept: number, connect: number) => [
+    `[${name}]`,
+    `cert = ${join(dir, 'server.pem')}`,
+    'requireCert = yes',
+    `accept = 127.0.0.1:${accept}`,
+    `connect = 127.0.0.1:${connect}`,
   ];
+  const tlsOut = (name: string, accept: number, connect: number) => [
+    `[${name}]`,
+    'client = yes',
+    `cert = ${join(dir, 'client.pem')}`,
+    'checkHost = localhost',
+    `accept = 127.0.0.1:${accept}`,
+    `connect = 127.0.0.1:${connect}`,
+  ];
+  // Each process's services, from the clients' end to the targets' end.
+  const processes: string[][] = shape === 'pair' ? [[], []] : [[], [], []];
   const ports: number[] = [];
   for (const [index, target] of targets.entries()) {
-    const middle = await freePort();
     const entry = await freePort();
-    server.push(`[s${index}]`, `accept = 127.0.0.1:${middle}`, `connect = 127.0.0.1:${target}`);
-    clientConfig.push(`[c${index}]`, `accept = 127.0.0.1:${entry}`, `connect = 127.0.0.1:${middle}`);
+    const first = await freePort();
+    processes[0]!.push(...tlsOut(`c${index}`, entry, first));
+    if (shape === 'pair') {
+      processes[1]!.push(...tlsIn(`s${index}`, first, target));
+    } else {
+      const inside = await freePort();
+      const second = await freePort();
+      processes[1]!.push(...tlsIn(`m${index}`, first, inside), ...tlsOut(`n${index}`, inside, second));
+      processes[2]!.push(...tlsIn(`s${index}`, second, target));
+    }
     ports.push(entry);
   }
-  await file('server.conf', server.join('\n'));
-  await file('client.conf', clientConfig.join('\n'));
-  const children: ChildProcess[] = ['server.conf', 'client.conf'].map((name) =>
-    spawn(binary, [join(dir, name)], { stdio: ['ignore', 'ignore', 'ignore'] }),
-  );
+  const children: ChildProcess[] = [];
+  for (const [index, services] of processes.entries()) {
+    const name = `${shape}-${index}.conf`;
+    await file(name, [...common, ...services].join('\n'));
+    children.push(spawn(binary, [join(dir, name)], { stdio: ['ignore', 'ignore', 'ignore'] }));
+  }
   await waitFor(
     async () => (await Promise.all(ports.map(connectable))).every(Boolean),
     'stunnel listening',
     10_000,
+    50,
+  );
+  return {
+    ports,
+    pids: children.map((child) => child.pid ?? 0),
+    stop: () => children.forEach((child) => child.kill()),
+  };
+}
+
+/**
+ * The Node floor: three processes of tls-hop.ts (TCP in, TLS out; TLS both sides; TLS in, TCP
+ * out) between the clients and `targets`, using `dir`'s stunnel certificates. Not a product: the
+ * least the tunnel's topology costs in Node, framing and flow control left out.
+ */
+async function startNodeFloor(
+  dir: string,
+  targets: readonly number[],
+): Promise<{ ports: number[]; pids: number[]; stop(): void }> {
+  const hops: [string, string][] = [
+    ['tcp', 'tls'],
+    ['tls', 'tls'],
+    ['tls', 'tcp'],
+  ];
+  const routes: string[][] = hops.map(() => []);
+  const ports: number[] = [];
+  for (const target of targets) {
+    const chain = [await freePort(), await freePort(), await freePort(), target];
+    hops.forEach((_, index) => routes[index]!.push(`${chain[index]}:${chain[index + 1]}`));
+    ports.push(chain[0]!);
+  }
+  const children = hops.map(([inSide, outSide], index) =>
+    spawn(process.execPath, ['--import', 'tsx', TLS_HOP, inSide, outSide, dir, ...routes[index]!], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+    }),
+  );
+  await waitFor(
+    async () => (await Promise.all(ports.map(connectable))).every(Boolean),
+    'the Node floor listening',
+    30_000,
     50,
   );
   return {
@@ -312,11 +383,10 @@ async function main(): Promise<void> {
     download: await listen(servers.download),
   };
   const tunnel = await startTunnel(targets);
-  const stunnel = await startStunnel(join(tunnel.plant.dir, 'stunnel'), [
-    targets.bulk,
-    targets.echo,
-    targets.download,
-  ]);
+  const targetPorts = [targets.bulk, targets.echo, targets.download];
+  const stunnel = await startStunnel(join(tunnel.plant.dir, 'stunnel'), targetPorts, 'pair');
+  const chain = await startStunnel(join(tunnel.plant.dir, 'stunnel-chain'), targetPorts, 'chain');
+  const floor = await startNodeFloor(join(tunnel.plant.dir, 'stunnel'), targetPorts);
   const tunnelPids = tunnel.agents.map((agent) => agent.incarnations.at(-1)?.pid ?? 0);
   console.log(`tunnel pids: relay ${tunnelPids[0]}, OT agent ${tunnelPids[1]}, IT agent ${tunnelPids[2]}`);
   const paths: Path[] = [
@@ -333,6 +403,20 @@ async function main(): Promise<void> {
       bulkPort: stunnel.ports[0]!,
       echoPort: stunnel.ports[1]!,
       downloadPort: stunnel.ports[2]!,
+    },
+    {
+      name: 'stunnel chain',
+      pids: chain.pids,
+      bulkPort: chain.ports[0]!,
+      echoPort: chain.ports[1]!,
+      downloadPort: chain.ports[2]!,
+    },
+    {
+      name: 'Node floor',
+      pids: floor.pids,
+      bulkPort: floor.ports[0]!,
+      echoPort: floor.ports[1]!,
+      downloadPort: floor.ports[2]!,
     },
     {
       name: 'tunnel',
@@ -391,6 +475,8 @@ async function main(): Promise<void> {
     console.log(`tunnel CPU per bulk MB: relay ${relayCpu} ms, OT agent ${otCpu} ms, IT agent ${itCpu} ms`);
   } finally {
     stunnel.stop();
+    chain.stop();
+    floor.stop();
     await Promise.all(tunnel.agents.map((agent) => agent.stop()));
     await tunnel.plant.close();
     for (const server of Object.values(servers)) server.close();
@@ -421,6 +507,8 @@ function report(
   };
   const direct = row('direct');
   const stunnel = row('stunnel');
+  const chain = row('stunnel chain');
+  const floor = row('Node floor');
   const tunnel = row('tunnel');
   const mb = (value: number) => `${value.toFixed(0)} MB/s`;
   const ms = (value: number) => `${value.toFixed(3)} ms`;
@@ -434,6 +522,8 @@ function report(
     ...[
       ['direct', direct],
       ['stunnel', stunnel],
+      ['stunnel chain', chain],
+      ['Node floor', floor],
       ['tunnel', tunnel],
     ].map(([name, r]) => {
       const value = r as typeof direct;
@@ -450,6 +540,8 @@ function report(
     console.log(line);
   const addedTunnel = tunnel.p50 - direct.p50;
   const addedStunnel = stunnel.p50 - direct.p50;
+  const addedChain = chain.p50 - direct.p50;
+  const addedFloor = floor.p50 - direct.p50;
   console.log('');
   for (const line of formatTable([
     ['ratio', 'value', 'target'],
@@ -458,6 +550,16 @@ function report(
     [`${PARALLEL} streams: tunnel / stunnel`, formatRatio(tunnel.parallel / stunnel.parallel), ''],
     ['added round trip: tunnel / stunnel', formatRatio(addedTunnel / addedStunnel), '<= 2.00x'],
     [`stalled neighbour: ${STALL_STREAMS} streams with / without`, formatRatio(stallRatio), '>= 0.80x'],
+    // The same work as the tunnel's: three processes, two TLS links (no target in the issue).
+    ['bulk: tunnel / stunnel chain', formatRatio(tunnel.bulk / chain.bulk), ''],
+    ['CPU per bulk MB: tunnel / stunnel chain', formatRatio(tunnel.cpuPerMb / chain.cpuPerMb), ''],
+    [`${PARALLEL} streams: tunnel / stunnel chain`, formatRatio(tunnel.parallel / chain.parallel), ''],
+    ['added round trip: tunnel / stunnel chain', formatRatio(addedTunnel / addedChain), ''],
+    // Not a comparison with a peer: how close each gets to what Node itself allows.
+    ['bulk: Node floor / stunnel', formatRatio(floor.bulk / stunnel.bulk), ''],
+    ['bulk: tunnel / Node floor', formatRatio(tunnel.bulk / floor.bulk), ''],
+    ['added round trip: Node floor / stunnel', formatRatio(addedFloor / addedStunnel), ''],
+    ['added round trip: tunnel / Node floor', formatRatio(addedTunnel / addedFloor), ''],
   ]))
     console.log(line);
   console.log(
