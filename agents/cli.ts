@@ -57,7 +57,8 @@ const RUN_USAGE = `Usage: dmz-agent run --config FILE
 Runs the agent: connects out to the relay with the credentials \`dmz-agent enroll\` stored and,
 by the role of its certificate, logs and serves this plant's points (ot) or consumes them into
 its sinks (it). Nothing listens unless \`admin\` is configured (loopback only).
-SIGTERM or SIGINT stops it once everything durable is on disk (exit 0); SIGHUP reloads the log level.
+SIGTERM or SIGINT stops it once everything durable is on disk (exit 0); SIGHUP reloads the log level
+and the API's users (it.api.users).
 
 Options:
   --config FILE  the agent configuration (agent.yaml; see README, "Agent configuration")
@@ -86,6 +87,11 @@ const COMMANDS: Readonly<Record<string, Command>> = {
     summary: 'the local write window (writes open|close|status); an IT write key (writes key)',
     run: async (argv, _env, output) =>
       (await import('./ot/writes/writes-cli.ts')).runWritesCommand(argv, output),
+  },
+  api: {
+    summary: "make a credential for a user of the IT agent's API (api user add)",
+    run: async (argv, _env, output) =>
+      (await import('./it/api/api-user-command.ts')).runApiCommand(argv, output),
   },
   opcua: {
     summary: "trust an OPC UA server's certificate (opcua trust)",

@@ -30,6 +30,8 @@ export interface WriteCommand {
   readonly value: WriteValue;
   /** Default DEFAULT_WRITE_TIMEOUT_MS; at most MAX_REQUEST_TIMEOUT_MS. */
   readonly timeoutMs?: number;
+  /** The command's nonce (newNonce()); a fresh one unless given, as by an audit that names it first. */
+  readonly nonce?: string;
 }
 
 export interface WriteResult {
@@ -117,7 +119,7 @@ export class WriteClient {
         topic: command.topic,
         value: command.value,
         deadline: this.#now() + timeoutMs,
-        nonce: newNonce(),
+        nonce: command.nonce ?? newNonce(),
       },
       this.#key,
     );

@@ -144,6 +144,11 @@ export class Agent {
     return this.#api;
   }
 
+  /** A reload's it.api.users, applied to the running API at once (see RunningItApi.reloadUsers). */
+  async reloadApiUsers(users: Parameters<RunningItApi['reloadUsers']>[0]): Promise<void> {
+    await this.#api?.reloadUsers(users);
+  }
+
   /** The status snapshot (status.json, /healthz, metrics). */
   status(): AgentStatus {
     const { identity } = this.#credentials;
@@ -235,6 +240,7 @@ export class Agent {
       store,
       status: () => this.status(),
       writes: this.writes,
+      state: this.#config.state,
       logger: this.#logger,
       version: versionLine(SOFTWARE).trim().split(' ')[1] ?? 'unknown',
     });

@@ -54,11 +54,11 @@ export function checkSemantics(config: AgentConfig): ConfigIssue[] {
   if (
     api !== undefined &&
     !isLoopback(api.listen.host) &&
-    (api.tls === undefined || api.auth === undefined)
+    (api.tls === undefined || api.users === undefined)
   ) {
     issues.push({
       path: '/it/api/listen/host',
-      message: 'a listener off loopback needs it.api.tls and it.api.auth',
+      message: 'a listener off loopback needs it.api.tls and it.api.users',
     });
   }
   const sinks = new Set<string>();

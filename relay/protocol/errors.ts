@@ -157,6 +157,7 @@ export const ERROR_MESSAGES = {
   AGENT_ERR_API_UNKNOWN_TOPIC: 'no value is held for this topic',
   AGENT_ERR_API_NOT_FOUND: 'no such endpoint',
   AGENT_ERR_API_UNAUTHORIZED: 'the credentials are missing or wrong',
+  AGENT_ERR_API_FORBIDDEN: "the user's role does not allow this request (writes need role write)",
   AGENT_ERR_API_RATE_LIMITED: 'too many failed authentication attempts from this address',
   AGENT_ERR_API_TOO_MANY_STREAMS: 'the API serves as many live streams as it allows',
   AGENT_ERR_API_SECRET:

@@ -4,7 +4,8 @@
  * state, a setpoint written from the page to the Modbus PLC and one refused, at 1280x720 and at a
  * phone's 390x844, then Ctrl-C with nothing left running), and against an in-process plant whose
  * relay goes away and comes back, and one whose device sends markup as a string value (shown as
- * text, never run). Screenshots go to tmp/ (npm run test:dashboard).
+ * text, never run), and one whose API has named users (a sign-in; a read user sees no write
+ * control, a write user writes). Screenshots go to tmp/ (npm run test:dashboard).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -16,7 +17,14 @@ import { after, before, describe, it } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { freePort } from '../support/ports.ts';
 import { waitFor } from '../support/wait.ts';
-import { createApiPlant, REGISTERS, type ApiPlant } from '../agents/it/api/api-plant.ts';
+import {
+  addApiUser,
+  createApiPlant,
+  IT,
+  REGISTERS,
+  SPEED,
+  type ApiPlant,
+} from '../agents/it/api/api-plant.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CHROMIUM = '/usr/bin/chromium';
@@ -287,6 +295,92 @@ describe('dashboard - the relay going away and coming back', { skip: SKIP }, () 
       UI_TIMEOUT_MS,
       100,
     );
+  });
+});
+
+describe('dashboard - named users: sign-in, and write controls for role write alone', { skip: SKIP }, () => {
+  const PASSWORDS = { ada: 'ada lovelace 1815', ben: 'ben franklin 1706' } as const;
+  let plant: ApiPlant;
+  let url: string;
+  let browser: Browser;
+  before(async () => {
+    plant = await createApiPlant({
+      writes: { points: [{ point: 'plc/speed', type: 'number', min: 0, max: 120, writers: [IT] }] },
+    });
+    const dir = join(plant.plant.dir, 'api-users');
+    await mkdir(dir, { mode: 0o700 });
+    const users = [
+      await addApiUser(dir, 'ada', 'write', { password: PASSWORDS.ada }),
+      await addApiUser(dir, 'ben', 'read', { password: PASSWORDS.ben }),
+    ];
+    const it_ = await plant.startIt({ users, writable: [{ filter: SPEED, type: 'number' }] });
+    url = it_.api!.url;
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser.close();
+    await plant.close();
+  });
+
+  async function signIn(page: Page, user: string, password: string): Promise<void> {
+    await page.locator('#login').waitFor();
+    await page.locator('#login-user').fill(user);
+    await page.locator('#login-secret').fill(password);
+    await page.locator('#login button').click();
+  }
+
+  it('asks for a user name and password; a wrong password is not accepted and shows no data', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(url);
+    await page.locator('#login').waitFor();
+    assert.match((await page.locator('#login-prompt').textContent()) ?? '', /user name and password/);
+    await signIn(page, 'ben', 'ben franklin 1707');
+    await waitFor(
+      async () => /^Not accepted/.test((await page.locator('#login-prompt').textContent()) ?? ''),
+      'Not accepted',
+      UI_TIMEOUT_MS,
+      100,
+    );
+    assert.equal(await page.locator('.point').count(), 0);
+    await screenshot(page, 'dashboard-sign-in.png');
+    await page.close();
+  });
+
+  it('shows a read user the values and no write control; the header names the user and the role', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(url);
+    await signIn(page, 'ben', PASSWORDS.ben);
+    await row(page, SPEED).locator('.figure').waitFor();
+    await waitFor(
+      async () => (await page.locator('#caller').textContent()) === 'ben · READ',
+      'ben · READ',
+      UI_TIMEOUT_MS,
+      100,
+    );
+    assert.equal(await page.locator('#login').isHidden(), true);
+    assert.equal(await row(page, SPEED).locator('form.control').count(), 0);
+    await screenshot(page, 'dashboard-read-user.png');
+    await page.close();
+  });
+
+  it('gives a write user the control, and the write reaches the device', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(url);
+    await signIn(page, 'ada', PASSWORDS.ada);
+    const speed = row(page, SPEED);
+    await speed.locator('form.control').waitFor();
+    assert.equal(await page.locator('#caller').textContent(), 'ada · WRITE');
+    await speed.locator('input').fill('42');
+    await speed.locator('button').click();
+    await waitFor(
+      async () => (await speed.locator('.outcome').textContent())?.startsWith('DONE'),
+      'DONE',
+      UI_TIMEOUT_MS,
+      100,
+    );
+    assert.equal(plant.device.holding[REGISTERS.speed], 42);
+    await screenshot(page, 'dashboard-write-user.png');
+    await page.close();
   });
 });
 

@@ -2,6 +2,12 @@
  * The IT agent's HTTP API section of agent.yaml (`it.api`): schema and resolution. agent config.ts
  * embeds the schema, resolves paths and checks what needs the rest of the file (the store names a
  * recent sink; a listener off loopback needs TLS and authentication).
+ *
+ * Who may use the API: `users`, each a person or a program with its own credential (a token
+ * file, a password hash file or both) and a role. The older single secret (`auth`, one token or
+ * one password for everyone) still works, as one user of role write: refusing it would stop an
+ * upgraded agent at start, its sinks and consumers with it, for a setting that worked the day
+ * before. It identifies no one, and README says so.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { ConfigIssue } from '../../../relay/protocol/errors.ts';
@@ -11,6 +17,31 @@ import { validateFilter } from '../../../relay/protocol/topics.ts';
 export const DEFAULT_API_PORT = 8080;
 
 const File = Type.String({ minLength: 1, maxLength: 4096 });
+
+/** Users one API lists at most: a plant's engineers and programs, far from this. */
+export const MAX_API_USERS = 256;
+
+/** What a user may do: `read` everything the API serves; `write` also sends writes. */
+export const API_ROLES = ['read', 'write'] as const;
+export type ApiRole = (typeof API_ROLES)[number];
+
+/**
+ * A user's name: what the audit names and basic auth sends before its colon (RFC 7617 section 2
+ * forbids one in it); no spaces or controls, so an audit line or a log shows it as it is.
+ */
+export const API_USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$/;
+
+const UserSchema = Type.Object(
+  {
+    name: Type.String({ pattern: API_USER_NAME.source }),
+    role: Type.Union(API_ROLES.map((role) => Type.Literal(role))),
+    /** A bearer token, its first line (0600, at least 16 characters). */
+    tokenFile: Type.Optional(File),
+    /** The password's scrypt hash (0600), as `dmz-agent api user add` writes it. */
+    passwordHashFile: Type.Optional(File),
+  },
+  { additionalProperties: false },
+);
 
 export const ItApiSchema = Type.Object(
   {
@@ -24,6 +55,8 @@ export const ItApiSchema = Type.Object(
     /** The recent-values sink (by name) the API and dashboard read; default the only one. */
     store: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
     tls: Type.Optional(Type.Object({ cert: File, key: File }, { additionalProperties: false })),
+    users: Type.Optional(Type.Array(UserSchema, { minItems: 1, maxItems: MAX_API_USERS })),
+    /** The single shared secret of earlier versions: one user of role write (see above). */
     auth: Type.Optional(
       Type.Union([
         Type.Object({ bearerTokenFile: File }, { additionalProperties: false }),
@@ -68,15 +101,29 @@ export const ItApiSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export type ItApiAuth =
-  | { readonly kind: 'bearer'; readonly tokenFile: string }
-  | { readonly kind: 'basic'; readonly user: string; readonly passwordFile: string };
+/** A secret file, and the key that names it (for messages). */
+export interface SecretFile {
+  readonly file: string;
+  readonly key: string;
+}
+
+export interface ItApiUser {
+  readonly name: string;
+  readonly role: ApiRole;
+  readonly token: SecretFile | undefined;
+  /** `hashed`: a scrypt hash (users); otherwise the password itself (the shared `auth.basic`). */
+  readonly password: (SecretFile & { readonly hashed: boolean }) | undefined;
+}
+
+/** The user `auth.bearerTokenFile` stands for: whoever holds the token, named so in the audit. */
+export const SHARED_TOKEN_USER = 'shared-token';
 
 export interface ItApiConfig {
   readonly listen: { readonly host: string; readonly port: number };
   readonly store: string;
   readonly tls: { readonly cert: string; readonly key: string } | undefined;
-  readonly auth: ItApiAuth | undefined;
+  /** Who may use the API; undefined: anyone who reaches it (loopback only), as role write. */
+  readonly users: readonly ItApiUser[] | undefined;
   readonly units: readonly { readonly filter: string; readonly unit: string }[];
   readonly writable: readonly { readonly filter: string; readonly type: 'number' | 'boolean' | 'string' }[];
 }
@@ -112,18 +159,70 @@ export function resolveItApi(
       }
     });
   }
-  const auth = raw.auth;
   return {
     listen: raw.listen,
     store,
     tls: raw.tls === undefined ? undefined : { cert: path(raw.tls.cert), key: path(raw.tls.key) },
-    auth:
-      auth === undefined
-        ? undefined
-        : 'bearerTokenFile' in auth
-          ? { kind: 'bearer', tokenFile: path(auth.bearerTokenFile) }
-          : { kind: 'basic', user: auth.basic.user, passwordFile: path(auth.basic.passwordFile) },
+    users: resolveUsers(raw, path, issues),
     units: raw.units,
     writable: raw.writable,
   };
+}
+
+function resolveUsers(
+  raw: Static<typeof ItApiSchema>,
+  path: (value: string) => string,
+  issues: ConfigIssue[],
+): ItApiUser[] | undefined {
+  const { auth, users } = raw;
+  if (auth !== undefined && users !== undefined) {
+    issues.push({ path: '/it/api/auth', message: 'give it.api.users or it.api.auth, not both' });
+  }
+  if (users === undefined) {
+    if (auth === undefined) return undefined;
+    return 'bearerTokenFile' in auth
+      ? [
+          {
+            name: SHARED_TOKEN_USER,
+            role: 'write',
+            token: { file: path(auth.bearerTokenFile), key: 'it.api.auth.bearerTokenFile' },
+            password: undefined,
+          },
+        ]
+      : [
+          {
+            name: auth.basic.user,
+            role: 'write',
+            token: undefined,
+            password: {
+              file: path(auth.basic.passwordFile),
+              key: 'it.api.auth.basic.passwordFile',
+              hashed: false,
+            },
+          },
+        ];
+  }
+  const seen = new Set<string>();
+  return users.map((user, index) => {
+    const at = `it.api.users[${index}]`;
+    if (seen.has(user.name))
+      issues.push({ path: `/it/api/users/${index}/name`, message: `names ${user.name} a second time` });
+    seen.add(user.name);
+    if (user.tokenFile === undefined && user.passwordHashFile === undefined) {
+      issues.push({
+        path: `/it/api/users/${index}`,
+        message: 'needs a credential: tokenFile, passwordHashFile or both',
+      });
+    }
+    return {
+      name: user.name,
+      role: user.role,
+      token:
+        user.tokenFile === undefined ? undefined : { file: path(user.tokenFile), key: `${at}.tokenFile` },
+      password:
+        user.passwordHashFile === undefined
+          ? undefined
+          : { file: path(user.passwordHashFile), key: `${at}.passwordHashFile`, hashed: true },
+    };
+  });
 }

@@ -1,9 +1,10 @@
 /**
  * The IT agent's HTTP API and dashboard: its own Fastify listener (loopback by default; config.ts
- * refuses an address off loopback without TLS and authentication), reading the recent-values
- * store. Requests are validated by the route table's TypeBox schemas (unknown query keys refused,
- * not dropped); every refusal is `{code, message}` (api-errors.ts); /api/v1/openapi.json is built
- * from the same table.
+ * refuses an address off loopback without TLS and users), reading the recent-values store. A
+ * request is handled in a fixed order: Host check, authentication (who: auth.ts), the route's
+ * TypeBox schemas (unknown query keys refused, not dropped), the caller's role against the
+ * route's, then the handler. Every refusal is `{code, message}` (api-errors.ts);
+ * /api/v1/openapi.json is built from the same table.
  */
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
@@ -18,25 +19,40 @@ import { refuseOpenPermissions } from '../../../relay/protocol/file-permissions.
 import { MIN_TLS_VERSION } from '../../../relay/protocol/limits.ts';
 import type { AgentStatus } from '../../runtime/status.ts';
 import type { RecentSink } from '../sinks/recent-sink.ts';
-import type { ItApiConfig } from './api-config.ts';
+import type { WriteClient } from '../write-client.ts';
+import { AuditedWrites } from '../write-audit.ts';
+import type { ItApiConfig, ItApiUser } from './api-config.ts';
 import { apiErrorStatus, sendApiError } from './api-errors.ts';
-import { createAuthGate, loadAuthenticator } from './auth.ts';
+import { ANYONE, createAuthGate, loadAuthenticator, type ApiCaller } from './auth.ts';
 import { DASHBOARD_CSP, loadDashboardFiles } from './dashboard-files.ts';
 import { topicTable } from './entry-bodies.ts';
 import { buildOpenApiDocument } from './openapi.ts';
 import { API_HEADERS } from './response-headers.ts';
+import { forbidden, mayUse } from './roles.ts';
 import { API_ROUTES, type ApiContext } from './routes.ts';
 import { MAX_BODY_BYTES } from './schemas.ts';
 
 /** The routes served without credentials: the dashboard's page and files, which hold no data. */
 const PUBLIC_ROUTES: ReadonlySet<string> = new Set(['/', '/dashboard/:name']);
 
+/** Who each request in progress comes from, as the onRequest hook found. */
+const callers = new WeakMap<object, ApiCaller>();
+
+/** The request's caller; a request the hook let through without one is a bug, refused as such. */
+function callerOf(request: object): ApiCaller {
+  const caller = callers.get(request);
+  if (caller === undefined) throw new Error('a route ran without its caller checked');
+  return caller;
+}
+
 export interface ItApiOptions {
   readonly config: ItApiConfig;
   readonly store: RecentSink;
   readonly status: () => AgentStatus;
   /** The agent's write client; without it POST /api/v1/writes refuses every topic. */
-  readonly writes: ApiContext['writes'];
+  readonly writes: Pick<WriteClient, 'write'> | undefined;
+  /** The agent's state directory: the write audit is `api/audit.jsonl` in it (write-audit.ts). */
+  readonly state: string;
   readonly logger: Logger;
   /** The product version, for the OpenAPI document. */
   readonly version: string;
@@ -46,18 +62,24 @@ export interface RunningItApi {
   /** `http(s)://host:port/`: the dashboard. */
   readonly url: string;
   readonly port: number;
+  /**
+   * Takes `users` (a SIGHUP's it.api.users) from the next request on, or rejects and keeps the
+   * users it has (a file it cannot read). Users on or off takes a restart: it changes what the
+   * listener answers without credentials.
+   */
+  reloadUsers(users: readonly ItApiUser[]): Promise<void>;
   close(): Promise<void>;
 }
 
 export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
   const { config } = options;
-  const authenticator = config.auth === undefined ? undefined : await loadAuthenticator(config.auth);
-  const authGate = authenticator === undefined ? undefined : createAuthGate(authenticator);
+  const authGate =
+    config.users === undefined ? undefined : createAuthGate(await loadAuthenticator(config.users));
   // A page whose name an attacker rebinds to this address (DNS rebinding) reaches a plain-HTTP
   // listener as if it were the page's own server; only the name it asks for gives it away. Over
   // TLS, the browser refuses the listener's certificate for that name; without it, the listener is
   // on loopback (config.ts), where only addresses and localhost name it.
-  const checkHost = config.tls === undefined || authenticator === undefined;
+  const checkHost = config.tls === undefined || authGate === undefined;
   const files = await loadDashboardFiles();
   const app = fastify({
     // The agent's log gets what matters (a 500's cause, below), not a line per request.
@@ -94,9 +116,15 @@ export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
     // credentials too: only what is listed here is open.
     if (PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
     void reply.header('cache-control', 'no-store');
-    if (authenticator === undefined || authGate === undefined) return;
-    const verdict = await authGate(request.ip, request.headers.authorization);
-    if (verdict.allowed) return;
+    if (authGate === undefined) {
+      callers.set(request, ANYONE);
+      return;
+    }
+    const verdict = await authGate.check(request.ip, request.headers.authorization);
+    if (verdict.allowed) {
+      callers.set(request, verdict.caller);
+      return;
+    }
     if (verdict.retryAfterMs !== undefined) {
       return sendApiError(
         reply.header('retry-after', String(Math.ceil(verdict.retryAfterMs / 1000))),
@@ -104,18 +132,23 @@ export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
       );
     }
     return sendApiError(
-      reply.header('www-authenticate', authenticator.challenge),
+      reply.header(
+        'www-authenticate',
+        authGate.authenticator.challenge(request.headers['x-requested-with'] === 'XMLHttpRequest'),
+      ),
       new DmzError('AGENT_ERR_API_UNAUTHORIZED', 'credentials missing or wrong'),
     );
   });
 
+  const writes = await AuditedWrites.open({ state: options.state, client: options.writes, logger });
+  app.addHook('onClose', () => writes.close());
   const context: ApiContext = {
     store: options.store,
     tables: {
       units: topicTable(config.units.map(({ filter, unit }) => ({ filter, value: unit }))),
       writable: topicTable(config.writable.map(({ filter, type }) => ({ filter, value: type }))),
     },
-    writes: options.writes,
+    writes,
     status: options.status,
     streams: { open: 0 },
   };
@@ -129,14 +162,23 @@ export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
       },
       validatorCompiler: ({ schema, httpPart }) =>
         httpPart === 'body' ? bodyValidator(schema as TSchema) : queryValidator(schema as TSchema),
-      handler: (request, reply) => route.handler(context, request, reply),
+      // After validation, as a policy check comes after the parse: a refusal can say what was asked.
+      preHandler: async (request) => {
+        const caller = callerOf(request);
+        if (mayUse(caller.role, route.role)) return;
+        await route.onForbidden?.(context, request, caller);
+        throw new DmzError('AGENT_ERR_API_FORBIDDEN', forbidden(caller));
+      },
+      handler: (request, reply) => route.handler(context, request, reply, callerOf(request)),
     });
   }
-  const openapi = buildOpenApiDocument(API_ROUTES, {
-    version: options.version,
-    auth: config.auth?.kind,
-    statusOf: apiErrorStatus,
-  });
+  const describe = () =>
+    buildOpenApiDocument(API_ROUTES, {
+      version: options.version,
+      schemes: authGate?.authenticator.schemes ?? [],
+      statusOf: apiErrorStatus,
+    });
+  let openapi = describe();
   app.get('/api/v1/openapi.json', () => openapi);
   app.get('/', (_request, reply) => sendFile(reply, files.get('index.html')));
   app.get('/dashboard/:name', (request, reply) =>
@@ -164,6 +206,15 @@ export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
   return {
     url: `${config.tls === undefined ? 'http' : 'https'}://${shownHost}:${bound}/`,
     port: bound,
+    async reloadUsers(users) {
+      if (authGate === undefined)
+        throw new DmzError(
+          'CONFIG_ERR_INVALID',
+          'it.api.users added to an API without users: restart the agent',
+        );
+      authGate.replace(await loadAuthenticator(users));
+      openapi = describe();
+    },
     close: () => app.close(),
   };
 

@@ -15,13 +15,14 @@ const ERROR_STATUS_TEXT: Readonly<Record<number, string>> = {
   410: 'Cursor expired',
   413: 'Body too large',
   415: 'Body not JSON',
-  403: 'Not writable here',
+  403: 'Forbidden',
   503: 'Busy',
 };
 
 export interface OpenApiOptions {
   readonly version: string;
-  readonly auth: 'bearer' | 'basic' | undefined;
+  /** The schemes the users' credentials take; none when the API has no users. */
+  readonly schemes: readonly ('bearer' | 'basic')[];
   /** The HTTP status each error code is answered with (api-errors.ts). */
   readonly statusOf: (code: ErrorCode) => number;
 }
@@ -47,11 +48,18 @@ export function buildOpenApiDocument(
     paths,
     components: {
       schemas: { Error: plain(ErrorBody) },
-      ...(options.auth === undefined
+      ...(options.schemes.length === 0
         ? {}
-        : { securitySchemes: { api: { type: 'http', scheme: options.auth } } }),
+        : {
+            securitySchemes: Object.fromEntries(
+              options.schemes.map((scheme) => [scheme, { type: 'http', scheme }]),
+            ),
+          }),
     },
-    ...(options.auth === undefined ? {} : { security: [{ api: [] }] }),
+    // Any one of the schemes (OpenAPI 3.1 section 4.8.30: the list's entries are alternatives).
+    ...(options.schemes.length === 0
+      ? {}
+      : { security: options.schemes.map((scheme) => ({ [scheme]: [] })) }),
   };
 }
 
@@ -108,6 +116,8 @@ function operation(route: ApiRoute, options: OpenApiOptions): Record<string, unk
   return {
     operationId: route.operationId,
     summary: route.summary,
+    description: `Needs role ${route.role}${route.role === 'read' ? ' (or write)' : ''} when the API has users.`,
+    'x-dmz-role': route.role,
     ...(parameters.length === 0 ? {} : { parameters }),
     ...(route.body === undefined
       ? {}

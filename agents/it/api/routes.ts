@@ -1,7 +1,8 @@
 /**
- * The API's endpoints, as one table: each route's method, path, schemas, the error codes it can
- * answer with, and its handler. api-server.ts registers them with Fastify (which validates by the
- * schemas) and openapi.ts describes the same table, so the document is the server.
+ * The API's endpoints, as one table: each route's method, path, the role it needs, schemas, the
+ * error codes it can answer with, and its handler. api-server.ts registers them with Fastify
+ * (which validates by the schemas, then checks the caller's role) and openapi.ts describes the
+ * same table, so the document is the server.
  */
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -9,9 +10,12 @@ import { DmzError, type ErrorCode } from '../../../relay/protocol/errors.ts';
 import { isValidFilter, isValidTopic } from '../../../relay/protocol/topics.ts';
 import type { AgentStatus } from '../../runtime/status.ts';
 import type { RecentSink } from '../sinks/recent-sink.ts';
+import type { AuditedWrites } from '../write-audit.ts';
+import type { ApiRole } from './api-config.ts';
+import type { ApiCaller } from './auth.ts';
+import { forbidden } from './roles.ts';
 import { formatCursor, parseCursor } from './cursor.ts';
 import { historyEntryBody, topicValueBody, type TopicTables } from './entry-bodies.ts';
-import type { WriteClient } from '../write-client.ts';
 import { streamEntries } from './event-stream.ts';
 import {
   HistoryQuery,
@@ -33,8 +37,8 @@ export const MAX_STREAMS = 64;
 export interface ApiContext {
   readonly store: RecentSink;
   readonly tables: TopicTables;
-  /** The agent's write client (agents/it/write-client.ts). */
-  readonly writes: Pick<WriteClient, 'write'> | undefined;
+  /** The agent's writes, each audited with the user who asked (agents/it/write-audit.ts). */
+  readonly writes: AuditedWrites;
   readonly status: () => AgentStatus;
   /** Live streams open now, against MAX_STREAMS. */
   readonly streams: { open: number };
@@ -46,6 +50,8 @@ export interface ApiRoute {
   readonly url: string;
   readonly operationId: string;
   readonly summary: string;
+  /** The role a caller needs: `read` for what only reads, `write` for what changes the plant. */
+  readonly role: ApiRole;
   readonly querystring?: TSchema;
   readonly body?: TSchema;
   /** The 200 answer's schema, or its media type when it is not JSON. */
@@ -53,7 +59,9 @@ export interface ApiRoute {
   readonly errors: readonly ErrorCode[];
   /** Answers besides 200 and the errors, by status (a write refused or failed at the OT side). */
   readonly outcomes?: Readonly<Record<number, { readonly description: string; readonly schema: TSchema }>>;
-  handler(context: ApiContext, request: FastifyRequest, reply: FastifyReply): unknown;
+  handler(context: ApiContext, request: FastifyRequest, reply: FastifyReply, caller: ApiCaller): unknown;
+  /** What a refusal by role records (the write route audits who tried), before it is answered. */
+  onForbidden?(context: ApiContext, request: FastifyRequest, caller: ApiCaller): Promise<void>;
 }
 
 const COMMON_ERRORS: readonly ErrorCode[] = ['AGENT_ERR_API_UNAUTHORIZED', 'AGENT_ERR_API_RATE_LIMITED'];
@@ -63,6 +71,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     method: 'GET',
     url: '/api/v1/points',
     operationId: 'listPoints',
+    role: 'read',
     summary: 'The current value of every topic under a filter, by topic, with the cursor of this moment',
     querystring: PointsQuery,
     response: PointsResponse,
@@ -81,6 +90,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     method: 'GET',
     url: '/api/v1/points/*',
     operationId: 'getPoint',
+    role: 'read',
     summary: 'The current value of one topic (the path after /points/ is the topic)',
     response: PointResponse,
     errors: [...COMMON_ERRORS, 'AGENT_ERR_API_BAD_FILTER', 'AGENT_ERR_API_UNKNOWN_TOPIC'],
@@ -93,6 +103,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     method: 'POST',
     url: '/api/v1/points/read',
     operationId: 'readPoints',
+    role: 'read',
     summary: 'The current values of the topics named in the body, in that order',
     body: ReadBody,
     response: PointsResponse,
@@ -114,6 +125,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     method: 'GET',
     url: '/api/v1/history',
     operationId: 'getHistory',
+    role: 'read',
     summary: 'Entries held after a cursor (or from a source time), oldest first, one page at a time',
     querystring: HistoryQuery,
     response: HistoryResponse,
@@ -151,6 +163,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     method: 'GET',
     url: '/api/v1/stream',
     operationId: 'streamEntries',
+    role: 'read',
     summary:
       'Server-sent events: `point` and `gap` events with the cursor as id, live, resumed after Last-Event-ID or since=',
     querystring: StreamQuery,
@@ -186,6 +199,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
     method: 'POST',
     url: '/api/v1/writes',
     operationId: 'writePoint',
+    role: 'write',
     summary:
       "Writes a value to a point through the relay, signed with this agent's key; answered with the OT agent's outcome",
     body: WriteBody,
@@ -211,22 +225,26 @@ export const API_ROUTES: readonly ApiRoute[] = [
       'AGENT_ERR_API_BODY_TOO_LARGE',
       'AGENT_ERR_API_MEDIA_TYPE',
       'AGENT_ERR_API_BAD_FILTER',
+      'AGENT_ERR_API_FORBIDDEN',
       'AGENT_ERR_WRITE_READ_ONLY',
     ],
-    handler: async ({ tables, writes }, request, reply) => {
+    onForbidden: ({ writes }, request, caller) => {
+      const { topic, value } = request.body as Static<typeof WriteBody>;
+      return writes.refuse(caller.user, { topic, value }, 'AGENT_ERR_API_FORBIDDEN', forbidden(caller));
+    },
+    handler: async ({ tables, writes }, request, reply, caller) => {
       const { topic, value, timeoutMs } = request.body as Static<typeof WriteBody>;
       if (!isValidTopic(topic)) {
         throw new DmzError('AGENT_ERR_API_BAD_FILTER', 'not a topic: levels of [A-Za-z0-9_.-], no wildcards');
       }
-      if (writes === undefined || tables.writable.of(topic) === undefined) {
-        throw new DmzError(
-          'AGENT_ERR_WRITE_READ_ONLY',
-          `this API offers no write to ${topic} (it.api.writable)`,
-        );
+      if (!writes.available || tables.writable.of(topic) === undefined) {
+        const message = `this API offers no write to ${topic} (it.api.writable)`;
+        await writes.refuse(caller.user, { topic, value }, 'AGENT_ERR_WRITE_READ_ONLY', message);
+        throw new DmzError('AGENT_ERR_WRITE_READ_ONLY', message);
       }
       // An OT agent's points live under its own name: the first level names the agent to ask.
       const agent = topic.slice(0, topic.indexOf('/'));
-      const result = await writes.write({
+      const result = await writes.write(caller.user, {
         agent,
         topic,
         value,
@@ -251,17 +269,19 @@ export const API_ROUTES: readonly ApiRoute[] = [
     method: 'GET',
     url: '/api/v1/status',
     operationId: 'getStatus',
+    role: 'read',
     summary: "The agent's state: relay link, consumers (each OT agent's session), certificate, store",
     response: StatusResponse,
     errors: COMMON_ERRORS,
-    handler: ({ store, status, writes }) => ({
+    handler: ({ store, status, writes }, _request, _reply, caller) => ({
       agent: status(),
       store: {
         name: store.name,
         cursor: formatCursor(store, store.latestId),
         topics: store.topicCount,
       },
-      writes: writes !== undefined,
+      writes: writes.available,
+      caller: { user: caller.user ?? null, role: caller.role },
     }),
   },
 ];

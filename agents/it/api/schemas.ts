@@ -140,6 +140,17 @@ export const StatusResponse = Type.Object({
     topics: Type.Integer({ minimum: 0 }),
   }),
   writes: Type.Boolean({ description: 'Whether this agent can send writes' }),
+  caller: Type.Object(
+    {
+      user: Type.Union([Type.String(), Type.Null()], {
+        description: 'The it.api.users name the credentials are of; null when the API has no users',
+      }),
+      role: Type.Union([Type.Literal('read'), Type.Literal('write')], {
+        description: 'What the caller may do: read, or also write',
+      }),
+    },
+    { description: 'Who asked: the dashboard shows write controls to role write alone' },
+  ),
 });
 
 export type TopicValueBody = Static<typeof TopicValue>;

@@ -35,7 +35,8 @@ export interface WriteAuditEntry {
   readonly detail?: string;
 }
 
-export class WriteAuditLog {
+/** `Entry`: the IT agent's API audits who asked for a write in the same way (agents/it/write-audit.ts). */
+export class WriteAuditLog<Entry extends object = WriteAuditEntry> {
   readonly #path: string;
   #handle: FileHandle | undefined;
   #bytes = 0;
@@ -48,7 +49,7 @@ export class WriteAuditLog {
   }
 
   /** Appends the entry and flushes it; rejects if the disk refused it. */
-  record(entry: WriteAuditEntry): Promise<void> {
+  record(entry: Entry): Promise<void> {
     const line = `${JSON.stringify(entry)}\n`;
     const run = this.#tail.then(() => this.#append(line));
     this.#tail = run.catch(() => undefined);

@@ -4,8 +4,11 @@
  * the last cursor seen, and the agent's state (GET /api/v1/status) every two seconds. Rows are
  * made once per topic, in topic order, and only their text changes: nothing on screen moves.
  *
- * The stream is read with fetch rather than EventSource so that a bearer token can go in the
+ * The stream is read with fetch rather than EventSource so that credentials can go in the
  * Authorization header (EventSource cannot send one); it speaks the same text/event-stream.
+ * Credentials are asked for when the API answers 401: a user name and password (basic auth), or
+ * a token alone (bearer). Write controls are shown to a caller of role write alone; the API
+ * refuses the others' writes whatever the page shows (403).
  */
 'use strict';
 
@@ -17,25 +20,29 @@
   /** A trend is redrawn at most this often: a screen, not an oscilloscope. */
   const TREND_REDRAW_MS = 1000;
   const HISTORY_PAGES = 20;
-  const TOKEN_KEY = 'dmz-agent-token';
+  /** The Authorization header the user signed in with, for this tab only. */
+  const CREDENTIALS_KEY = 'dmz-agent-authorization';
 
   const rows = new Map();
   const list = document.getElementById('points');
   let cursor = null;
   let agentConnected = true;
-  /** The API asked for a token: the form's submit starts again, not a timer. */
-  let waitingForToken = false;
+  /** The API asked for credentials: the form's submit starts again, not a timer. */
+  let waitingForCredentials = false;
+  /** Whether the caller may write (GET /api/v1/status says, as `caller.role`). */
+  let mayWrite = false;
 
+  /** Credentials, and the mark that keeps the browser's own sign-in dialog away (auth.ts). */
   function headers() {
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    return token === null ? {} : { authorization: `Bearer ${token}` };
+    const authorization = sessionStorage.getItem(CREDENTIALS_KEY);
+    const fromScript = { 'x-requested-with': 'XMLHttpRequest' };
+    return authorization === null ? fromScript : { ...fromScript, authorization };
   }
 
   async function api(path) {
     const response = await fetch(path, { headers: headers(), cache: 'no-store' });
     if (response.status === 401) {
-      const challenge = response.headers.get('www-authenticate') || '';
-      if (/^Bearer/i.test(challenge)) askForToken();
+      askForCredentials(response.headers.get('www-authenticate') || '');
       throw new Error('not authorised');
     }
     const body = await response.json();
@@ -47,15 +54,33 @@
     return body;
   }
 
-  function askForToken() {
-    waitingForToken = true;
+  /** The sign-in form: a name and a password (RFC 7617), or a token with no name (RFC 6750). */
+  function askForCredentials(challenge) {
+    const tried = sessionStorage.getItem(CREDENTIALS_KEY) !== null;
+    sessionStorage.removeItem(CREDENTIALS_KEY);
+    waitingForCredentials = true;
+    const basic = /\b(x-)?Basic\b/i.test(challenge);
+    const bearer = /\bBearer\b/i.test(challenge);
+    document.getElementById('login-prompt').textContent =
+      `${tried ? 'Not accepted. ' : ''}Sign in with ` +
+      [basic ? 'your user name and password' : '', bearer ? 'a token (no user name)' : '']
+        .filter(Boolean)
+        .join(', or ');
     const form = document.getElementById('login');
     form.hidden = false;
     form.onsubmit = (event) => {
       event.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, document.getElementById('token').value.trim());
+      const user = document.getElementById('login-user').value.trim();
+      const secret = document.getElementById('login-secret').value;
+      // btoa takes Latin-1 only: the UTF-8 bytes of the pair, as RFC 7617's charset="UTF-8" asks.
+      const pair = String.fromCharCode(...new window.TextEncoder().encode(`${user}:${secret}`));
+      sessionStorage.setItem(
+        CREDENTIALS_KEY,
+        user === '' ? `Bearer ${secret.trim()}` : `Basic ${window.btoa(pair)}`,
+      );
+      document.getElementById('login-secret').value = '';
       form.hidden = true;
-      waitingForToken = false;
+      waitingForCredentials = false;
       void start();
     };
   }
@@ -145,8 +170,9 @@
     row.reason.title = point.reason || '';
     row.timeText.textContent = clock(point.sourceTime);
     if (typeof point.gaps === 'number') showGaps(row, point.gaps);
-    if (point.writable !== undefined && row.control === undefined)
-      addWriteControl(row, point.topic, point.writable);
+    if (point.writable !== undefined) row.writable = point.writable;
+    if (mayWrite && row.writable !== undefined && row.control === undefined)
+      addWriteControl(row, point.topic, row.writable);
     if (typeof point.value === 'number') addToTrend(row, point);
   }
 
@@ -272,6 +298,7 @@
       const status = await api('/api/v1/status');
       agentConnected = true;
       const { agent } = status;
+      showCaller(status.caller);
       document.getElementById('agent-name').textContent = agent.name;
       document.title = `${agent.name} · dmz-agent dashboard`;
       const relay = agent.relay;
@@ -315,8 +342,30 @@
     } catch (error) {
       agentConnected = false;
       setState(document.getElementById('relay-state'), 'bad', 'UNKNOWN');
-      banner(`The agent does not answer (${error.message}): values shown are the last received`);
+      banner(
+        waitingForCredentials
+          ? 'Sign in: values shown are the last received'
+          : `The agent does not answer (${error.message}): values shown are the last received`,
+      );
     }
+  }
+
+  /** Who is signed in; write controls come and go with the role (a reload may change it). */
+  function showCaller(caller) {
+    const next = caller.role === 'write';
+    if (next !== mayWrite) {
+      mayWrite = next;
+      for (const [topic, row] of rows) {
+        if (!mayWrite && row.control !== undefined) {
+          row.control.remove();
+          row.control = undefined;
+        } else if (mayWrite && row.writable !== undefined && row.control === undefined)
+          addWriteControl(row, topic, row.writable);
+      }
+    }
+    const who = document.getElementById('caller');
+    who.hidden = caller.user === null;
+    who.textContent = caller.user === null ? '' : `${caller.user} · ${caller.role.toUpperCase()}`;
   }
 
   function banner(text) {
@@ -413,7 +462,7 @@
   async function start() {
     await pollStatus();
     if (started || !agentConnected) {
-      if (!started && !waitingForToken) setTimeout(start, RECONNECT_MS);
+      if (!started && !waitingForCredentials) setTimeout(start, RECONNECT_MS);
       return;
     }
     started = true;

@@ -4,10 +4,14 @@
  * IT agent with a recent-values sink and the API, all in this process (test/support/agent-plant.ts).
  * `request` speaks HTTP(S) with node:http, so a test can set any header and send any bytes.
  */
+import { rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { runAgentCli } from '../../../../agents/cli.ts';
 import type { Agent } from '../../../../agents/runtime/agent.ts';
 import { createAgentPlant, startAgent, type AgentPlant } from '../../../support/agent-plant.ts';
+import { captureOutput } from '../../../support/cli-output.ts';
 import { ModbusTestDevice } from '../../../support/modbus-device.ts';
 import { waitFor } from '../../../support/wait.ts';
 
@@ -234,4 +238,48 @@ export function openStream(url: string, headers: Record<string, string> = {}): P
     outgoing.on('error', reject);
     outgoing.end();
   });
+}
+
+/** What a command of `dmz-agent` printed, and its exit status (run in-process). */
+export async function runAgentCommand(
+  argv: readonly string[],
+): Promise<{ status: number; stdout: string; stderr: string }> {
+  const captured = captureOutput();
+  const status = await runAgentCli(argv, {}, captured.output);
+  return { status, stdout: captured.stdout(), stderr: captured.stderr() };
+}
+
+export interface ApiUserEntry {
+  readonly name: string;
+  readonly role: 'read' | 'write';
+  readonly passwordHashFile?: string;
+  readonly tokenFile?: string;
+}
+
+/**
+ * An it.api.users entry made as an operator makes one, with `dmz-agent api user add`: a password
+ * hash (the password from a file, removed after) and/or a new token, under `dir`.
+ */
+export async function addApiUser(
+  dir: string,
+  name: string,
+  role: 'read' | 'write',
+  credentials: { readonly password?: string; readonly token?: boolean },
+): Promise<ApiUserEntry> {
+  const argv = ['api', 'user', 'add', name, '--role', role, '--json'];
+  const passwordFile = join(dir, `${name}.password`);
+  if (credentials.password !== undefined) {
+    await writeFile(passwordFile, `${credentials.password}\n`, { mode: 0o600 });
+    argv.push('--password-hash-file', join(dir, `${name}.scrypt`), '--password-file', passwordFile);
+  }
+  if (credentials.token === true) argv.push('--token-file', join(dir, `${name}.token`));
+  const made = await runAgentCommand(argv);
+  await rm(passwordFile, { force: true });
+  if (made.status !== 0) throw new Error(`api user add ${name}: ${made.stderr}`);
+  return JSON.parse(made.stdout) as ApiUserEntry;
+}
+
+/** The Authorization header of basic auth (RFC 7617) for `user` and `password`. */
+export function basicAuth(user: string, password: string): Record<string, string> {
+  return { authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
 }

@@ -1,5 +1,6 @@
 /**
- * The API's optional TLS and authentication, with the real agent: a bearer token or basic auth
+ * The API's optional TLS and authentication, with the real agent: the single shared secret
+ * (it.api.auth; named users are users.test.ts's), a bearer token or basic auth
  * read from a 0600 file, every /api/ request refused without it (401 with a challenge), the
  * dashboard's files served without it; a secret file others can read, or too short, stops the
  * agent at start; TLS with a certificate made for the test, plain HTTP refused on that port.
@@ -55,7 +56,10 @@ describe('agents/it/api - authentication and TLS', () => {
       const doc = (await request(`${base}api/v1/openapi.json`, { headers: authorization })).json<{
         components: { securitySchemes: unknown };
       }>();
-      assert.deepEqual(doc.components.securitySchemes, { api: { type: 'http', scheme: 'bearer' } });
+      assert.deepEqual(doc.components.securitySchemes, { bearer: { type: 'http', scheme: 'bearer' } });
+      // The single shared secret of earlier versions is one user of role write, named as shared.
+      const status = await request(`${base}api/v1/status`, { headers: authorization });
+      assert.deepEqual(status.json().caller, { user: 'shared-token', role: 'write' });
       const page = await request(base);
       assert.equal(page.status, 200);
       assert.match(page.text, /<title>dmz-agent dashboard<\/title>/);
@@ -188,6 +192,8 @@ describe('agents/it/api - authentication and TLS', () => {
       ]) {
         assert.equal((await request(`${base}api/v1/status`, { headers: { host } })).status, 200, host);
       }
+      // No users: whoever reaches the loopback listener may write, as before users existed.
+      assert.deepEqual((await request(`${base}api/v1/status`)).json().caller, { user: null, role: 'write' });
     } finally {
       await agent.stop();
     }

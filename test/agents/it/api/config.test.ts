@@ -35,7 +35,7 @@ describe('agents/it/api - configuration', () => {
       listen: { host: '127.0.0.1', port: 8080 },
       store: 'recent',
       tls: undefined,
-      auth: undefined,
+      users: undefined,
       units: [],
       writable: [],
     });
@@ -61,15 +61,123 @@ describe('agents/it/api - configuration', () => {
       '/etc/dmz',
     );
     assert.deepEqual(config.it?.api?.tls, { cert: '/etc/dmz/api.pem', key: '/etc/dmz/api.key' });
-    assert.deepEqual(config.it?.api?.auth, { kind: 'basic', user: 'ops', passwordFile: '/etc/dmz/pw' });
+    assert.deepEqual(config.it?.api?.users, [
+      {
+        name: 'ops',
+        role: 'write',
+        token: undefined,
+        password: { file: '/etc/dmz/pw', key: 'it.api.auth.basic.passwordFile', hashed: false },
+      },
+    ]);
+  });
+
+  it('resolves it.api.users: each user with its role and its files against the config directory', () => {
+    const config = validateAgentConfig(
+      base({
+        api: {
+          users: [
+            { name: 'ada', role: 'write', passwordHashFile: 'users/ada.scrypt', tokenFile: '/t/ada' },
+            { name: 'scada@mes', role: 'read', tokenFile: 'users/scada.token' },
+          ],
+        },
+      }),
+      '/etc/dmz',
+    );
+    assert.deepEqual(config.it?.api?.users, [
+      {
+        name: 'ada',
+        role: 'write',
+        token: { file: '/t/ada', key: 'it.api.users[0].tokenFile' },
+        password: {
+          file: '/etc/dmz/users/ada.scrypt',
+          key: 'it.api.users[0].passwordHashFile',
+          hashed: true,
+        },
+      },
+      {
+        name: 'scada@mes',
+        role: 'read',
+        token: { file: '/etc/dmz/users/scada.token', key: 'it.api.users[1].tokenFile' },
+        password: undefined,
+      },
+    ]);
+  });
+
+  it('takes a listener off loopback with TLS and users', () => {
+    const config = validateAgentConfig(
+      base({
+        api: {
+          listen: { host: '0.0.0.0' },
+          tls: { cert: 'c', key: 'k' },
+          users: [{ name: 'ada', role: 'read', tokenFile: 't' }],
+        },
+      }),
+      '/etc/dmz',
+    );
+    assert.equal(config.it?.api?.listen.host, '0.0.0.0');
   });
 
   const refusals: [string, Record<string, unknown>, string, RegExp][] = [
     [
+      'users and the shared secret together',
+      {
+        api: {
+          users: [{ name: 'ada', role: 'read', tokenFile: 't' }],
+          auth: { bearerTokenFile: 't2' },
+        },
+      },
+      '/it/api/auth',
+      /it.api.users or it.api.auth, not both/,
+    ],
+    [
+      'a user without a credential',
+      { api: { users: [{ name: 'ada', role: 'read' }] } },
+      '/it/api/users/0',
+      /needs a credential: tokenFile, passwordHashFile or both/,
+    ],
+    [
+      'two users of one name',
+      {
+        api: {
+          users: [
+            { name: 'ada', role: 'read', tokenFile: 't' },
+            { name: 'ada', role: 'write', tokenFile: 't2' },
+          ],
+        },
+      },
+      '/it/api/users/1/name',
+      /names ada a second time/,
+    ],
+    [
+      'a user of an unknown role',
+      { api: { users: [{ name: 'ada', role: 'admin', tokenFile: 't' }] } },
+      '/it/api/users/0/role',
+      /read, write/,
+    ],
+    [
+      'a user name with a colon',
+      { api: { users: [{ name: 'ada:x', role: 'read', tokenFile: 't' }] } },
+      '/it/api/users/0/name',
+      /Expected string to match/,
+    ],
+    [
+      'a plain password in a user',
+      { api: { users: [{ name: 'ada', role: 'read', password: 'secret12' }] } },
+      '/it/api/users/0/password',
+      /unknown key/,
+    ],
+    ['an empty user list', { api: { users: [] } }, '/it/api/users', /greater or equal to 1/],
+    [
+      'a listener off loopback with users but no TLS',
+      { api: { listen: { host: '10.0.0.5' }, users: [{ name: 'ada', role: 'read', tokenFile: 't' }] } },
+      '/it/api/listen/host',
+      /needs it.api.tls and it.api.users/,
+    ],
+    [
       'a listener off loopback without TLS and auth',
       { api: { listen: { host: '0.0.0.0' } } },
       '/it/api/listen/host',
-      /needs it.api.tls and it.api.auth/,
+      /needs it.api.tls and it.api.users/,
     ],
     [
       'a listener off loopback with auth but no TLS',

@@ -8,6 +8,8 @@ import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
+import { apiErrorStatus } from '../../../../agents/it/api/api-errors.ts';
+import { buildOpenApiDocument } from '../../../../agents/it/api/openapi.ts';
 import { API_ROUTES } from '../../../../agents/it/api/routes.ts';
 import { createApiPlant, request, TEMP, waitForValues, type ApiPlant } from './api-plant.ts';
 
@@ -50,6 +52,13 @@ describe('agents/it/api - the OpenAPI document', () => {
     const validate = validator(specification);
     assert.equal(doc.openapi, '3.1.0');
     assert.ok(validate(doc), JSON.stringify(validate.errors, null, 2));
+    // With users: both schemes offered, either one enough.
+    const withUsers = buildOpenApiDocument(API_ROUTES, {
+      version: '0.0.0',
+      schemes: ['bearer', 'basic'],
+      statusOf: apiErrorStatus,
+    });
+    assert.ok(validate(withUsers), JSON.stringify(validate.errors, null, 2));
     const ajv = new Ajv2020({ strict: false, logger: false });
     addFormats.default(ajv);
     let schemas = 0;

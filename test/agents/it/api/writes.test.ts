@@ -5,7 +5,11 @@
  * here, before anything is sent.
  */
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { API_AUDIT_DIR } from '../../../../agents/it/write-audit.ts';
+import { AUDIT_FILE } from '../../../../agents/ot/writes/audit-log.ts';
 import {
   createApiPlant,
   IT,
@@ -44,6 +48,18 @@ describe('agents/it/api - writes, answered by the OT agent', () => {
     assert.equal(answer.status, 200, answer.text);
     assert.equal(answer.json().status, 'done');
     assert.equal(plant.device.holding[REGISTERS.speed], 90);
+    // No users: anyone on loopback, audited as no one (users.test.ts has the named ones).
+    const audit = (await readFile(join(plant.plant.dir, 'it-state', API_AUDIT_DIR, AUDIT_FILE), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    assert.deepEqual(
+      audit.filter((line) => line.value === 90).map(({ user, outcome }) => ({ user, outcome })),
+      [
+        { user: null, outcome: 'sending' },
+        { user: null, outcome: 'done' },
+      ],
+    );
   });
 
   const refusals = [
