@@ -7,6 +7,7 @@
  * A session's points are taken only once its first round's origin named the OT log's epochs
  * (after any resets, where that log no longer has what the sink holds), and the cursor names them.
  */
+import { DoublingCount } from '../runtime/doubling-count.ts';
 import type { Logger } from 'pino';
 import { reconnectDelayMs, type BackoffLimits } from '../link/backoff.ts';
 import { encodeResumeCursor, MIN_REPLAY_WINDOW } from '../points/resume-cursor.ts';
@@ -90,7 +91,7 @@ export class Consumer {
   #roundTimer: NodeJS.Timeout | undefined;
   #retryTimer: NodeJS.Timeout | undefined;
   #inFlight = 0;
-  #undecodable = 0;
+  readonly #undecodable = new DoublingCount();
   #writes: Promise<void> = Promise.resolve();
   #failed = false;
   #closed = false;
@@ -161,10 +162,9 @@ export class Consumer {
       admission = this.#order.admit(batch, room, this.#roundOpen);
     } catch (error) {
       // Logged at 1, 2, 4, 8, ... so a peer sending garbage cannot fill the disk with warnings.
-      this.#undecodable++;
-      if ((this.#undecodable & (this.#undecodable - 1)) === 0) {
+      if (this.#undecodable.note()) {
         this.#options.logger.warn(
-          { err: error, topic: batch.topic, undecodable: this.#undecodable },
+          { err: error, topic: batch.topic, undecodable: this.#undecodable.count },
           'a delivered batch does not decode',
         );
       }

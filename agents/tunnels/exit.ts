@@ -6,6 +6,7 @@
  * refuses or does not answer in time is a prompt streamClose with the reason, never a hang; a
  * stream with no byte either way for the idle time is closed.
  */
+import { DoublingCount } from '../runtime/doubling-count.ts';
 import { connect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ERROR_MESSAGES, type ErrorCode } from '../../relay/protocol/errors.ts';
@@ -59,7 +60,7 @@ export class TunnelExit {
   readonly #window: number;
   readonly #mux = new StreamMux();
   readonly #peerOf: (session: number) => string | undefined;
-  #refused = 0;
+  readonly #refused = new DoublingCount();
 
   constructor(options: TunnelExitOptions) {
     for (const settings of options.services) {
@@ -89,11 +90,20 @@ export class TunnelExit {
     const link = this.#mux.link;
     if (link === undefined) return;
     const refuse = (code: ErrorCode) => {
-      this.#refused++;
-      this.#logger.warn(
-        { session: offer.session, stream: offer.stream, service: offer.service, peer, code },
-        'tunnel stream refused',
-      );
+      // An IT agent can ask for refusals at will: logged at the 1st, 2nd, 4th, ... of them.
+      if (this.#refused.note()) {
+        this.#logger.warn(
+          {
+            session: offer.session,
+            stream: offer.stream,
+            service: offer.service,
+            peer,
+            code,
+            refused: this.#refused.count,
+          },
+          'tunnel stream refused',
+        );
+      }
       link.closeStream(offer.session, offer.stream, code, ERROR_MESSAGES[code]);
     };
     const peer = this.#peerOf(offer.session);
@@ -146,7 +156,7 @@ export class TunnelExit {
   }
 
   stats(): ExitStats {
-    return { ...this.#mux.stats(), refused: this.#refused };
+    return { ...this.#mux.stats(), refused: this.#refused.count };
   }
 
   /** Connects to the target; only once it answers does the IT side get credit to send. */

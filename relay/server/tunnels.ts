@@ -80,6 +80,8 @@ export class Tunnels {
   readonly #ctx: TunnelContext;
   readonly #bySession = new Map<Session, Map<number, RelayStream>>();
   readonly #perAgent = new Map<AgentConnection, number>();
+  /** The highest stream number each session opened: below it, an unknown number has ended. */
+  readonly #highestOpened = new WeakMap<Session, number>();
 
   /** `ctx` is the broker's context itself (its policy is replaced on reload), tunnels aside. */
   constructor(ctx: TunnelContext) {
@@ -119,6 +121,7 @@ export class Tunnels {
     let streams = this.#bySession.get(session);
     if (streams === undefined) this.#bySession.set(session, (streams = new Map<number, RelayStream>()));
     streams.set(stream.id, stream);
+    this.#highestOpened.set(session, Math.max(stream.id, this.#highestOpened.get(session) ?? 0));
     for (const member of [session.it, session.ot]) this.#count(member, 1);
     this.#ctx.metrics.tunnelStreams.inc();
   }
@@ -187,7 +190,8 @@ export class Tunnels {
   }
 
   window(connection: AgentConnection, frame: ToRelayFrameOf<'streamWindow'>): void {
-    const stream = this.#find(connection, frame.session, frame.stream);
+    const stream = this.#live(connection, frame.session, frame.stream);
+    if (stream === undefined) return;
     const fromOt = connection === stream.session.ot;
     const outstanding = fromOt ? stream.itMaySend : stream.otMaySend;
     if (outstanding + frame.credit > MAX_STREAM_WINDOW_BYTES) {
@@ -211,7 +215,8 @@ export class Tunnels {
   }
 
   close(connection: AgentConnection, frame: ToRelayFrameOf<'streamClose'>): void {
-    const stream = this.#find(connection, frame.session, frame.stream);
+    const stream = this.#live(connection, frame.session, frame.stream);
+    if (stream === undefined) return;
     const message =
       frame.message ?? (isErrorCode(frame.code) ? ERROR_MESSAGES[frame.code] : 'stream closed by the peer');
     stream.session.peerOf(connection).outbound.sendControl({
@@ -256,8 +261,24 @@ export class Tunnels {
   }
 
   #find(connection: AgentConnection, session: number, id: number): RelayStream {
-    const stream = this.#bySession.get(findMemberSession(connection, session, true))?.get(id);
+    const stream = this.#live(connection, session, id);
     if (stream === undefined)
+      throw new DmzError('RELAY_ERR_NO_SUCH_STREAM', `no stream ${id} in session ${session}`);
+    return stream;
+  }
+
+  /**
+   * The stream, or undefined for one this session opened and has forgotten. A stream is forgotten
+   * once both ends sent their end, while the receiving end may still grant credit for the bytes it
+   * is writing out, or reset its socket; RFC 9113 section 5.1 ignores WINDOW_UPDATE and RST_STREAM
+   * on a closed stream for the same reason. So grants and closes for it are ignored, not refused:
+   * an error would go as a control frame, overtake the end still in the bulk lane, and abort a
+   * stream that finished. A number above any the session opened was never a stream: refused.
+   */
+  #live(connection: AgentConnection, session: number, id: number): RelayStream | undefined {
+    const member = findMemberSession(connection, session, true);
+    const stream = this.#bySession.get(member)?.get(id);
+    if (stream === undefined && id > (this.#highestOpened.get(member) ?? 0))
       throw new DmzError('RELAY_ERR_NO_SUCH_STREAM', `no stream ${id} in session ${session}`);
     return stream;
   }

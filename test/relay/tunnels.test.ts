@@ -190,6 +190,25 @@ describe('relay tunnels (in memory)', () => {
     });
   }
 
+  test('ignores a grant or a close still in flight for a stream that has ended, and refuses its data', () => {
+    // Both ends sent their end, so the relay forgot the stream; the receiving end may still grant
+    // for the bytes it was writing out (RFC 9113 section 5.1 ignores WINDOW_UPDATE there too). An
+    // error back would overtake the end, still in the bulk lane, and abort a stream that finished.
+    openStream(5);
+    send(ot, { type: 'streamData', session, stream: 5, data: Uint8Array.of(1), end: true });
+    send(it, { type: 'streamData', session, stream: 5, data: Uint8Array.of(2), end: true });
+    assert.equal(broker.streamCount, 0);
+    const forwarded = [otLink.frames.length, itLink.frames.length];
+    send(it, { type: 'streamWindow', session, stream: 5, credit: 1000 });
+    send(ot, { type: 'streamWindow', session, stream: 5, credit: 1000 });
+    send(it, { type: 'streamClose', session, stream: 5, code: 'AGENT_ERR_TUNNEL_CLIENT_FAILED' });
+    assert.deepEqual(errors(itLink), []);
+    assert.deepEqual(errors(otLink), []);
+    assert.deepEqual([otLink.frames.length, itLink.frames.length], forwarded, 'nothing forwarded');
+    send(it, { type: 'streamData', session, stream: 5, data: Uint8Array.of(3) });
+    assert.equal(errors(itLink).at(-1)?.code, 'RELAY_ERR_NO_SUCH_STREAM');
+  });
+
   test('counts every data frame as at least MIN_STREAM_FRAME_CREDIT: tiny frames spend a grant sooner', () => {
     openStream(5, 'modbus', 3 * MIN_STREAM_FRAME_CREDIT);
     for (let frame = 0; frame < 4; frame++)

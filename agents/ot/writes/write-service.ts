@@ -20,6 +20,7 @@
  *
  * Every command and its outcome goes to the audit log before the requester hears it.
  */
+import { DoublingCount } from '../../runtime/doubling-count.ts';
 import type { Logger } from 'pino';
 import { DmzError, type ErrorCode } from '../../../relay/protocol/errors.ts';
 import { createPrivateDirectory } from '../../../relay/protocol/durable-files.ts';
@@ -47,8 +48,6 @@ export const MAX_DEADLINE_AHEAD_MS = MAX_REQUEST_TIMEOUT_MS + 30_000;
  * own work: beyond 64, a command is refused at once (AGENT_ERR_WRITE_BUSY), before any fsync.
  */
 export const MAX_COMMANDS_IN_FLIGHT = 64;
-/** A busy refusal is logged at the 1st, 2nd, 4th, 8th, ...: a flood cannot fill the log either. */
-const isPowerOfTwo = (count: number) => (count & (count - 1)) === 0;
 
 /** What a done write answers with; refusals and failures answer with their code instead. */
 export const WRITE_DONE = new TextEncoder().encode(JSON.stringify({ status: 'done' }));
@@ -85,7 +84,7 @@ export class WriteService {
   readonly #logger: Logger;
   readonly #now: () => number;
   #inFlight = 0;
-  #busyRefusals = 0;
+  readonly #busyRefusals = new DoublingCount();
   readonly #counts = new WriteCounts();
   /** The latest command of each topic in flight (at most MAX_COMMANDS_IN_FLIGHT topics). */
   readonly #lastOfTopic = new Map<string, Promise<unknown>>();
@@ -124,11 +123,11 @@ export class WriteService {
   async handle(request: IncomingRequest, peer: string | undefined): Promise<Uint8Array> {
     if (this.#inFlight >= MAX_COMMANDS_IN_FLIGHT) {
       // Not audited line by line: a flood must not become a flood of fsyncs. Counted in the log.
-      this.#busyRefusals++;
       this.#counts.notDone('refused', 'AGENT_ERR_WRITE_BUSY');
-      if (isPowerOfTwo(this.#busyRefusals))
+      // Logged at the 1st, 2nd, 4th, 8th, ...: a flood cannot fill the log either.
+      if (this.#busyRefusals.note())
         this.#logger.warn(
-          { refused: this.#busyRefusals, peer, topic: request.topic },
+          { refused: this.#busyRefusals.count, peer, topic: request.topic },
           'write commands refused: too many in flight',
         );
       throw new DmzError('AGENT_ERR_WRITE_BUSY');
