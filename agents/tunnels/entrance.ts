@@ -29,6 +29,9 @@ export interface EntranceLink extends TunnelLink {
  */
 export const STREAM_OPEN_TIMEOUT_MS = 30_000;
 
+/** The relay's streams per session when its welcome does not say (its default). */
+const DEFAULT_SESSION_STREAMS = 32;
+
 export interface TunnelEntranceOptions {
   readonly entrances: readonly TunnelEntranceSettings[];
   readonly logger: Logger;
@@ -52,6 +55,8 @@ export class TunnelEntrance {
   readonly #sessionPeers = new Map<number, string>();
   #nextStream = 1;
   #refused = 0;
+  /** Streams each entrance holds (opening or open), by entrance name. */
+  readonly #held = new Map<string, number>();
 
   constructor(options: TunnelEntranceOptions) {
     this.#entrances = options.entrances;
@@ -155,6 +160,11 @@ export class TunnelEntrance {
       this.#refuse(entrance, socket, error instanceof DmzError ? error.code : 'AGENT_ERR_TUNNEL_OFFLINE');
       return;
     }
+    if (!this.#withinShare(link, entrance)) {
+      this.#refuse(entrance, socket, 'AGENT_ERR_TUNNEL_ENTRANCE_FULL');
+      return;
+    }
+    this.#held.set(entrance.name, (this.#held.get(entrance.name) ?? 0) + 1);
     const id = this.#nextStream;
     this.#nextStream = id === MAX_U32 ? 1 : id + 1;
     const timer = setTimeout(() => {
@@ -175,6 +185,26 @@ export class TunnelEntrance {
     socket.off('error', quiet);
     stream.attach(socket);
     link.openStream(session, id, entrance.service, this.#window);
+  }
+
+  /**
+   * The entrances to one OT agent share one session, and so the relay's streams per session: each
+   * keeps a fair share of them (the limit over the entrances to that agent, at least one), and one
+   * takes more only while every other still has its share free. So a local process that holds
+   * every connection it can on one entrance cannot starve the others.
+   */
+  #withinShare(link: EntranceLink, entrance: TunnelEntranceSettings): boolean {
+    const capacity = link.welcome.limits?.maxStreamsPerSession ?? DEFAULT_SESSION_STREAMS;
+    const siblings = this.#entrances.filter((other) => other.peer === entrance.peer);
+    const share = Math.max(1, Math.floor(capacity / siblings.length));
+    let held = 0;
+    let reserved = 0;
+    for (const other of siblings) {
+      const count = this.#held.get(other.name) ?? 0;
+      held += count;
+      if (other !== entrance) reserved += Math.max(0, share - count);
+    }
+    return (this.#held.get(entrance.name) ?? 0) < share || held + reserved < capacity;
   }
 
   #sessionWith(link: EntranceLink, peer: string): Promise<number> {
@@ -207,6 +237,7 @@ export class TunnelEntrance {
   ): void {
     clearTimeout(timer);
     this.#mux.remove(stream);
+    this.#held.set(entrance.name, (this.#held.get(entrance.name) ?? 1) - 1);
     // Refused by the relay or the OT agent, or timed out, or the link went: the client is reset
     // before its stream ever opened, as by #refuse. A client that went away itself was not.
     if (!stream.accepted && outcome !== 'AGENT_ERR_TUNNEL_CLIENT_FAILED') this.#refused++;

@@ -13,7 +13,10 @@ import type { StreamLink, TunnelStream } from './tunnel-stream.ts';
 /** What the tunnels use of the relay link (RelayLink has it all; tests may fake less). */
 export interface TunnelLink {
   readonly closed: boolean;
-  readonly welcome: { readonly maxFrameBytes: number };
+  readonly welcome: {
+    readonly maxFrameBytes: number;
+    readonly limits?: { readonly maxStreamsPerSession?: number };
+  };
   readonly bufferedBytes: number;
   whenWritable(maxBufferedBytes: number): Promise<void>;
   sendStreamData(session: number, stream: number, data: Uint8Array, end?: boolean): void;

@@ -134,6 +134,8 @@ export const ERROR_MESSAGES = {
   AGENT_ERR_TUNNEL_NO_SERVICE: 'the OT agent has no tunnel service of this name',
   AGENT_ERR_TUNNEL_FORBIDDEN: "the OT agent's service does not admit this IT agent",
   AGENT_ERR_TUNNEL_LIMIT: "the OT agent's service has as many streams open as it allows",
+  AGENT_ERR_TUNNEL_ENTRANCE_FULL:
+    'this entrance holds its share of the streams to its OT agent, and the rest are kept for the other entrances',
   AGENT_ERR_TUNNEL_CONNECT_RATE:
     "the OT agent's service opened as many target connections this second as it allows",
   AGENT_ERR_TUNNEL_TARGET_REFUSED: 'the tunnel target refused the connection',

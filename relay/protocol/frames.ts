@@ -93,6 +93,8 @@ const AnnouncedLimits = Type.Object(
     maxSessionsPerPair: Type.Optional(Limit),
     maxSubscriptionsPerAgent: Type.Optional(Limit),
     maxPendingRequestsPerAgent: Type.Optional(Limit),
+    /** Tunnel streams open at once in one session (the entrances to one OT agent share it). */
+    maxStreamsPerSession: Type.Optional(Limit),
   },
   { additionalProperties: true },
 );

@@ -27,6 +27,7 @@ export function welcomeFrame(connection: AgentConnection, config: RelayConfig): 
       maxSessionsPerPair: limits.maxSessionsPerPair,
       maxSubscriptionsPerAgent: limits.maxSubscriptionsPerAgent,
       maxPendingRequestsPerAgent: limits.maxPendingRequestsPerAgent,
+      maxStreamsPerSession: limits.maxStreamsPerSession,
     },
   };
 }

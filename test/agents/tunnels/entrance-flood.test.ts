@@ -79,10 +79,14 @@ describe('tunnel - a local flood of an entrance', () => {
     t.diagnostic(
       `most streams at the relay ${most}, refused there ${refusedAtRelay}, counted refused by the entrance ${plant.entrance.stats().refused}, tunnel audit lines ${audited}`,
     );
-    // Status counts them: every client reset before its stream opened (less the clients that went
-    // away before the answer came).
+    // Status counts them: every client reset before its stream opened, by the entrance's own share
+    // of the session (entrance-share.test.ts) or by the relay or the OT agent, less the clients that
+    // went away before the answer came.
     const { refused } = plant.entrance.stats();
-    assert.ok(refused > 0 && refused <= refusedAtRelay, `the entrance counted ${refused} clients refused`);
+    assert.ok(
+      refused > refusedAtRelay && refused <= FLOOD_CONNECTS,
+      `the entrance counted ${refused} clients refused, the relay ${refusedAtRelay}`,
+    );
     assert.ok(most <= MAX_STREAMS_PER_SESSION, `the relay held ${most} streams in the one session`);
     assert.equal(plant.it.closed, false, "the IT agent's link survived the flood");
     kept.socket.write('b');

@@ -11,6 +11,7 @@ const LIMITS = {
   maxSessionsPerPair: 5,
   maxSubscriptionsPerAgent: 100,
   maxPendingRequestsPerAgent: 30,
+  maxStreamsPerSession: 12,
 };
 
 describe('relay/server welcome', () => {
