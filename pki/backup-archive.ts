@@ -7,10 +7,12 @@
  */
 import { DmzError } from '../relay/protocol/errors.ts';
 import { TICKET_KEY_FILE } from '../relay/server/session-tickets.ts';
-import { STATE_FILES } from './state-layout.ts';
+import { AUDIT_LOG_FILE, STATE_FILES } from './state-layout.ts';
 
-/** The contents' own version, apart from the envelope's: what a restore of this program reads. */
-const ARCHIVE_FORMAT = 1;
+/** The contents' own version, apart from the envelope's: 2 added the PKI audit log. */
+const ARCHIVE_FORMAT = 2;
+/** Every format this program restores: those it or an earlier release wrote. */
+const READABLE_FORMATS: readonly number[] = [1, ARCHIVE_FORMAT];
 const LENGTH_BYTES = 4;
 /** Far beyond a manifest of a dozen names; a bound so a damaged length cannot ask for gigabytes. */
 const MAX_MANIFEST_BYTES = 64 * 1024;
@@ -19,8 +21,11 @@ const MAX_MANIFEST_BYTES = 64 * 1024;
 export const CONFIG_ENTRY = 'relay.yaml';
 /** Every state file the CA needs; a backup without one of them is no backup of a CA. */
 const REQUIRED_STATE_FILES: readonly string[] = Object.values(STATE_FILES);
-/** The session ticket salt: only there once a relay has run on the state. */
-const OPTIONAL_STATE_FILES: readonly string[] = [TICKET_KEY_FILE];
+/**
+ * The session ticket salt: only there once a relay has run on the state. The PKI audit log: only
+ * once a command has been audited.
+ */
+const OPTIONAL_STATE_FILES: readonly string[] = [TICKET_KEY_FILE, AUDIT_LOG_FILE];
 
 export type ArchiveEntryKind = 'state' | 'config';
 
@@ -101,7 +106,7 @@ function checkManifest(value: unknown): Manifest {
   ) {
     throw malformed('its manifest has other fields than a backup of this program');
   }
-  if (manifest.format !== ARCHIVE_FORMAT) {
+  if (typeof manifest.format !== 'number' || !READABLE_FORMATS.includes(manifest.format)) {
     throw new DmzError(
       'PKI_ERR_BACKUP_VERSION',
       `the backup's contents are of format ${String(manifest.format)}`,

@@ -7,7 +7,9 @@
  * the relay or `dmz-pki` rewrites is replaced by rename (durable-files.ts), so each is read whole,
  * and the store is then at least as new as any of them: the CRL read can only miss a revocation
  * the store has, which the relay republishes at its first start on the restored state
- * (revocation.ts, publishedCrlIsStale); never the other way round.
+ * (revocation.ts, publishedCrlIsStale); never the other way round. The PKI audit log is read
+ * after the store, under its write lock (audit-log.ts): it holds the record of every change the
+ * copy of the store holds, and perhaps a few after, which restore names.
  */
 import { link, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,10 +18,11 @@ import { fileError, quote } from '../relay/protocol/command-line.ts';
 import { asidePath, syncDirectory, writeNewFileFlushed } from '../relay/protocol/durable-files.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 import { loadRelayConfig } from '../relay/server/config.ts';
+import { readAuditLogExclusively } from './audit-log.ts';
 import { BACKUP_STATE_FILES, CONFIG_ENTRY, encodeArchive, type ArchiveEntry } from './backup-archive.ts';
 import { sealBackup } from './backup-envelope.ts';
 import { readRelayCertificate } from './relay-certificate.ts';
-import { STATE_FILES } from './state-layout.ts';
+import { AUDIT_LOG_FILE, STATE_FILES } from './state-layout.ts';
 import type { PkiState } from './state.ts';
 
 /**
@@ -47,6 +50,11 @@ export interface CreateBackupOptions {
   readonly passphrase: string;
   /** The backup file: created, never overwritten. */
   readonly out: string;
+  /**
+   * Called once the backup is sealed, before any file of it is written: the command's audit
+   * record (pki/audit-trail.ts) commits there, so no kill leaves a backup unrecorded.
+   */
+  readonly record?: (summary: BackupSummary) => void;
 }
 
 export async function createBackup(options: CreateBackupOptions): Promise<BackupSummary> {
@@ -61,7 +69,11 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
   const config = options.configPath === undefined ? [] : [await readConfig(options.configPath, state)];
   const files = await readStateFiles(state);
   const database = await snapshotDatabase(state);
-  const entries: ArchiveEntry[] = [...files, database, ...config];
+  // After the store's copy, so that it holds the record of every change that copy holds.
+  const auditLog = readAuditLogExclusively(state);
+  const audit: ArchiveEntry[] =
+    auditLog === undefined ? [] : [{ kind: 'state', name: AUDIT_LOG_FILE, contents: auditLog }];
+  const entries: ArchiveEntry[] = [...files, database, ...audit, ...config];
   const createdAt = new Date();
   const sealed = await sealBackup(
     encodeArchive({
@@ -72,14 +84,16 @@ export async function createBackup(options: CreateBackupOptions): Promise<Backup
     }),
     passphrase,
   );
-  await writeBackupFile(out, sealed);
-  return {
+  const summary: BackupSummary = {
     bytes: sealed.length,
     files: entries.map((entry) => entry.name),
     trustDomain: state.trustDomain,
     caFingerprint: state.caFingerprint,
     createdAt,
   };
+  options.record?.(summary);
+  await writeBackupFile(out, sealed);
+  return summary;
 }
 
 /** Every state file but the database, each whole; the relay's pair checked to match. */
@@ -89,7 +103,7 @@ async function readStateFiles(state: PkiState): Promise<ArchiveEntry[]> {
   const entries: ArchiveEntry[] = [];
   const wanted = [...BACKUP_STATE_FILES.required, ...BACKUP_STATE_FILES.optional];
   for (const name of wanted) {
-    if (name === STATE_FILES.database) continue;
+    if (name === STATE_FILES.database || name === AUDIT_LOG_FILE) continue;
     const contents =
       name === STATE_FILES.relayCertificate
         ? Buffer.from(relayPair.certPem)

@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { agentsCommand } from './commands/agents.ts';
+import { auditCommand } from './commands/audit.ts';
 import {
   asksForVersion,
   flushOutput,
@@ -44,6 +45,7 @@ const COMMANDS: readonly Command[] = [
   relayCertCommand,
   backupCommand,
   restoreCommand,
+  auditCommand,
 ];
 
 /**
@@ -188,7 +190,8 @@ function commandListUsage(prefix: readonly string[]): string {
 
 Administers the relay's certificate authority: enrollment tokens, agent certificates,
 revocation and the CRL, the relay's server certificate, backup and restore. Run it on the
-relay host, as the user that owns the state directory.
+relay host, as the user that owns the state directory. Every command that changes the CA is
+recorded in its audit log ('dmz-pki audit').
 
 Commands:
 ${lines.join('\n')}

@@ -71,6 +71,11 @@ export interface ReissueOptions extends RelayCertificateNames {
   readonly ca: CertificateAuthority;
   readonly lifetimeDays: number;
   readonly now?: Date;
+  /**
+   * Called with the certificate once it is issued, before anything is replaced: the command's
+   * audit record (pki/audit-trail.ts) commits there, so no kill leaves a new pair unrecorded.
+   */
+  readonly record?: (issued: IssuedCertificate) => void;
 }
 
 /**
@@ -104,6 +109,7 @@ export async function reissueRelayCertificate(options: ReissueOptions): Promise<
     lifetimeDays,
     now,
   });
+  options.record?.(issued);
   await replaceState(stateDir, 'relayKey', keys.privateKeyPem);
   await replaceState(stateDir, 'relayCertificate', issued.certPem);
   store.setMeta(RELAY_CERTIFICATE_SERIAL_META, normalizeSerialHex(issued.serialHex));

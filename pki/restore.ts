@@ -8,6 +8,10 @@
  * Tokens outstanding in the backup are revoked at once: any of them may have been redeemed on the
  * old appliance after the backup was taken, and the restored store would let it be used again.
  * Likewise the CRL number is raised above any the old appliance can have published since.
+ *
+ * The PKI audit log comes back as the backup holds it, and the restore's own record follows it
+ * (audit-log.ts): the chain goes on across the restore, and what the old appliance recorded
+ * after the backup is not in it. Nothing is overwritten: the directory was empty.
  */
 import { lstat, readdir, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -26,6 +30,7 @@ import { DmzError } from '../relay/protocol/errors.ts';
 import { refuseOpenPermissions } from '../relay/protocol/file-permissions.ts';
 import { loadRelayConfig } from '../relay/server/config.ts';
 import { CONFIG_ENTRY, decodeArchive, type BackupArchive } from './backup-archive.ts';
+import { CommandAudit } from './audit-trail.ts';
 import { openBackup } from './backup-envelope.ts';
 import { STATE_FILES } from './state-layout.ts';
 import { openState } from './state.ts';
@@ -44,6 +49,8 @@ export interface RestoreOptions {
   readonly stateDir: string;
   /** Where the relay's configuration goes; default `relay.yaml` in the state directory. */
   readonly configPath?: string;
+  /** The backup file's path, for the restore's audit record. */
+  readonly source?: string;
 }
 
 export interface RestoreSummary {
@@ -106,7 +113,7 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreSum
   const archive = decodeArchive(await openBackup(options.file, options.passphrase));
   const hasConfig = archive.entries.some((entry) => entry.kind === 'config');
   const configPath = hasConfig ? (options.configPath ?? join(stateDir, CONFIG_ENTRY)) : undefined;
-  const tokensRevoked = await writeArchive(archive, stateDir, configPath);
+  const tokensRevoked = await writeArchive(archive, stateDir, configPath, options.source);
   // A configuration this release cannot load is the relay's to explain when it starts.
   const config =
     configPath === undefined ? undefined : await loadRelayConfig(configPath).catch(() => undefined);
@@ -127,6 +134,7 @@ async function writeArchive(
   archive: BackupArchive,
   stateDir: string,
   configPath: string | undefined,
+  source: string | undefined,
 ): Promise<number> {
   const written: string[] = [];
   // The file being created: this restore's once its exclusive create has succeeded.
@@ -160,7 +168,7 @@ async function writeArchive(
       creating = undefined;
     }
     await syncDirectory(stateDir);
-    return await checkRestoredState(stateDir, archive);
+    return await checkRestoredState(stateDir, archive, source);
   } catch (cause) {
     await Promise.all(leftovers().map((path) => rm(path, { recursive: true, force: true })));
     throw cause instanceof DmzError ? cause : fileError('restore into', stateDir, cause);
@@ -173,19 +181,33 @@ async function writeArchive(
  * Opens what was written as the relay will; revokes the tokens that may have been spent since and
  * moves the CRL number past any published since.
  */
-async function checkRestoredState(stateDir: string, archive: BackupArchive): Promise<number> {
+async function checkRestoredState(
+  stateDir: string,
+  archive: BackupArchive,
+  source: string | undefined,
+): Promise<number> {
   const state = await openState(stateDir);
   try {
     if (state.caFingerprint !== archive.caFingerprint || state.trustDomain !== archive.trustDomain) {
       throw new DmzError('PKI_ERR_BACKUP_DAMAGED', "the restored store does not name the backup's CA");
     }
     const outstanding = state.store.listTokens();
-    for (const token of outstanding) state.store.revokeToken(token.jti);
-    // RFC 5280 section 5.2.3: a CA's CRL numbers only ever grow, and the CRL is exported to
-    // whoever checks certificates (`dmz-pki crl`). The old appliance may have published CRLs
-    // after the backup; counted from 0, one at a time, each costing a signature and an fsync
-    // (more than a millisecond), it cannot have passed the milliseconds since 1970.
-    state.store.raiseCrlNumber(Date.now());
+    // The restore's own record commits with what it changes; one that cannot be written fails the
+    // restore, which then removes everything it wrote.
+    const audit = new CommandAudit(state, 'restore');
+    audit.about({
+      ...(source === undefined ? {} : { file: source }),
+      backupCreatedAt: archive.createdAt.toISOString(),
+      tokensRevoked: outstanding.length,
+    });
+    audit.commit(() => {
+      for (const token of outstanding) state.store.revokeToken(token.jti);
+      // RFC 5280 section 5.2.3: a CA's CRL numbers only ever grow, and the CRL is exported to
+      // whoever checks certificates (`dmz-pki crl`). The old appliance may have published CRLs
+      // after the backup; counted from 0, one at a time, each costing a signature and an fsync
+      // (more than a millisecond), it cannot have passed the milliseconds since 1970.
+      state.store.raiseCrlNumber(Date.now());
+    });
     return outstanding.length;
   } finally {
     state.close();

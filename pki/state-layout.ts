@@ -20,6 +20,12 @@ export const STATE_FILES = {
 
 export type StateFile = keyof typeof STATE_FILES;
 
+/**
+ * The PKI audit log (pki/audit-log.ts): kept beside the state it audits, yet not one of
+ * STATE_FILES, which a CA cannot do without: a state made before it existed has none.
+ */
+export const AUDIT_LOG_FILE = 'pki-audit.jsonl';
+
 export function statePath(stateDir: string, file: StateFile): string {
   return join(stateDir, STATE_FILES[file]);
 }

@@ -4,7 +4,7 @@
  * and the token-signing key are encrypted when a passphrase is given.
  */
 import { createPrivateKey } from 'node:crypto';
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import {
   fileError,
@@ -25,6 +25,8 @@ import {
   issueServerCertificate,
   type CertificateAuthority,
 } from './authority.ts';
+import { auditLogPath } from './audit-log.ts';
+import { recordCommand } from './audit-trail.ts';
 import { spkiFingerprint } from './fingerprint.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from './keys.ts';
 import { RELAY_CERTIFICATE_DAYS } from './relay-certificate.ts';
@@ -92,6 +94,9 @@ export async function initializeState(options: InitializeOptions): Promise<{ caF
   // replaceState's file aside, should the signal come between its write and its rename.
   const crl = statePath(stateDir, 'crl');
   if (made.includes(crl)) made.push(asidePath(crl));
+  // The audit log too, unless one was there: a record of the past is never removed.
+  const auditLog = auditLogPath(stateDir);
+  if (!existsSync(auditLog)) made.push(auditLog);
   // A CA half made is no CA: what this call created goes, on failure and on Ctrl-C alike, so
   // `init` can simply be run again. Watched from before the directory is made.
   const willCreate = firstMissingDirectory(stateDir);
@@ -145,6 +150,15 @@ async function createState(options: InitializeOptions): Promise<{ caFingerprint:
     store.setMeta(META.enrollmentUrls, JSON.stringify(options.enrollmentUrls));
     store.setMeta(META.caFingerprint, caFingerprint);
     await writeCrl(stateDir, store, ca);
+    // The log's first record: a CA whose making cannot be audited is not made (the caller removes it).
+    recordCommand({ stateDir, store, caFingerprint }, 'init', {
+      trustDomain: options.trustDomain,
+      caFingerprint,
+      dnsNames: options.dnsNames,
+      ipAddresses: options.ipAddresses,
+      enrollmentUrls: options.enrollmentUrls,
+      keysEncrypted: options.passphrase !== undefined,
+    });
     return { caFingerprint };
   } finally {
     store.close();

@@ -102,6 +102,13 @@ export interface PkiStore {
   /** SQLite's PRAGMA data_version: changes when another connection commits anything. */
   dataVersion(): number;
   /**
+   * Runs `work` in one write transaction, begun IMMEDIATE so that it holds the database's write
+   * lock from the start: what it changes commits together, or not at all when it throws. The PKI
+   * audit log appends its records inside one (pki/audit-log.ts), so a change and its record go
+   * together and two processes never append at once. `work` must be synchronous.
+   */
+  transaction<T>(work: () => T): T;
+  /**
    * Copies the database to a new file at `destination` with SQLite's online backup API: one
    * consistent snapshot while the relay and other CLI commands go on writing.
    */
@@ -328,6 +335,7 @@ function createStore(db: Database.Database): PkiStore {
     },
     revision: () => readCounter.get('revision')?.value ?? 0,
     dataVersion: () => db.pragma('data_version', { simple: true }) as number,
+    transaction: (work) => db.transaction(work).immediate(),
     backup: async (destination) => {
       await db.backup(destination);
     },

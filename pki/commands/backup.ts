@@ -4,7 +4,8 @@
  * into the backup as they are on disk, encrypted or not, inside the backup's own encryption.
  */
 import { resolve } from 'node:path';
-import { defineCommand, requireOption, withState } from './command.ts';
+import { explainAuditFailure } from '../audit-trail.ts';
+import { defineCommand, requireOption, withAuditedState } from './command.ts';
 import { formatTime, printFields, printJson } from './output.ts';
 import { BACKUP_PASSPHRASE_HELP, BACKUP_PASSPHRASE_OPTIONS, readBackupPassphrase } from './passphrase.ts';
 
@@ -33,14 +34,29 @@ ${BACKUP_PASSPHRASE_HELP}`,
     const out = requireOption(values.out, '--out');
     const passphrase = await readBackupPassphrase(values['backup-passphrase-file'], env);
     const { createBackup } = await import('../backup.ts');
-    const summary = await withState(stateDir, (state) =>
-      createBackup({
+    const summary = await withAuditedState(stateDir, 'backup', async (state, audit) => {
+      audit.about({
+        file: resolve(out),
+        ...(values.config === undefined ? {} : { config: resolve(values.config) }),
+      });
+      // Recorded before its file is written: no backup nobody knows of, even after a kill.
+      return createBackup({
         state,
         passphrase,
         out,
         ...(values.config === undefined ? {} : { configPath: values.config }),
-      }),
-    );
+        record: (made) => {
+          try {
+            audit.commit(
+              () => undefined,
+              () => ({ bytes: made.bytes, files: made.files, createdAt: made.createdAt.toISOString() }),
+            );
+          } catch (error) {
+            throw explainAuditFailure(error, 'no backup was written');
+          }
+        },
+      });
+    });
     if (values.json === true) {
       printJson(output, { file: resolve(out), ...summary });
       return;

@@ -5,6 +5,8 @@
  */
 import type { parseArgs, ParseArgsConfig } from 'node:util';
 import { invalidArgument, quote, usageError } from '../../relay/protocol/command-line.ts';
+import { checkAuditLogWritable } from '../audit-log.ts';
+import { CommandAudit } from '../audit-trail.ts';
 import type { PkiState } from '../state.ts';
 import type { Output } from './output.ts';
 
@@ -79,4 +81,37 @@ export async function withState<T>(stateDir: string, use: (state: PkiState) => T
   } finally {
     state.close();
   }
+}
+
+/**
+ * withState for a command that changes state (pki/audit-trail.ts): the audit log is checked
+ * writable before `use` runs, and a refusal `use` throws is recorded before it reaches the operator.
+ */
+export async function withAuditedState<T>(
+  stateDir: string,
+  command: string,
+  use: (state: PkiState, audit: CommandAudit) => T | Promise<T>,
+): Promise<T> {
+  return withState(stateDir, async (state) => {
+    checkAuditLogWritable(stateDir);
+    const audit = new CommandAudit(state, command);
+    try {
+      return await use(state, audit);
+    } catch (error) {
+      audit.refuse(error);
+      throw error;
+    }
+  });
+}
+
+/**
+ * A command refused because a CA is already in the directory (init, restore): that CA's audit
+ * log keeps the attempt. Best effort: the refusal itself is what the operator must see.
+ */
+export async function recordRefusalOverState(
+  stateDir: string,
+  command: string,
+  error: unknown,
+): Promise<void> {
+  await withState(stateDir, (state) => new CommandAudit(state, command).refuse(error)).catch(() => undefined);
 }

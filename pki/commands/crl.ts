@@ -6,9 +6,10 @@
 import { writeFile } from 'node:fs/promises';
 import type { CrlSummary } from '../crl-reader.ts';
 import { fileError } from '../../relay/protocol/command-line.ts';
+import { explainAuditFailure } from '../audit-trail.ts';
 import { readState } from '../state-layout.ts';
 import type { PkiState } from '../state.ts';
-import { defineCommand, usageError, withState } from './command.ts';
+import { defineCommand, usageError, withAuditedState } from './command.ts';
 import { formatJson, formatTime, printNote, type Output } from './output.ts';
 import {
   loadCertificateAuthorityIfUnlocked,
@@ -53,14 +54,29 @@ ${PASSPHRASE_HELP}
   async run({ values, stateDir, env, output }) {
     if (values.der === true && values.json === true) throw usageError('--der and --json cannot be combined');
     const passphrase = await readPassphrase(values['passphrase-file'], env);
-    const pem = await withState(stateDir, async (state) => {
+    // Audited as a reissue; an export of the CRL as it is changes nothing and is not recorded.
+    const pem = await withAuditedState(stateDir, 'crl', async (state, audit) => {
       const current = await inspectCrl(state);
       if (!current.needsReissue) return current.pem;
       const ca = await loadCertificateAuthorityIfUnlocked(state, passphrase);
       const { writeCrl } = await import('../revocation.ts');
-      if (ca !== undefined) return writeCrl(state.stateDir, state.store, ca);
-      warnStale(output, current);
-      return current.pem;
+      if (ca === undefined) {
+        warnStale(output, current);
+        return current.pem;
+      }
+      const reissued = await writeCrl(state.stateDir, state.store, ca);
+      const { readCrlSummary } = await import('../crl-reader.ts');
+      const { nextUpdate, revokedSerials } = readCrlSummary(reissued);
+      const record = { nextUpdate: nextUpdate.toISOString(), revokedSerials: revokedSerials.length };
+      try {
+        audit.commit(
+          () => undefined,
+          () => record,
+        );
+      } catch (error) {
+        throw explainAuditFailure(error, 'the CRL was reissued all the same');
+      }
+      return reissued;
     });
     const { crlPemToDer, readCrlSummary } = await import('../crl-reader.ts');
     const data =

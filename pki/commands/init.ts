@@ -5,7 +5,15 @@
 import { resolve } from 'node:path';
 import { DEFAULT_PORTS } from '../../relay/protocol/default-ports.ts';
 import { isTrustDomain } from '../../relay/protocol/identity.ts';
-import { defineCommand, invalidArgument, quote, requireOption, usageError } from './command.ts';
+import { DmzError } from '../../relay/protocol/errors.ts';
+import {
+  defineCommand,
+  invalidArgument,
+  quote,
+  recordRefusalOverState,
+  requireOption,
+  usageError,
+} from './command.ts';
 import { checkEnrollmentUrls } from './enrollment-urls.ts';
 import { printJson } from './output.ts';
 import { PASSPHRASE_HELP, PASSPHRASE_OPTIONS, readPassphrase } from './passphrase.ts';
@@ -72,6 +80,12 @@ ${PASSPHRASE_HELP}
       ipAddresses,
       enrollmentUrls,
       ...(passphrase === undefined ? {} : { passphrase }),
+    }).catch(async (error: unknown) => {
+      // The CA there keeps a record that someone tried to make another over it.
+      if (error instanceof DmzError && error.code === 'PKI_ERR_ALREADY_INITIALIZED') {
+        await recordRefusalOverState(stateDir, 'init', error);
+      }
+      throw error;
     });
     if (values.json === true) {
       printJson(output, { caFingerprint, stateDir: resolve(stateDir), trustDomain });

@@ -4,7 +4,8 @@
  * a second without dropping a connection (pki/relay-certificate.ts says how).
  */
 import { readState } from '../state-layout.ts';
-import { defineCommand, invalidArgument, quote, withState } from './command.ts';
+import { explainAuditFailure } from '../audit-trail.ts';
+import { defineCommand, invalidArgument, quote, withAuditedState } from './command.ts';
 import { formatTime, printFields, printJson, printNote } from './output.ts';
 import {
   loadCertificateAuthority,
@@ -53,7 +54,12 @@ ${PASSPHRASE_HELP}`,
       throw invalidArgument(`--ip must be an IPv4 or hex-form IPv6 address: ${quote(badAddress)}`);
     }
     const passphrase = await readPassphrase(values['passphrase-file'], env);
-    const issued = await withState(stateDir, async (state) => {
+    const issued = await withAuditedState(stateDir, 'relay-cert', async (state, audit) => {
+      audit.about({
+        lifetimeDays,
+        ...(values.dns === undefined ? {} : { dnsNames: values.dns }),
+        ...(values.ip === undefined ? {} : { ipAddresses: values.ip }),
+      });
       const ca = await loadCertificateAuthority(state, passphrase);
       // The names come from the certificate alone, not from the pair: a reissue cut between its
       // two renames leaves a key that does not match, and running it again is the remedy.
@@ -68,6 +74,17 @@ ${PASSPHRASE_HELP}`,
         ca,
         lifetimeDays,
         ...names,
+        // Recorded before the pair is replaced: no new pair nobody knows of, even after a kill.
+        record: (issued) => {
+          try {
+            audit.commit(
+              () => undefined,
+              () => ({ serial: issued.serialHex, notAfter: issued.notAfter.toISOString(), ...names }),
+            );
+          } catch (error) {
+            throw explainAuditFailure(error, 'the relay certificate was not replaced');
+          }
+        },
       });
       const dropped = [
         ...current.dnsNames.filter((name) => !names.dnsNames.includes(name)),

@@ -4,9 +4,10 @@
  * a wrong passphrase, or a file truncated or altered.
  */
 import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { fileError, quote } from '../../relay/protocol/command-line.ts';
 import { DmzError } from '../../relay/protocol/errors.ts';
-import { defineCommand, requireOption } from './command.ts';
+import { defineCommand, recordRefusalOverState, requireOption } from './command.ts';
 import { formatTime, printFields, printJson, printNote } from './output.ts';
 import { BACKUP_PASSPHRASE_HELP, BACKUP_PASSPHRASE_OPTIONS, readBackupPassphrase } from './passphrase.ts';
 
@@ -39,13 +40,20 @@ ${BACKUP_PASSPHRASE_HELP}`,
     const path = requireOption(values.in, '--in');
     const { MAX_BACKUP_BYTES, refuseNonEmptyTarget, restoreBackup } = await import('../restore.ts');
     // Cheap refusals first: the key derivation costs a third of a second and 128 MiB.
-    await refuseNonEmptyTarget(stateDir, values.config);
+    await refuseNonEmptyTarget(stateDir, values.config).catch(async (error: unknown) => {
+      // A CA there keeps a record that someone tried to restore over it.
+      if (error instanceof DmzError && error.code === 'PKI_ERR_RESTORE_NOT_EMPTY') {
+        await recordRefusalOverState(stateDir, 'restore', error);
+      }
+      throw error;
+    });
     const passphrase = await readBackupPassphrase(values['backup-passphrase-file'], env);
     const file = await readBackupFile(path, MAX_BACKUP_BYTES);
     const summary = await restoreBackup({
       file,
       passphrase,
       stateDir,
+      source: resolve(path),
       ...(values.config === undefined ? {} : { configPath: values.config }),
     });
     // What a snapshot cannot hold, said where the operator acts on it (SECURITY.md, Backups).

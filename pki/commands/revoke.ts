@@ -6,7 +6,7 @@
 import { DmzError } from '../../relay/protocol/errors.ts';
 import type { CertificateRecord, PkiStore } from '../store.ts';
 import { describeCertificate } from './agents.ts';
-import { defineCommand, invalidArgument, quote, withState } from './command.ts';
+import { defineCommand, invalidArgument, quote, withAuditedState } from './command.ts';
 import { inspectCrl, warnStale } from './crl.ts';
 import { printJson, printNote } from './output.ts';
 import {
@@ -44,12 +44,18 @@ ${PASSPHRASE_HELP}
   async run({ values, operands: [target = ''], stateDir, env, output }) {
     const reason = checkReason(values.reason ?? DEFAULT_REASON);
     const passphrase = await readPassphrase(values['passphrase-file'], env);
-    await withState(stateDir, async (state) => {
+    await withAuditedState(stateDir, 'revoke', async (state, audit) => {
+      audit.about({ target, reason });
       // Unlock first: a wrong passphrase fails before anything changes.
       const ca = await loadCertificateAuthorityIfUnlocked(state, passphrase);
-      // Tokens first: an outstanding token for this name must not enroll it again behind our back.
-      const tokensRevoked = state.store.revokeTokensOf(target.toLowerCase(), new Date());
-      const revoked = revokeInStore(state.store, target, reason, tokensRevoked);
+      const { tokensRevoked, revoked } = audit.commit(
+        () => {
+          // Tokens first: an outstanding token for this name must not enroll it again behind our back.
+          const tokens = state.store.revokeTokensOf(target.toLowerCase(), new Date());
+          return { tokensRevoked: tokens, revoked: revokeInStore(state.store, target, reason, tokens) };
+        },
+        (done) => ({ serials: done.revoked.map((c) => c.serialHex), tokensRevoked: done.tokensRevoked }),
+      );
       const { writeCrl } = await import('../revocation.ts');
       if (ca !== undefined) await writeCrl(state.stateDir, state.store, ca);
       else {

@@ -1,11 +1,13 @@
 /**
  * `dmz-pki status`: what an operator checks first. Which CA this is, when its certificates run
  * out (warned on stderr within 30 days: pki/expiry-warnings.ts), how many agents hold a valid
- * certificate, what tokens are outstanding, and whether the CRL is current (an expired CRL makes
- * the relay refuse every agent).
+ * certificate, what tokens are outstanding, whether the CRL is current (an expired CRL makes
+ * the relay refuse every agent), and whether the audit log verifies (pki/audit-verify.ts).
  */
 import { X509Certificate } from 'node:crypto';
 import { resolve } from 'node:path';
+import { readAuditHead, readAuditLog } from '../audit-log.ts';
+import { verifyAuditLog } from '../audit-verify.ts';
 import { expiryWarnings } from '../expiry-warnings.ts';
 import { readState } from '../state-layout.ts';
 import type { CertificateRecord, CertificateStatus } from '../store.ts';
@@ -21,9 +23,10 @@ export const statusCommand = defineCommand({
   usage: `Usage: dmz-pki --state DIR status
 
 Shows the trust domain, the CA fingerprint, when the CA and the relay's server certificate
-expire, agents and certificates by status, active tokens, and the CRL's next update.
+expire, agents and certificates by status, active tokens, the audit log's records and whether
+they verify, and the CRL's next update.
 Warns on stderr (and in --json, under "warnings") when the relay certificate or the CA
-expires within 30 days.`,
+expires within 30 days, and on stderr when the audit log does not verify.`,
   options: {},
   operands: [],
   async run({ values, stateDir, output }) {
@@ -31,6 +34,11 @@ expires within 30 days.`,
       const relayCertPem = await readState(state.stateDir, 'relayCertificate');
       const certificates = state.store.listCertificates();
       const crl = await inspectCrl(state);
+      const auditLog = verifyAuditLog(
+        readAuditLog(state.stateDir),
+        readAuditHead(state.store),
+        state.caFingerprint,
+      );
       const caNotAfter = notAfter(state.caCertPem);
       const relayCertificateNotAfter = notAfter(relayCertPem);
       return {
@@ -50,10 +58,19 @@ expires within 30 days.`,
           unpublishedSerials: crl.unpublishedSerials.length,
           needsReissue: crl.needsReissue,
         },
+        auditLog: {
+          records: auditLog.records.length,
+          intact: auditLog.problem === undefined,
+          ...(auditLog.problem === undefined ? {} : { problem: auditLog.problem }),
+        },
         warnings: expiryWarnings({ relay: relayCertificateNotAfter, ca: caNotAfter }),
       };
     });
     for (const warning of status.warnings) printNote(output, `warning: ${warning.message}`);
+    const { auditLog } = status;
+    if (!auditLog.intact) {
+      printNote(output, "warning: the audit log does not verify: run 'dmz-pki audit --verify'");
+    }
     if (values.json === true) {
       printJson(output, status);
       return;
@@ -71,6 +88,12 @@ expires within 30 days.`,
       ['agents', formatCounts(status.agents)],
       ['certificates', formatCounts(status.certificates)],
       ['active tokens', String(status.activeTokens)],
+      [
+        'audit log',
+        auditLog.intact
+          ? `${auditLog.records} record(s), intact`
+          : `does not verify${auditLog.problem?.line === undefined ? '' : ` from line ${auditLog.problem.line}`}`,
+      ],
       [
         'CRL next update',
         `${formatTime(crl.nextUpdate)} (lists ${crl.revokedSerials} revoked serial(s)${pending})`,

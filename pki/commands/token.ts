@@ -7,10 +7,18 @@ import { flushOutput } from '../../relay/protocol/command-line.ts';
 import { DmzError } from '../../relay/protocol/errors.ts';
 import { isAgentName, isRole, type Role } from '../../relay/protocol/identity.ts';
 import { MAX_AGENT_NAME_LENGTH } from '../../relay/protocol/limits.ts';
+import { explainAuditFailure } from '../audit-trail.ts';
 import { formatDuration, parseDuration } from '../duration.ts';
 import type { PkiStore, TokenRecord } from '../store.ts';
 import { DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS, MIN_TOKEN_TTL_SECONDS } from '../token-rules.ts';
-import { defineCommand, invalidArgument, quote, requireOption, withState } from './command.ts';
+import {
+  defineCommand,
+  invalidArgument,
+  quote,
+  requireOption,
+  withAuditedState,
+  withState,
+} from './command.ts';
 import { checkEnrollmentUrls } from './enrollment-urls.ts';
 import { formatTime, printJson, printTable } from './output.ts';
 import { loadTokenSigningKey, PASSPHRASE_HELP, PASSPHRASE_OPTIONS, readPassphrase } from './passphrase.ts';
@@ -54,8 +62,9 @@ ${PASSPHRASE_HELP}
     const ttlSeconds = values.ttl === undefined ? DEFAULT_TOKEN_TTL_SECONDS : parseTtlSeconds(values.ttl);
     const urls = values.url === undefined ? undefined : checkEnrollmentUrls(values.url, '--url');
     const passphrase = await readPassphrase(values['passphrase-file'], env);
-    await withState(stateDir, async (state) => {
+    await withAuditedState(stateDir, 'token create', async (state, audit) => {
       const now = new Date();
+      audit.about({ name, role, ttlSeconds });
       refuseNameInOtherRole(state.store, name, role, now);
       const signingKeyPem = await loadTokenSigningKey(state, passphrase);
       const { createEnrollmentToken } = await import('../tokens.ts');
@@ -83,7 +92,13 @@ ${PASSPHRASE_HELP}
             })
           : error;
       }
-      state.store.recordToken({ jti, name, role, createdAt: now, expiresAt });
+      // The jti and never the token: the log must not hold a secret that enrolls.
+      audit.about({ jti, expiresAt: expiresAt.toISOString(), urls: urls ?? state.enrollmentUrls });
+      try {
+        audit.commit(() => state.store.recordToken({ jti, name, role, createdAt: now, expiresAt }));
+      } catch (error) {
+        throw explainAuditFailure(error, 'the token was not recorded and cannot enroll');
+      }
     });
   },
 });
@@ -127,12 +142,15 @@ has become a certificate: revoke that with 'dmz-pki revoke NAME'.`,
   options: {},
   operands: ['JTI'],
   async run({ values, operands: [jti = ''], stateDir, output }) {
-    await withState(stateDir, (state) => {
-      try {
-        state.store.revokeToken(jti);
-      } catch (error) {
-        throw explainRevokeFailure(error, jti);
-      }
+    await withAuditedState(stateDir, 'token revoke', (state, audit) => {
+      audit.about({ jti });
+      audit.commit(() => {
+        try {
+          state.store.revokeToken(jti);
+        } catch (error) {
+          throw explainRevokeFailure(error, jti);
+        }
+      });
     });
     if (values.json === true) printJson(output, { jti, status: 'revoked' });
     else output.stdout(`revoked token ${jti}\n`);

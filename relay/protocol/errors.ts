@@ -70,6 +70,8 @@ export const ERROR_MESSAGES = {
   PKI_ERR_STORE_VERSION: 'the PKI store was written by a newer version of this program',
   PKI_ERR_BACKUP_VERSION: 'the backup is of a format version this program does not read',
   PKI_ERR_RESTORE_NOT_EMPTY: 'the state directory to restore into is not empty',
+  PKI_ERR_AUDIT_WRITE: 'the PKI audit log cannot be written; a command that cannot be audited is refused',
+  PKI_ERR_AUDIT_BROKEN: 'the PKI audit log does not verify: a record was altered, removed or moved',
   // Agents.
   AGENT_ERR_POINT_BATCH: 'points batch is invalid',
   AGENT_ERR_POINT_INVALID: 'point is invalid',

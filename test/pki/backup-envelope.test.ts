@@ -150,8 +150,15 @@ describe('pki - backup archive', () => {
   }
 
   it('refuses contents of a newer format', () => {
-    assert.throws(() => decodeArchive(rawArchive({ ...manifestWith(validFiles()), format: 2 }, body)), {
+    assert.throws(() => decodeArchive(rawArchive({ ...manifestWith(validFiles()), format: 3 }, body)), {
       code: 'PKI_ERR_BACKUP_VERSION',
     });
+  });
+
+  it('reads format 1 (before the PKI audit log) and format 2 (with it)', () => {
+    for (const format of [1, 2]) {
+      const archive = decodeArchive(rawArchive({ ...manifestWith(validFiles()), format }, body));
+      assert.equal(archive.entries.length, validFiles().length);
+    }
   });
 });

@@ -51,6 +51,8 @@ export interface EnrollOptions {
    * `pki.agentCertificateLifetime` would issue it.
    */
   readonly lifetimeMs?: number;
+  /** The CA key's passphrase, for a state made with one. */
+  readonly passphrase?: string;
 }
 
 /**
@@ -65,9 +67,9 @@ export async function enrollInProcess(
 ): Promise<EnrolledAgent> {
   const state = await openState(stateDir);
   try {
-    const issuer = new CertificateIssuer(state, await state.loadCa(), options.lifetimeMs);
+    const issuer = new CertificateIssuer(state, await state.loadCa(options.passphrase), options.lifetimeMs);
     const { token, jti, expiresAt } = await createEnrollmentToken({
-      signingKeyPem: await state.loadTokenSigningKey(),
+      signingKeyPem: await state.loadTokenSigningKey(options.passphrase),
       issuer: state.tokenIssuer,
       name,
       role,

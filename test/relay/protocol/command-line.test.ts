@@ -90,6 +90,16 @@ function listTree(dir: string): string[] {
     .sort();
 }
 
+/** A PKI state's audit trail: its log and the store that keeps the log's head. */
+const AUDIT_TRAIL_FILES = ['pki-audit.jsonl', 'pki.db', 'pki.db-wal', 'pki.db-shm'];
+
+function auditRecords(stateDir: string): { outcome?: string; code?: string }[] {
+  return readFileSync(join(stateDir, 'pki-audit.jsonl'), 'utf8')
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as { outcome?: string; code?: string });
+}
+
 describe('command line - every failure: exit status, one line on stderr, nothing left behind', () => {
   let root: string;
   /** A CA, unencrypted. */
@@ -196,6 +206,11 @@ describe('command line - every failure: exit status, one line on stderr, nothing
     /** The first line on stderr, exactly; a function for lines that name the test's own paths. */
     readonly line: string | (() => string) | RegExp;
     readonly timeoutMs?: number;
+    /**
+     * The CA state whose audit log records this refusal (pki/audit-log.ts): one record more there,
+     * and the log's head in pki.db, are all that may change.
+     */
+    readonly audited?: () => string;
   }
 
   const pki =
@@ -345,6 +360,7 @@ describe('command line - every failure: exit status, one line on stderr, nothing
       code: 1,
       line: () =>
         `dmz-pki: ${q(state)} already holds a certificate authority (PKI_ERR_ALREADY_INITIALIZED); it is left as it is; choose another directory for a new CA`,
+      audited: () => state,
     },
     {
       name: 'dmz-pki crl --out into a missing directory',
@@ -366,6 +382,7 @@ describe('command line - every failure: exit status, one line on stderr, nothing
         runHere('dmz-pki', ['--state', lockedState, 'token', 'create', '--name', 'press-7', '--role', 'ot']),
       code: 1,
       line: 'dmz-pki: the token-signing key is encrypted and no passphrase was given (PKI_ERR_PASSPHRASE); give it with --passphrase-file FILE or DMZ_PKI_PASSPHRASE',
+      audited: () => lockedState,
     },
     // dmz-agent.
     {
@@ -552,6 +569,8 @@ describe('command line - every failure: exit status, one line on stderr, nothing
   // One at a time: "nothing left on disk" is judged on the whole scratch directory.
   for (const row of rows) {
     it(`command line - ${row.name}: exit ${row.code}`, { timeout: row.timeoutMs ?? 20_000 }, async () => {
+      const auditedState = row.audited?.();
+      const recordsBefore = auditedState === undefined ? [] : auditRecords(auditedState);
       const before = listTree(root);
       const outcome = await row.run();
       assert.equal(outcome.code, row.code, outcome.stderr);
@@ -561,14 +580,22 @@ describe('command line - every failure: exit status, one line on stderr, nothing
       else assert.equal(first, expected);
       assert.doesNotMatch(outcome.stderr, /^\s+at /m, 'no stack trace');
       assert.equal(outcome.stdout, '');
-      // Config files the row wrote itself are the only new entries.
+      // Config files the row wrote itself are the only new entries, besides a refusal's record.
+      const trail =
+        auditedState === undefined
+          ? []
+          : AUDIT_TRAIL_FILES.map((file) => relative(root, join(auditedState, file)));
       const isConfig = (entry: string) => entry.split(' ')[0]?.endsWith('.yaml') === true;
-      const after = listTree(root).filter((entry) => !isConfig(entry));
-      assert.deepEqual(
-        after,
-        before.filter((entry) => !isConfig(entry)),
-        'nothing left on disk',
-      );
+      const isTrail = (entry: string) => trail.includes(entry.split(' ')[0] ?? '');
+      const kept = (entry: string) => !isConfig(entry) && !isTrail(entry);
+      const after = listTree(root).filter(kept);
+      assert.deepEqual(after, before.filter(kept), 'nothing left on disk');
+      if (auditedState !== undefined) {
+        const records = auditRecords(auditedState);
+        assert.deepEqual(records.slice(0, -1), recordsBefore, 'the audit log gained one record');
+        const code = /\((\w+)\)/.exec(first ?? '')?.[1];
+        assert.deepEqual([records.at(-1)?.outcome, records.at(-1)?.code], ['refused', code]);
+      }
     });
   }
 
