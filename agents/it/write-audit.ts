@@ -18,6 +18,13 @@ import type { WriteClient, WriteCommand, WriteResult } from './write-client.ts';
 
 /** Under the agent's state directory: `api/audit.jsonl`. */
 export const API_AUDIT_DIR = 'api';
+/**
+ * Refusals written per user a minute, whole: far above a person retrying, while a user who may
+ * only read cannot flood the log (rotated at 64 MiB) until the lines of real writes are gone.
+ * Past it, the refusals are counted, and the user's first line of a later minute says how many.
+ */
+export const MAX_AUDITED_REFUSALS_PER_MINUTE = 30;
+const REFUSAL_WINDOW_MS = 60_000;
 
 export interface ApiWriteAuditEntry {
   readonly time: string;
@@ -31,6 +38,15 @@ export interface ApiWriteAuditEntry {
   readonly outcome: 'sending' | 'done' | 'refused' | 'failed';
   readonly code?: ErrorCode;
   readonly message?: string;
+  /** This user's refusals not written since its last line (past MAX_AUDITED_REFUSALS_PER_MINUTE). */
+  readonly unwrittenRefusals?: number;
+}
+
+/** One user's refusals in the current minute. */
+interface RefusalWindow {
+  start: number;
+  written: number;
+  unwritten: number;
 }
 
 export class AuditedWrites {
@@ -38,6 +54,8 @@ export class AuditedWrites {
   readonly #log: WriteAuditLog<ApiWriteAuditEntry>;
   readonly #logger: Logger;
   readonly #now: () => number;
+  /** By user (null: the API has none); at most MAX_API_USERS + 1 entries. */
+  readonly #refusals = new Map<string | null, RefusalWindow>();
 
   private constructor(
     client: Pick<WriteClient, 'write'> | undefined,
@@ -102,18 +120,42 @@ export class AuditedWrites {
     code: ErrorCode,
     message: string,
   ): Promise<void> {
+    const now = this.#now();
+    let window = this.#refusals.get(user ?? null);
+    let unwritten = 0;
+    if (window === undefined || now - window.start >= REFUSAL_WINDOW_MS) {
+      unwritten = window?.unwritten ?? 0;
+      window = { start: now, written: 0, unwritten: 0 };
+      this.#refusals.set(user ?? null, window);
+    }
+    if (window.written >= MAX_AUDITED_REFUSALS_PER_MINUTE) {
+      if (window.unwritten++ === 0)
+        this.#logger.warn(
+          { user: user ?? null },
+          'API write refusals of this user counted, not written, this minute',
+        );
+      return;
+    }
+    window.written++;
     await this.#record({
-      time: this.#time(),
+      time: new Date(now).toISOString(),
       user: user ?? null,
       topic: asked.topic,
       value: asked.value,
       outcome: 'refused',
       code,
       message,
+      ...(unwritten === 0 ? {} : { unwrittenRefusals: unwritten }),
     });
   }
 
   close(): Promise<void> {
+    for (const [user, window] of this.#refusals)
+      if (window.unwritten > 0)
+        this.#logger.warn(
+          { user, unwrittenRefusals: window.unwritten },
+          'API write refusals not written at close',
+        );
     return this.#log.close();
   }
 

@@ -382,6 +382,28 @@ describe('dashboard - named users: sign-in, and write controls for role write al
     await screenshot(page, 'dashboard-write-user.png');
     await page.close();
   });
+
+  it('signs out: the credentials leave the tab, the values and the control with them; the page asks again', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(url);
+    await signIn(page, 'ada', PASSWORDS.ada);
+    await row(page, SPEED).locator('form.control').waitFor();
+    // What the page loaded by the sign-out asks for (one of the old page's may still be on its way).
+    const sentAfter: string[] = [];
+    let reloaded = false;
+    page.on('framenavigated', (frame) => (reloaded ||= frame === page.mainFrame()));
+    page.on('request', (sent) => {
+      if (reloaded && sent.headers().authorization !== undefined) sentAfter.push(sent.url());
+    });
+    await page.locator('#sign-out').click();
+    await page.locator('#login').waitFor();
+    assert.equal(await page.evaluate('sessionStorage.length'), 0);
+    assert.equal(await page.locator('.point').count(), 0);
+    assert.equal(await page.locator('form.control').count(), 0);
+    assert.equal(await page.locator('#sign-out').isHidden(), true);
+    assert.deepEqual(sentAfter, [], 'no request after sign-out carries the credentials');
+    await page.close();
+  });
 });
 
 /** Markup a compromised device could put in a string register: it must show as text and run nothing. */

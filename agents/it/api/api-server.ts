@@ -150,7 +150,7 @@ export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
     },
     writes,
     status: options.status,
-    streams: { open: 0 },
+    streams: new Set(),
   };
   for (const route of API_ROUTES) {
     app.route({
@@ -212,8 +212,17 @@ export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
           'CONFIG_ERR_INVALID',
           'it.api.users added to an API without users: restart the agent',
         );
-      authGate.replace(await loadAuthenticator(users));
+      const authenticator = await loadAuthenticator(users);
+      authGate.replace(authenticator);
       openapi = describe();
+      // A stream opened before stays open only if its credentials still name the same user:
+      // removed, or given another password or token, it is cut (its reconnect must sign in again).
+      await Promise.all(
+        [...context.streams].map(async (stream) => {
+          const now = await authenticator.identify(stream.authorization);
+          if (now === undefined || now.user !== stream.caller.user) stream.cut();
+        }),
+      );
     },
     close: () => app.close(),
   };

@@ -6,11 +6,13 @@
  * shows in the time an answer takes; passwords are checked against their scrypt hash
  * (password-hash.ts), an unknown name against a hash of no one, so a name's existence does not
  * show either. Every route needs credentials but the dashboard's static files (no plant data), so
- * the page can load and ask for them. An address that fails MAX_FAILED_ATTEMPTS_PER_MINUTE times
- * is refused for a minute without its credentials being looked at, so a password is not guessed
- * at the speed of a loopback socket.
+ * the page can load and ask for them. An address (an IPv6 one by its /64) that fails
+ * MAX_FAILED_ATTEMPTS_PER_MINUTE times, checks still running counted, is refused for a minute
+ * without its credentials being looked at, so a password is not guessed at the speed of a
+ * loopback socket.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { RateLimiterMemory, RateLimiterRes } from 'rate-limiter-flexible';
@@ -202,7 +204,8 @@ export function createAuthGate(initial: ApiAuthenticator): AuthGate {
     replace(next) {
       authenticator = next;
     },
-    async check(address, header) {
+    async check(peer, header) {
+      const address = attemptSource(peer);
       const record = await failures.get(address);
       // Checks still running count as failures to come: a password check waits for scrypt, and
       // without this an address could send hundreds at once, all let in before the first fails.
@@ -230,6 +233,27 @@ export function createAuthGate(initial: ApiAuthenticator): AuthGate {
       }
     },
   };
+}
+
+/**
+ * Whose attempts an address's are: an IPv4 address itself (also as IPv6 maps it), an IPv6 address
+ * by its /64, the smallest network a host is given (RFC 6177), which holds 2^64 addresses it may
+ * send from (privacy addresses, RFC 8981): counted one by one, each would start at zero.
+ */
+function attemptSource(address: string): string {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped !== null) return mapped[1] as string;
+  if (isIP(address) !== 6) return address;
+  const [head = '', tail] = address.replace(/%.*$/, '').split('::');
+  const groups = (part: string | undefined) => (part === undefined || part === '' ? [] : part.split(':'));
+  const known = [...groups(head), ...(tail === undefined ? [] : ['::']), ...groups(tail)];
+  const filled = known.flatMap((group) =>
+    group === '::' ? Array<string>(9 - known.length).fill('0') : [group],
+  );
+  return `${filled
+    .slice(0, 4)
+    .map((group) => Number.parseInt(group, 16).toString(16))
+    .join(':')}::/64`;
 }
 
 /** The file's first line; refuses a file others may read, and a secret too short to be one. */

@@ -40,8 +40,15 @@ export interface ApiContext {
   /** The agent's writes, each audited with the user who asked (agents/it/write-audit.ts). */
   readonly writes: AuditedWrites;
   readonly status: () => AgentStatus;
-  /** Live streams open now, against MAX_STREAMS. */
-  readonly streams: { open: number };
+  /** Live streams open now, against MAX_STREAMS; a reload of the users checks each again. */
+  readonly streams: Set<LiveStream>;
+}
+
+/** An open live stream: who opened it, with what, and how to end it (api-server.ts, on a reload). */
+export interface LiveStream {
+  readonly authorization: string | undefined;
+  readonly caller: ApiCaller;
+  cut(): void;
 }
 
 export interface ApiRoute {
@@ -176,22 +183,28 @@ export const API_ROUTES: readonly ApiRoute[] = [
       'AGENT_ERR_API_CURSOR_EXPIRED',
       'AGENT_ERR_API_TOO_MANY_STREAMS',
     ],
-    handler: async ({ store, streams }, request, reply) => {
+    handler: async ({ store, streams }, request, reply, caller) => {
       const query = request.query as { filter: string; since?: string };
       checkFilter(query.filter);
       // The browser's reconnect sends the last id it saw: that wins over the URL it first used.
       const lastEventId = request.headers['last-event-id'];
       const resume = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : query.since;
       const afterId = resume === undefined || resume === '' ? undefined : parseCursor(store, resume);
-      if (streams.open >= MAX_STREAMS) {
+      if (streams.size >= MAX_STREAMS) {
         throw new DmzError('AGENT_ERR_API_TOO_MANY_STREAMS', `at most ${MAX_STREAMS} live streams at once`);
       }
-      streams.open++;
+      // Authorised once, when it opens, but it may outlive that user: a reload checks it again.
+      const live: LiveStream = {
+        authorization: request.headers.authorization,
+        caller,
+        cut: () => reply.raw.destroy(),
+      };
+      streams.add(live);
       reply.hijack();
       try {
         await streamEntries(reply.raw, store, { filter: query.filter, afterId });
       } finally {
-        streams.open--;
+        streams.delete(live);
       }
     },
   },

@@ -7,8 +7,9 @@
  * The stream is read with fetch rather than EventSource so that credentials can go in the
  * Authorization header (EventSource cannot send one); it speaks the same text/event-stream.
  * Credentials are asked for when the API answers 401: a user name and password (basic auth), or
- * a token alone (bearer). Write controls are shown to a caller of role write alone; the API
- * refuses the others' writes whatever the page shows (403).
+ * a token alone (bearer), kept for this tab only, until it closes or Sign out is pressed. Write
+ * controls are shown to a caller of role write alone; the API refuses the others' writes whatever
+ * the page shows (403).
  */
 'use strict';
 
@@ -365,6 +366,7 @@
     }
     const who = document.getElementById('caller');
     who.hidden = caller.user === null;
+    document.getElementById('sign-out').hidden = caller.user === null;
     who.textContent = caller.user === null ? '' : `${caller.user} · ${caller.role.toUpperCase()}`;
   }
 
@@ -457,6 +459,13 @@
       }
     }
   }
+
+  // Sign out: the credentials leave the tab, and the page starts again from nothing (no values,
+  // no stream, the form), so whoever sits down at a shared screen next must sign in as themselves.
+  document.getElementById('sign-out').onclick = () => {
+    sessionStorage.removeItem(CREDENTIALS_KEY);
+    window.location.reload();
+  };
 
   let started = false;
   async function start() {

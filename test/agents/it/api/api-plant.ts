@@ -200,6 +200,8 @@ export interface StreamEvent {
 export interface OpenStream {
   readonly status: number;
   readonly events: StreamEvent[];
+  /** Settles when the server ends or cuts the stream (or close() does). */
+  readonly ended: Promise<void>;
   close(): void;
 }
 
@@ -233,7 +235,8 @@ export function openStream(url: string, headers: Record<string, string> = {}): P
         }
       });
       response.on('error', () => undefined);
-      resolve({ status: response.statusCode ?? 0, events, close: () => outgoing.destroy() });
+      const ended = new Promise<void>((settle) => response.once('close', settle));
+      resolve({ status: response.statusCode ?? 0, events, ended, close: () => outgoing.destroy() });
     });
     outgoing.on('error', reject);
     outgoing.end();
