@@ -4,9 +4,10 @@
  * files open to the agent's user alone (0600). Tokens are compared as SHA-256 digests with
  * timingSafeEqual against every user's, so neither a token's content, its length nor whose it is
  * shows in the time an answer takes; passwords are checked against their scrypt hash
- * (password-hash.ts), an unknown name against a hash of no one, so a name's existence does not
- * show either. Every route needs credentials but the dashboard's static files (no plant data), so
- * the page can load and ask for them. An address (an IPv6 one by its /64) that fails
+ * (password-hash.ts; the shared `auth.basic` password is hashed when it is loaded), an unknown
+ * name against a hash of no one, so a name's existence does not show either. Every route needs
+ * credentials but the dashboard's static files (no plant data), so the page can load and ask for
+ * them. An address (an IPv6 one by its /64) that fails
  * MAX_FAILED_ATTEMPTS_PER_MINUTE times, checks still running counted, is refused for a minute
  * without its credentials being looked at, so a password is not guessed at the speed of a
  * loopback socket.
@@ -20,7 +21,13 @@ import { quote } from '../../../relay/protocol/command-line.ts';
 import { DmzError } from '../../../relay/protocol/errors.ts';
 import { refuseOpenPermissions } from '../../../relay/protocol/file-permissions.ts';
 import type { ApiRole, ItApiUser, SecretFile } from './api-config.ts';
-import { parsePasswordHash, PASSWORD_HASH_COST, verifyPassword, type PasswordHash } from './password-hash.ts';
+import {
+  newPasswordHash,
+  parsePasswordHash,
+  PASSWORD_HASH_COST,
+  verifyPassword,
+  type PasswordHash,
+} from './password-hash.ts';
 
 /** A bearer token shorter than this is guessable; `openssl rand -hex 32` makes 64 characters. */
 export const MIN_TOKEN_LENGTH = 16;
@@ -70,8 +77,11 @@ export interface ApiAuthenticator {
 
 interface PasswordUser {
   readonly caller: ApiCaller;
-  /** A scrypt hash, or (the shared `auth.basic`) the SHA-256 of the password itself. */
-  readonly check: PasswordHash | Buffer;
+  /**
+   * A scrypt hash: the user's, or, for the shared `auth.basic` whose file holds the password
+   * itself, one made when it is loaded, so guessing it costs an scrypt check as a user's does.
+   */
+  readonly check: PasswordHash;
   /** The keyed digest of the password last found right: checked again without scrypt. */
   verified: Buffer | undefined;
 }
@@ -97,7 +107,7 @@ export async function loadAuthenticator(users: readonly ItApiUser[]): Promise<Ap
     if (user.password !== undefined) {
       const check = user.password.hashed
         ? await readPasswordHash(user.password)
-        : sha256(await readSecret(user.password, MIN_PASSWORD_LENGTH));
+        : await newPasswordHash(await readSecret(user.password, MIN_PASSWORD_LENGTH));
       passwords.set(user.name, { caller, check, verified: undefined });
     }
   }
@@ -111,7 +121,7 @@ export async function loadAuthenticator(users: readonly ItApiUser[]): Promise<Ap
         scheme === 'bearer' ? `Bearer realm="${REALM}"` : `${basic} realm="${REALM}", charset="UTF-8"`,
       )
       .join(', ');
-  const checkPassword = passwordChecker([...passwords.values()].some((user) => !Buffer.isBuffer(user.check)));
+  const checkPassword = passwordChecker();
   return {
     challenge: (fromScript) => challenges(fromScript ? 'x-Basic' : 'Basic'),
     schemes,
@@ -139,14 +149,13 @@ export async function loadAuthenticator(users: readonly ItApiUser[]): Promise<Ap
  * password found right before is recognised by its keyed digest (HMAC under a key of this process
  * alone), so a dashboard's poll every 2 s costs one scrypt per process, not one per request.
  */
-function passwordChecker(
-  hashed: boolean,
-): (user: PasswordUser | undefined, password: string) => Promise<ApiCaller | undefined> {
+function passwordChecker(): (
+  user: PasswordUser | undefined,
+  password: string,
+) => Promise<ApiCaller | undefined> {
   const digestKey = randomBytes(32);
-  // What an unknown name is checked against: of the kind the known ones are, matching no password.
-  const nobody: PasswordUser['check'] = hashed
-    ? { ...PASSWORD_HASH_COST, salt: randomBytes(16), hash: randomBytes(32) }
-    : randomBytes(32);
+  // What an unknown name is checked against: the default cost, matching no password.
+  const nobody: PasswordHash = { ...PASSWORD_HASH_COST, salt: randomBytes(16), hash: randomBytes(32) };
   const waiting: (() => void)[] = [];
   let running = 0;
   return async (user, password) => {
@@ -154,8 +163,6 @@ function passwordChecker(
     if (user !== undefined && user.verified !== undefined && timingSafeEqual(user.verified, digest))
       return user.caller;
     const check = user?.check ?? nobody;
-    if (Buffer.isBuffer(check))
-      return timingSafeEqual(sha256(password), check) && user !== undefined ? user.caller : undefined;
     if (running >= MAX_CONCURRENT_PASSWORD_CHECKS) await new Promise<void>((go) => waiting.push(go));
     running++;
     try {

@@ -31,11 +31,16 @@ export interface PasswordHash {
   readonly hash: Buffer;
 }
 
-/** A new hash of `password` with a fresh random salt, as one line of text. */
-export async function hashPassword(password: string): Promise<string> {
+/** A new hash of `password` with a fresh random salt, at the default cost. */
+export async function newPasswordHash(password: string): Promise<PasswordHash> {
   const salt = randomBytes(SALT_BYTES);
   const hash = await derive(password, { ...PASSWORD_HASH_COST, salt, hash: Buffer.alloc(HASH_BYTES) });
-  const { log2N, r, p } = PASSWORD_HASH_COST;
+  return { ...PASSWORD_HASH_COST, salt, hash };
+}
+
+/** A new hash of `password`, as the one line of text a hash file holds. */
+export async function hashPassword(password: string): Promise<string> {
+  const { log2N, r, p, salt, hash } = await newPasswordHash(password);
   return `$scrypt$ln=${log2N},r=${r},p=${p}$${unpadded(salt)}$${unpadded(hash)}`;
 }
 

@@ -345,7 +345,7 @@
       setState(document.getElementById('relay-state'), 'bad', 'UNKNOWN');
       banner(
         waitingForCredentials
-          ? 'Sign in: values shown are the last received'
+          ? 'Sign in to see live values (any shown here are the last received)'
           : `The agent does not answer (${error.message}): values shown are the last received`,
       );
     }
