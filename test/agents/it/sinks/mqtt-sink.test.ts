@@ -231,11 +231,19 @@ describe('mqtt bridge - broker outage', () => {
     await broker.restart();
     await streaming;
     assert.equal(sink.lastSeq(TEMP), total);
+    // Every point has its PUBACK from the broker by now: what the subscriber still lacks after the
+    // wait is the broker's to deliver (its session across the restart), named so a failure says so.
     await waitFor(
       () => new Set(seqs(subscriber, TEMP)).size === total,
       'every point at the subscriber',
       30_000,
-    );
+    ).catch((error: unknown) => {
+      const have = new Set(seqs(subscriber, TEMP));
+      const missing = Array.from({ length: total }, (_, index) => index + 1).filter((seq) => !have.has(seq));
+      throw new Error(
+        `${(error as Error).message}: ${missing.length} acknowledged points never reached the subscriber (first ${missing.slice(0, 10).join(', ')}), held at the outage ${heldAtOutage}`,
+      );
+    });
     const received = seqs(subscriber, TEMP);
     const unique = [...new Set(received)].sort((a, b) => a - b);
     assert.deepEqual(
