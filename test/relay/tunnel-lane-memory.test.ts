@@ -9,14 +9,13 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { MAX_STREAM_CHUNK_BYTES, MAX_STREAM_WINDOW_BYTES } from '../../relay/protocol/streams.ts';
 import { readMetric } from '../support/metrics.ts';
 import type { RawAgent } from '../support/raw-agent.ts';
 import { startTestRelay, type TestRelay } from '../support/relay-harness.ts';
 import { createTestPki } from '../support/test-pki.ts';
 import { waitFor } from '../support/wait.ts';
+import { heapAfterGc } from '../support/heap.ts';
 
 /** Streams whose large frames fill the OT agent's socket, so that the lane holds what comes next. */
 const FILL_STREAMS = 3;
@@ -26,15 +25,6 @@ const TINY_FRAMES = 65_536;
 /** Memory per byte of credit the lane may take for tiny frames (~475 bytes per 512 of credit measured). */
 const LANE_FACTOR = 2;
 const NOISE_BYTES = 2 * 1024 * 1024;
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 describe('relay tunnels - the bulk lane under a flood of 1-byte frames', () => {
   let t: TestRelay;

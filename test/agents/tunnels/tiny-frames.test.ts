@@ -15,8 +15,6 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, it, type TestContext } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { MIN_STREAM_FRAME_CREDIT } from '../../../relay/protocol/streams.ts';
 import type { RawAgent } from '../../support/raw-agent.ts';
 import { waitFor } from '../../support/wait.ts';
@@ -32,6 +30,7 @@ import {
   type TunnelClient,
   type TunnelPlant,
 } from './tunnel-fixture.ts';
+import { heapAfterGc } from '../../support/heap.ts';
 
 const WINDOW = 1024 * 1024;
 /** Credit kept back for the 1-byte frames, and as many frames: ~18 MB of queued writes without the rule. */
@@ -39,15 +38,6 @@ const RESERVE = 64 * 1024;
 /** With the rule: the ~1,000 frames the credit admits (well under 1 MB), and the GC's noise. */
 const GROWTH_BOUND_BYTES = 8 * 1024 * 1024;
 const HOSTILE_IT = 'mallory';
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 /**
  * Fills the slow peer's kernel buffers, then sends RESERVE 1-byte frames; waits until the agent

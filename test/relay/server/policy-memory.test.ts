@@ -10,12 +10,11 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { RawAgent } from '../../support/raw-agent.ts';
 import { startTestRelay, type TestRelay } from '../../support/relay-harness.ts';
 import { createTestPki, type TestPki } from '../../support/test-pki.ts';
 import { waitFor } from '../../support/wait.ts';
+import { heapAfterGc } from '../../support/heap.ts';
 
 const FRAMES = 150_000;
 /** Sent in bursts, so the relay's message rate limit (50,000 a second) is never reached. */
@@ -23,15 +22,6 @@ const BURST = 10_000;
 const BURST_PAUSE_MS = 300;
 /** The per-name cache grew the heap by ~50 MB over these frames; the rest is the GC's noise. */
 const GROWTH_BOUND_BYTES = 12 * 1024 * 1024;
-
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
-
-function heapAfterGc(): number {
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
 
 describe('relay/server memory an IT agent can make the relay keep', () => {
   let pki: TestPki;
