@@ -11,6 +11,9 @@
  *   tunnel's own topology (the pair is the issue's comparison; the chain is the same work);
  * - Node floor: the same topology as three Node processes that only pipe TLS (tls-hop.ts), the
  *   least any Node implementation of it can cost here; a diagnosis, not a peer;
+ * - Node splice: three Node processes again, but one TLS link, from the first to the last, and the
+ *   middle one a plain TCP pipe: what a design with end-to-end TLS between the agents and a relay
+ *   that only splices ciphertext would reach in Node (BENCHMARKS.md); a diagnosis, not a peer;
  * - stalled neighbour (tunnel only): STALL_STREAMS downloads alone, then again with one more
  *   stream whose reader never reads; the others' throughput with it over without it.
  *
@@ -244,17 +247,18 @@ async function startStunnel(
 /**
  * The Node floor: three processes of tls-hop.ts (TCP in, TLS out; TLS both sides; TLS in, TCP
  * out) between the clients and `targets`, using `dir`'s stunnel certificates. Not a product: the
- * least the tunnel's topology costs in Node, framing and flow control left out.
+ * least the tunnel's topology costs in Node, framing and flow control left out. Other `hops` give
+ * other topologies of three processes (the splice: TLS from the first to the last).
  */
 async function startNodeFloor(
   dir: string,
   targets: readonly number[],
-): Promise<{ ports: number[]; pids: number[]; stop(): void }> {
-  const hops: [string, string][] = [
+  hops: [string, string][] = [
     ['tcp', 'tls'],
     ['tls', 'tls'],
     ['tls', 'tcp'],
-  ];
+  ],
+): Promise<{ ports: number[]; pids: number[]; stop(): void }> {
   const routes: string[][] = hops.map(() => []);
   const ports: number[] = [];
   for (const target of targets) {
@@ -387,6 +391,11 @@ async function main(): Promise<void> {
   const stunnel = await startStunnel(join(tunnel.plant.dir, 'stunnel'), targetPorts, 'pair');
   const chain = await startStunnel(join(tunnel.plant.dir, 'stunnel-chain'), targetPorts, 'chain');
   const floor = await startNodeFloor(join(tunnel.plant.dir, 'stunnel'), targetPorts);
+  const splice = await startNodeFloor(join(tunnel.plant.dir, 'stunnel'), targetPorts, [
+    ['tcp', 'tls'],
+    ['tcp', 'tcp'],
+    ['tls', 'tcp'],
+  ]);
   const tunnelPids = tunnel.agents.map((agent) => agent.incarnations.at(-1)?.pid ?? 0);
   console.log(`tunnel pids: relay ${tunnelPids[0]}, OT agent ${tunnelPids[1]}, IT agent ${tunnelPids[2]}`);
   const paths: Path[] = [
@@ -417,6 +426,13 @@ async function main(): Promise<void> {
       bulkPort: floor.ports[0]!,
       echoPort: floor.ports[1]!,
       downloadPort: floor.ports[2]!,
+    },
+    {
+      name: 'Node splice',
+      pids: splice.pids,
+      bulkPort: splice.ports[0]!,
+      echoPort: splice.ports[1]!,
+      downloadPort: splice.ports[2]!,
     },
     {
       name: 'tunnel',
@@ -477,6 +493,7 @@ async function main(): Promise<void> {
     stunnel.stop();
     chain.stop();
     floor.stop();
+    splice.stop();
     await Promise.all(tunnel.agents.map((agent) => agent.stop()));
     await tunnel.plant.close();
     for (const server of Object.values(servers)) server.close();
@@ -510,6 +527,7 @@ function report(
   const chain = row('stunnel chain');
   const floor = row('Node floor');
   const tunnel = row('tunnel');
+  const spliced = row('Node splice');
   const mb = (value: number) => `${value.toFixed(0)} MB/s`;
   const ms = (value: number) => `${value.toFixed(3)} ms`;
   console.log(
@@ -524,6 +542,7 @@ function report(
       ['stunnel', stunnel],
       ['stunnel chain', chain],
       ['Node floor', floor],
+      ['Node splice', spliced],
       ['tunnel', tunnel],
     ].map(([name, r]) => {
       const value = r as typeof direct;
@@ -542,6 +561,7 @@ function report(
   const addedStunnel = stunnel.p50 - direct.p50;
   const addedChain = chain.p50 - direct.p50;
   const addedFloor = floor.p50 - direct.p50;
+  const addedSplice = spliced.p50 - direct.p50;
   console.log('');
   for (const line of formatTable([
     ['ratio', 'value', 'target'],
@@ -560,6 +580,9 @@ function report(
     ['bulk: tunnel / Node floor', formatRatio(tunnel.bulk / floor.bulk), ''],
     ['added round trip: Node floor / stunnel', formatRatio(addedFloor / addedStunnel), ''],
     ['added round trip: tunnel / Node floor', formatRatio(addedTunnel / addedFloor), ''],
+    // One TLS link, as in stunnel's pair: what a relay that splices end-to-end TLS would reach.
+    ['bulk: Node splice / stunnel', formatRatio(spliced.bulk / stunnel.bulk), ''],
+    ['added round trip: Node splice / stunnel', formatRatio(addedSplice / addedStunnel), ''],
   ]))
     console.log(line);
   console.log(
