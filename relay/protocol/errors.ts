@@ -164,6 +164,8 @@ export const ERROR_MESSAGES = {
   AGENT_ERR_API_FORBIDDEN: "the user's role does not allow this request (writes need role write)",
   AGENT_ERR_API_RATE_LIMITED: 'too many failed authentication attempts from this address',
   AGENT_ERR_API_TOO_MANY_STREAMS: 'the API serves as many live streams as it allows',
+  AGENT_ERR_API_USER_STREAMS:
+    'this user holds as many live streams as it.api.maxStreamsPerUser allows: close one first',
   AGENT_ERR_API_SECRET:
     "the API's token, password or TLS key file is unreadable, too short or open to others",
   AGENT_ERR_API_HOST:

@@ -21,6 +21,15 @@ const File = Type.String({ minLength: 1, maxLength: 4096 });
 /** Users one API lists at most: a plant's engineers and programs, far from this. */
 export const MAX_API_USERS = 256;
 
+/** Live streams the API serves at once, all users together: each holds a store follower, a queue, a socket. */
+export const MAX_STREAMS = 64;
+/**
+ * Live streams one user may hold open at once, unless it.api.maxStreamsPerUser says otherwise: a
+ * dashboard holds one per browser tab, a program one or two; eight leave room for a person's
+ * tabs, and eight such users before the API's MAX_STREAMS, so one user cannot take them all.
+ */
+export const DEFAULT_STREAMS_PER_USER = 8;
+
 /** What a user may do: `read` everything the API serves; `write` also sends writes. */
 export const API_ROLES = ['read', 'write'] as const;
 export type ApiRole = (typeof API_ROLES)[number];
@@ -56,6 +65,11 @@ export const ItApiSchema = Type.Object(
     store: Type.Optional(Type.String({ minLength: 1, maxLength: 63 })),
     tls: Type.Optional(Type.Object({ cert: File, key: File }, { additionalProperties: false })),
     users: Type.Optional(Type.Array(UserSchema, { minItems: 1, maxItems: MAX_API_USERS })),
+    /**
+     * Live streams one user may hold at once (the shared `auth` secret is one user: everyone who
+     * holds it shares these). At most MAX_STREAMS, which bounds all users together.
+     */
+    maxStreamsPerUser: Type.Integer({ minimum: 1, maximum: MAX_STREAMS, default: DEFAULT_STREAMS_PER_USER }),
     /** The single shared secret of earlier versions: one user of role write (see above). */
     auth: Type.Optional(
       Type.Union([
@@ -124,6 +138,8 @@ export interface ItApiConfig {
   readonly tls: { readonly cert: string; readonly key: string } | undefined;
   /** Who may use the API; undefined: anyone who reaches it (loopback only), as role write. */
   readonly users: readonly ItApiUser[] | undefined;
+  /** Live streams one user may hold at once; without users, only MAX_STREAMS bounds them. */
+  readonly maxStreamsPerUser: number;
   readonly units: readonly { readonly filter: string; readonly unit: string }[];
   readonly writable: readonly { readonly filter: string; readonly type: 'number' | 'boolean' | 'string' }[];
 }
@@ -164,6 +180,7 @@ export function resolveItApi(
     store,
     tls: raw.tls === undefined ? undefined : { cert: path(raw.tls.cert), key: path(raw.tls.key) },
     users: resolveUsers(raw, path, issues),
+    maxStreamsPerUser: raw.maxStreamsPerUser,
     units: raw.units,
     writable: raw.writable,
   };

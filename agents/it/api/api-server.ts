@@ -30,6 +30,7 @@ import { buildOpenApiDocument } from './openapi.ts';
 import { API_HEADERS } from './response-headers.ts';
 import { forbidden, mayUse } from './roles.ts';
 import { API_ROUTES, type ApiContext } from './routes.ts';
+import { StreamSlots } from './stream-slots.ts';
 import { MAX_BODY_BYTES } from './schemas.ts';
 
 /** The routes served without credentials: the dashboard's page and files, which hold no data. */
@@ -150,7 +151,7 @@ export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
     },
     writes,
     status: options.status,
-    streams: new Set(),
+    streams: new StreamSlots(config.maxStreamsPerUser),
   };
   for (const route of API_ROUTES) {
     app.route({
@@ -218,7 +219,7 @@ export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
       // A stream opened before stays open only if its credentials still name the same user:
       // removed, or given another password or token, it is cut (its reconnect must sign in again).
       await Promise.all(
-        [...context.streams].map(async (stream) => {
+        context.streams.open.map(async (stream) => {
           const now = await authenticator.identify(stream.authorization);
           if (now === undefined || now.user !== stream.caller.user) stream.cut();
         }),

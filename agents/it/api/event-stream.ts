@@ -32,17 +32,26 @@ export interface StreamRequest {
   readonly afterId: number | undefined;
 }
 
-/** Streams into `response` until the client goes away; resolves then. */
+/**
+ * Streams into `response` until the client goes away; resolves then, which is when its slot is
+ * given back (routes.ts). Gone is the connection closing as much as the response: a response
+ * that never began (a connection closed while the request was authenticated, or a request
+ * pipelined behind another stream on a connection that closed) never emits `close` of its own,
+ * and waiting for it would hold the slot until the agent restarts.
+ */
 export function streamEntries(
   response: ServerResponse,
   store: RecentSink,
   request: StreamRequest,
 ): Promise<void> {
+  const connection = response.req.socket;
+  if (connection.destroyed) return Promise.resolve();
   const { filter } = request;
   const queue: RecentEntry[] = [];
   let writing = false;
   let ended = false;
-  const finished = new Promise<void>((resolve) => response.once('close', resolve));
+  let settle = () => {};
+  const finished = new Promise<void>((resolve) => (settle = resolve));
 
   /** Set when the stream ends once the queue is sent (a resume that missed too much to queue). */
   let endWhenSent = false;
@@ -117,7 +126,15 @@ export function streamEntries(
   response.write(preface);
   const keepalive = setInterval(() => response.write(': keepalive\n\n'), KEEPALIVE_MS);
   keepalive.unref();
-  response.once('close', stop);
+  const gone = () => {
+    response.off('close', gone);
+    connection.off('close', gone);
+    stop();
+    settle();
+  };
+  // Both left again when the stream ends: a connection may carry many streams, one after another.
+  response.once('close', gone);
+  connection.once('close', gone);
   if (endWhenSent) unfollow();
   void pump();
   return finished;

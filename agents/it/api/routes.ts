@@ -17,6 +17,7 @@ import { forbidden } from './roles.ts';
 import { formatCursor, parseCursor } from './cursor.ts';
 import { historyEntryBody, topicValueBody, type TopicTables } from './entry-bodies.ts';
 import { streamEntries } from './event-stream.ts';
+import type { LiveStream, StreamSlots } from './stream-slots.ts';
 import {
   HistoryQuery,
   HistoryResponse,
@@ -31,24 +32,14 @@ import {
   type TopicValueBody,
 } from './schemas.ts';
 
-/** Live streams served at once: each holds a follower and, for a slow client, a queue. */
-export const MAX_STREAMS = 64;
-
 export interface ApiContext {
   readonly store: RecentSink;
   readonly tables: TopicTables;
   /** The agent's writes, each audited with the user who asked (agents/it/write-audit.ts). */
   readonly writes: AuditedWrites;
   readonly status: () => AgentStatus;
-  /** Live streams open now, against MAX_STREAMS; a reload of the users checks each again. */
-  readonly streams: Set<LiveStream>;
-}
-
-/** An open live stream: who opened it, with what, and how to end it (api-server.ts, on a reload). */
-export interface LiveStream {
-  readonly authorization: string | undefined;
-  readonly caller: ApiCaller;
-  cut(): void;
+  /** Live streams open now, by user; a reload of the users checks each again. */
+  readonly streams: StreamSlots;
 }
 
 export interface ApiRoute {
@@ -181,6 +172,7 @@ export const API_ROUTES: readonly ApiRoute[] = [
       'AGENT_ERR_API_BAD_FILTER',
       'AGENT_ERR_API_BAD_CURSOR',
       'AGENT_ERR_API_CURSOR_EXPIRED',
+      'AGENT_ERR_API_USER_STREAMS',
       'AGENT_ERR_API_TOO_MANY_STREAMS',
     ],
     handler: async ({ store, streams }, request, reply, caller) => {
@@ -190,21 +182,18 @@ export const API_ROUTES: readonly ApiRoute[] = [
       const lastEventId = request.headers['last-event-id'];
       const resume = typeof lastEventId === 'string' && lastEventId !== '' ? lastEventId : query.since;
       const afterId = resume === undefined || resume === '' ? undefined : parseCursor(store, resume);
-      if (streams.size >= MAX_STREAMS) {
-        throw new DmzError('AGENT_ERR_API_TOO_MANY_STREAMS', `at most ${MAX_STREAMS} live streams at once`);
-      }
       // Authorised once, when it opens, but it may outlive that user: a reload checks it again.
       const live: LiveStream = {
         authorization: request.headers.authorization,
         caller,
         cut: () => reply.raw.destroy(),
       };
-      streams.add(live);
+      streams.take(live);
       reply.hijack();
       try {
         await streamEntries(reply.raw, store, { filter: query.filter, afterId });
       } finally {
-        streams.delete(live);
+        streams.release(live);
       }
     },
   },

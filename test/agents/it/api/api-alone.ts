@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
-import type { ItApiUser } from '../../../../agents/it/api/api-config.ts';
+import { DEFAULT_STREAMS_PER_USER, type ItApiUser } from '../../../../agents/it/api/api-config.ts';
 import { startItApi, type RunningItApi } from '../../../../agents/it/api/api-server.ts';
 import { openRecentSink, type RecentSink } from '../../../../agents/it/sinks/recent-sink.ts';
 import type { AgentStatus } from '../../../../agents/runtime/status.ts';
@@ -42,10 +42,14 @@ export function resolvedUser(entry: ApiUserEntry, index: number): ItApiUser {
   };
 }
 
-/** The API on 127.0.0.1:0 for the users `makeUsers` makes; closed after the test. */
+/**
+ * The API on 127.0.0.1:0 for the users `makeUsers` makes; closed after the test. `maxStreamsPerUser`
+ * as it.api.maxStreamsPerUser (its default unless given).
+ */
 export async function startLoneApi(
   t: TestContext,
   makeUsers: (api: Pick<LoneApi, 'addUser' | 'dir'>) => Promise<readonly ApiUserEntry[]>,
+  { maxStreamsPerUser = DEFAULT_STREAMS_PER_USER }: { readonly maxStreamsPerUser?: number } = {},
 ): Promise<LoneApi> {
   const parent = await mkdtemp(join(tmpdir(), 'dmz-api-alone-'));
   // One hook, in order: the listener, then the store, then the files.
@@ -73,6 +77,7 @@ export async function startLoneApi(
       store: 'recent',
       tls: undefined,
       users: users.map(resolvedUser),
+      maxStreamsPerUser,
       units: [],
       writable: [],
     },

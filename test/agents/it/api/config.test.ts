@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { DEFAULT_STREAMS_PER_USER, MAX_STREAMS } from '../../../../agents/it/api/api-config.ts';
 import { validateAgentConfig } from '../../../../agents/runtime/config.ts';
 import { ConfigError } from '../../../../relay/protocol/errors.ts';
 
@@ -36,6 +37,7 @@ describe('agents/it/api - configuration', () => {
       store: 'recent',
       tls: undefined,
       users: undefined,
+      maxStreamsPerUser: DEFAULT_STREAMS_PER_USER,
       units: [],
       writable: [],
     });
@@ -202,6 +204,24 @@ describe('agents/it/api - configuration', () => {
       /names no sink of type recent/,
     ],
     ['an unknown API key', { api: { cors: true } }, '/it/api/cors', /unknown key/],
+    [
+      'no live stream for a user',
+      { api: { maxStreamsPerUser: 0 } },
+      '/it/api/maxStreamsPerUser',
+      /greater or equal to 1$/,
+    ],
+    [
+      "more streams for a user than the API's for everyone",
+      { api: { maxStreamsPerUser: MAX_STREAMS + 1 } },
+      '/it/api/maxStreamsPerUser',
+      new RegExp(`less or equal to ${MAX_STREAMS}$`),
+    ],
+    [
+      'streams per user that are not a whole number',
+      { api: { maxStreamsPerUser: '8 streams' } },
+      '/it/api/maxStreamsPerUser',
+      /integer/,
+    ],
     [
       'a unit filter that is not one',
       { api: { units: [{ filter: 'a/#/b', unit: 'degC' }] } },

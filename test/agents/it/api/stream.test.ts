@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { assertRun } from '../../../support/agent-plant.ts';
 import { waitFor } from '../../../support/wait.ts';
-import { MAX_STREAMS } from '../../../../agents/it/api/routes.ts';
+import { MAX_STREAMS } from '../../../../agents/it/api/api-config.ts';
 import {
   createApiPlant,
   openStream,
