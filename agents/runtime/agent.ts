@@ -19,8 +19,7 @@ import { loadWriteKey, type WriteKey } from '../it/write-key.ts';
 import { RelayLink, type LinkEvents } from '../link/relay-link.ts';
 import { scheduleRenewal } from '../renewal.ts';
 import type { PointPublisher } from '../ot/publisher.ts';
-import type { TunnelEntrance } from '../tunnels/entrance.ts';
-import type { TunnelExit } from '../tunnels/exit.ts';
+import { tunnelEvents } from '../tunnels/tunnel-events.ts';
 import { attachConsumers, openIt, openOt, type ItPart, type OtPart } from './agent-parts.ts';
 import { checkConfigRole, type AgentConfig } from './config.ts';
 import { LinkSupervisor } from './link-supervisor.ts';
@@ -354,14 +353,4 @@ export class Agent {
     const writes = this.#ot?.writes ?? this.writes;
     return writes === undefined ? {} : { writes: writes.stats() };
   }
-}
-
-/** The stream frames of either end go to its tunnels: the entrance (IT) or the exit (OT). */
-function tunnelEvents(tunnels: TunnelEntrance | TunnelExit): LinkEvents {
-  return {
-    streamData: (data) => tunnels.data(data),
-    streamWindow: (window) => tunnels.window(window),
-    streamClosed: (closed) => tunnels.closed(closed),
-    streamRefused: (refusal) => tunnels.refused(refusal),
-  };
 }

@@ -24,6 +24,7 @@ import {
   EntranceSchema,
   parseHostPort,
   ServiceSchema,
+  streamsPerPeer,
   type TunnelEntranceSettings,
   type TunnelService,
 } from '../tunnels/tunnel-config.ts';
@@ -337,6 +338,7 @@ function resolveServices(
       target: parseHostPort(service.target) ?? { host: '', port: 0 },
       allow: service.allow,
       maxStreams: service.maxStreams,
+      maxStreamsPerPeer: service.maxStreamsPerPeer ?? streamsPerPeer(service.maxStreams, service.allow),
       idleTimeoutMs: duration(issues, `${at}/idleTimeout`, service.idleTimeout, 1_000, 7 * DAY_MS),
       connectTimeoutMs: duration(
         issues,

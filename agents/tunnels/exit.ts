@@ -2,7 +2,8 @@
  * The OT side of the tunnels: streams the relay hands over are served by the agent's own named
  * services (agent.yaml `ot.services`), each connecting to the one target its config names. The
  * relay checked its policy; this end checks its own, independently: the service exists, the IT
- * agent is on its allowlist (if it has one), the service has a stream to spare. A target that
+ * agent is on its allowlist (if it has one), that agent holds fewer than its share of the
+ * service's streams (`maxStreamsPerPeer`), the service has a stream to spare. A target that
  * refuses or does not answer in time is a prompt streamClose with the reason, never a hang; a
  * stream with no byte either way for the idle time is closed.
  */
@@ -48,6 +49,8 @@ interface ServiceState {
   /** Target connections a second (SERVICE_CONNECTS_PER_SECOND), a second's worth at once. */
   readonly connects: ByteBudget;
   open: number;
+  /** Streams open (connecting or connected) per IT agent, held to `maxStreamsPerPeer`. */
+  readonly heldBy: Map<string, number>;
 }
 
 export interface ExitStats extends MuxStats {
@@ -67,7 +70,7 @@ export class TunnelExit {
       const budget =
         settings.bytesPerSecond === undefined ? undefined : new ByteBudget(settings.bytesPerSecond);
       const connects = new ByteBudget(Math.max(SERVICE_CONNECTS_PER_SECOND, settings.maxStreams));
-      this.#services.set(settings.name, { settings, budget, connects, open: 0 });
+      this.#services.set(settings.name, { settings, budget, connects, open: 0, heldBy: new Map() });
     }
     this.#logger = options.logger;
     this.#peerOf = options.peerOf;
@@ -117,9 +120,13 @@ export class TunnelExit {
     const { settings } = service;
     if (peer === undefined || (settings.allow !== undefined && !settings.allow.includes(peer)))
       return refuse('AGENT_ERR_TUNNEL_FORBIDDEN');
+    // The service's bound first: with one agent (and maxStreamsPerPeer its default, maxStreams) the
+    // refusal stays AGENT_ERR_TUNNEL_LIMIT, as it was before there was a bound per agent.
     if (service.open >= settings.maxStreams) return refuse('AGENT_ERR_TUNNEL_LIMIT');
+    if ((service.heldBy.get(peer) ?? 0) >= settings.maxStreamsPerPeer)
+      return refuse('AGENT_ERR_TUNNEL_PEER_LIMIT');
     if (!service.connects.takeIfAvailable(1)) return refuse('AGENT_ERR_TUNNEL_CONNECT_RATE');
-    service.open++;
+    holdStream(service, peer, 1);
     const streamLink = this.#mux.linkFor(link, offer.session, offer.stream);
     const stream = new TunnelStream({
       session: offer.session,
@@ -130,8 +137,10 @@ export class TunnelExit {
       link: streamLink,
       socketFailure: 'AGENT_ERR_TUNNEL_TARGET_FAILED',
       ...(service.budget === undefined ? {} : { pace: (bytes: number) => service.budget?.take(bytes) ?? 0 }),
+      // Every end comes here once: both halves ended, an abort by either end, the session's end,
+      // the link's loss (StreamMux.detach).
       onFinished: (finished, outcome) => {
-        service.open--;
+        holdStream(service, peer, -1);
         this.#finished(finished, outcome);
       },
     });
@@ -207,4 +216,12 @@ export class TunnelExit {
       'tunnel stream closed',
     );
   }
+}
+
+/** Counts a stream opened (+1) or finished (-1) against its service and its IT agent. */
+function holdStream(service: ServiceState, peer: string, delta: 1 | -1): void {
+  service.open += delta;
+  const held = (service.heldBy.get(peer) ?? 0) + delta;
+  if (held === 0) service.heldBy.delete(peer);
+  else service.heldBy.set(peer, held);
 }

@@ -24,6 +24,8 @@ export const ServiceSchema = Type.Object(
     /** IT agents this service admits, whatever the relay grants; default: whom the relay grants. */
     allow: Type.Optional(Type.Array(Type.String({ maxLength: 63 }), { minItems: 1, maxItems: 256 })),
     maxStreams: Type.Integer({ minimum: 1, maximum: 1024, default: DEFAULT_SERVICE_STREAMS }),
+    /** What one IT agent may hold of them (at most maxStreams); default: a fair share (streamsPerPeer). */
+    maxStreamsPerPeer: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
     /** A stream with no byte either way for this long is closed. */
     idleTimeout: Type.String({ minLength: 2, maxLength: 16, default: '5m' }),
     /** How long the target may take to accept a connection. */
@@ -56,6 +58,8 @@ export interface TunnelService {
   readonly target: HostPort;
   readonly allow: readonly string[] | undefined;
   readonly maxStreams: number;
+  /** Streams one IT agent (the session's peer) may hold of this service at once. */
+  readonly maxStreamsPerPeer: number;
   readonly idleTimeoutMs: number;
   readonly connectTimeoutMs: number;
   readonly bytesPerSecond: number | undefined;
@@ -96,14 +100,34 @@ export function parseHostPort(value: string | number, defaultHost?: string): Hos
   return { host, port: number };
 }
 
+/**
+ * What one IT agent may hold of a service's streams unless `maxStreamsPerPeer` says: an equal share
+ * of `maxStreams` among the agents its `allow` list names (at least one stream each). So however
+ * many streams one of them holds (a SCADA package opening a connection per poll group), each other
+ * listed agent still finds its share free (the engineer's tool), as the entrances to one OT agent
+ * keep theirs of a session (entrance.ts). A list of one agent, or no list, leaves the whole
+ * `maxStreams` to each: the exit cannot know whom the relay grants, so a service without a list
+ * names its bound per agent itself if several agents share it.
+ */
+export function streamsPerPeer(maxStreams: number, allow: readonly string[] | undefined): number {
+  const agents = new Set(allow).size;
+  return agents === 0 ? maxStreams : Math.max(1, Math.floor(maxStreams / agents));
+}
+
 /** The listen address of an entrance, loopback unless a host is named. */
 export function entranceAddress(value: string | number): HostPort | undefined {
   return parseHostPort(value, LOOPBACK_HOST);
 }
 
-/** Issues of `ot.services` the schema cannot see: targets, names twice, allowlist names. */
+/** Issues of `ot.services` the schema cannot see: targets, names twice, allowlist names, bounds. */
 export function checkServices(
-  services: readonly { readonly name: string; readonly target: string; readonly allow?: readonly string[] }[],
+  services: readonly {
+    readonly name: string;
+    readonly target: string;
+    readonly allow?: readonly string[];
+    readonly maxStreams: number;
+    readonly maxStreamsPerPeer?: number;
+  }[],
   at: string,
 ): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
@@ -123,6 +147,18 @@ export function checkServices(
           message: 'must be an agent name (lower-case DNS label)',
         });
     });
+    const { maxStreams, maxStreamsPerPeer: perPeer } = service;
+    // Bounds the schema refused already (not integers) are not compared again.
+    if (
+      perPeer !== undefined &&
+      Number.isInteger(perPeer) &&
+      Number.isInteger(maxStreams) &&
+      perPeer > maxStreams
+    )
+      issues.push({
+        path: `${path}/maxStreamsPerPeer`,
+        message: `must be at most maxStreams (${maxStreams})`,
+      });
   });
   return issues;
 }

@@ -136,6 +136,8 @@ export const ERROR_MESSAGES = {
   AGENT_ERR_TUNNEL_NO_SERVICE: 'the OT agent has no tunnel service of this name',
   AGENT_ERR_TUNNEL_FORBIDDEN: "the OT agent's service does not admit this IT agent",
   AGENT_ERR_TUNNEL_LIMIT: "the OT agent's service has as many streams open as it allows",
+  AGENT_ERR_TUNNEL_PEER_LIMIT:
+    "this IT agent holds as many of the OT agent's service streams as the service allows one IT agent (maxStreamsPerPeer)",
   AGENT_ERR_TUNNEL_ENTRANCE_FULL:
     'this entrance holds its share of the streams to its OT agent, and the rest are kept for the other entrances',
   AGENT_ERR_TUNNEL_CONNECT_RATE:

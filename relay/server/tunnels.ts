@@ -32,8 +32,8 @@
  * - Bounds, per stream one window (1 MiB by default, protocol/streams.ts) at each of: the IT agent,
  *   the relay's bulk lane, the OT agent; per connection, the stream limits here and, at the agents,
  *   a pause of every socket while the link holds more than 1 MiB (agents/tunnels/stream-mux.ts).
- * - The OT exit (agents/tunnels/exit.ts) owns the services: target, allowlist, streams, idle time,
- *   connect timeout, bytes per second. A refusal there is a streamClose with its AGENT_ERR_ code,
+ * - The OT exit (agents/tunnels/exit.ts) owns the services: target, allowlist, streams (and per IT
+ *   agent), idle time, connect timeout, bytes per second. A refusal there is a streamClose with its AGENT_ERR_ code,
  *   which the relay audits as tunnel.refused, and the entrance turns into the client's reset.
  * - A lost link ends every stream at that end with no frame (the relay ended the sessions); the
  *   entrances keep listening, reset clients while offline, and open a new session when one comes.

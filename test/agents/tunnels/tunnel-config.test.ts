@@ -32,6 +32,7 @@ describe('tunnel config', () => {
         target: { host: '192.168.10.5', port: 502 },
         allow: undefined,
         maxStreams: 16,
+        maxStreamsPerPeer: 16,
         idleTimeoutMs: 300_000,
         connectTimeoutMs: 5_000,
         bytesPerSecond: undefined,
@@ -51,7 +52,42 @@ describe('tunnel config', () => {
     assert.deepEqual(itConfig.it?.consume, [], 'an IT agent with tunnels only needs no consumers');
   });
 
+  it('shares maxStreams among the agents an allowlist names, unless maxStreamsPerPeer says', () => {
+    const perPeer = (settings: Record<string, unknown>) =>
+      validateAgentConfig(ot([{ name: 'm', target: '10.0.0.1:502', ...settings }]), '/etc/dmz').ot
+        ?.services[0]?.maxStreamsPerPeer;
+    assert.equal(perPeer({ allow: ['scada'] }), 16, 'one agent listed keeps every stream');
+    assert.equal(perPeer({ allow: ['scada', 'historian', 'eng'] }), 5);
+    assert.equal(perPeer({ maxStreams: 2, allow: ['a', 'b', 'c'] }), 1, 'at least one stream each');
+    assert.equal(perPeer({ allow: ['scada', 'historian'], maxStreamsPerPeer: 12 }), 12);
+    assert.equal(perPeer({ maxStreams: 4, maxStreamsPerPeer: 4 }), 4);
+  });
+
   const refused: [string, unknown, string, RegExp][] = [
+    [
+      'streams per IT agent past the service streams',
+      ot([{ name: 'm', target: '10.0.0.1:502', maxStreams: 4, maxStreamsPerPeer: 5 }]),
+      '/ot/services/0/maxStreamsPerPeer',
+      /at most maxStreams \(4\)/,
+    ],
+    [
+      'streams per IT agent past the default service streams',
+      ot([{ name: 'm', target: '10.0.0.1:502', maxStreamsPerPeer: 17 }]),
+      '/ot/services/0/maxStreamsPerPeer',
+      /at most maxStreams \(16\)/,
+    ],
+    [
+      'no stream per IT agent',
+      ot([{ name: 'm', target: '10.0.0.1:502', maxStreamsPerPeer: 0 }]),
+      '/ot/services/0/maxStreamsPerPeer',
+      /greater or equal to 1/,
+    ],
+    [
+      'a fraction of a stream per IT agent',
+      ot([{ name: 'm', target: '10.0.0.1:502', maxStreamsPerPeer: 1.5 }]),
+      '/ot/services/0/maxStreamsPerPeer',
+      /integer/,
+    ],
     [
       'a target without a port',
       ot([{ name: 'm', target: 'plc.local' }]),

@@ -6,16 +6,19 @@
 import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
-import { RelayLink, type LinkEvents } from '../../../agents/link/relay-link.ts';
+import { RelayLink } from '../../../agents/link/relay-link.ts';
 import { TunnelEntrance } from '../../../agents/tunnels/entrance.ts';
 import { TunnelExit } from '../../../agents/tunnels/exit.ts';
-import type {
-  HostPort,
-  TunnelEntranceSettings,
-  TunnelService,
+import { tunnelEvents } from '../../../agents/tunnels/tunnel-events.ts';
+import {
+  streamsPerPeer,
+  type HostPort,
+  type TunnelEntranceSettings,
+  type TunnelService,
 } from '../../../agents/tunnels/tunnel-config.ts';
 import { startTestRelay, type ConfigOverrides, type TestRelay } from '../../support/relay-harness.ts';
 import { createTestPki, type TestPki } from '../../support/test-pki.ts';
+import { waitFor } from '../../support/wait.ts';
 
 export const OT_NAME = 'plc-gw';
 export const IT_NAME = 'scada';
@@ -34,10 +37,23 @@ export interface TunnelPlant {
   readonly pki: TestPki;
   readonly exit: TunnelExit;
   readonly entrance: TunnelEntrance;
+  /** The OT agent's current link (a new one after reconnectOt). */
   readonly ot: RelayLink;
   readonly it: RelayLink;
   readonly itSerial: string;
   readonly otSerial: string;
+  /** Where the entrance for `service` listens. */
+  address(service: string): HostPort;
+  /** Cuts the OT agent's link (no close handshake), waits until the exit lost it, connects again. */
+  reconnectOt(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** An IT agent's end: its link, and a TunnelEntrance with an entrance per service of OT_NAME. */
+export interface ItEnd {
+  readonly link: RelayLink;
+  readonly entrance: TunnelEntrance;
+  readonly serial: string;
   /** Where the entrance for `service` listens. */
   address(service: string): HostPort;
   close(): Promise<void>;
@@ -48,11 +64,14 @@ export function service(
   target: HostPort,
   settings: Partial<TunnelService> = {},
 ): TunnelService {
+  const maxStreams = settings.maxStreams ?? 16;
   return {
     name,
     target,
     allow: undefined,
-    maxStreams: 16,
+    maxStreams,
+    // The default of the agent's config, as it resolves one.
+    maxStreamsPerPeer: streamsPerPeer(maxStreams, settings.allow),
     idleTimeoutMs: 60_000,
     connectTimeoutMs: 2_000,
     bytesPerSecond: undefined,
@@ -74,70 +93,103 @@ export async function startTunnelPlant(options: TunnelPlantOptions): Promise<Tun
     peerOf: (session) => sessions.get(session),
     ...(options.window === undefined ? {} : { window: options.window }),
   });
-  const entrances: TunnelEntranceSettings[] = options.entrances.map((name) => ({
-    name,
-    listen: { host: '127.0.0.1', port: 0 },
-    peer: OT_NAME,
-    service: name,
-  }));
-  const entrance = new TunnelEntrance({
-    entrances,
-    logger,
-    ...(options.window === undefined ? {} : { window: options.window }),
-  });
-  await entrance.listen();
-  const ends = (tunnels: TunnelExit | TunnelEntrance): LinkEvents => ({
-    streamData: (data) => tunnels.data(data),
-    streamWindow: (window) => tunnels.window(window),
-    streamClosed: (closed) => tunnels.closed(closed),
-    streamRefused: (refusal) => tunnels.refused(refusal),
-  });
   const otCredentials = await pki.issueAgent('ot', OT_NAME);
-  const ot = await RelayLink.connect(
-    { url: relay.url, caPem: pki.ca.certPem, ...otCredentials },
-    {
-      sessionOffered: (offer) => {
-        sessions.set(offer.session, offer.peer);
-        return true;
+  const connectOt = async (): Promise<RelayLink> => {
+    const link = await RelayLink.connect(
+      { url: relay.url, caPem: pki.ca.certPem, ...otCredentials },
+      {
+        sessionOffered: (offer) => {
+          sessions.set(offer.session, offer.peer);
+          return true;
+        },
+        sessionClosed: (closed) => {
+          exit.sessionClosed(closed.session, closed.code);
+          sessions.delete(closed.session);
+        },
+        streamOpened: (offer) => exit.streamOpened(offer),
+        ...tunnelEvents(exit),
+        closed: () => {
+          sessions.clear();
+          exit.detach();
+        },
       },
-      sessionClosed: (closed) => {
-        exit.sessionClosed(closed.session, closed.code);
-        sessions.delete(closed.session);
-      },
-      streamOpened: (offer) => exit.streamOpened(offer),
-      ...ends(exit),
-      closed: () => exit.detach(),
-    },
-  );
-  exit.attach(ot);
-  const itCredentials = await pki.issueAgent('it', IT_NAME);
-  const it = await RelayLink.connect(
-    { url: relay.url, caPem: pki.ca.certPem, ...itCredentials },
-    {
-      sessionClosed: (closed) => entrance.sessionClosed(closed.session, closed.code),
-      ...ends(entrance),
-      closed: () => entrance.detach(),
-    },
-  );
-  entrance.attach(it);
-  const addresses = entrance.addresses();
+    );
+    exit.attach(link);
+    return link;
+  };
+  let ot = await connectOt();
+  const it = await startItEnd(pki, relay, IT_NAME, options.entrances, options.window);
   return {
     relay,
     pki,
     exit,
-    entrance,
-    ot,
-    it,
-    itSerial: itCredentials.serialHex,
+    entrance: it.entrance,
+    get ot() {
+      return ot;
+    },
+    it: it.link,
+    itSerial: it.serial,
     otSerial: otCredentials.serialHex,
-    address(name) {
-      const address = addresses.get(name);
-      if (address === undefined) throw new Error(`no entrance for ${name}`);
+    address: (name) => it.address(name),
+    async reconnectOt() {
+      const gone = ot;
+      gone.terminate();
+      await waitFor(() => gone.closed, 'the OT link closed');
+      ot = await connectOt();
+    },
+    async close() {
+      await it.entrance.close();
+      await relay.stop();
+    },
+  };
+}
+
+/**
+ * Another IT agent `name` (the relay's policy must grant it), with entrances to `services` of
+ * OT_NAME on loopback, wired as the agent runtime wires them.
+ */
+export async function startItEnd(
+  pki: TestPki,
+  relay: TestRelay,
+  name: string,
+  services: readonly string[],
+  window?: number,
+): Promise<ItEnd> {
+  const entrances: TunnelEntranceSettings[] = services.map((service) => ({
+    name: service,
+    listen: { host: '127.0.0.1', port: 0 },
+    peer: OT_NAME,
+    service,
+  }));
+  const entrance = new TunnelEntrance({
+    entrances,
+    logger: pino({ level: 'silent' }),
+    ...(window === undefined ? {} : { window }),
+  });
+  await entrance.listen();
+  const credentials = await pki.issueAgent('it', name);
+  const link = await RelayLink.connect(
+    { url: relay.url, caPem: pki.ca.certPem, ...credentials },
+    {
+      sessionClosed: (closed) => entrance.sessionClosed(closed.session, closed.code),
+      ...tunnelEvents(entrance),
+      closed: () => entrance.detach(),
+    },
+  );
+  entrance.attach(link);
+  const addresses = entrance.addresses();
+  return {
+    link,
+    entrance,
+    serial: credentials.serialHex,
+    address(service) {
+      const address = addresses.get(service);
+      if (address === undefined) throw new Error(`no entrance for ${service}`);
       return address;
     },
     async close() {
       await entrance.close();
-      await relay.stop();
+      await link.close();
     },
   };
 }
