@@ -7,13 +7,16 @@
  * rename(2) and fsync(2) ordering every journaling database relies on.
  */
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { PRIVATE_DIRECTORY_MODE, PRIVATE_FILE_MODE } from './file-permissions.ts';
 
 /** The ending of files a crash may leave half-written; whoever owns the directory may remove them. */
 export const TEMPORARY_SUFFIX = '.tmp';
 
-/** Where replaceFileDurably writes `path` first: one per process, so two writers never share it. */
+/**
+ * Where replaceFileDurably writes `path` first: one per process, so two processes never share it,
+ * and replacements of one path within a process take turns (replaceFileDurably).
+ */
 export function asidePath(path: string): string {
   return `${path}.${process.pid}${TEMPORARY_SUFFIX}`;
 }
@@ -40,8 +43,30 @@ export async function writeNewFileFlushed(path: string, contents: FileContents):
   }
 }
 
-/** Creates or replaces `path` atomically and durably: readers and a crash see the old or the new, whole. */
-export async function replaceFileDurably(path: string, contents: FileContents): Promise<void> {
+/** Replacements under way, by absolute path: the last one's settling, for the next to wait on. */
+const replacing = new Map<string, Promise<void>>();
+
+/**
+ * Creates or replaces `path` atomically and durably: readers and a crash see the old or the new,
+ * whole. Replacements of one path in this process run one after another, in call order: at once,
+ * they would share the aside file, and one would remove another's half-written file or rename it
+ * into place.
+ */
+export function replaceFileDurably(path: string, contents: FileContents): Promise<void> {
+  const key = resolve(path);
+  const replaced = (replacing.get(key) ?? Promise.resolve()).then(() => replaceNow(path, contents));
+  const settled = replaced.then(
+    () => undefined,
+    () => undefined,
+  );
+  replacing.set(key, settled);
+  void settled.then(() => {
+    if (replacing.get(key) === settled) replacing.delete(key);
+  });
+  return replaced;
+}
+
+async function replaceNow(path: string, contents: FileContents): Promise<void> {
   const aside = asidePath(path);
   await rm(aside, { force: true });
   await writeNewFileFlushed(aside, contents);

@@ -28,6 +28,23 @@ describe('durable files', () => {
     assert.deepEqual(await readdir(dir), ['crl.pem']);
   });
 
+  it('durable files - replacements of one file at once in one process each land whole, in call order', async () => {
+    // The relay's upkeep and a revocation in the same process once raced for the one aside path:
+    // one removed the other's half-written file, and a replacement failed with EEXIST.
+    const path = join(dir, 'raced.pem');
+    const versions = Array.from({ length: 8 }, (_, index) => `${String(index)}\n`.repeat(50_000));
+    const outcomes = await Promise.allSettled(versions.map((text) => replaceFileDurably(path, text)));
+    assert.deepEqual(
+      outcomes.map((outcome) => outcome.status),
+      versions.map(() => 'fulfilled'),
+    );
+    assert.equal(await readFile(path, 'utf8'), versions.at(-1));
+    assert.deepEqual(
+      (await readdir(dir)).filter((name) => name.startsWith('raced.pem')),
+      ['raced.pem'],
+    );
+  });
+
   it('durable files - a new file is refused where one exists, which is left as it was', async () => {
     const path = join(dir, 'ca-key.pem');
     await writeNewFileFlushed(path, 'the key\n');
