@@ -6,12 +6,15 @@
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { loadRelayConfig, validateRelayConfig } from '../../relay/server/config.ts';
 import { findTool, runTool } from '../support/system-tools.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const UNITS_DIR = join(ROOT, 'deploy', 'systemd');
+/** What the relay unit's header and README's Deploying say to install as /etc/dmz-relay/relay.yaml. */
+const RELAY_EXAMPLE = join(ROOT, 'deploy', 'relay.example.yaml');
 /** The rating issue 10 aims for ("2.0 or lower"); systemd calls up to 3.9 "OK". */
 const MAX_EXPOSURE = 2.0;
 
@@ -117,6 +120,20 @@ describe('deploy - systemd units', () => {
       assert.equal(unit.get('Service.ProcSubset'), undefined);
     });
   }
+
+  it('relay.example.yaml, copied as it is, writes only where dmz-relay.service lets it, with every default', async () => {
+    const unit = await readUnit('dmz-relay.service');
+    const example = await loadRelayConfig(RELAY_EXAMPLE);
+    // ProtectSystem=strict: anywhere but StateDirectory=/LogsDirectory= is read-only to the relay.
+    assert.equal(example.state, `/var/lib/${last(unit, 'Service.StateDirectory')}`);
+    assert.equal(dirname(example.log.audit), `/var/log/${last(unit, 'Service.LogsDirectory')}`);
+    // Beyond what a deployment must choose (trust domain, state, audit log, policy), nothing but the
+    // defaults: a passphrase file stops a relay whose CA key is not encrypted from starting, and a
+    // trusted source is a budget fifty times a stranger's for an address the plant may not have.
+    const { trustDomain, state, log, policy } = example;
+    const defaults = validateRelayConfig({ trustDomain, state, log: { audit: log.audit }, policy }, ROOT);
+    assert.deepEqual(example, defaults);
+  });
 
   it('the low-ports drop-in grants CAP_NET_BIND_SERVICE and nothing else', async () => {
     const dropIn = parseUnit(await readFile(join(UNITS_DIR, 'low-ports.conf'), 'utf8'));
