@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -16,6 +15,7 @@ import {
   type RunningEnrollmentListener,
 } from '../support/enrollment-fixture.ts';
 import { runOpenssl } from '../support/test-pki.ts';
+import { spawnChild } from '../support/child-processes.ts';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const AGENT_BIN = join(REPO, 'bin', 'dmz-agent.js');
@@ -59,7 +59,7 @@ interface AgentRun {
 /** Runs the real `bin/dmz-agent.js`, as an operator would. */
 function runAgent(args: readonly string[], stdin = ''): Promise<AgentRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [AGENT_BIN, ...args], { cwd: REPO });
+    const child = spawnChild(process.execPath, [AGENT_BIN, ...args], { cwd: REPO });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -2,10 +2,11 @@
  * Child processes of a benchmark run (the relay, mosquitto and its clients): every one is tracked,
  * so that a failure anywhere still ends them all, and every wait on one is bounded.
  */
-import { execFileSync, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { execFileSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import type { Readable } from 'node:stream';
+import { spawnChild } from '../support/child-processes.ts';
 
 /** A child that ignores SIGTERM this long gets SIGKILL. */
 const STOP_GRACE_MS = 2_000;
@@ -24,7 +25,7 @@ export class ChildProcessGroup {
 
   /** Starts a child with piped stdio (unless told otherwise) and tracks it until it exits. */
   spawn(command: string, args: readonly string[], options: SpawnOptions = {}): ChildProcess {
-    const child = spawn(command, args, { stdio: 'pipe', ...options });
+    const child = spawnChild(command, args, { stdio: 'pipe', ...options });
     this.#children.add(child);
     child.once('exit', () => this.#children.delete(child));
     // A failed spawn (ENOENT) surfaces as 'error'; callers see it through waitForExit or their waits.

@@ -10,7 +10,7 @@
  * .ci/run calls after `npm test`, and not in `npm test`.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,7 @@ import { after, before, describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { freePort } from '../support/ports.ts';
 import { waitFor } from '../support/wait.ts';
+import { spawnChild } from '../support/child-processes.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const PACKAGE = 'dmz-relay';
@@ -169,7 +170,7 @@ describe('install - npm pack, npm install -g, the commands on PATH', () => {
         policy: [{ role: 'ot' }],
       }),
     );
-    const relay = spawn('dmz-relay', ['--config', config], {
+    const relay = spawnChild('dmz-relay', ['--config', config], {
       cwd: dir,
       env,
       stdio: ['ignore', 'ignore', 'pipe'],

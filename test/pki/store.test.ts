@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { PKI_DB_FILE, openPkiStore } from '../../pki/store.ts';
 import type { NewCertificateRecord, NewTokenRecord, PkiStore } from '../../pki/store.ts';
+import { spawnChild } from '../support/child-processes.ts';
 
 const NOW = new Date('2030-01-01T00:00:00Z');
 const HOUR = 3600_000;
@@ -118,7 +118,7 @@ describe('pki store: tokens', () => {
       const args = ['--import', TSX, CONSUME_HELPER, stateDir, 'race', String(NOW.getTime())];
       // On timeout node:test aborts t.signal, which kills the children instead of leaking them.
       const children = Array.from({ length: 8 }, () =>
-        spawn(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'], signal: t.signal }),
+        spawnChild(process.execPath, args, { stdio: ['pipe', 'pipe', 'inherit'], signal: t.signal }),
       );
       const exited = children.map((child) => once(child, 'exit'));
       try {

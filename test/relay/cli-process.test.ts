@@ -5,7 +5,7 @@
  * 8601 times; a relay without policy rules says so; stopping the demo stops what it started.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,7 @@ import { stringify } from 'yaml';
 import { CA_STATE_TRUST_DOMAIN, createCaState } from '../support/ca-state.ts';
 import { freePort } from '../support/ports.ts';
 import { waitFor } from '../support/wait.ts';
+import { spawnChild } from '../support/child-processes.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const RELAY_BIN = join(ROOT, 'bin', 'dmz-relay.js');
@@ -89,7 +90,7 @@ describe('relay/cli - as a process', () => {
     const lock = join(dir, 'state', 'relay.lock');
     await writeFile(lock, '999999999\n');
     const relay = watch(
-      spawn(process.execPath, [RELAY_BIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] }),
+      spawnChild(process.execPath, [RELAY_BIN, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] }),
     );
     try {
       await waitFor(
@@ -127,7 +128,7 @@ describe('relay/cli - as a process', () => {
 
       // A second relay on the same state directory, on ports of its own, is refused.
       const second = watch(
-        spawn(process.execPath, [RELAY_BIN, '--config', config, '--state', join(dir, 'state')], {
+        spawnChild(process.execPath, [RELAY_BIN, '--config', config, '--state', join(dir, 'state')], {
           stdio: ['ignore', 'pipe', 'pipe'],
           env: { ...process.env },
         }),
@@ -164,7 +165,7 @@ describe('deploy/demo - as a process', () => {
   it('demo - SIGTERM to the demo alone stops the relay it started', async () => {
     const demoDir = join(dir, 'demo');
     const demo = watch(
-      spawn(
+      spawnChild(
         process.execPath,
         ['--import', 'tsx', join(ROOT, 'deploy', 'demo.ts'), '--seconds', '0', '--dir', demoDir],
         {

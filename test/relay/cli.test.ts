@@ -4,7 +4,7 @@
  * sees is what an operator sees: exit codes, stderr, the admin port, the audit file, and agents.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import {
 import { freePort, tcpConnectOutcome } from '../support/ports.ts';
 import { connectRecordingAgent, type AuditEntry, type RecordingAgent } from '../support/relay-harness.ts';
 import { waitFor } from '../support/wait.ts';
+import { spawnChild } from '../support/child-processes.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const RELAY_BIN = join(ROOT, 'bin', 'dmz-relay.js');
@@ -203,7 +204,7 @@ describe('relay/cli - a running relay: health, reloads, drain', () => {
     ]);
     ports = { agents: await freePort(), admin: await freePort(), enrollment: await freePort() };
     await writeFile(configPath, relayYaml(ports, POLICY));
-    relay = spawn(process.execPath, [RELAY_BIN, '--config', configPath], {
+    relay = spawnChild(process.execPath, [RELAY_BIN, '--config', configPath], {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', 'pipe'],
     });

@@ -13,7 +13,6 @@
  * handshake timeout and allows no keep-alive, so such connections stay within the handshake share.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +29,7 @@ import { freePort } from '../support/ports.ts';
 import { connectRecordingAgent, type AuditEntry } from '../support/relay-harness.ts';
 import { startSlowClient, type SlowClient } from '../support/slow-client.ts';
 import { waitFor } from '../support/wait.ts';
+import { spawnChild } from '../support/child-processes.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const RELAY_BIN = join(ROOT, 'bin', 'dmz-relay.js');
@@ -80,7 +80,7 @@ async function startLimitedRelay<Name extends string>(
     }),
   );
   // `ulimit -n` sets the soft and the hard limit, so Node cannot raise it at start.
-  const child = spawn(
+  const child = spawnChild(
     'bash',
     [
       '-c',

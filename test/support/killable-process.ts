@@ -4,12 +4,11 @@
  * diagnosis, and complete even after a kill, since the child writes them itself), an exit the test
  * did not cause is recorded, and every wait is bounded.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { exited, KILL_BOUND_MS, spawnChild, stopChild } from './child-processes.ts';
 
-/** A SIGKILLed process is gone within milliseconds; this much means something is wrong. */
-const KILL_BOUND_MS = 5_000;
 /** A process that ignores SIGTERM this long gets SIGKILL (the agent's own stop bound is 15 s). */
 const STOP_GRACE_MS = 20_000;
 
@@ -72,7 +71,7 @@ export class KillableProcess {
     let child: ChildProcess;
     try {
       const [command, ...prefix] = this.#launcher;
-      child = spawn(command, [...prefix, ...this.#args], { stdio: ['ignore', stdout, stderr] });
+      child = spawnChild(command, [...prefix, ...this.#args], { stdio: ['ignore', stdout, stderr] });
     } finally {
       closeSync(stdout);
       closeSync(stderr);
@@ -114,11 +113,7 @@ export class KillableProcess {
     const incarnation = this.#incarnations.at(-1);
     if (child === undefined || incarnation === undefined) return incarnation?.exit;
     incarnation.ended = true;
-    child.kill('SIGTERM');
-    if (!(await exited(child, STOP_GRACE_MS))) {
-      child.kill('SIGKILL');
-      await exited(child, KILL_BOUND_MS);
-    }
+    await stopChild(child, STOP_GRACE_MS);
     return incarnation.exit;
   }
 
@@ -147,19 +142,4 @@ function readStderr(incarnation: Incarnation | undefined): string {
   } catch {
     return '';
   }
-}
-
-function exited(child: ChildProcess, timeoutMs: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, timeoutMs);
-    const onExit = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
-  });
 }

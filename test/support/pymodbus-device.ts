@@ -6,7 +6,7 @@
  * takes requests, nothing answers) until SIGCONT. Registers change at run time through Modbus itself
  * (Write Multiple Registers), as an HMI would change them.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import ModbusModule from 'modbus-serial';
 import type { ModbusRequest } from './modbus-device.ts';
 import { freePort } from './ports.ts';
+import { spawnChild } from './child-processes.ts';
 
 /** Debian's interpreter: its dist-packages hold python3-pymodbus (a pyenv `python3` does not). */
 export const SYSTEM_PYTHON = '/usr/bin/python3';
@@ -82,7 +83,7 @@ export class PymodbusDevice {
       this.#dataFile,
       ...(this.#quiet ? ['--quiet'] : []),
     ];
-    const child = spawn(SYSTEM_PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnChild(SYSTEM_PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child = child;
     this.#stderr = '';
     child.stderr.setEncoding('utf8').on('data', (text: string) => {

@@ -4,8 +4,8 @@
  * once the test has seen enough. Only whole lines count: a report cut by the kill was never
  * complete. A child that exits by itself, or does not get far enough in time, fails the test.
  */
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { spawnChild } from './child-processes.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 /** What a child prints once it has opened what it works on (and holds its lock). */
@@ -29,7 +29,7 @@ export interface ReportingChildOptions {
 /** Runs `script` until `onLine` says enough (and `whileReady` is done), then kills it with SIGKILL. */
 export function runUntilKilled(script: string, options: ReportingChildOptions): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...options.args], {
+    const child = spawnChild(process.execPath, ['--import', 'tsx', script, ...options.args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -3,9 +3,9 @@
  * relay's state lock, the stream log's lock): a lock is taken over unless the process it names is
  * still the program that took it (same boot, same command line); a live holder keeps it.
  */
-import { spawn } from 'node:child_process';
 import { after, before } from 'node:test';
 import { describeHolder } from '../../relay/protocol/process-lock.ts';
+import { spawnChild } from './child-processes.ts';
 
 export const ON_LINUX = process.platform === 'linux';
 
@@ -60,7 +60,7 @@ export function useBystander(): () => number {
   let pid = 0;
   let stop = () => {};
   before(() => {
-    const child = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    const child = spawnChild(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
     pid = child.pid ?? 0;
     stop = () => child.kill('SIGKILL');
   });

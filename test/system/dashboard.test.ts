@@ -8,7 +8,7 @@
  * control, a write user writes). Screenshots go to tmp/ (npm run test:dashboard).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -25,12 +25,15 @@ import {
   SPEED,
   type ApiPlant,
 } from '../agents/it/api/api-plant.ts';
+import { spawnChild, stopChild } from '../support/child-processes.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CHROMIUM = '/usr/bin/chromium';
 const SCREENSHOTS = join(ROOT, 'tmp');
 /** playwright's waits: a loaded machine starts chromium and the demo slowly. */
 const UI_TIMEOUT_MS = 60_000;
+/** The demo stops its relay and agents within 17 s (deploy/demo/commands.ts); room beyond. */
+const DEMO_STOP_BOUND_MS = 30_000;
 /** Skipped without chromium on a developer's machine; under CI (.ci/run installs it) it must run. */
 const SKIP = !existsSync(CHROMIUM) && process.env.CI !== 'true' && `no ${CHROMIUM}: apt-get install chromium`;
 const RED = 'rgb(248, 81, 73)';
@@ -40,6 +43,18 @@ interface Browser {
   readonly context: BrowserContext;
   /** Closes chromium, then removes its profile. */
   close(): Promise<void>;
+}
+
+/**
+ * An `after` hook's cleanup: the browser, then the rest whatever the browser does, so that the
+ * plant or demo stops even when the start failed before the browser was up (no chromium).
+ */
+async function closeBrowserThen(browser: Browser | undefined, rest: () => Promise<void>): Promise<void> {
+  try {
+    await browser?.close();
+  } finally {
+    await rest();
+  }
 }
 
 async function launchBrowser(): Promise<Browser> {
@@ -95,7 +110,7 @@ describe('dashboard - npm run demo in a real browser', { skip: SKIP }, () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dmz-dashboard-'));
     const port = await freePort();
-    demo = spawn(
+    demo = spawnChild(
       process.execPath,
       [
         '--import',
@@ -128,11 +143,12 @@ describe('dashboard - npm run demo in a real browser', { skip: SKIP }, () => {
     page.on('pageerror', (error) => problems.push(error.message));
     await page.goto(url);
   });
-  after(async () => {
-    await browser.close();
-    if (demo.exitCode === null) demo.kill('SIGKILL');
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() =>
+    closeBrowserThen(browser, async () => {
+      await stopChild(demo, DEMO_STOP_BOUND_MS);
+      await rm(dir, { recursive: true, force: true });
+    }),
+  );
 
   it('shows live values changing, the relay and the OT agent connected, a bad point by colour and word', async () => {
     const temperature = row(page, 'press-7/plc/temperature').locator('.figure');
@@ -256,10 +272,7 @@ describe('dashboard - the relay going away and coming back', { skip: SKIP }, () 
     page = await browser.context.newPage();
     await page.goto(it_.api!.url);
   });
-  after(async () => {
-    await browser.close();
-    await plant.close();
-  });
+  after(() => closeBrowserThen(browser, () => plant.close()));
 
   it('shows DISCONNECTED with a banner while the relay is down, then CONNECTED and live again', async () => {
     const relay = page.locator('#relay-state');
@@ -317,10 +330,7 @@ describe('dashboard - named users: sign-in, and write controls for role write al
     url = it_.api!.url;
     browser = await launchBrowser();
   });
-  after(async () => {
-    await browser.close();
-    await plant.close();
-  });
+  after(() => closeBrowserThen(browser, () => plant.close()));
 
   async function signIn(page: Page, user: string, password: string): Promise<void> {
     await page.locator('#login').waitFor();
@@ -440,10 +450,7 @@ describe('dashboard - values from the OT side are text, never markup', { skip: S
     page.on('pageerror', (error) => problems.push(error.message));
     await page.goto(it_.api!.url);
   });
-  after(async () => {
-    await browser.close();
-    await plant.close();
-  });
+  after(() => closeBrowserThen(browser, () => plant.close()));
 
   it('shows a string value of markup as its characters, in the row and live; no element, no script', async () => {
     const figure = row(page, LABEL).locator('.figure');

@@ -8,7 +8,7 @@
  * saying why, where mosquitto is not installed.
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,6 +23,7 @@ import {
 import { freePort, tcpConnectOutcome } from '../support/ports.ts';
 import { findTool } from '../support/system-tools.ts';
 import { waitFor } from '../support/wait.ts';
+import { spawnChild } from '../support/child-processes.ts';
 
 const MOSQUITTO = findTool('mosquitto');
 const MOSQUITTO_SUB = findTool('mosquitto_sub');
@@ -73,7 +74,7 @@ class Mosquitto {
       ].join('\n'),
     );
     const log = join(this.#dir, `mosquitto.${this.#runs}.log`);
-    const child = spawn(MOSQUITTO as string, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawnChild(MOSQUITTO as string, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     const lines: string[] = [];
     child.stderr?.on('data', (chunk: Buffer) => lines.push(chunk.toString('utf8')));
     child.once('exit', () => void writeFile(log, lines.join('')).catch(() => undefined));
@@ -109,7 +110,7 @@ class SubscriberProcess {
   #partial = '';
 
   constructor(args: readonly string[]) {
-    this.#child = spawn(MOSQUITTO_SUB as string, ['-v', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.#child = spawnChild(MOSQUITTO_SUB as string, ['-v', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.#child.stdout?.on('data', (chunk: Buffer) => {
       const text = this.#partial + chunk.toString('utf8');
       const complete = text.split('\n');

@@ -7,10 +7,10 @@
  *   connection takes: the kernel then drops every further SYN, so a connect neither succeeds nor
  *   fails until the client gives up, as with a device behind a dropping firewall, or frozen.
  */
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { SYSTEM_PYTHON } from '../../support/pymodbus-device.ts';
+import { spawnChild } from '../../support/child-processes.ts';
 
 const HOLD_PORTS = [
   'import socket, sys',
@@ -30,7 +30,7 @@ export interface FailingTargets {
 }
 
 export async function startFailingTargets(): Promise<FailingTargets> {
-  const child = spawn(SYSTEM_PYTHON, ['-c', HOLD_PORTS], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = spawnChild(SYSTEM_PYTHON, ['-c', HOLD_PORTS], { stdio: ['pipe', 'pipe', 'inherit'] });
   // The line may come in more than one read.
   let line = '';
   while (!line.includes('\n')) line += String(((await once(child.stdout, 'data')) as [Buffer])[0]);

@@ -8,7 +8,7 @@
  * second of tsx start-up); the demo, which has none, runs as a process.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -35,6 +35,7 @@ import { CA_STATE_TRUST_DOMAIN, createCaState } from '../../support/ca-state.ts'
 import { captureOutput } from '../../support/cli-output.ts';
 import { freePort } from '../../support/ports.ts';
 import { waitFor } from '../../support/wait.ts';
+import { spawnChild } from '../../support/child-processes.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 /** The agent retries a refused connection for 10 s (agents/enroll.ts) before it explains it. */
@@ -175,7 +176,7 @@ describe('command line - every failure: exit status, one line on stderr, nothing
       opened.close();
     }
     // A live process that is not this one holds the lock of a copy of the state.
-    holder = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
+    holder = spawnChild(process.execPath, ['-e', 'setTimeout(() => {}, 60000)'], { stdio: 'ignore' });
     lockedByOther = join(root, 'state-in-use');
     await createCaState(lockedByOther);
     // It took the lock itself (its boot and command line recorded), so it is still the holder.
@@ -629,7 +630,7 @@ describe('command line - every failure: exit status, one line on stderr, nothing
       const before = listTree(root);
       const dir = at('interrupted');
       if (row.existing) await mkdir(dir, { mode: 0o700 });
-      const child = spawn(process.execPath, [join(ROOT, 'bin', `${row.program}.js`), ...row.args(dir)], {
+      const child = spawnChild(process.execPath, [join(ROOT, 'bin', `${row.program}.js`), ...row.args(dir)], {
         stdio: ['ignore', 'ignore', 'pipe'],
       });
       let stderr = '';

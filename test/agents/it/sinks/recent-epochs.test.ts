@@ -4,7 +4,6 @@
  * timer's before a SIGKILL) names the epoch of the cursors it holds.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,6 +13,7 @@ import { waitFor } from '../../../support/wait.ts';
 import { recentStoreDir } from './recent-fixture.ts';
 import { EPOCH_BLOCK, EPOCHS_TOPIC, epochOfBlock } from './recent-epochs-settings.ts';
 import { pointEntries } from './sink-fixture.ts';
+import { spawnChild } from '../../../support/child-processes.ts';
 
 const TEMP = EPOCHS_TOPIC;
 const OLD = ['00000000000000e1'];
@@ -90,7 +90,7 @@ describe('agents/it/sinks/recent-sink - the OT log epochs, in its snapshot', () 
 
   it('after a SIGKILL, reopens at a snapshot whose epoch is the one its cursor was reached in', async (t) => {
     const store = await recentStoreDir(t);
-    const child = spawn(
+    const child = spawnChild(
       process.execPath,
       ['--import', 'tsx', join(import.meta.dirname, 'recent-epochs-child.ts'), store.dir],
       { stdio: 'inherit' },
