@@ -120,8 +120,9 @@ export function appendAuditRecord(state: AuditedState, entry: AuditEntry, now = 
 
 /**
  * Refuses, before a command changes anything, a log it could not append to: one that cannot be
- * opened or created for writing, or that is no regular file of this user's alone. A command that
- * writes files before its record (relay-cert, crl, backup) checks this first.
+ * opened or created for writing, or that is no regular file of this user's alone. Every command
+ * that changes state checks this first (withAuditedState); one whose change is files (relay-cert,
+ * crl, backup) also commits its record before it writes them (CommandAudit.commitBefore).
  */
 export function checkAuditLogWritable(stateDir: string): void {
   closeSync(openAuditLog(auditLogPath(stateDir)));

@@ -5,9 +5,9 @@
  * change and appends its record in one store transaction. A command refused once the state is open (a wrong passphrase,
  * an unknown agent, a used token) is recorded as refused, with the refusal's code, and the
  * refusal reaches the operator either way. A command whose change is files outside the store
- * (relay-cert, backup) commits its record before it writes them, so that a kill between the two
- * leaves a record of what may not have happened, never a change without one; a failure after it
- * is recorded as `failed`.
+ * (relay-cert, crl, backup) commits its record before it writes them (`commitBefore`), so that a
+ * kill between the two leaves a record of what may not have happened, never a change without
+ * one; a failure after it is recorded as `failed`.
  */
 import { readFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
@@ -47,6 +47,20 @@ export class CommandAudit {
     });
     this.#committed = true;
     return result;
+  }
+
+  /**
+   * Appends the `ok` record of a change of files about to be made (relay-cert, crl, backup): it
+   * commits before the files are written, so that a kill between the two leaves a record of what
+   * may not have happened, never a change without one. When the record cannot be written, the
+   * error says `consequence` (what was not done) and the files must then stay as they are.
+   */
+  commitBefore(describe: () => AuditTarget, consequence: string): void {
+    try {
+      this.commit(() => undefined, describe);
+    } catch (error) {
+      throw explainAuditFailure(error, consequence);
+    }
   }
 
   /**

@@ -15,25 +15,42 @@ import type { PkiStore } from './store.ts';
 const REISSUE_AT_FRACTION_LEFT = 0.5;
 const CRL_NEXT_UPDATE_META = 'crl_next_update';
 
-/** Signs and writes a CRL listing every revoked certificate; returns its PEM. */
-export async function writeCrl(
-  stateDir: string,
-  store: PkiStore,
-  ca: CertificateAuthority,
-  now = new Date(),
-  validityMs = DEFAULT_CRL_VALIDITY_MS,
-): Promise<string> {
+export interface IssuedCrl {
+  readonly pem: string;
+  /** RFC 5280 section 5.2.3: this CRL's number. */
+  readonly crlNumber: number;
+  readonly nextUpdate: Date;
+  /** How many certificates it lists. */
+  readonly revoked: number;
+}
+
+export interface WriteCrlOptions {
+  readonly stateDir: string;
+  readonly store: PkiStore;
+  readonly ca: CertificateAuthority;
+  readonly now?: Date;
+  readonly validityMs?: number;
+  /**
+   * Called with the CRL once it is signed, before the file is replaced: an audit record (the
+   * command's, pki/audit-trail.ts, or the relay's) goes there, so that no kill leaves a CRL
+   * reissued without one. A throw leaves the file as it was.
+   */
+  readonly record?: (crl: IssuedCrl) => void;
+}
+
+/** Signs a CRL listing every revoked certificate, then writes it; returns what it wrote. */
+export async function writeCrl(options: WriteCrlOptions): Promise<IssuedCrl> {
+  const { stateDir, store, ca, now = new Date(), validityMs = DEFAULT_CRL_VALIDITY_MS } = options;
   const nextUpdate = new Date(now.getTime() + validityMs);
-  const crlPem = buildCrl({
-    ca,
-    revoked: store.revokedCertificates(),
-    crlNumber: store.nextCrlNumber(),
-    thisUpdate: now,
-    nextUpdate,
-  });
-  await replaceState(stateDir, 'crl', crlPem);
+  const revoked = store.revokedCertificates();
+  const crlNumber = store.nextCrlNumber();
+  const pem = buildCrl({ ca, revoked, crlNumber, thisUpdate: now, nextUpdate });
+  const crl: IssuedCrl = { pem, crlNumber, nextUpdate, revoked: revoked.length };
+  options.record?.(crl);
+  await replaceState(stateDir, 'crl', pem);
+  // Set only once the file is in place: a kill before leaves the store saying it is due.
   store.setMeta(CRL_NEXT_UPDATE_META, String(nextUpdate.getTime()));
-  return crlPem;
+  return crl;
 }
 
 /** Every revoked serial, normalized: what the relay checks each new connection against. */

@@ -19,6 +19,7 @@ import {
   writeNewFileFlushed,
 } from '../relay/protocol/durable-files.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
+import { isPermissionError } from '../relay/protocol/file-permissions.ts';
 import { isTrustDomain } from '../relay/protocol/identity.ts';
 import {
   createCertificateAuthority,
@@ -149,7 +150,7 @@ async function createState(options: InitializeOptions): Promise<{ caFingerprint:
     store.setMeta(META.trustDomain, options.trustDomain);
     store.setMeta(META.enrollmentUrls, JSON.stringify(options.enrollmentUrls));
     store.setMeta(META.caFingerprint, caFingerprint);
-    await writeCrl(stateDir, store, ca);
+    await writeCrl({ stateDir, store, ca });
     // The log's first record: a CA whose making cannot be audited is not made (the caller removes it).
     recordCommand({ stateDir, store, caFingerprint }, 'init', {
       trustDomain: options.trustDomain,
@@ -255,11 +256,6 @@ function openStore(stateDir: string): PkiStore {
     }
     throw cause;
   }
-}
-
-function isPermissionError(cause: unknown): boolean {
-  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-  return code === 'EACCES' || code === 'EPERM';
 }
 
 /** `cannot read "/var/lib/dmz-relay/ca.pem": permission denied (CLI_ERR_FILE); run as ...`. */

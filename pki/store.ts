@@ -4,14 +4,17 @@
  * consumes tokens and polls `revision()` to reload its CRL. WAL lets readers run beside the one
  * writer; busy_timeout makes a writer wait for the lock instead of failing.
  */
-import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { quote } from '../relay/protocol/command-line.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 import {
+  describeUser,
   PRIVATE_DIRECTORY_MODE,
   PRIVATE_FILE_MODE,
   refuseOpenPermissions,
+  userName,
 } from '../relay/protocol/file-permissions.ts';
 import type { Role } from '../relay/protocol/identity.ts';
 import { normalizeSerialHex } from './serial.ts';
@@ -20,8 +23,8 @@ export const PKI_DB_FILE = 'pki.db';
 /** The CLI's writes are short; 5 s is far beyond any of them, yet a wedged peer still surfaces. */
 const BUSY_TIMEOUT_MS = 5000;
 /**
- * CA state is checked for its mode bits only, not for its owner as an agent's credentials are:
- * kept as it always was, so root can still run dmz-pki on the relay user's state.
+ * The files in the state directory are checked for their mode bits only: its owner is checked
+ * once, on the directory itself (refuseOtherOwner), with an error that says how to run as it.
  */
 const STATE_ACCESS = { owner: 'any' } as const;
 
@@ -145,6 +148,7 @@ const MIGRATIONS: readonly string[] = [
 
 export function openPkiStore(stateDir: string): PkiStore {
   mkdirSync(stateDir, { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
+  refuseOtherOwner(stateDir);
   refuseOpenPermissions(stateDir, STATE_ACCESS);
   const path = join(stateDir, PKI_DB_FILE);
   // Create the file ourselves so it is born 0600; SQLite gives its -wal and -shm files the same mode.
@@ -162,6 +166,31 @@ export function openPkiStore(stateDir: string): PkiStore {
     db.close();
     throw err;
   }
+}
+
+/**
+ * Every file written into the state (relay.pem, crl.pem, the audit log, pki.db's -wal) is born
+ * its writer's and 0600: written by root into the relay user's directory, it would be unreadable
+ * by the relay, which then refuses to start. So only the directory's owner opens it, and any
+ * other user (root too) is refused here, before anything is changed.
+ */
+function refuseOtherOwner(stateDir: string): void {
+  // POSIX owners mean nothing on Windows (file-permissions.ts).
+  if (process.platform === 'win32') return;
+  const owner = statSync(stateDir).uid;
+  const uid = process.geteuid?.();
+  if (uid === undefined || owner === uid) return;
+  throw new DmzError(
+    'PKI_ERR_STATE_OWNER',
+    `the state directory ${quote(stateDir)} belongs to ${describeUser(owner)}, not to this user (uid ${uid}): files written now would be unreadable by its owner`,
+    { hint: runAsOwnerHint(owner) },
+  );
+}
+
+function runAsOwnerHint(owner: number): string {
+  const name = userName(owner);
+  if (name === undefined) return `run it as uid ${owner}, the directory's owner`;
+  return `run it as the directory's owner: runuser -u ${name} -- dmz-pki ...`;
 }
 
 function migrate(db: Database.Database): void {

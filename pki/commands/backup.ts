@@ -4,7 +4,6 @@
  * into the backup as they are on disk, encrypted or not, inside the backup's own encryption.
  */
 import { resolve } from 'node:path';
-import { explainAuditFailure } from '../audit-trail.ts';
 import { defineCommand, requireOption, withAuditedState } from './command.ts';
 import { formatTime, printFields, printJson } from './output.ts';
 import { BACKUP_PASSPHRASE_HELP, BACKUP_PASSPHRASE_OPTIONS, readBackupPassphrase } from './passphrase.ts';
@@ -45,16 +44,11 @@ ${BACKUP_PASSPHRASE_HELP}`,
         passphrase,
         out,
         ...(values.config === undefined ? {} : { configPath: values.config }),
-        record: (made) => {
-          try {
-            audit.commit(
-              () => undefined,
-              () => ({ bytes: made.bytes, files: made.files, createdAt: made.createdAt.toISOString() }),
-            );
-          } catch (error) {
-            throw explainAuditFailure(error, 'no backup was written');
-          }
-        },
+        record: (made) =>
+          audit.commitBefore(
+            () => ({ bytes: made.bytes, files: made.files, createdAt: made.createdAt.toISOString() }),
+            'no backup was written',
+          ),
       });
     });
     if (values.json === true) {

@@ -6,7 +6,6 @@
 import { writeFile } from 'node:fs/promises';
 import type { CrlSummary } from '../crl-reader.ts';
 import { fileError } from '../../relay/protocol/command-line.ts';
-import { explainAuditFailure } from '../audit-trail.ts';
 import { readState } from '../state-layout.ts';
 import type { PkiState } from '../state.ts';
 import { defineCommand, usageError, withAuditedState } from './command.ts';
@@ -64,19 +63,22 @@ ${PASSPHRASE_HELP}
         warnStale(output, current);
         return current.pem;
       }
-      const reissued = await writeCrl(state.stateDir, state.store, ca);
-      const { readCrlSummary } = await import('../crl-reader.ts');
-      const { nextUpdate, revokedSerials } = readCrlSummary(reissued);
-      const record = { nextUpdate: nextUpdate.toISOString(), revokedSerials: revokedSerials.length };
-      try {
-        audit.commit(
-          () => undefined,
-          () => record,
-        );
-      } catch (error) {
-        throw explainAuditFailure(error, 'the CRL was reissued all the same');
-      }
-      return reissued;
+      // Recorded before the file is replaced: no CRL reissued that nobody knows of, even after a kill.
+      const reissued = await writeCrl({
+        stateDir: state.stateDir,
+        store: state.store,
+        ca,
+        record: (crl) =>
+          audit.commitBefore(
+            () => ({
+              crlNumber: crl.crlNumber,
+              nextUpdate: crl.nextUpdate.toISOString(),
+              revokedSerials: crl.revoked,
+            }),
+            'the CRL was not replaced',
+          ),
+      });
+      return reissued.pem;
     });
     const { crlPemToDer, readCrlSummary } = await import('../crl-reader.ts');
     const data =

@@ -4,7 +4,6 @@
  * a second without dropping a connection (pki/relay-certificate.ts says how).
  */
 import { readState } from '../state-layout.ts';
-import { explainAuditFailure } from '../audit-trail.ts';
 import { defineCommand, invalidArgument, quote, withAuditedState } from './command.ts';
 import { formatTime, printFields, printJson, printNote } from './output.ts';
 import {
@@ -75,16 +74,11 @@ ${PASSPHRASE_HELP}`,
         lifetimeDays,
         ...names,
         // Recorded before the pair is replaced: no new pair nobody knows of, even after a kill.
-        record: (issued) => {
-          try {
-            audit.commit(
-              () => undefined,
-              () => ({ serial: issued.serialHex, notAfter: issued.notAfter.toISOString(), ...names }),
-            );
-          } catch (error) {
-            throw explainAuditFailure(error, 'the relay certificate was not replaced');
-          }
-        },
+        record: (issued) =>
+          audit.commitBefore(
+            () => ({ serial: issued.serialHex, notAfter: issued.notAfter.toISOString(), ...names }),
+            'the relay certificate was not replaced',
+          ),
       });
       const dropped = [
         ...current.dnsNames.filter((name) => !names.dnsNames.includes(name)),

@@ -57,7 +57,8 @@ ${PASSPHRASE_HELP}
         (done) => ({ serials: done.revoked.map((c) => c.serialHex), tokensRevoked: done.tokensRevoked }),
       );
       const { writeCrl } = await import('../revocation.ts');
-      if (ca !== undefined) await writeCrl(state.stateDir, state.store, ca);
+      // After the revocation's record: the CRL publishes only revocations already recorded.
+      if (ca !== undefined) await writeCrl({ stateDir: state.stateDir, store: state.store, ca });
       else {
         const crl = await inspectCrl(state);
         if (crl.needsReissue) warnStale(output, crl);

@@ -47,6 +47,7 @@ export const ERROR_MESSAGES = {
   PKI_ERR_ALREADY_INITIALIZED: 'a certificate authority already exists in this state directory',
   PKI_ERR_NOT_INITIALIZED: 'no certificate authority in this state directory',
   PKI_ERR_STATE_PERMISSIONS: 'state directory or key file permissions are too open',
+  PKI_ERR_STATE_OWNER: 'the state directory or a file in it belongs to another user',
   PKI_ERR_PASSPHRASE: 'CA key passphrase is missing or wrong',
   PKI_ERR_TOKEN_INVALID: 'enrollment token is invalid',
   PKI_ERR_TOKEN_EXPIRED: 'enrollment token has expired',

@@ -16,7 +16,7 @@ import {
   readRelayCertificate,
   type RelayServerCertificate,
 } from '../../pki/relay-certificate.ts';
-import { crlNeedsReissue, revokedSerials, writeCrl } from '../../pki/revocation.ts';
+import { crlNeedsReissue, revokedSerials, writeCrl, type IssuedCrl } from '../../pki/revocation.ts';
 import type { PkiState } from '../../pki/state.ts';
 import { AUDIT_EVENT, type AuditLog } from './audit.ts';
 
@@ -95,13 +95,18 @@ export class PkiUpkeep {
     await this.#setEnrollment(false);
   }
 
-  /** Publishes a fresh CRL now and applies it (also used at start). */
+  /** Publishes a fresh CRL now and applies it. */
   async publishCrl(reason: string): Promise<void> {
     const { state, ca, crlValidityMs, onCrl, audit } = this.#options;
-    const crlPem = await writeCrl(state.stateDir, state.store, ca, new Date(), crlValidityMs);
-    const revoked = revokedSerials(state.store);
-    onCrl(crlPem, revoked);
-    audit.record(AUDIT_EVENT.crlReissued, { reason, revoked: revoked.size });
+    const crl = await writeCrl({
+      stateDir: state.stateDir,
+      store: state.store,
+      ca,
+      validityMs: crlValidityMs,
+      // Before the file is replaced, as dmz-pki's records: no kill leaves a CRL nobody recorded.
+      record: (issued) => recordCrlReissue(audit, reason, issued),
+    });
+    onCrl(crl.pem, revokedSerials(state.store));
   }
 
   #every(intervalMs: number, run: () => void): void {
@@ -177,4 +182,14 @@ export class PkiUpkeep {
     }
     log.info({ open }, 'enrollment listener');
   }
+}
+
+/** The relay's record of a CRL it reissues (at start, at a revocation, or to keep it fresh). */
+export function recordCrlReissue(audit: AuditLog, reason: string, crl: IssuedCrl): void {
+  audit.record(AUDIT_EVENT.crlReissued, {
+    reason,
+    revoked: crl.revoked,
+    crlNumber: crl.crlNumber,
+    nextUpdate: crl.nextUpdate.toISOString(),
+  });
 }

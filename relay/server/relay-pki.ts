@@ -13,8 +13,10 @@ import type { CertificateAuthority } from '../../pki/authority.ts';
 import { quote } from '../protocol/command-line.ts';
 import { DmzError } from '../protocol/errors.ts';
 import type { ProcessLock } from '../protocol/process-lock.ts';
+import type { AuditLog } from './audit.ts';
 import type { RelayConfig } from './config.ts';
 import type { CertificateRenewer } from './context.ts';
+import { recordCrlReissue } from './pki-upkeep.ts';
 import { lockStateDirectory } from './state-lock.ts';
 import { loadTlsMaterial, type RelayTlsMaterial } from './tls.ts';
 
@@ -36,8 +38,10 @@ export interface RelayPki {
 const PASSPHRASE_SETTING = 'pki.passphraseFile';
 const HOW_TO_GIVE_PASSPHRASE = `${PASSPHRASE_SETTING} in the configuration or the ${PASSPHRASE_ENV} environment variable`;
 
+/** `audit` records the CRL reissued at start, before the file is replaced (pki-upkeep.ts). */
 export async function openRelayPki(
   config: RelayConfig,
+  audit: AuditLog,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<RelayPki> {
   const state = await openRelayState(config);
@@ -60,7 +64,14 @@ export async function openRelayPki(
     // current CRL is left as it is, so a relay that cannot start (its port in use) changes nothing.
     const now = new Date();
     if (await publishedCrlIsStale(state.stateDir, state.store, now, crlValidityMs)) {
-      await writeCrl(state.stateDir, state.store, ca, now, crlValidityMs);
+      await writeCrl({
+        stateDir: state.stateDir,
+        store: state.store,
+        ca,
+        now,
+        validityMs: crlValidityMs,
+        record: (crl) => recordCrlReissue(audit, 'start', crl),
+      });
     }
     const revoked = revokedSerials(state.store);
     const issuer = new CertificateIssuer(state, ca, parseDuration(config.pki.agentCertificateLifetime) ?? 0);

@@ -72,7 +72,7 @@ export async function startRelay(options: StartRelayOptions): Promise<RunningRel
   let config = options.config;
   const log = options.log ?? createDebugLog(config.log.level);
   const audit = options.audit ?? createAuditLog(config.log.audit);
-  const pki = options.tls === undefined ? await openRelayPki(config, options.env) : undefined;
+  const pki = options.tls === undefined ? await openRelayPki(config, audit, options.env) : undefined;
   if (pki?.staleLockOf !== undefined) {
     log.warn({ pid: pki.staleLockOf }, 'took over the state lock of a relay that is gone');
   }

@@ -3,9 +3,12 @@
  * pass the full option set: `setSecureContext` resets anything left out, and a reload without the
  * CRL would silently re-admit revoked agents.
  */
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { SecureContextOptions } from 'node:tls';
 import { DmzError } from '../protocol/errors.ts';
+import { quote } from '../protocol/command-line.ts';
+import { describeUser, isPermissionError, userName } from '../protocol/file-permissions.ts';
 import { KEY_EXCHANGE_GROUPS, MIN_TLS_VERSION } from '../protocol/limits.ts';
 import { readRelayCertificate } from '../../pki/relay-certificate.ts';
 import { statePath, type StateFile } from '../../pki/state-layout.ts';
@@ -31,6 +34,7 @@ export async function loadTlsMaterial(stateDir: string): Promise<RelayTlsMateria
     // A certificate that does not match its key says so itself (an interrupted `dmz-pki relay-cert`).
     if (cause instanceof DmzError) throw cause;
     const missing = (cause as NodeJS.ErrnoException).path ?? stateDir;
+    if (isPermissionError(cause)) throw unreadableError(missing, cause);
     throw new DmzError(
       'PKI_ERR_NOT_INITIALIZED',
       `the state directory ${JSON.stringify(stateDir)} lacks ${JSON.stringify(missing)}`,
@@ -40,6 +44,21 @@ export async function loadTlsMaterial(stateDir: string): Promise<RelayTlsMateria
       },
     );
   }
+}
+
+/**
+ * A state file the relay may not read is there, not missing: most often one a `dmz-pki` run as
+ * another user wrote (owned by it, 0600). Saying "lacks" would send the operator to restore a backup.
+ */
+function unreadableError(path: string, cause: unknown): DmzError {
+  const uid = process.geteuid?.() ?? -1;
+  const owner = statSync(path, { throwIfNoEntry: false })?.uid;
+  const ownedBy = owner === undefined ? '' : ` (owned by ${describeUser(owner)})`;
+  const user = userName(uid) ?? String(uid);
+  return new DmzError('PKI_ERR_STATE_OWNER', `${quote(path)} is not readable by uid ${uid}${ownedBy}`, {
+    cause,
+    hint: `give it to the relay's user (chown ${user} ${quote(path)}), and run dmz-pki as that user: runuser -u ${user} -- dmz-pki ...`,
+  });
 }
 
 /** `ticketKeys` from session-tickets.ts: new ones at every reload make every ticket so far useless. */

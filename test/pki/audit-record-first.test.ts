@@ -1,6 +1,6 @@
 /**
- * `relay-cert` and `backup` change files outside the store, which no transaction rolls back: their
- * record commits before the files are written (test/system/pki-audit-sigkill.test.ts kills them at
+ * `relay-cert`, `crl` and `backup` change files outside the store, which no transaction rolls back:
+ * their record commits before the files are written (test/system/pki-audit-sigkill.test.ts kills them at
  * each step). A failure after that record is recorded too, as `failed`, so the log never says a
  * change was made and stops there when it was not.
  */
@@ -13,7 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import { auditLogPath } from '../../pki/audit-log.ts';
 import type { AuditRecord } from '../../pki/audit-record.ts';
 import { statePath } from '../../pki/state-layout.ts';
-import { createCaState } from '../support/ca-state.ts';
+import { openState } from '../../pki/state.ts';
+import { asidePath } from '../../relay/protocol/durable-files.ts';
+import { createCaState, enrollInProcess } from '../support/ca-state.ts';
 import { runPki } from '../support/pki-cli.ts';
 
 const ENV = { DMZ_BACKUP_PASSPHRASE: 'k3Vq8xW1pZr7Ls0YdN4mT6bJ' };
@@ -52,6 +54,36 @@ describe('pki audit log - a command that writes files records first', () => {
     assert.match(failed?.code ?? '', /^(PKI|CLI)_ERR_/);
     const listed = await runPki(['--state', stateDir, 'audit']);
     assert.match(listed.stdout, /relay-cert +failed (PKI|CLI)_ERR_\w+ /);
+    assert.equal((await runPki(['--state', stateDir, 'audit', '--verify'])).code, 0);
+  });
+
+  it('crl that cannot replace the CRL: its ok record with the new number, then failed, and the file as it was', async () => {
+    const stateDir = join(root, 'crl');
+    await createCaState(stateDir);
+    await enrollInProcess(stateDir, 'ot', 'press-9');
+    const state = await openState(stateDir);
+    try {
+      // Revoked in the store alone, as `revoke` leaves it when the CA key stays locked: due for reissue.
+      state.store.revokeCertificates('press-9', 'keyCompromise', new Date());
+    } finally {
+      state.close();
+    }
+    const before = readFileSync(statePath(stateDir, 'crl'), 'utf8');
+    // A directory, not empty, where this process writes the new CRL first: clearing it fails.
+    mkdirSync(join(asidePath(statePath(stateDir, 'crl')), 'in-the-way'), { recursive: true });
+    const run = await runPki(['--state', stateDir, 'crl']);
+    assert.equal(run.code, 1, run.stdout);
+    assert.equal(readFileSync(statePath(stateDir, 'crl'), 'utf8'), before);
+    const [recorded, failed] = lastTwo(stateDir);
+    assert.deepEqual(
+      [recorded?.command, recorded?.outcome, recorded?.target.revokedSerials],
+      ['crl', 'ok', 1],
+    );
+    assert.equal(typeof recorded?.target.crlNumber, 'number');
+    assert.deepEqual(
+      [failed?.command, failed?.outcome, failed?.target.crlNumber],
+      ['crl', 'failed', recorded?.target.crlNumber],
+    );
     assert.equal((await runPki(['--state', stateDir, 'audit', '--verify'])).code, 0);
   });
 

@@ -7,9 +7,10 @@
  * a few of each kind also run as processes, so the exit status is seen as a shell sees it.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import {
   chmodSync,
+  chownSync,
   closeSync,
   cpSync,
   existsSync,
@@ -32,6 +33,7 @@ import { AGENT_KEY_BITS, generateRsaKeyPair, type RsaKeyPair } from '../../pki/k
 import { runPkiCli } from '../../pki/cli.ts';
 import { openState } from '../../pki/state.ts';
 import { createCaState } from '../support/ca-state.ts';
+import { spawnChild } from '../support/child-processes.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/dmz-pki.js', import.meta.url));
 const OPENSSL = '/usr/bin/openssl';
@@ -81,7 +83,10 @@ function runPkiToFile(args: readonly string[], path: string): Promise<{ code: nu
   delete baseEnv.DMZ_PKI_PASSPHRASE;
   const fd = openSync(path, 'w');
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: baseEnv, stdio: ['ignore', fd, 'pipe'] });
+    const child = spawnChild(process.execPath, [BIN, ...args], {
+      env: baseEnv,
+      stdio: ['ignore', fd, 'pipe'],
+    });
     closeSync(fd);
     let stderr = '';
     child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
@@ -689,6 +694,64 @@ describe('dmz-pki', { concurrency: true }, () => {
       assert.match(withEnv.stdout.trim(), JWT);
     });
 
+    it(
+      'a passphrase file group or others may read, or not a regular file, is refused and nothing is made',
+      { skip: !posixModes && 'POSIX modes only' },
+      async () => {
+        const open = join(root, 'passphrase-0640');
+        await writeFile(open, `${PASSPHRASE}\n`, { mode: 0o600 });
+        chmodSync(open, 0o640);
+        const tokensBefore = parseJson(await pkiHere('token', 'list', '--json'));
+        const token = await pkiHere(
+          'token',
+          'create',
+          '--name',
+          'press-9',
+          '--role',
+          'ot',
+          '--passphrase-file',
+          open,
+        );
+        assertExit(token, 1);
+        assert.equal(
+          token.stderr,
+          `dmz-pki: ${JSON.stringify(open)} (--passphrase-file) is open to group or others (mode 0640) (PKI_ERR_PASSPHRASE); make it the owner's alone: chmod 600 ${JSON.stringify(open)}\n`,
+        );
+        assert.deepEqual(parseJson(await pkiHere('token', 'list', '--json')), tokensBefore, 'no token made');
+        const out = join(root, 'refused.backup');
+        const backup = await pkiHere('backup', '--out', out, '--backup-passphrase-file', open);
+        assertExit(backup, 1);
+        assert.match(
+          backup.stderr,
+          /^dmz-pki: ".*passphrase-0640" \(--backup-passphrase-file\) is open to group or others \(mode 0640\) \(PKI_ERR_BACKUP_PASSPHRASE\); make it the owner's alone: chmod 600 /,
+        );
+        assert.equal(existsSync(out), false, 'no backup written');
+        const notAFile = await pkiHere(
+          'token',
+          'create',
+          '--name',
+          'press-9',
+          '--role',
+          'ot',
+          '--passphrase-file',
+          root,
+        );
+        assertExit(notAFile, 1);
+        assert.match(
+          notAFile.stderr,
+          /\(--passphrase-file\) is not a regular file or a pipe \(PKI_ERR_PASSPHRASE\)/,
+        );
+        // A pipe, as `--passphrase-file <(pass show ca)` gives, is no file at rest: accepted.
+        const pipe = join(root, 'passphrase-pipe');
+        assert.equal(spawnSync('mkfifo', ['-m', '600', pipe]).status, 0, 'mkfifo');
+        const [piped] = await Promise.all([
+          pki('token', 'create', '--name', 'press-9', '--role', 'ot', '--passphrase-file', pipe),
+          writeFile(pipe, `${PASSPHRASE}\n`),
+        ]);
+        assertExit(piped, 0);
+      },
+    );
+
     it('revoke - without the passphrase the store is updated and the relay is left to publish the CRL', async () => {
       const token = await pkiHere(
         'token',
@@ -860,5 +923,32 @@ describe('dmz-pki', { concurrency: true }, () => {
         );
       });
     }
+
+    it(
+      "state - every command refuses a directory of another user, root too: the relay's user could not read what it wrote",
+      { skip: process.getuid?.() !== 0 && 'only root can make a directory of another user' },
+      async () => {
+        const dir = join(root, 'of-nobody');
+        cpSync(pristine, dir, { recursive: true });
+        for (const file of ['.', ...readdirSync(dir)]) chownSync(join(dir, file), NOBODY.uid, NOBODY.gid);
+        const snapshot = () =>
+          readdirSync(dir)
+            .sort()
+            .map((file) => {
+              const { uid, mode } = statSync(join(dir, file));
+              return { file, uid, mode, contents: readFileSync(join(dir, file)).toString('base64') };
+            });
+        const before = snapshot();
+        const expected =
+          `dmz-pki: the state directory ${JSON.stringify(dir)} belongs to uid 65534 (nobody), not to this user (uid 0): ` +
+          "files written now would be unreadable by its owner (PKI_ERR_STATE_OWNER); run it as the directory's owner: runuser -u nobody -- dmz-pki ...";
+        for (const args of [['relay-cert'], ['revoke', 'line-7'], ['crl'], ['status'], ['agents']]) {
+          const run = await runInProcess(['--state', dir, ...args]);
+          assertExit(run, 1);
+          assert.equal(run.stderr.split('\n')[0], expected, args.join(' '));
+          assert.deepEqual(snapshot(), before, `${args.join(' ')} changed nothing`);
+        }
+      },
+    );
   });
 });

@@ -1,10 +1,11 @@
 /**
  * The PKI audit log against SIGKILL at each step of the commands that write files besides the
- * store: `relay-cert` (the relay's key and certificate), `backup` (a file holding the CA's keys)
- * and `revoke` (the store, then the CRL). strace kills the real process at the Nth rename, fsync or fdatasync, for every N the
- * command reaches; after each kill a change on disk (the relay's pair replaced, a backup file or
- * its part-written copy there) must have its record committed in the store before it, and the log
- * must verify, and verify again once the command has been run anew.
+ * store: `relay-cert` (the relay's key and certificate), `backup` (a file holding the CA's keys),
+ * `crl` (a CRL reissued, behind a revocation made without the CA key) and `revoke` (the store,
+ * then the CRL). strace kills the real process at the Nth rename, fsync or fdatasync, for every N
+ * the command reaches; after each kill a change on disk (the relay's pair replaced, a backup file
+ * or its part-written copy there, a new CRL) must have its record committed in the store before
+ * it, and the log must verify, and verify again once the command has been run anew.
  * UV_THREADPOOL_SIZE=1: strace counts a system call per thread, and libuv's pool does the files'.
  * About a minute of processes: `npm run test:pki-kill`, in CI (.ci/run installs strace).
  */
@@ -32,28 +33,51 @@ const MAX_KILLS_PER_CALL = 40;
 /** A bound on a hung process, not a measure: a run takes about a second. */
 const RUN_DEADLINE_MS = 60_000;
 
+/** The files a command may replace, as they were before it ran. */
+interface Before {
+  readonly pair: string;
+  readonly crl: string;
+}
+
 interface Attacked {
   readonly command: string;
   readonly args: (root: string) => string[];
+  /** Puts the copied state where the command has work to do. */
+  readonly prepare?: (stateDir: string) => Promise<void>;
   /** What the command left on disk that it must not leave unrecorded. */
-  readonly changed: (stateDir: string, root: string, before: string) => boolean | Promise<boolean>;
+  readonly changed: (stateDir: string, root: string, before: Before) => boolean | Promise<boolean>;
 }
 
 const pairOf = (stateDir: string) =>
   readFileSync(statePath(stateDir, 'relayKey'), 'utf8') +
   readFileSync(statePath(stateDir, 'relayCertificate'), 'utf8');
+const crlOf = (stateDir: string) => readFileSync(statePath(stateDir, 'crl'), 'utf8');
 
 const ATTACKED: readonly Attacked[] = [
   {
     command: 'relay-cert',
     args: () => ['relay-cert'],
-    changed: (stateDir, _, before) => pairOf(stateDir) !== before,
+    changed: (stateDir, _, before) => pairOf(stateDir) !== before.pair,
   },
   {
     command: 'backup',
     args: (root) => ['backup', '--out', join(root, 'ca.backup')],
     // The backup, or the copy it is written to first: either holds the CA's keys.
     changed: (_, root) => readdirSync(root).some((name) => name.startsWith('ca.backup')),
+  },
+  {
+    command: 'crl',
+    args: () => ['crl'],
+    // Revoked in the store alone, as `revoke` leaves it when the CA key stays locked: due for reissue.
+    prepare: async (stateDir) => {
+      const state = await openState(stateDir);
+      try {
+        state.store.revokeCertificates('press-9', 'keyCompromise', new Date());
+      } finally {
+        state.close();
+      }
+    },
+    changed: (stateDir, _, before) => crlOf(stateDir) !== before.crl,
   },
   {
     command: 'revoke',
@@ -147,7 +171,8 @@ describe('pki audit log - SIGKILL at each step', { skip: SKIP }, () => {
           const where = join(root, `${attacked.command}-${call}-${nth}`);
           const stateDir = join(where, 'state');
           cpSync(template, stateDir, { recursive: true });
-          const before = pairOf(stateDir);
+          await attacked.prepare?.(stateDir);
+          const before = { pair: pairOf(stateDir), crl: crlOf(stateDir) };
           const args = attacked.args(where);
           if (!(await runKilledAt(stateDir, args, call, nth))) break;
           assert.notEqual(nth, MAX_KILLS_PER_CALL, `${call} killed ${MAX_KILLS_PER_CALL} times over`);

@@ -4,7 +4,7 @@
  * same words and the same hint; only the code says whose it is.
  */
 import assert from 'node:assert/strict';
-import { chmod, chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -20,14 +20,20 @@ const users: readonly {
   readonly name: string;
   readonly open: (dir: string) => Promise<unknown>;
   readonly code: string;
-  /** Whether a directory owned by another user is refused too (not the CA's: `sudo dmz-pki`). */
+  /** Whether a directory owned by another user is refused too. */
   readonly ownerChecked: boolean;
+  /** The refusal of another user's directory, when not the common one (the CA's says how to run as it). */
+  readonly otherOwnerRefusal?: (dir: string) => { code: string; message: string };
 }[] = [
   {
     name: 'the CA store',
     open: (dir) => Promise.resolve().then(() => openPkiStore(dir).close()),
     code: 'PKI_ERR_STATE_PERMISSIONS',
-    ownerChecked: false,
+    ownerChecked: true,
+    otherOwnerRefusal: (dir) => ({
+      code: 'PKI_ERR_STATE_OWNER',
+      message: `the state directory ${JSON.stringify(dir)} belongs to uid ${NOBODY} (nobody), not to this user (uid 0): files written now would be unreadable by its owner`,
+    }),
   },
   {
     name: 'an agent credential directory',
@@ -81,10 +87,14 @@ describe(
             await user.open(dir);
             return;
           }
-          await assert.rejects(user.open(dir), {
-            code: user.code,
-            message: `${JSON.stringify(dir)} belongs to uid ${NOBODY}, not to this user (uid 0)`,
-          });
+          await assert.rejects(
+            user.open(dir),
+            user.otherOwnerRefusal?.(dir) ?? {
+              code: user.code,
+              message: `${JSON.stringify(dir)} belongs to uid ${NOBODY}, not to this user (uid 0)`,
+            },
+          );
+          assert.deepEqual(await readdir(dir), [], 'nothing made in it');
         },
       );
     }

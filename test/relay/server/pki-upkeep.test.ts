@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { crlNeedsReissue, writeCrl } from '../../../pki/revocation.ts';
 import { statePath } from '../../../pki/state-layout.ts';
 import { openState } from '../../../pki/state.ts';
 import { openPkiStore, type PkiStore } from '../../../pki/store.ts';
-import { createAuditLog } from '../../../relay/server/audit.ts';
+import { AUDIT_EVENT, createAuditLog } from '../../../relay/server/audit.ts';
 import { validateRelayConfig } from '../../../relay/server/config.ts';
 import { PkiUpkeep } from '../../../relay/server/pki-upkeep.ts';
 import { openRelayPki } from '../../../relay/server/relay-pki.ts';
@@ -100,7 +101,8 @@ async function crlDates(stateDir: string): Promise<{ thisUpdate: Date; nextUpdat
 async function ageCrl(stateDir: string, ageMs: number, validityMs: number): Promise<void> {
   const state = await openState(stateDir);
   try {
-    await writeCrl(stateDir, state.store, await state.loadCa(), new Date(Date.now() - ageMs), validityMs);
+    const ca = await state.loadCa();
+    await writeCrl({ stateDir, store: state.store, ca, now: new Date(Date.now() - ageMs), validityMs });
     assert.ok(crlNeedsReissue(state.store, new Date(), validityMs), 'precondition: the CRL is due');
   } finally {
     state.close();
@@ -232,12 +234,24 @@ describe('relay/server pki upkeep - CRL', () => {
       const before = await crlDates(stateDir);
       near(before.thisUpdate, Date.now() - row.ageMs, MINUTE_MS, 'aged thisUpdate');
 
-      const { relay } = await startOnState(stateDir, { crlValidity: '1h' });
+      const { relay, audit } = await startOnState(stateDir, { crlValidity: '1h' });
       try {
         const started = Date.now();
         const after = await crlDates(stateDir);
         near(after.thisUpdate, started, MINUTE_MS, 'reissued thisUpdate');
         assert.equal(after.nextUpdate.getTime() - after.thisUpdate.getTime(), HOUR_MS);
+        // Recorded in the relay's audit log too, once, with the CRL's nextUpdate (the file's is in seconds).
+        const reissued = audit.entries.filter((entry) => entry.event === 'crl.reissued');
+        assert.deepEqual(
+          reissued.map((entry) => entry['reason']),
+          ['start'],
+        );
+        near(
+          new Date(String(reissued[0]?.['nextUpdate'])),
+          after.nextUpdate.getTime(),
+          1_000,
+          'recorded nextUpdate',
+        );
         const client = await connectAgent(relay, agent);
         assert.equal(client.client.welcome.name, 'historian');
         await client.client.close();
@@ -246,6 +260,33 @@ describe('relay/server pki upkeep - CRL', () => {
       }
     });
   }
+
+  it('upkeep - a reissued CRL is recorded before its file is replaced, so no kill leaves it unrecorded', async () => {
+    const state = await openState(stateDir);
+    const crlPath = statePath(stateDir, 'crl');
+    const old = readFileSync(crlPath, 'utf8');
+    const onDiskAtRecord: string[] = [];
+    const upkeep = new PkiUpkeep({
+      state,
+      ca: await state.loadCa(),
+      crlValidityMs: HOUR_MS,
+      onCrl: () => undefined,
+      enrollment: undefined,
+      audit: {
+        record(event) {
+          if (event === AUDIT_EVENT.crlReissued) onDiskAtRecord.push(readFileSync(crlPath, 'utf8'));
+        },
+      },
+      log: pino({ level: 'silent' }),
+    });
+    try {
+      await upkeep.publishCrl('freshness');
+      assert.deepEqual(onDiskAtRecord, [old], 'one record, made while the old CRL was still in place');
+      assert.notEqual(readFileSync(crlPath, 'utf8'), old, 'then the CRL was replaced');
+    } finally {
+      state.close();
+    }
+  });
 
   it('upkeep - a revocation by another store connection cuts the agent within 1 s and reissues the CRL', async () => {
     const { relay, audit } = await startOnState(stateDir);
@@ -263,8 +304,10 @@ describe('relay/server pki upkeep - CRL', () => {
       assert.ok(elapsed < 1_000, `cut after ${elapsed} ms`);
       assert.deepEqual(closed, { code: CLOSE_CODE.policyViolation, reason: 'RELAY_ERR_REVOKED' });
 
-      const reissued = await audit.waitFor((entry) => entry.event === 'crl.reissued', 'crl.reissued');
-      assert.equal(reissued['reason'], 'revocation');
+      const reissued = await audit.waitFor(
+        (entry) => entry.event === 'crl.reissued' && entry['reason'] === 'revocation',
+        'crl.reissued for the revocation',
+      );
       assert.equal(reissued['revoked'], 1);
       const revoked = await audit.waitFor(
         (entry) => entry.event === 'certificate.revoked',
@@ -304,6 +347,7 @@ describe('relay/server relay-pki - renewal rate limit', () => {
         },
         stateDir,
       ),
+      createAuditLog(new AuditRecorder().stream),
     );
     const renew = (name: string, serialHex: string) =>
       pki.renewer.renew({ trustDomain: CA_STATE_TRUST_DOMAIN, role: 'ot', name }, serialHex, 'not a csr');

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { chmodSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,6 +76,14 @@ describe('relay/server relay-pki', () => {
     ]) {
       await assert.rejects(startRelay({ config: configFor(encrypted, passphraseFile), ...quiet }), {
         code: 'PKI_ERR_PASSPHRASE',
+      });
+    }
+    if (process.platform !== 'win32') {
+      const readable = file('readable.pass', 'correct horse\n');
+      chmodSync(readable, 0o644);
+      await assert.rejects(startRelay({ config: configFor(encrypted, readable), ...quiet }), {
+        code: 'PKI_ERR_PASSPHRASE',
+        message: `${JSON.stringify(readable)} (pki.passphraseFile) is open to group or others (mode 0644)`,
       });
     }
     const started = await startRelay({
