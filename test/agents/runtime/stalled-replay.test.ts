@@ -75,8 +75,17 @@ describe('dmz-agent run: a consumer that stalls during its replay round', () => 
         }),
       );
       consumer = await plant.agentProcess('historian', config);
+      const roundsBefore = ot.status().ot?.replay.rounds ?? 0;
       const incarnation = consumer.start();
       await waitFor(() => consumer?.stderrIncludes('session open; resuming'), 'the session open', 20_000, 5);
+      // The consumer logs that line before its resume request leaves: stopped in between (a busy
+      // machine), it would never ask for the round, and the relay would have nothing to drop.
+      await waitFor(
+        () => (ot.status().ot?.replay.rounds ?? 0) > roundsBefore,
+        'the replay round begun',
+        20_000,
+        1,
+      );
 
       // It stalls as its round begins: the relay drops the round's rest, end marker and all.
       process.kill(incarnation.pid, 'SIGSTOP');
