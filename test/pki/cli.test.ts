@@ -701,17 +701,11 @@ describe('dmz-pki', { concurrency: true }, () => {
         const open = join(root, 'passphrase-0640');
         await writeFile(open, `${PASSPHRASE}\n`, { mode: 0o600 });
         chmodSync(open, 0o640);
+        /** One token for press-9, the CA key's passphrase read from `file`. */
+        const createToken = (run: typeof pki, file: string) =>
+          run('token', 'create', '--name', 'press-9', '--role', 'ot', '--passphrase-file', file);
         const tokensBefore = parseJson(await pkiHere('token', 'list', '--json'));
-        const token = await pkiHere(
-          'token',
-          'create',
-          '--name',
-          'press-9',
-          '--role',
-          'ot',
-          '--passphrase-file',
-          open,
-        );
+        const token = await createToken(pkiHere, open);
         assertExit(token, 1);
         assert.equal(
           token.stderr,
@@ -726,16 +720,7 @@ describe('dmz-pki', { concurrency: true }, () => {
           /^dmz-pki: ".*passphrase-0640" \(--backup-passphrase-file\) is open to group or others \(mode 0640\) \(PKI_ERR_BACKUP_PASSPHRASE\); make it the owner's alone: chmod 600 /,
         );
         assert.equal(existsSync(out), false, 'no backup written');
-        const notAFile = await pkiHere(
-          'token',
-          'create',
-          '--name',
-          'press-9',
-          '--role',
-          'ot',
-          '--passphrase-file',
-          root,
-        );
+        const notAFile = await createToken(pkiHere, root);
         assertExit(notAFile, 1);
         assert.match(
           notAFile.stderr,
@@ -744,10 +729,7 @@ describe('dmz-pki', { concurrency: true }, () => {
         // A pipe, as `--passphrase-file <(pass show ca)` gives, is no file at rest: accepted.
         const pipe = join(root, 'passphrase-pipe');
         assert.equal(spawnSync('mkfifo', ['-m', '600', pipe]).status, 0, 'mkfifo');
-        const [piped] = await Promise.all([
-          pki('token', 'create', '--name', 'press-9', '--role', 'ot', '--passphrase-file', pipe),
-          writeFile(pipe, `${PASSPHRASE}\n`),
-        ]);
+        const [piped] = await Promise.all([createToken(pki, pipe), writeFile(pipe, `${PASSPHRASE}\n`)]);
         assertExit(piped, 0);
       },
     );
