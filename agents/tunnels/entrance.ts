@@ -12,8 +12,7 @@ import type { Logger } from 'pino';
 import { DmzError, type ErrorCode } from '../../relay/protocol/errors.ts';
 import { MAX_U32 } from '../../relay/protocol/limits.ts';
 import { DEFAULT_STREAM_WINDOW_BYTES } from '../../relay/protocol/streams.ts';
-import type { StreamClosed, StreamData, StreamRefusal, StreamWindow } from '../link/relay-link.ts';
-import { StreamMux, type MuxStats, type TunnelLink } from './stream-mux.ts';
+import { StreamMux, type MuxStats, type StreamFrames, type TunnelLink } from './stream-mux.ts';
 import type { HostPort, TunnelEntranceSettings } from './tunnel-config.ts';
 import { TunnelStream, type StreamOutcome } from './tunnel-stream.ts';
 
@@ -118,20 +117,9 @@ export class TunnelEntrance {
     return true;
   }
 
-  data(frame: StreamData): void {
-    this.#mux.data(frame);
-  }
-
-  window(frame: StreamWindow): void {
-    this.#mux.window(frame);
-  }
-
-  closed(frame: StreamClosed): void {
-    this.#mux.closed(frame);
-  }
-
-  refused(refusal: StreamRefusal): void {
-    this.#mux.refused(refusal);
+  /** Where the link's stream frames for this end go (tunnel-events.ts). */
+  get frames(): StreamFrames {
+    return this.#mux;
   }
 
   stats(): EntranceStats {

@@ -12,15 +12,9 @@ import { connect, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ERROR_MESSAGES, type ErrorCode } from '../../relay/protocol/errors.ts';
 import { DEFAULT_STREAM_WINDOW_BYTES } from '../../relay/protocol/streams.ts';
-import type {
-  StreamClosed,
-  StreamData,
-  StreamOffer,
-  StreamRefusal,
-  StreamWindow,
-} from '../link/relay-link.ts';
+import type { StreamOffer } from '../link/relay-link.ts';
 import { ByteBudget } from './byte-budget.ts';
-import { StreamMux, type MuxStats, type TunnelLink } from './stream-mux.ts';
+import { StreamMux, type MuxStats, type StreamFrames, type TunnelLink } from './stream-mux.ts';
 import type { TunnelService } from './tunnel-config.ts';
 import { TunnelStream, type StreamLink, type StreamOutcome } from './tunnel-stream.ts';
 
@@ -148,20 +142,9 @@ export class TunnelExit {
     this.#connect(stream, settings, offer.window, streamLink);
   }
 
-  data(frame: StreamData): void {
-    this.#mux.data(frame);
-  }
-
-  window(frame: StreamWindow): void {
-    this.#mux.window(frame);
-  }
-
-  closed(frame: StreamClosed): void {
-    this.#mux.closed(frame);
-  }
-
-  refused(refusal: StreamRefusal): void {
-    this.#mux.refused(refusal);
+  /** Where the link's stream frames for this end go (tunnel-events.ts). */
+  get frames(): StreamFrames {
+    return this.#mux;
   }
 
   stats(): ExitStats {

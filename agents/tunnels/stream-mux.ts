@@ -41,6 +41,9 @@ export interface MuxStats {
   readonly bufferedBytes: number;
 }
 
+/** What an end's stream frames from the link go to (tunnel-events.ts). */
+export type StreamFrames = Pick<StreamMux, 'data' | 'window' | 'closed' | 'refused'>;
+
 export class StreamMux {
   #link: TunnelLink | undefined;
   readonly #streams = new Map<string, TunnelStream>();

@@ -8,9 +8,9 @@ import type { TunnelExit } from './exit.ts';
 
 export function tunnelEvents(tunnels: TunnelEntrance | TunnelExit): LinkEvents {
   return {
-    streamData: (data) => tunnels.data(data),
-    streamWindow: (window) => tunnels.window(window),
-    streamClosed: (closed) => tunnels.closed(closed),
-    streamRefused: (refusal) => tunnels.refused(refusal),
+    streamData: (data) => tunnels.frames.data(data),
+    streamWindow: (window) => tunnels.frames.window(window),
+    streamClosed: (closed) => tunnels.frames.closed(closed),
+    streamRefused: (refusal) => tunnels.frames.refused(refusal),
   };
 }
