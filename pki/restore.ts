@@ -32,11 +32,8 @@ import { loadRelayConfig } from '../relay/server/config.ts';
 import { CONFIG_ENTRY, decodeArchive, type BackupArchive } from './backup-archive.ts';
 import { CommandAudit } from './audit-trail.ts';
 import { openBackup } from './backup-envelope.ts';
-import { STATE_FILES } from './state-layout.ts';
+import { DATABASE_SIDE_FILES, STATE_FILES } from './state-layout.ts';
 import { openState } from './state.ts';
-
-/** What SQLite adds beside pki.db when checkRestoredState opens it (WAL mode, store.ts). */
-const SQLITE_SIDE_FILES = ['-wal', '-shm'] as const;
 
 /** Far above any CA's state (a million certificate records are about 2 GB less than this allows). */
 export const MAX_BACKUP_BYTES = 1024 * 1024 * 1024;
@@ -148,7 +145,8 @@ async function writeArchive(
     ...(createdDirectory === undefined ? [] : [createdDirectory]),
     ...written,
     ...(creating === undefined ? [] : [creating]),
-    ...(written.includes(database) ? SQLITE_SIDE_FILES.map((suffix) => `${database}${suffix}`) : []),
+    // What SQLite adds beside pki.db when checkRestoredState opens it.
+    ...(written.includes(database) ? DATABASE_SIDE_FILES.map((name) => join(stateDir, name)) : []),
   ];
   const keepOnInterrupt = removeOnInterrupt(leftovers);
   try {

@@ -20,6 +20,11 @@ export const STATE_FILES = {
 
 export type StateFile = keyof typeof STATE_FILES;
 
+/** What SQLite keeps beside pki.db in WAL mode (store.ts), made by whoever opens the store. */
+export const DATABASE_SIDE_FILES: readonly string[] = ['-wal', '-shm'].map(
+  (suffix) => `${STATE_FILES.database}${suffix}`,
+);
+
 /**
  * The PKI audit log (pki/audit-log.ts): kept beside the state it audits, yet not one of
  * STATE_FILES, which a CA cannot do without: a state made before it existed has none.

@@ -32,6 +32,7 @@ import { spkiFingerprint } from './fingerprint.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from './keys.ts';
 import { RELAY_CERTIFICATE_DAYS } from './relay-certificate.ts';
 import { readState, STATE_FILES, statePath, type StateFile } from './state-layout.ts';
+import { PKI_CLI_OPENER, type StateOpener } from './state-owner.ts';
 import { openPkiStore, type PkiStore } from './store.ts';
 import { generateTokenSigningKey } from './tokens.ts';
 import { writeCrl } from './revocation.ts';
@@ -166,7 +167,8 @@ async function createState(options: InitializeOptions): Promise<{ caFingerprint:
   }
 }
 
-export async function openState(stateDir: string): Promise<PkiState> {
+/** `opener` is the program opening it, for the refusal of another user's state (state-owner.ts). */
+export async function openState(stateDir: string, opener: StateOpener = PKI_CLI_OPENER): Promise<PkiState> {
   const notInitialized = () =>
     new DmzError('PKI_ERR_NOT_INITIALIZED', `no certificate authority in ${JSON.stringify(stateDir)}`, {
       hint: `check the state directory given, or create one with 'dmz-pki --state ${JSON.stringify(stateDir)} init'`,
@@ -174,7 +176,7 @@ export async function openState(stateDir: string): Promise<PkiState> {
   if (!stateFileExists(stateDir, 'caCertificate')) throw notInitialized();
   // A CA whose database is gone is damaged, not new: opening would make an empty one.
   if (!stateFileExists(stateDir, 'database')) throw damagedState(stateDir, 'database', 'it is missing');
-  const store = openStore(stateDir);
+  const store = openStore(stateDir, opener);
   try {
     const trustDomain = store.getMeta(META.trustDomain);
     const caFingerprint = store.getMeta(META.caFingerprint);
@@ -238,10 +240,10 @@ async function readStateFile(stateDir: string, file: StateFile): Promise<string>
   }
 }
 
-function openStore(stateDir: string): PkiStore {
+function openStore(stateDir: string, opener: StateOpener): PkiStore {
   const path = statePath(stateDir, 'database');
   try {
-    return openPkiStore(stateDir);
+    return openPkiStore(stateDir, opener);
   } catch (cause) {
     if (cause instanceof DmzError) throw cause;
     if (isPermissionError(cause)) throw accessError(stateDir, path, cause);

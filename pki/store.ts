@@ -4,27 +4,25 @@
  * consumes tokens and polls `revision()` to reload its CRL. WAL lets readers run beside the one
  * writer; busy_timeout makes a writer wait for the lock instead of failing.
  */
-import { closeSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { quote } from '../relay/protocol/command-line.ts';
 import { DmzError } from '../relay/protocol/errors.ts';
 import {
-  describeUser,
   PRIVATE_DIRECTORY_MODE,
   PRIVATE_FILE_MODE,
   refuseOpenPermissions,
-  userName,
 } from '../relay/protocol/file-permissions.ts';
 import type { Role } from '../relay/protocol/identity.ts';
 import { normalizeSerialHex } from './serial.ts';
+import { PKI_CLI_OPENER, refuseOtherOwner, type StateOpener } from './state-owner.ts';
 
 export const PKI_DB_FILE = 'pki.db';
 /** The CLI's writes are short; 5 s is far beyond any of them, yet a wedged peer still surfaces. */
 const BUSY_TIMEOUT_MS = 5000;
 /**
- * The files in the state directory are checked for their mode bits only: its owner is checked
- * once, on the directory itself (refuseOtherOwner), with an error that says how to run as it.
+ * The files in the state directory are checked here for their mode bits only: their owners, and
+ * the directory's, are refuseOtherOwner's, with an error that says how to run as the owner.
  */
 const STATE_ACCESS = { owner: 'any' } as const;
 
@@ -146,9 +144,10 @@ const MIGRATIONS: readonly string[] = [
    INSERT INTO counters (name, value) VALUES ('crl_number', 0), ('revision', 0);`,
 ];
 
-export function openPkiStore(stateDir: string): PkiStore {
+/** `opener` is the program opening it, for the refusal of another user's state (state-owner.ts). */
+export function openPkiStore(stateDir: string, opener: StateOpener = PKI_CLI_OPENER): PkiStore {
   mkdirSync(stateDir, { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
-  refuseOtherOwner(stateDir);
+  refuseOtherOwner(stateDir, opener);
   refuseOpenPermissions(stateDir, STATE_ACCESS);
   const path = join(stateDir, PKI_DB_FILE);
   // Create the file ourselves so it is born 0600; SQLite gives its -wal and -shm files the same mode.
@@ -166,31 +165,6 @@ export function openPkiStore(stateDir: string): PkiStore {
     db.close();
     throw err;
   }
-}
-
-/**
- * Every file written into the state (relay.pem, crl.pem, the audit log, pki.db's -wal) is born
- * its writer's and 0600: written by root into the relay user's directory, it would be unreadable
- * by the relay, which then refuses to start. So only the directory's owner opens it, and any
- * other user (root too) is refused here, before anything is changed.
- */
-function refuseOtherOwner(stateDir: string): void {
-  // POSIX owners mean nothing on Windows (file-permissions.ts).
-  if (process.platform === 'win32') return;
-  const owner = statSync(stateDir).uid;
-  const uid = process.geteuid?.();
-  if (uid === undefined || owner === uid) return;
-  throw new DmzError(
-    'PKI_ERR_STATE_OWNER',
-    `the state directory ${quote(stateDir)} belongs to ${describeUser(owner)}, not to this user (uid ${uid}): files written now would be unreadable by its owner`,
-    { hint: runAsOwnerHint(owner) },
-  );
-}
-
-function runAsOwnerHint(owner: number): string {
-  const name = userName(owner);
-  if (name === undefined) return `run it as uid ${owner}, the directory's owner`;
-  return `run it as the directory's owner: runuser -u ${name} -- dmz-pki ...`;
 }
 
 function migrate(db: Database.Database): void {

@@ -98,19 +98,28 @@ async function serve(
   output: Output,
   control: RelayCliControl,
 ): Promise<ExitStatus> {
-  const [{ loadRelayConfig }, { startRelay }, { createAuditLog, AUDIT_EVENT }, { createDebugLog }] =
-    await Promise.all([
-      import('./server/config.ts'),
-      import('./server/relay.ts'),
-      import('./server/audit.ts'),
-      import('./server/log-destination.ts'),
-    ]);
+  const [
+    { loadRelayConfig },
+    { startRelay },
+    { createAuditLog, AUDIT_EVENT },
+    { createDebugLog },
+    { refuseOtherStateOwner },
+  ] = await Promise.all([
+    import('./server/config.ts'),
+    import('./server/relay.ts'),
+    import('./server/audit.ts'),
+    import('./server/log-destination.ts'),
+    import('./server/relay-pki.ts'),
+  ]);
   const load = async (): Promise<RelayConfig> => {
     const config = await loadRelayConfig(configPath);
     return stateOverride === undefined ? config : Object.freeze({ ...config, state: stateOverride });
   };
 
   const config = await load();
+  // Before the audit log is opened: run by a user who does not own the state (root), the relay
+  // would leave files there its owner cannot read, and fail at its next start as that owner.
+  refuseOtherStateOwner(config.state);
   const log = createDebugLog(
     config.log.level,
     output === processOutput ? undefined : { write: (line) => output.stderr(line) },

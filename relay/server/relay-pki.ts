@@ -8,6 +8,8 @@ import { parseDuration } from '../../pki/duration.ts';
 import { CertificateIssuer } from '../../pki/issuance.ts';
 import { publishedCrlIsStale, revokedSerials, writeCrl } from '../../pki/revocation.ts';
 import { explainPassphraseError, PASSPHRASE_ENV, readPassphrase } from '../../pki/passphrase.ts';
+import { DATABASE_SIDE_FILES, STATE_FILES, type StateFile } from '../../pki/state-layout.ts';
+import { refuseOtherOwner, type StateOpener } from '../../pki/state-owner.ts';
 import { openState, type PkiState } from '../../pki/state.ts';
 import type { CertificateAuthority } from '../../pki/authority.ts';
 import { quote } from '../protocol/command-line.ts';
@@ -17,7 +19,8 @@ import type { AuditLog } from './audit.ts';
 import type { RelayConfig } from './config.ts';
 import type { CertificateRenewer } from './context.ts';
 import { recordCrlReissue } from './pki-upkeep.ts';
-import { lockStateDirectory } from './state-lock.ts';
+import { TICKET_KEY_FILE } from './session-tickets.ts';
+import { lockStateDirectory, STATE_LOCK_FILE } from './state-lock.ts';
 import { loadTlsMaterial, type RelayTlsMaterial } from './tls.ts';
 
 export interface RelayPki {
@@ -33,6 +36,41 @@ export interface RelayPki {
   readonly staleLockOf: number | undefined;
   /** Closes the store and releases the state directory's lock. */
   close(): void;
+}
+
+/** The CA's files the relay reads or replaces: all but the token-signing key, which dmz-pki alone uses. */
+const RELAY_CA_FILES: readonly StateFile[] = [
+  'caCertificate',
+  'caKey',
+  'relayCertificate',
+  'relayKey',
+  'crl',
+  'tokenVerifyKey',
+  'database',
+];
+
+/**
+ * What the relay opens in its state directory: those, the store's side files, its session ticket
+ * keys and its lock. Not the PKI audit log either, which dmz-pki alone writes: a file of another
+ * user that only dmz-pki opens stops dmz-pki, not the plant's only path between its networks.
+ */
+const RELAY_STATE_OPENER: StateOpener = {
+  command: 'dmz-relay --config ...',
+  service: 'dmz-relay',
+  files: [
+    ...RELAY_CA_FILES.map((file) => STATE_FILES[file]),
+    ...DATABASE_SIDE_FILES,
+    TICKET_KEY_FILE,
+    STATE_LOCK_FILE,
+  ],
+};
+
+/**
+ * Refuses a state directory of another user, or a file in it another user left, as the relay
+ * sees it (pki/state-owner.ts): run before it writes anything, its audit log first.
+ */
+export function refuseOtherStateOwner(stateDir: string): void {
+  refuseOtherOwner(stateDir, RELAY_STATE_OPENER);
 }
 
 const PASSPHRASE_SETTING = 'pki.passphraseFile';
@@ -100,7 +138,7 @@ export async function openRelayPki(
 /** The CA state, or an error that says how to make it for this relay. */
 async function openRelayState(config: RelayConfig): Promise<PkiState> {
   try {
-    return await openState(config.state);
+    return await openState(config.state, RELAY_STATE_OPENER);
   } catch (error) {
     if (!(error instanceof DmzError) || error.code !== 'PKI_ERR_NOT_INITIALIZED') throw error;
     const dir = quote(config.state);

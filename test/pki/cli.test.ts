@@ -906,20 +906,33 @@ describe('dmz-pki', { concurrency: true }, () => {
       });
     }
 
+    /** A copy of the CA whose directory and files are all nobody's, as the relay user's are. */
+    const nobodysCopy = (name: string): string => {
+      const dir = join(root, name);
+      cpSync(pristine, dir, { recursive: true });
+      for (const file of ['.', ...readdirSync(dir)]) chownSync(join(dir, file), NOBODY.uid, NOBODY.gid);
+      return dir;
+    };
+    /** Every entry, the directory itself too: owner, mode, time of change and contents. */
+    const ownedSnapshot = (dir: string) =>
+      ['.', ...readdirSync(dir).sort()].map((file) => {
+        const path = join(dir, file);
+        const { uid, mode, mtimeMs } = statSync(path);
+        return {
+          file,
+          uid,
+          mode,
+          mtimeMs,
+          contents: file === '.' ? '' : readFileSync(path).toString('base64'),
+        };
+      });
+
     it(
       "state - every command refuses a directory of another user, root too: the relay's user could not read what it wrote",
       { skip: process.getuid?.() !== 0 && 'only root can make a directory of another user' },
       async () => {
-        const dir = join(root, 'of-nobody');
-        cpSync(pristine, dir, { recursive: true });
-        for (const file of ['.', ...readdirSync(dir)]) chownSync(join(dir, file), NOBODY.uid, NOBODY.gid);
-        const snapshot = () =>
-          readdirSync(dir)
-            .sort()
-            .map((file) => {
-              const { uid, mode } = statSync(join(dir, file));
-              return { file, uid, mode, contents: readFileSync(join(dir, file)).toString('base64') };
-            });
+        const dir = nobodysCopy('of-nobody');
+        const snapshot = () => ownedSnapshot(dir);
         const before = snapshot();
         const expected =
           `dmz-pki: the state directory ${JSON.stringify(dir)} belongs to uid 65534 (nobody), not to this user (uid 0): ` +
@@ -928,6 +941,28 @@ describe('dmz-pki', { concurrency: true }, () => {
           const run = await runInProcess(['--state', dir, ...args]);
           assertExit(run, 1);
           assert.equal(run.stderr.split('\n')[0], expected, args.join(' '));
+          assert.deepEqual(snapshot(), before, `${args.join(' ')} changed nothing`);
+        }
+      },
+    );
+
+    it(
+      "state - a file another user left in the state is refused by name: root's pki.db-wal read as SQLite's 'permission denied' to the owner",
+      { skip: process.getuid?.() !== 0 && 'only root can give a file to another user' },
+      async () => {
+        const dir = nobodysCopy('root-file-of-nobody');
+        // What SQLite leaves beside pki.db when a root run dies before closing it: root's, 0600.
+        const wal = join(dir, 'pki.db-wal');
+        writeFileSync(wal, '', { mode: 0o600 });
+        const snapshot = () => ownedSnapshot(dir);
+        const before = snapshot();
+        const expected =
+          `dmz-pki: ${JSON.stringify(wal)} belongs to uid 0 (root), not to uid 65534 (nobody), the owner of the state directory: ` +
+          `left by a run as another user, it may be unreadable by the relay and dmz-pki (PKI_ERR_STATE_OWNER); give it back, as root: chown nobody ${JSON.stringify(wal)}`;
+        for (const args of [['status'], ['revoke', 'line-7']]) {
+          const run = await runPki(['--state', dir, ...args], {}, NOBODY);
+          assertExit(run, 1);
+          assert.equal(run.stderr, `${expected}\n`, args.join(' '));
           assert.deepEqual(snapshot(), before, `${args.join(' ')} changed nothing`);
         }
       },

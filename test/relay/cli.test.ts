@@ -5,7 +5,19 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  chown,
+  cp,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from 'node:fs/promises';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -57,13 +69,16 @@ function relayYaml(ports: Ports, policy: Rules, extra: Record<string, unknown> =
   });
 }
 
-/** Runs dmz-relay to completion; a non-zero exit is an outcome here, not an error. */
-function runRelay(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs dmz-relay to completion (as `user`, given one); a non-zero exit is an outcome here, not an error. */
+function runRelay(
+  args: readonly string[],
+  user?: { readonly uid: number; readonly gid: number },
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     execFile(
       process.execPath,
       [RELAY_BIN, ...args],
-      { cwd: ROOT, encoding: 'utf8', timeout: START_BOUND_MS },
+      { cwd: ROOT, encoding: 'utf8', timeout: START_BOUND_MS, ...user },
       (error, stdout, stderr) => {
         if (error !== null && typeof error.code !== 'number')
           reject(new Error('dmz-relay did not run', { cause: error }));
@@ -316,3 +331,95 @@ describe('relay/cli - a running relay: health, reloads, drain', () => {
     assert.ok(entries.some((entry) => entry.event === 'agent.disconnected' && entry['agent'] === 'press-7'));
   });
 });
+
+describe(
+  'relay/cli - a state directory of another user, or a file in it of another user',
+  { skip: process.getuid?.() !== 0 && 'only root can give files to another user' },
+  () => {
+    const NOBODY = { uid: 65534, gid: 65534 } as const;
+    let dir: string;
+    let pristine: string;
+    let copies = 0;
+
+    before(async () => {
+      dir = await mkdtemp(join(tmpdir(), 'dmz-relay-cli-owner-'));
+      // nobody passes through the scratch directory, as the relay's user through /var/lib.
+      await chmod(dir, 0o711);
+      pristine = join(dir, 'pristine');
+      await createCaState(pristine);
+    });
+    after(() => rm(dir, { recursive: true, force: true }));
+
+    /**
+     * A copy of the CA and an empty log directory, both nobody's as the relay user's are
+     * (StateDirectory=, LogsDirectory=), and a configuration that names them.
+     */
+    async function nobodysRelay(): Promise<{ config: string; state: string; log: string }> {
+      copies += 1;
+      const home = join(dir, `relay-${copies}`);
+      const state = join(home, 'state');
+      const log = join(home, 'log');
+      await mkdir(home);
+      await chmod(home, 0o711);
+      await mkdir(log, { mode: 0o700 });
+      await cp(pristine, state, { recursive: true });
+      for (const path of [log, state, ...(await readdir(state)).map((file) => join(state, file))]) {
+        await chown(path, NOBODY.uid, NOBODY.gid);
+      }
+      const config = join(home, 'relay.yaml');
+      const free = { host: '127.0.0.1', port: 0 };
+      await writeFile(
+        config,
+        stringify({
+          trustDomain: CA_STATE_TRUST_DOMAIN,
+          state: './state',
+          listen: { agents: free, admin: free, enrollment: { ...free, mode: 'off' } },
+          log: { audit: './log/audit.log', level: 'warn' },
+          policy: [],
+        }),
+      );
+      return { config, state, log };
+    }
+
+    /** Every entry of `dirs`, the directories themselves too: name, owner, mode, size, mtime. */
+    const listing = async (dirs: readonly string[]) =>
+      Promise.all(
+        dirs.map(async (where) =>
+          Promise.all(
+            ['.', ...(await readdir(where)).sort()].map(async (file) => {
+              const { uid, gid, mode, size, mtimeMs } = await stat(join(where, file));
+              return { where, file, uid, gid, mode, size, mtimeMs };
+            }),
+          ),
+        ),
+      );
+
+    it("cli - root is refused on the relay user's state, before it writes anything: what it wrote would be root's", async () => {
+      const { config, state, log } = await nobodysRelay();
+      const before = await listing([state, log]);
+      const run = await runRelay(['--config', config]);
+      assert.equal(run.code, 1, run.stderr);
+      // The audit log was opened (made, then removed) before the store refused: not even that.
+      assert.deepEqual(await listing([state, log]), before, 'nothing made, changed or removed, no audit log');
+      assert.equal(
+        run.stderr,
+        `dmz-relay: the state directory ${JSON.stringify(state)} belongs to uid 65534 (nobody), not to this user (uid 0): files written now would be unreadable by its owner (PKI_ERR_STATE_OWNER); run it as the directory's owner: runuser -u nobody -- dmz-relay --config ..., or start its service: systemctl start dmz-relay\n`,
+      );
+    });
+
+    it("cli - a root-owned pki.db-wal that a killed root run left is refused by name, not as SQLite's 'permission denied'", async () => {
+      const { config, state, log } = await nobodysRelay();
+      // What SQLite leaves beside pki.db when its process dies: root's, 0600.
+      const wal = join(state, 'pki.db-wal');
+      await writeFile(wal, '', { mode: 0o600 });
+      const before = await listing([state, log]);
+      const run = await runRelay(['--config', config], NOBODY);
+      assert.equal(run.code, 1, run.stderr);
+      assert.equal(
+        run.stderr,
+        `dmz-relay: ${JSON.stringify(wal)} belongs to uid 0 (root), not to uid 65534 (nobody), the owner of the state directory: left by a run as another user, it may be unreadable by the relay and dmz-pki (PKI_ERR_STATE_OWNER); give it back, as root: chown nobody ${JSON.stringify(wal)}\n`,
+      );
+      assert.deepEqual(await listing([state, log]), before, 'nothing made, changed or removed, no audit log');
+    });
+  },
+);
