@@ -7,7 +7,7 @@
  */
 import type { LabApi } from './it-api.ts';
 import { LAB_PORTS } from './ports.ts';
-import { OT_HOST, RELAY_HOST } from './zones.ts';
+import { IT_HOST, OT_HOST, relayLegFor, type LabHost } from './zones.ts';
 
 export const TRUST_DOMAIN = 'lab.plant';
 export const OT_AGENT = 'press-7';
@@ -31,7 +31,10 @@ export interface WriteKey {
   readonly jwk: Record<string, unknown>;
 }
 
-const RELAY = { url: `wss://${RELAY_HOST.address}:${LAB_PORTS.agent}/v1/agent`, reconnectCap: '2s' };
+/** An agent's `relay:` section: the relay's address as the agent's host reaches it. */
+function relayFor(host: LabHost): Record<string, unknown> {
+  return { url: `wss://${relayLegFor(host).address}:${LAB_PORTS.agent}/v1/agent`, reconnectCap: '2s' };
+}
 
 export function relayConfig(): Record<string, unknown> {
   return {
@@ -60,7 +63,7 @@ export function otAgentConfig(writeKey: WriteKey): Record<string, unknown> {
   return {
     credentials: './credentials',
     state: './state',
-    relay: RELAY,
+    relay: relayFor(OT_HOST),
     ot: {
       writes: {
         points: [
@@ -103,7 +106,7 @@ export function itAgentConfig(api: LabApi): Record<string, unknown> {
   return {
     credentials: './credentials',
     state: './state',
-    relay: RELAY,
+    relay: relayFor(IT_HOST),
     it: {
       sinks: [
         { name: 'files', type: 'jsonl', dir: './sink' },

@@ -2,9 +2,9 @@
  * What runs on the lab's hosts, set up as an operator sets it up, with the product's own commands
  * run inside each host's namespace: on the DMZ appliance `dmz-pki init` and `dmz-relay` (agent port
  * and enrollment port in `auto` mode); one-time tokens from `dmz-pki token create`, redeemed by
- * `dmz-agent enroll` on each agent host through the firewalls; on the OT host Debian's pymodbus
- * server as the PLC (on the device network's address, so that only the firewall keeps others out)
- * and `dmz-agent run` reading it; on the IT host `dmz-agent run` with a JSON Lines sink and its
+ * `dmz-agent enroll` on each agent host through the firewalls (the appliance's opened for that
+ * host alone while it enrolls); on the OT host Debian's pymodbus server as the PLC (on the device
+ * network's address, so that only the firewall keeps others out) and `dmz-agent run` reading it; on the IT host `dmz-agent run` with a JSON Lines sink and its
  * local API, whose write key (`dmz-agent writes key`) the OT agent's config pins. The files are in
  * configs.ts.
  */
@@ -25,10 +25,11 @@ import {
   TRUST_DOMAIN,
   type WriteKey,
 } from './configs.ts';
+import { closeEnrollment, openEnrollment } from './firewalls.ts';
 import { prepareApi, type LabApi } from './it-api.ts';
 import { LAB_PORTS } from './ports.ts';
 import { listeningPorts } from './sockets.ts';
-import { IT_HOST, OT_HOST, RELAY_HOST, type LabHost } from './zones.ts';
+import { IT_HOST, OT_HOST, RELAY_HOST, RELAY_IT_LEG, relayLegFor, type LabHost } from './zones.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const BIN = {
@@ -42,6 +43,15 @@ const MODBUS_SERVER = join(ROOT, 'test', 'system', 'pymodbus-server.py');
 const START_BOUND_MS = 90_000;
 /** `auto` enrollment opens within a second of `token create` (relay/server/pki-upkeep.ts). */
 const ENROLLMENT_OPEN_BOUND_MS = 30_000;
+/** How long the firewall lets an agent host reach the enrollment port, as README's example. */
+const ENROLLMENT_WINDOW = '1h';
+/** The host an agent of each role enrolls from. */
+const ENROLLING_HOST = { ot: OT_HOST, it: IT_HOST } as const;
+
+/** The enrollment URL a token carries: the relay's leg its agent's host reaches. */
+function enrollmentUrl(host: LabHost): string {
+  return `https://${relayLegFor(host).address}:${LAB_PORTS.enrollment}`;
+}
 
 export interface LabPlant {
   readonly dir: string;
@@ -115,8 +125,12 @@ export async function startPlant(dir: string): Promise<LabPlant> {
     TRUST_DOMAIN,
     '--ip',
     RELAY_HOST.address,
+    '--ip',
+    RELAY_IT_LEG.address,
     '--enroll-url',
-    `https://${RELAY_HOST.address}:${LAB_PORTS.enrollment}`,
+    enrollmentUrl(OT_HOST),
+    '--enroll-url',
+    enrollmentUrl(IT_HOST),
   ]);
   await writeFile(join(relayDir, 'relay.yaml'), stringify(relayConfig()));
   const relay = processOn(
@@ -138,6 +152,8 @@ export async function startPlant(dir: string): Promise<LabPlant> {
       name,
       '--role',
       role,
+      '--url',
+      enrollmentUrl(ENROLLING_HOST[role]),
       '--json',
     ]);
     return JSON.parse(created) as { token: string; jti: string };
@@ -153,6 +169,8 @@ export async function startPlant(dir: string): Promise<LabPlant> {
       ENROLLMENT_OPEN_BOUND_MS,
       200,
     );
+    // The firewall opens the port for this host alone, and closes it once it has enrolled.
+    await openEnrollment(host, ENROLLMENT_WINDOW);
     await runOn(host, 'dmz-agent', [
       'enroll',
       '--token-file',
@@ -160,6 +178,7 @@ export async function startPlant(dir: string): Promise<LabPlant> {
       '--dir',
       join(hostDir, 'credentials'),
     ]);
+    await closeEnrollment();
   };
   await enroll(OT_HOST, OT_AGENT, 'ot');
   await enroll(IT_HOST, IT_AGENT, 'it');

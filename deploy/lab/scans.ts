@@ -29,7 +29,8 @@ export interface PortScan {
   readonly report: string;
 }
 
-export async function scanAllPorts(from: LabHost, target: LabHost): Promise<PortScan> {
+/** nmap's SYN scan from `from` to `target`, with `options` (which ports; a spoofed source). */
+async function synScan(from: LabHost, target: LabHost, options: readonly string[]): Promise<string> {
   const args = [
     'netns',
     'exec',
@@ -37,7 +38,7 @@ export async function scanAllPorts(from: LabHost, target: LabHost): Promise<Port
     'nmap',
     '-Pn',
     '-sS',
-    '-p-',
+    ...options,
     '-n',
     '--min-rate',
     String(SCAN_RATE),
@@ -51,11 +52,40 @@ export async function scanAllPorts(from: LabHost, target: LabHost): Promise<Port
   ];
   const run = await runTool('ip', args);
   if (run.status !== 0) throw new Error(`nmap from ${from.zone} to ${target.zone}: ${run.stderr.trim()}`);
-  const hostLine = run.stdout.split('\n').find((line) => line.startsWith('Host:') && line.includes('Ports:'));
+  return run.stdout;
+}
+
+async function ipOn(host: LabHost, args: readonly string[]): Promise<void> {
+  const run = await runTool('ip', ['-n', host.namespace, ...args]);
+  if (run.status !== 0) throw new Error(`ip ${args.join(' ')} on ${host.zone}: ${run.stderr.trim()}`);
+}
+
+/**
+ * SYNs to `port` on `target` from `from` with another host's address as their source (`nmap -S`,
+ * out of `from`'s interface): how a host in one zone would pass for one in another. The answers,
+ * if any, go to the address's owner, so only the target's drop counts say what became of them.
+ * `from` holds the address meanwhile (a /32 with no route), as nmap looks its route up from it.
+ */
+export async function sendSpoofedSyns(
+  from: LabHost,
+  source: LabHost,
+  target: LabHost,
+  port: number,
+): Promise<void> {
+  const held = [`${source.address}/32`, 'dev', from.interface];
+  await ipOn(from, ['addr', 'add', ...held, 'noprefixroute']);
+  try {
+    await synScan(from, target, ['-S', source.address, '-e', from.interface, '-p', String(port)]);
+  } finally {
+    await ipOn(from, ['addr', 'del', ...held]);
+  }
+}
+
+export async function scanAllPorts(from: LabHost, target: LabHost): Promise<PortScan> {
+  const stdout = await synScan(from, target, ['-p-']);
+  const hostLine = stdout.split('\n').find((line) => line.startsWith('Host:') && line.includes('Ports:'));
   if (hostLine === undefined) {
-    throw new Error(
-      `nmap from ${from.zone} to ${target.zone} reported no ports (timed out?):\n${run.stdout}`,
-    );
+    throw new Error(`nmap from ${from.zone} to ${target.zone} reported no ports (timed out?):\n${stdout}`);
   }
   // "Ports: 8443/open/tcp//https-alt///, ...\tIgnored State: filtered (65534)"
   const ports = /Ports: ([^\t]*)/.exec(hostLine)?.[1] ?? '';

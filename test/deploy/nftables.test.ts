@@ -22,12 +22,15 @@ const RULESETS = [
   {
     file: 'dmz-appliance.nft',
     accepts: {
-      // Inbound only the agent port from OT and IT, and the enrollment port while enabled.
+      // Inbound only the agent port from OT and IT, and the enrollment port from the hosts in
+      // enrollment_sources; each network only on its own interface.
       input: [
         'iif lo',
         'ct state established,related',
-        'ip saddr {10.10.0.0/16, 10.30.0.0/16} tcp dport 8443 ct state new',
-        'ip saddr @enrollment_sources tcp dport 8444 ct state new',
+        'iifname ens19 ip saddr 10.10.0.0/16 tcp dport 8443 ct state new',
+        'iifname ens20 ip saddr 10.30.0.0/16 tcp dport 8443 ct state new',
+        'iifname ens19 ip saddr 10.10.0.0/16 ip saddr @enrollment_sources tcp dport 8444 ct state new',
+        'iifname ens20 ip saddr 10.30.0.0/16 ip saddr @enrollment_sources tcp dport 8444 ct state new',
       ],
       forward: [],
       // Nothing outbound but replies: the relay never connects out.
@@ -52,8 +55,12 @@ const RULESETS = [
   {
     file: 'it-agent.nft',
     accepts: {
-      // Inbound only the local API, from the IT network.
-      input: ['iif lo', 'ct state established,related', 'ip saddr 10.30.0.0/16 tcp dport 8080 ct state new'],
+      // Inbound only the local API, from the IT network on its interface.
+      input: [
+        'iif lo',
+        'ct state established,related',
+        'iifname ens18 ip saddr 10.30.0.0/16 tcp dport 8080 ct state new',
+      ],
       forward: [],
       output: [
         'oif lo',
@@ -114,6 +121,37 @@ function summarise(json: string): Record<string, { policy: string; accepts: stri
   return chains;
 }
 
+interface SetElement {
+  readonly address: string;
+  readonly timeoutSeconds?: number;
+  readonly expiresSeconds?: number;
+}
+
+/**
+ * A set's elements from `nft -j list set`: a plain one is its address (or prefix), one that
+ * expires an object with its own timeout, if it was given one, and the seconds left.
+ */
+function setElements(json: string): SetElement[] {
+  const items = (JSON.parse(json) as { nftables: { set?: { elem?: unknown[] } }[] }).nftables;
+  const elements = items.find((item) => item.set !== undefined)?.set?.elem ?? [];
+  return elements.map((element) => {
+    const timed = (element as { elem?: { val: unknown; timeout?: number; expires?: number } }).elem;
+    if (timed === undefined) return { address: describeOperand(element) };
+    return {
+      address: describeOperand(timed.val),
+      ...(timed.timeout === undefined ? {} : { timeoutSeconds: timed.timeout }),
+      ...(timed.expires === undefined ? {} : { expiresSeconds: timed.expires }),
+    };
+  });
+}
+
+/** dmz-appliance.nft's `timeout 1h` on enrollment_sources: what an element given none gets. */
+const SET_TIMEOUT_SECONDS = 3600;
+/** The timeout of the host the expiry case adds: short, so the case waits it out. */
+const EXPIRY_SECONDS = 2;
+/** An element past its timeout is gone at the next lookup; this long after, the case fails. */
+const EXPIRY_BOUND_SECONDS = 10;
+
 const NFT = findTool('nft');
 const UNSHARE = findTool('unshare');
 /** A user and network namespace of the test's own: nft there changes nothing on the host. */
@@ -137,13 +175,21 @@ describe('deploy - nftables rulesets', { skip: problem ?? false }, () => {
   const unshare = UNSHARE!;
   let dir = '';
 
-  /** Runs nft commands one after the other in one fresh namespace; returns what they printed. */
-  async function inNamespace(commands: readonly string[]): Promise<string> {
-    // sh -c SCRIPT NFT: the script calls nft as "$0"; the paths in `commands` are the test's own.
-    const script = ['set -e', ...commands.map((command) => `"$0" ${command}`)].join('\n');
+  /**
+   * Runs a shell script in one fresh namespace, `nft` in it being the test's nft; returns what it
+   * printed. The paths in the script are the test's own.
+   */
+  async function shellInNamespace(lines: readonly string[]): Promise<string> {
+    // sh -c SCRIPT NFT: the script calls nft through a function of that name, which runs "$0".
+    const script = ['set -e', 'NFT="$0"', 'nft() { "$NFT" "$@"; }', ...lines].join('\n');
     const run = await runTool(unshare, [...IN_NAMESPACE, 'sh', '-c', script, nft]);
     assert.equal(run.status, 0, run.stderr);
     return run.stdout;
+  }
+
+  /** Runs nft commands one after the other in one fresh namespace; returns what they printed. */
+  function inNamespace(commands: readonly string[]): Promise<string> {
+    return shellInNamespace(commands.map((command) => `nft ${command}`));
   }
 
   before(async () => {
@@ -176,6 +222,58 @@ describe('deploy - nftables rulesets', { skip: problem ?? false }, () => {
       assert.equal(twice, once);
     });
   }
+
+  describe('dmz-appliance.nft: enrollment_sources', () => {
+    const appliance = join(RULESETS_DIR, 'dmz-appliance.nft');
+    const set = 'inet dmz_relay enrollment_sources';
+    const host = '10.10.5.7';
+
+    it('is empty after a load: the enrollment port is closed at the firewall, at boot too', async () => {
+      const elements = setElements(await inNamespace([`-f '${appliance}'`, `-j list set ${set}`]));
+      assert.deepEqual(elements, []);
+    });
+
+    it("an element added without a timeout still expires, within the set's hour", async () => {
+      const listing = await inNamespace([
+        `-f '${appliance}'`,
+        `add element ${set} '{ ${host} }'`,
+        `-j list set ${set}`,
+      ]);
+      const [element, ...others] = setElements(listing);
+      assert.deepEqual(others, []);
+      assert.equal(element?.address, host);
+      assert.ok(
+        element.expiresSeconds !== undefined &&
+          element.expiresSeconds > 0 &&
+          element.expiresSeconds <= SET_TIMEOUT_SECONDS,
+        `expires in ${String(element.expiresSeconds)} s`,
+      );
+    });
+
+    it('one host added with a timeout is the only element, and leaves the set when it expires', async () => {
+      const printed = await shellInNamespace([
+        `nft -f '${appliance}'`,
+        `nft add element ${set} '{ ${host} timeout ${EXPIRY_SECONDS}s }'`,
+        'added=$(date +%s%N)',
+        `nft -j list set ${set}`,
+        `while nft get element ${set} '{ ${host} }' >/dev/null 2>&1; do`,
+        `  [ $(( $(date +%s%N) - added )) -lt ${EXPIRY_BOUND_SECONDS * 1_000_000_000} ] || { echo 'still in the set after ${EXPIRY_BOUND_SECONDS} s' >&2; exit 1; }`,
+        '  sleep 0.1',
+        'done',
+        'echo "left after $(( ($(date +%s%N) - added) / 1000000 )) ms"',
+        `nft -j list set ${set}`,
+      ]);
+      const [added, left, after] = printed.trim().split('\n');
+      const [element, ...others] = setElements(added ?? '');
+      assert.deepEqual(others, []);
+      assert.equal(element?.address, host);
+      assert.equal(element.timeoutSeconds, EXPIRY_SECONDS);
+      // It expired: it was there for (about) its timeout, not refused or removed at once.
+      const leftAfterMs = Number(/left after (\d+) ms/.exec(left ?? '')?.[1]);
+      assert.ok(leftAfterMs >= (EXPIRY_SECONDS - 1) * 1000, `left after ${leftAfterMs} ms`);
+      assert.deepEqual(setElements(after ?? ''), []);
+    });
+  });
 
   it('a ruleset with a syntax error fails the check (the check is real)', async () => {
     const broken = join(dir, 'broken.nft');

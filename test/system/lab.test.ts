@@ -12,15 +12,29 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { policyDrops } from '../../deploy/lab/firewalls.ts';
+import {
+  closeEnrollment,
+  enrollmentSources,
+  openEnrollment,
+  policyDrops,
+  reloadFirewall,
+} from '../../deploy/lab/firewalls.ts';
 import { callItApi } from '../../deploy/lab/it-api.ts';
 import { labProblem, startLab, type Lab } from '../../deploy/lab/lab.ts';
 import { IT_AGENT, OT_AGENT, PLC_REGISTERS, PLC_TOPICS } from '../../deploy/lab/configs.ts';
 import { sinkValues } from '../../deploy/lab/plant.ts';
 import { LAB_PORTS } from '../../deploy/lab/ports.ts';
-import { scanAllPorts, type PortScan } from '../../deploy/lab/scans.ts';
+import { scanAllPorts, sendSpoofedSyns, type PortScan } from '../../deploy/lab/scans.ts';
 import { listeningPorts, tryConnect } from '../../deploy/lab/sockets.ts';
-import { DESK_HOST, IT_HOST, OT_HOST, RELAY_HOST, type LabHost } from '../../deploy/lab/zones.ts';
+import {
+  DESK_HOST,
+  IT_HOST,
+  OT_HOST,
+  RELAY_HOST,
+  RELAY_IT_LEG,
+  relayLegFor,
+  type LabHost,
+} from '../../deploy/lab/zones.ts';
 import { waitFor } from '../support/wait.ts';
 
 const problem = labProblem();
@@ -33,7 +47,10 @@ if (problem !== undefined) {
 const DATA_BOUND_MS = 120_000;
 /** A SYN that a firewall drops is never answered: after this long the connection has failed. */
 const CONNECT_TIMEOUT_SECONDS = 3;
-/** `auto` enrollment opens within a second of `token create` (relay/server/pki-upkeep.ts). */
+/**
+ * `auto` enrollment opens within a second of `token create`, and closes as fast once no token is
+ * left (relay/server/pki-upkeep.ts); a loaded machine gets far longer.
+ */
 const ENROLLMENT_OPEN_BOUND_MS = 30_000;
 /** The IT host's one listener: the IT agent's local API (TLS, bearer token), for the IT network. */
 const IT_HOST_OPEN: readonly number[] = [LAB_PORTS.api];
@@ -41,6 +58,10 @@ const IT_HOST_OPEN: readonly number[] = [LAB_PORTS.api];
 const WRITTEN_SPEED = 77;
 /** A probe that was neither answered open nor closed reached a ruleset and was dropped there. */
 const ALL_TCP_PORTS = 65_535;
+/** How long the expiry case opens the enrollment port for the desk: long enough for one connect. */
+const ENROLLMENT_EXPIRY_SECONDS = 5;
+/** An element past its timeout is gone at the next lookup; this long after, the case fails. */
+const ENROLLMENT_EXPIRY_BOUND_MS = 30_000;
 
 function evidence(line: string): void {
   console.log(`lab: ${line}`);
@@ -96,7 +117,7 @@ describe('lab - no inbound port on OT or IT, one listener in the DMZ', { skip: p
   before(async () => {
     lab = await startLab();
     evidence(
-      `up in ${lab.dir}: relay ${RELAY_HOST.address}, OT ${OT_HOST.address}, IT ${IT_HOST.address}, IT desk ${DESK_HOST.address}`,
+      `up in ${lab.dir}: relay ${RELAY_HOST.address} (OT leg) and ${RELAY_IT_LEG.address} (IT leg), OT ${OT_HOST.address}, IT ${IT_HOST.address}, IT desk ${DESK_HOST.address}`,
     );
   });
 
@@ -106,6 +127,33 @@ describe('lab - no inbound port on OT or IT, one listener in the DMZ', { skip: p
     await lab.stop({ keepDir });
     if (keepDir) evidence(`kept ${lab.dir} (configs, and process logs in logs/)`);
   });
+
+  /** Whether the relay listens on its enrollment port now. */
+  async function enrollmentListening(): Promise<boolean> {
+    return (await listeningPorts(RELAY_HOST)).some((socket) => socket.port === LAB_PORTS.enrollment);
+  }
+
+  /**
+   * Runs `body` with a token outstanding, the relay's enrollment port listening (mode auto); then
+   * empties enrollment_sources, revokes the token and waits for the relay to close the port.
+   */
+  async function withTokenOutstanding(body: () => Promise<void>): Promise<void> {
+    const { plant } = running();
+    const jti = await plant.createToken('press-8', 'ot');
+    try {
+      await waitFor(enrollmentListening, 'the enrollment port to open', ENROLLMENT_OPEN_BOUND_MS, 200);
+      await body();
+    } finally {
+      await closeEnrollment();
+      await plant.revokeToken(jti);
+      await waitFor(
+        async () => !(await enrollmentListening()),
+        'the enrollment port to close',
+        ENROLLMENT_OPEN_BOUND_MS,
+        200,
+      );
+    }
+  }
 
   /** Each case records a failure, so that the lab's files are kept for diagnosis. */
   function check(name: string, body: () => Promise<void>): void {
@@ -213,39 +261,84 @@ describe('lab - no inbound port on OT or IT, one listener in the DMZ', { skip: p
   });
 
   check(
-    'nmap from ot, it and the IT desk: the relay host shows only the agent port, no token outstanding',
+    'nmap from ot, it and the IT desk: the relay host shows only the agent port, enrollment closed',
     async () => {
       for (const from of [OT_HOST, IT_HOST, DESK_HOST]) {
-        const { scan: result, droppedByTarget } = await scan(from, RELAY_HOST);
+        const { scan: result, droppedByTarget } = await scan(from, relayLegFor(from));
         assert.deepEqual(result.open, [LAB_PORTS.agent], `open on the relay from ${from.zone}`);
-        // Enrollment mode auto: the relay shuts the port with no token outstanding; the firewall admits it.
-        assert.deepEqual(result.closed, [LAB_PORTS.enrollment], `closed on the relay from ${from.zone}`);
+        // The relay shuts the enrollment port with no token outstanding (mode auto), and the
+        // firewall drops it: enrollment_sources is empty once the agents have enrolled.
+        assert.deepEqual(result.closed, [], `closed on the relay from ${from.zone}`);
         if (from === DESK_HOST) {
-          assert.ok(droppedByTarget >= ALL_TCP_PORTS - 2, `the relay host dropped ${droppedByTarget}`);
+          assert.ok(droppedByTarget >= ALL_TCP_PORTS - 1, `the relay host dropped ${droppedByTarget}`);
         }
       }
     },
   );
 
   check(
-    'nmap from the IT desk: with a token outstanding, the relay shows the agent and enrollment ports',
+    'nmap from the IT desk: with a token outstanding and the desk let in, the relay shows the agent and enrollment ports',
     async () => {
-      const { plant } = running();
-      const jti = await plant.createToken('press-8', 'ot');
-      try {
-        await waitFor(
-          async () =>
-            (await listeningPorts(RELAY_HOST)).some((socket) => socket.port === LAB_PORTS.enrollment),
-          'the enrollment port to open',
-          ENROLLMENT_OPEN_BOUND_MS,
-          200,
-        );
+      await withTokenOutstanding(async () => {
         for (const socket of await listeningPorts(RELAY_HOST))
           evidence(`listening on the relay host: ${socket.line}`);
-        const { scan: result } = await scan(DESK_HOST, RELAY_HOST);
+        await openEnrollment(DESK_HOST, '1h');
+        const { scan: result } = await scan(DESK_HOST, RELAY_IT_LEG);
         assert.deepEqual(result.open, [LAB_PORTS.agent, LAB_PORTS.enrollment]);
+      });
+    },
+  );
+
+  check(
+    'enrollment at the firewall: open to one host for its timeout, to no other, and closed by a reload',
+    async () => {
+      const { dir } = running();
+      await withTokenOutstanding(async () => {
+        // The relay listens; the firewall has let no one in since the agents enrolled.
+        assert.equal(await connect(DESK_HOST, RELAY_IT_LEG, LAB_PORTS.enrollment), 'timed out');
+        await openEnrollment(DESK_HOST, `${ENROLLMENT_EXPIRY_SECONDS}s`);
+        const opened = Date.now();
+        assert.equal(await connect(DESK_HOST, RELAY_IT_LEG, LAB_PORTS.enrollment), 'connected');
+        assert.equal(await connect(IT_HOST, RELAY_IT_LEG, LAB_PORTS.enrollment), 'timed out');
+        await waitFor(
+          async () => !(await enrollmentSources()).includes(DESK_HOST.address),
+          "the desk's element to expire",
+          ENROLLMENT_EXPIRY_BOUND_MS,
+          200,
+        );
+        evidence(`the desk's enrollment_sources element expired after ${Date.now() - opened} ms`);
+        assert.equal(await connect(DESK_HOST, RELAY_IT_LEG, LAB_PORTS.enrollment), 'timed out');
+        // A reload, as at boot, leaves the set empty: what was open is closed again.
+        await openEnrollment(DESK_HOST, '1h');
+        await reloadFirewall(RELAY_HOST, dir);
+        assert.deepEqual(await enrollmentSources(), []);
+        assert.equal(await connect(DESK_HOST, RELAY_IT_LEG, LAB_PORTS.enrollment), 'timed out');
+      });
+    },
+  );
+
+  check(
+    "the relay takes each network only on its own leg: the desk's SYNs with the OT host's address are dropped",
+    async () => {
+      // The OT host may enroll (its address in the set) and reaches both ports on the OT leg.
+      await openEnrollment(OT_HOST, '1h');
+      try {
+        assert.equal(await connect(OT_HOST, RELAY_HOST, LAB_PORTS.agent), 'connected');
+        // Refused: the firewall let it in; the relay, with no token outstanding, does not listen.
+        assert.equal(await connect(OT_HOST, RELAY_HOST, LAB_PORTS.enrollment), 'refused');
+        for (const port of [LAB_PORTS.agent, LAB_PORTS.enrollment]) {
+          const before = await policyDrops(RELAY_HOST, 'input');
+          await sendSpoofedSyns(DESK_HOST, OT_HOST, RELAY_IT_LEG, port);
+          const dropped = (await policyDrops(RELAY_HOST, 'input')) - before;
+          evidence(
+            `desk -> ${RELAY_IT_LEG.address}:${port} (IT leg) as ${OT_HOST.address} (nmap -S): the relay host's input policy dropped ${dropped}`,
+          );
+          assert.ok(dropped >= 1, `the relay host took the spoofed SYN to ${port} (dropped ${dropped})`);
+        }
+        // And an IT host's own address on the OT leg: the IT network is taken on the IT leg only.
+        assert.equal(await connect(DESK_HOST, RELAY_HOST, LAB_PORTS.agent), 'timed out');
       } finally {
-        await plant.revokeToken(jti);
+        await closeEnrollment();
       }
     },
   );
@@ -259,7 +352,7 @@ describe('lab - no inbound port on OT or IT, one listener in the DMZ', { skip: p
       "the OT host's own ruleset dropped the desk's SYN",
     );
     // The control: the same probe connects where the rulesets allow it.
-    assert.equal(await connect(IT_HOST, RELAY_HOST, LAB_PORTS.agent), 'connected');
+    assert.equal(await connect(IT_HOST, RELAY_IT_LEG, LAB_PORTS.agent), 'connected');
     assert.equal(await connect(DESK_HOST, IT_HOST, LAB_PORTS.api), 'connected');
   });
 
