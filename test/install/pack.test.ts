@@ -2,7 +2,8 @@
  * The package as an appliance or agent host installs it: `npm pack` (which builds dist/), then
  * `npm install -g` of the tarball into a throwaway prefix, and the three commands run from that
  * prefix's bin/ on PATH: their --help, a CA made with `dmz-pki init`, and a relay started on it
- * and stopped. The installed package must run its built JavaScript alone: no TypeScript sources,
+ * and stopped; then that prefix as README's offline install carries it, a tarball unpacked in
+ * another place, running there. The installed package must run its built JavaScript alone: no TypeScript sources,
  * no tsx.
  *
  * Slow (npm resolves the dependencies against the registry, with tarballs from the cache, and
@@ -12,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -195,6 +196,53 @@ describe('install - npm pack, npm install -g, the commands on PATH', () => {
       assert.equal(await waitFor(() => exit, 'dmz-relay exits', COMMAND_BOUND_MS), 0, stderr);
     } finally {
       if (exit === undefined) relay.kill('SIGKILL');
+    }
+  });
+
+  it('install - the installed prefix, carried as a tarball to a host without the registry, runs where it is unpacked', async () => {
+    const bundle = join(dir, 'bundle.tgz');
+    const packed = await runCommand('tar', ['-C', prefix, '-czf', bundle, '.'], {
+      cwd: dir,
+      timeout: INSTALL_BOUND_MS,
+    });
+    assert.equal(packed.code, 0, packed.stderr);
+    const elsewhere = join(dir, 'elsewhere');
+    await mkdir(elsewhere);
+    const unpacked = await runCommand('tar', ['-C', elsewhere, '-xzf', bundle], {
+      cwd: dir,
+      timeout: INSTALL_BOUND_MS,
+    });
+    assert.equal(unpacked.code, 0, unpacked.stderr);
+    // The prefix it was made in moved away: nothing may lead back to it (an absolute link, a path
+    // compiled into better-sqlite3's binding).
+    const away = `${prefix}.away`;
+    await rename(prefix, away);
+    try {
+      const systemPath = (env['PATH'] ?? '').split(delimiter).filter((entry) => !entry.startsWith(prefix));
+      const there = { ...env, PATH: [join(elsewhere, 'bin'), ...systemPath].join(delimiter) };
+      // init opens pki.db: better-sqlite3's native binding loads from the unpacked tree.
+      const init = await runCommand(
+        'dmz-pki',
+        [
+          '--state',
+          join(dir, 'state-elsewhere'),
+          'init',
+          '--trust-domain',
+          'plant.example',
+          '--ip',
+          '127.0.0.1',
+        ],
+        { cwd: dir, env: there },
+      );
+      assert.equal(init.code, 0, init.stderr);
+      assert.match(init.stdout, /^sha256:[0-9a-f]{64}\n$/);
+      const status = await runCommand('dmz-pki', ['--state', join(dir, 'state-elsewhere'), 'status'], {
+        cwd: dir,
+        env: there,
+      });
+      assert.equal(status.code, 0, status.stderr);
+    } finally {
+      await rename(away, prefix);
     }
   });
 });
