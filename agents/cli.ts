@@ -61,7 +61,7 @@ SIGTERM or SIGINT stops it once everything durable is on disk (exit 0); SIGHUP r
 and the API's users (it.api.users).
 
 Options:
-  --config FILE  the agent configuration (agent.yaml; see README, "Agent configuration")
+  --config FILE  the agent configuration (agent.yaml; see README, "dmz-agent run --config agent.yaml")
   -h, --help     show this help`;
 
 const STATUS_USAGE = `Usage: dmz-agent status --config FILE [--json]

@@ -4,7 +4,8 @@
  * `dmz-relay` starts on loopback, `dmz-pki token create` and `dmz-agent enroll` enroll a press (OT)
  * and a historian (IT), and `dmz-agent run` runs both. The press's agent polls a simulated PLC, a
  * real Modbus TCP server in this process (demo/plc.ts), and a simulator; the historian keeps every
- * point in JSON Lines files and serves the dashboard, from which a visitor can write the press's
+ * point in JSON Lines files and serves the dashboard, from which a visitor signed in as the API's
+ * one user (`dmz-agent api user add`, a password made for the run and printed) can write the press's
  * speed setpoint (signed by the historian's own key, checked by the press's agent). Ctrl-C stops
  * everything; `--revoke-after N` revokes the historian after N seconds and shows it cut.
  */
@@ -23,7 +24,14 @@ import {
 import { DmzError } from '../relay/protocol/errors.ts';
 import type { Role } from '../relay/protocol/identity.ts';
 import { run, start, stopAll, stopCommand } from './demo/commands.ts';
-import { IT_AGENT, itYaml, OT_AGENT, otYaml, relayYaml, type DemoPorts } from './demo/configs.ts';
+import { IT_AGENT, itYaml, OPERATOR, OT_AGENT, otYaml, relayYaml, type DemoPorts } from './demo/configs.ts';
+import {
+  addOperator,
+  historianApi,
+  points,
+  relayConnected,
+  type HistorianApi,
+} from './demo/historian-api.ts';
 import { DemoPlc } from './demo/plc.ts';
 
 const PROGRAM = 'demo';
@@ -45,6 +53,11 @@ const SIGNAL_EXIT = { SIGINT: 130, SIGTERM: 143 } as const;
 const DEFAULT_DASHBOARD_PORT = 8080;
 /** How long the demo waits for a part to come up: tsx compiles each command at its start. */
 const START_BOUND_MS = 60_000;
+/**
+ * The configs 0644 whatever the umask: the commands refuse one a group could change (a umask of
+ * 002 with a group of others), as it says who may do what.
+ */
+const CONFIG_FILE = { mode: 0o644 } as const;
 
 const { values } = (() => {
   try {
@@ -152,24 +165,6 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>): Pr
   }
 }
 
-interface ApiPoint {
-  readonly topic: string;
-  readonly value: unknown;
-  readonly quality: string;
-  readonly reason?: string;
-  readonly unit?: string;
-}
-
-async function points(api: string): Promise<ApiPoint[]> {
-  const response = await fetch(`${api}api/v1/points`);
-  return ((await response.json()) as { points: ApiPoint[] }).points;
-}
-
-async function relayConnected(api: string): Promise<boolean> {
-  const response = await fetch(`${api}api/v1/status`);
-  return ((await response.json()) as { agent: { relay: { connected: boolean } } }).agent.relay.connected;
-}
-
 async function main(): Promise<void> {
   await prepareDirectory();
   const state = join(dir, 'state');
@@ -199,7 +194,7 @@ async function main(): Promise<void> {
   process.stdout.write(`CA fingerprint: ${fingerprint}`);
 
   const relayConfig = join(dir, 'relay.yaml');
-  await writeFile(relayConfig, relayYaml(ports));
+  await writeFile(relayConfig, relayYaml(ports), CONFIG_FILE);
   say(`dmz-relay --config ${relayConfig}`);
   start('dmz-relay', ['--config', relayConfig], log('relay'));
   await waitFor('the relay listening', async () => {
@@ -221,8 +216,13 @@ async function main(): Promise<void> {
   await enroll(OT_AGENT, 'ot');
   await enroll(IT_AGENT, 'it');
 
+  const hashFile = join(dir, OPERATOR.passwordHashFile);
+  say(`dmz-agent api user add ${OPERATOR.name} --role write --password-hash-file ${hashFile}`);
+  const password = await addOperator(hashFile);
+  process.stdout.write("the dashboard's user: the API takes a write from a named user of role write alone\n");
+
   const itConfig = join(dir, 'it.yaml');
-  await writeFile(itConfig, itYaml(ports));
+  await writeFile(itConfig, itYaml(ports), CONFIG_FILE);
   say(`dmz-agent writes key --config ${itConfig}: the historian's own write key, pinned on the press`);
   const key = JSON.parse(await run('dmz-agent', ['writes', 'key', '--config', itConfig, '--json'])) as {
     kid: string;
@@ -230,7 +230,7 @@ async function main(): Promise<void> {
   };
   process.stdout.write(`write key ${key.kid}: only commands signed with it can move the setpoint\n`);
   const otConfig = join(dir, 'ot.yaml');
-  await writeFile(otConfig, otYaml(ports, key.pem));
+  await writeFile(otConfig, otYaml(ports, key.pem), CONFIG_FILE);
 
   say(`the press's PLC: a Modbus TCP server on 127.0.0.1:${ports.plc}`);
   plc = await DemoPlc.start(ports.plc);
@@ -239,18 +239,19 @@ async function main(): Promise<void> {
   const ot = start('dmz-agent', ['run', '--config', otConfig], log('press-7'));
   say(`dmz-agent run --config ${itConfig}   (historian: JSON Lines files, the API and the dashboard)`);
   const it = start('dmz-agent', ['run', '--config', itConfig], log('historian'));
-  const api = `http://127.0.0.1:${ports.api}/`;
+  const api = historianApi(ports.api, password);
   await waitFor('the first points on the dashboard', async () =>
     (await points(api)).length >= 8 ? true : undefined,
   );
 
-  say(`dashboard: ${api}`);
+  say(`dashboard: ${api.url}`);
   process.stdout.write(
     [
-      `  API:      curl ${api}api/v1/points   (and /history, /stream, /status, /openapi.json)`,
+      `  sign in:  ${OPERATOR.name}, password ${password}   (role write; a new password each run)`,
+      `  API:      curl -u ${OPERATOR.name}:${password} ${api.url}api/v1/points   (and /history, /stream, /status, /openapi.json)`,
       `  configs:  ${relayConfig}, ${otConfig}, ${itConfig}`,
       `  data:     ${join(dir, 'points')} (JSON Lines), logs in ${join(dir, 'logs')}`,
-      `  write:    the speed setpoint from the page (0..120 rpm; 500 is refused by the press)`,
+      `  write:    signed in, the speed setpoint from the page (0..120 rpm; 500 is refused by the press)`,
       '  Ctrl-C stops everything.',
       '',
     ].join('\n'),
@@ -281,7 +282,7 @@ async function main(): Promise<void> {
   say(`done. Audit log: ${join(dir, 'audit.log')}`);
 }
 
-async function revokeHistorian(state: string, api: string): Promise<void> {
+async function revokeHistorian(state: string, api: HistorianApi): Promise<void> {
   say(`dmz-pki revoke ${IT_AGENT}: its live connection is cut within a second, every reconnect refused`);
   const revokedAt = Date.now();
   process.stdout.write(await run('dmz-pki', ['--state', state, 'revoke', IT_AGENT]));

@@ -10,12 +10,13 @@
  * crash between the two renames, finds a key that does not match the certificate and says so
  * (PKI_ERR_RELAY_CERT_MISMATCH) instead of serving a broken pair.
  */
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { DmzError } from '../relay/protocol/errors.ts';
 import { issueServerCertificate, type CertificateAuthority, type IssuedCertificate } from './authority.ts';
 import { AGENT_KEY_BITS, generateRsaKeyPair } from './keys.ts';
 import { DAY_MS } from './lifetimes.ts';
 import { normalizeSerialHex } from './serial.ts';
+import { parseStateCertificate, parseStateKey } from './state-damage.ts';
 import { readState, replaceState, statePath } from './state-layout.ts';
 import type { PkiStore } from './store.ts';
 
@@ -49,6 +50,24 @@ export async function readRelayCertificate(stateDir: string): Promise<RelayServe
     readState(stateDir, 'relayKey'),
   ]);
   return checkedPair(stateDir, certPem, keyPem);
+}
+
+/**
+ * The names the certificate in force answers to. A damaged one (PKI_ERR_STATE_DAMAGED) has none to
+ * keep: `replacing` its names, a reissue is its remedy; keeping them, the refusal says to give them.
+ */
+export async function readRelayCertificateNames(
+  stateDir: string,
+  options: { readonly replacing: boolean },
+): Promise<RelayCertificateNames> {
+  const certPem = await readState(stateDir, 'relayCertificate');
+  try {
+    parseStateCertificate(stateDir, 'relayCertificate', certPem);
+  } catch (error) {
+    if (options.replacing) return { dnsNames: [], ipAddresses: [] };
+    throw error;
+  }
+  return relayCertificateNames(certPem);
 }
 
 /** The DNS names and IP addresses a server certificate answers to, in its SAN's order. */
@@ -124,9 +143,10 @@ export function announcedRelayCertificateSerial(store: PkiStore): string | undef
   return store.getMeta(RELAY_CERTIFICATE_SERIAL_META);
 }
 
+/** Each file is checked first: a damaged one (PKI_ERR_STATE_DAMAGED) is no pair caught mid-way. */
 function checkedPair(stateDir: string, certPem: string, keyPem: string): RelayServerCertificate {
-  const certificate = new X509Certificate(certPem);
-  if (!certificate.checkPrivateKey(createPrivateKey(keyPem))) {
+  const certificate = parseStateCertificate(stateDir, 'relayCertificate', certPem);
+  if (!certificate.checkPrivateKey(parseStateKey(stateDir, 'relayKey', keyPem))) {
     throw new DmzError('PKI_ERR_RELAY_CERT_MISMATCH', undefined, {
       hint:
         `${JSON.stringify(statePath(stateDir, 'relayCertificate'))} and its key were caught mid-way ` +

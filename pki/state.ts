@@ -3,7 +3,7 @@
  * Directory 0700, every file 0600, created exclusively so nothing is ever overwritten; the CA key
  * and the token-signing key are encrypted when a passphrase is given.
  */
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import {
@@ -33,6 +33,12 @@ import { AGENT_KEY_BITS, generateRsaKeyPair } from './keys.ts';
 import { RELAY_CERTIFICATE_DAYS } from './relay-certificate.ts';
 import { readState, STATE_FILES, statePath, type StateFile } from './state-layout.ts';
 import { PKI_CLI_OPENER, type StateOpener } from './state-owner.ts';
+import {
+  damagedStateFile,
+  parseStateCertificate,
+  parseStateKey,
+  parseStatePublicKey,
+} from './state-damage.ts';
 import { openPkiStore, type PkiStore } from './store.ts';
 import { generateTokenSigningKey } from './tokens.ts';
 import { writeCrl } from './revocation.ts';
@@ -69,8 +75,12 @@ export interface PkiState {
   /** The token issuer name (`iss`): tokens from another relay's state never verify here. */
   readonly tokenIssuer: string;
   readonly tokenVerifyKeyPem: string;
-  /** Decrypts the CA key (PKI_ERR_PASSPHRASE when missing or wrong). */
+  /**
+   * Decrypts the CA key (PKI_ERR_PASSPHRASE when missing or wrong) and checks it is the CA
+   * certificate's (PKI_ERR_STATE_DAMAGED): a command that needs it loads it before it changes anything.
+   */
   loadCa(passphrase?: string): Promise<CertificateAuthority>;
+  /** Likewise, the token-signing key, checked to be the token verify key's. */
   loadTokenSigningKey(passphrase?: string): Promise<string>;
   close(): void;
 }
@@ -175,7 +185,7 @@ export async function openState(stateDir: string, opener: StateOpener = PKI_CLI_
     });
   if (!stateFileExists(stateDir, 'caCertificate')) throw notInitialized();
   // A CA whose database is gone is damaged, not new: opening would make an empty one.
-  if (!stateFileExists(stateDir, 'database')) throw damagedState(stateDir, 'database', 'it is missing');
+  if (!stateFileExists(stateDir, 'database')) throw damagedStateFile(stateDir, 'database', 'it is missing');
   const store = openStore(stateDir, opener);
   try {
     const trustDomain = store.getMeta(META.trustDomain);
@@ -185,7 +195,8 @@ export async function openState(stateDir: string, opener: StateOpener = PKI_CLI_
       readStateFile(stateDir, 'caCertificate'),
       readStateFile(stateDir, 'tokenVerifyKey'),
     ]);
-    refuseDamagedCertificate(stateDir, caCertPem);
+    const caPublicKey = parseStateCertificate(stateDir, 'caCertificate', caCertPem).publicKey;
+    const tokenVerifyKey = parseStatePublicKey(stateDir, 'tokenVerifyKey', tokenVerifyKeyPem);
     return {
       stateDir,
       store,
@@ -196,13 +207,19 @@ export async function openState(stateDir: string, opener: StateOpener = PKI_CLI_
       tokenIssuer: `spiffe://${trustDomain}`,
       tokenVerifyKeyPem,
       async loadCa(passphrase) {
-        return {
-          certPem: caCertPem,
-          keyPem: decryptKey(await readStateFile(stateDir, 'caKey'), passphrase),
-        };
+        const pem = await readStateFile(stateDir, 'caKey');
+        const key = parseStateKey(stateDir, 'caKey', pem, { passphrase, publicKey: caPublicKey });
+        return { certPem: caCertPem, keyPem: pkcs8Pem(key) };
       },
       async loadTokenSigningKey(passphrase) {
-        return decryptKey(await readStateFile(stateDir, 'tokenSigningKey'), passphrase);
+        const pem = await readStateFile(stateDir, 'tokenSigningKey');
+        return pkcs8Pem(
+          parseStateKey(stateDir, 'tokenSigningKey', pem, {
+            passphrase,
+            publicKey: tokenVerifyKey,
+            publicKeyFile: 'tokenVerifyKey',
+          }),
+        );
       },
       close: () => store.close(),
     };
@@ -235,7 +252,7 @@ async function readStateFile(stateDir: string, file: StateFile): Promise<string>
     const path = statePath(stateDir, file);
     if (isPermissionError(cause)) throw accessError(stateDir, path, cause);
     if ((cause as NodeJS.ErrnoException).code === 'ENOENT')
-      throw damagedState(stateDir, file, 'it is missing');
+      throw damagedStateFile(stateDir, file, 'it is missing');
     throw fileError('read', path, cause);
   }
 }
@@ -254,7 +271,7 @@ function openStore(stateDir: string, opener: StateOpener): PkiStore {
       throw accessError(stateDir, path, cause);
     }
     if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') {
-      throw damagedState(stateDir, 'database', 'it is not a readable database');
+      throw damagedStateFile(stateDir, 'database', 'it is not a readable database');
     }
     throw cause;
   }
@@ -278,23 +295,6 @@ function accessError(stateDir: string, path: string, cause: unknown): DmzError {
   );
 }
 
-/** A state file missing or unreadable in a state directory that holds a CA. */
-function damagedState(stateDir: string, file: StateFile, why: string): DmzError {
-  return new DmzError(
-    'CLI_ERR_FILE',
-    `the CA state in ${quote(stateDir)} is damaged: ${quote(statePath(stateDir, file))}: ${why}`,
-    { hint: 'restore the state directory from its backup; do not run init over it' },
-  );
-}
-
-function refuseDamagedCertificate(stateDir: string, pem: string): void {
-  try {
-    spkiFingerprint(pem);
-  } catch {
-    throw damagedState(stateDir, 'caCertificate', 'it is not a PEM certificate');
-  }
-}
-
 /** Created exclusively, so nothing is ever overwritten, and flushed: a CA `init` reported made is on disk. */
 function writeNew(stateDir: string, file: StateFile, contents: string): Promise<void> {
   return writeNewFileFlushed(statePath(stateDir, file), contents);
@@ -310,14 +310,7 @@ function encryptKey(pem: string, passphrase: string | undefined): string {
   }) as string;
 }
 
-function decryptKey(pem: string, passphrase: string | undefined): string {
-  const encrypted = pem.includes('ENCRYPTED PRIVATE KEY');
-  if (encrypted && passphrase === undefined)
-    throw new DmzError('PKI_ERR_PASSPHRASE', 'the CA key is encrypted: give its passphrase');
-  if (!encrypted) return pem;
-  try {
-    return createPrivateKey({ key: pem, passphrase }).export({ type: 'pkcs8', format: 'pem' }) as string;
-  } catch (cause) {
-    throw new DmzError('PKI_ERR_PASSPHRASE', undefined, { cause });
-  }
+/** Keys leave the state decrypted, as the signers take them (PKCS#8 PEM, in memory only). */
+function pkcs8Pem(key: KeyObject): string {
+  return key.export({ type: 'pkcs8', format: 'pem' }) as string;
 }

@@ -21,6 +21,8 @@ const MAX_USERNAME_LENGTH = 256;
 const MAX_URL_LENGTH = 2048;
 
 const FilePath = Type.String({ minLength: 1, maxLength: MAX_PATH_LENGTH });
+/** The keys of a broker section that name files. */
+export const BROKER_FILE_KEYS = ['passwordFile', 'ca', 'cert', 'key'] as const;
 
 export const BrokerSchema = Type.Object(
   {

@@ -7,6 +7,9 @@
 import { readFile } from 'node:fs/promises';
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
+import { fileError } from '../../relay/protocol/command-line.ts';
+import type { ConfigIssue } from '../../relay/protocol/errors.ts';
+import { BROKER_FILE_KEYS, type MqttBrokerConfig } from './broker-config.ts';
 import type { BrokerSettings } from './broker-settings.ts';
 
 /** Brokers on plant networks are often older: TLS 1.2 is the least offered, never anything below. */
@@ -55,6 +58,26 @@ export async function readCredentials(settings: BrokerSettings): Promise<Credent
     cert,
     key,
   };
+}
+
+/**
+ * Reads each file a broker section names once: the problems, by key path under `at`. The agent
+ * does so at start (agents/runtime/broker-files.ts), so that a missing file stops it before it
+ * connects anywhere; every attempt reads them again, and one gone later is reported and retried.
+ */
+export async function checkCredentialFiles(broker: MqttBrokerConfig, at: string): Promise<ConfigIssue[]> {
+  const issues: ConfigIssue[] = [];
+  for (const key of BROKER_FILE_KEYS) {
+    const path = broker[key];
+    if (path === undefined) continue;
+    try {
+      await readCredentialFile(path);
+    } catch (error) {
+      const message = error instanceof RangeError ? error.message : fileError('read', path, error).message;
+      issues.push({ path: `${at}/${key}`, message });
+    }
+  }
+  return issues;
 }
 
 async function readCredentialFile(path: string): Promise<Buffer> {

@@ -12,7 +12,7 @@ import { versionLine } from '../../relay/protocol/command-line.ts';
 import { DmzError } from '../../relay/protocol/errors.ts';
 import { PRIVATE_DIRECTORY_MODE } from '../../relay/protocol/file-permissions.ts';
 import { loadCredentials, type AgentCredentialSet } from '../credentials.ts';
-import { startItApi, type RunningItApi } from '../it/api/api-server.ts';
+import { loadItApiFiles, startItApi, type ItApiFiles, type RunningItApi } from '../it/api/api-server.ts';
 import { RecentSink } from '../it/sinks/recent-sink.ts';
 import { WriteClient } from '../it/write-client.ts';
 import { loadWriteKey, type WriteKey } from '../it/write-key.ts';
@@ -21,6 +21,7 @@ import { scheduleRenewal } from '../renewal.ts';
 import type { PointPublisher } from '../ot/publisher.ts';
 import { tunnelEvents } from '../tunnels/tunnel-events.ts';
 import { attachConsumers, openIt, openOt, type ItPart, type OtPart } from './agent-parts.ts';
+import { checkBrokerFiles } from './broker-files.ts';
 import { checkConfigRole, type AgentConfig } from './config.ts';
 import { LinkSupervisor } from './link-supervisor.ts';
 import { itStatus, otStatus } from './part-status.ts';
@@ -104,6 +105,11 @@ export class Agent {
     await mkdir(config.state, { recursive: true, mode: PRIVATE_DIRECTORY_MODE });
     // Made before anything opens: there is nothing to close when it cannot be.
     const writeKey = role === 'it' && config.it !== undefined ? await loadWriteKey(config.state) : undefined;
+    // Every file agent.yaml names is read before the agent connects anywhere (the relay, a
+    // broker): one that is missing or open to others stops it here, by its key, with nothing open.
+    await checkBrokerFiles(config, options.configSource);
+    const apiFiles =
+      role === 'it' && config.it?.api !== undefined ? await loadItApiFiles(config.it.api) : undefined;
     const ot =
       role === 'ot' && config.ot !== undefined
         ? await openOt(config.ot, config.state, name, options.logger)
@@ -128,13 +134,14 @@ export class Agent {
     }
     const started = new Agent(options, credentials, ot, it, writeKey);
     agent = started;
-    started.#begin();
+    // The API takes its port before the link starts: one that is taken stops the agent here.
     try {
-      await started.#startApi();
+      await started.#startApi(apiFiles);
     } catch (error) {
       await started.stop();
       throw error;
     }
+    started.#begin();
     return started;
   }
 
@@ -164,6 +171,11 @@ export class Agent {
         since: new Date(link.since).toISOString(),
         connects: link.connects,
         lastError: link.lastError,
+        ...(link.lastRefusal === undefined
+          ? {}
+          : {
+              lastRefusal: { code: link.lastRefusal.code, at: new Date(link.lastRefusal.at).toISOString() },
+            }),
       },
       certificate: { serial: identity.serial, notAfter: identity.notAfter },
       ...(this.#ot === undefined ? {} : { ot: otStatus(this.#ot) }),
@@ -227,7 +239,7 @@ export class Agent {
     await writeStatus(this.#config.state, this.status()).catch(() => undefined);
   }
 
-  async #startApi(): Promise<void> {
+  async #startApi(files: ItApiFiles | undefined): Promise<void> {
     const settings = this.#config.it?.api;
     if (settings === undefined) return;
     // config.ts checked that it.api.store names a sink of type recent.
@@ -241,6 +253,7 @@ export class Agent {
       writes: this.writes,
       state: this.#config.state,
       logger: this.#logger,
+      ...(files === undefined ? {} : { files }),
       version: versionLine(SOFTWARE).trim().split(' ')[1] ?? 'unknown',
     });
     this.#logger.info({ url: this.#api.url }, 'API and dashboard listening');

@@ -19,6 +19,12 @@ export function checkSemantics(config: AgentConfig): ConfigIssue[] {
       message: 'must have consume or tunnels: an IT agent with neither does nothing',
     });
   }
+  if (config.ot !== undefined && config.ot.sources.length === 0 && config.ot.services.length === 0) {
+    issues.push({
+      path: '/ot',
+      message: 'must have sources or services: an OT agent with neither does nothing',
+    });
+  }
   let url: URL | undefined;
   try {
     url = new URL(config.relay.url);

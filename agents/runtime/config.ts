@@ -4,14 +4,12 @@
  * not configured: it comes from the enrolled certificate, and a section for the other role is an
  * error, so an OT host can never be configured to act as an IT one.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { parseDocument } from 'yaml';
-import { fileError } from '../../relay/protocol/command-line.ts';
+import { readConfigFile } from '../../relay/protocol/config-file.ts';
 import { collectSchemaIssues, dedupeIssues, deepFreeze } from '../../relay/protocol/config-schema.ts';
-import { ConfigError, DmzError, type ConfigIssue } from '../../relay/protocol/errors.ts';
+import { ConfigError, type ConfigIssue } from '../../relay/protocol/errors.ts';
 import { DAY_MS } from '../../pki/lifetimes.ts';
 import { checkSemantics } from './config-semantics.ts';
 import { duration, size } from './config-values.ts';
@@ -101,7 +99,8 @@ export const AgentConfigSchema = Type.Object(
         {
           /** The durable stream log: every point is here before it leaves. */
           log: section({ maxBytes: Size('1GiB'), maxAge: Duration('7d'), segmentBytes: Size('64MiB') }),
-          sources: Type.Array(Type.Unknown(), { minItems: 1, maxItems: 256 }),
+          /** Where points come from; none on a host that only carries tunnels (`services`). */
+          sources: Type.Array(Type.Unknown(), { maxItems: 256, default: [] }),
           /** Tunnel services (agents/tunnels/): the only place a target host:port is named. */
           services: Type.Array(ServiceSchema, { maxItems: 256, default: [] }),
           /** Points IT may write (agents/ot/writes/config.ts); none unless listed. */
@@ -265,23 +264,9 @@ function bySinkType(issues: ConfigIssue[], raw: RawConfig): ConfigIssue[] {
   return kept;
 }
 
-/** Reads and validates a YAML configuration file. */
+/** Reads and validates a YAML configuration file (refused if another user could change it). */
 export async function loadAgentConfig(file: string): Promise<AgentConfig> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    const { message } = fileError('read the configuration file', file, cause);
-    throw new DmzError('CONFIG_ERR_UNREADABLE', message, { cause, hint: 'check --config' });
-  }
-  const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  if (document.errors.length > 0) {
-    throw new ConfigError(
-      document.errors.map((error) => ({ path: '', message: `YAML: ${error.message}` })),
-      file,
-    );
-  }
-  return validateAgentConfig(document.toJS({ maxAliasCount: 100 }), dirname(resolve(file)), file);
+  return validateAgentConfig(await readConfigFile(file), dirname(resolve(file)), file);
 }
 
 /** The role of the enrolled certificate decides which section may be there, and one must be. */

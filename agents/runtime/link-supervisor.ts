@@ -5,11 +5,34 @@
  * while attempts fail; a link that stayed up STABLE_LINK_MS starts the count again.
  */
 import type { Logger } from 'pino';
+import { DmzError } from '../../relay/protocol/errors.ts';
 import { reconnectDelayMs, type BackoffLimits } from '../link/backoff.ts';
 import type { RelayLink } from '../link/relay-link.ts';
 
 /** A link that lasted this long was healthy: the next loss starts from the base delay again. */
 export const STABLE_LINK_MS = 30_000;
+
+/**
+ * Codes by which the relay refuses this agent's certificate itself: no reconnect helps until the
+ * agent is enrolled again. The relay says so once, closing the live link (agents/link
+ * session-events.ts); a revoked certificate's next handshakes fail at TLS with no reason given
+ * (the CRL), so the refusal is kept until a connection succeeds. dmz-pki cannot undo a
+ * revocation, but the agent keeps trying at its capped backoff: a re-enrollment into its
+ * credential directory is picked up at the next attempt, with no restart.
+ */
+export const CERTIFICATE_REFUSALS: ReadonlySet<string> = new Set(['RELAY_ERR_REVOKED']);
+
+/** What `dmz-agent status` and the log tell the operator to do about a refusal. */
+export const RE_ENROLL_HINT =
+  'enroll this agent again with a new token (dmz-pki token create on the relay host, then ' +
+  'dmz-agent enroll --token - --dir <credentials> --force here); the running agent uses it at its next attempt';
+
+export interface LinkRefusal {
+  /** The relay's code: one of CERTIFICATE_REFUSALS. */
+  readonly code: string;
+  /** When the relay said it, ms since the epoch. */
+  readonly at: number;
+}
 
 export interface LinkState {
   readonly connected: boolean;
@@ -17,6 +40,8 @@ export interface LinkState {
   readonly since: number;
   readonly connects: number;
   readonly lastError: string | undefined;
+  /** The relay's last refusal of this agent's certificate, kept until a connection succeeds. */
+  readonly lastRefusal: LinkRefusal | undefined;
 }
 
 export interface LinkSupervisorOptions {
@@ -43,7 +68,13 @@ export class LinkSupervisor {
   constructor(options: LinkSupervisorOptions) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    this.#state = { connected: false, since: this.#now(), connects: 0, lastError: undefined };
+    this.#state = {
+      connected: false,
+      since: this.#now(),
+      connects: 0,
+      lastError: undefined,
+      lastRefusal: undefined,
+    };
   }
 
   get link(): RelayLink | undefined {
@@ -87,7 +118,7 @@ export class LinkSupervisor {
       this.#link = undefined;
       this.#state = { ...this.#state, connected: false, since: this.#now(), lastError: `${code} ${reason}` };
       if (this.#now() - upAt >= STABLE_LINK_MS) this.#attempt = 0;
-      this.#options.logger.warn({ code, reason }, 'relay link lost');
+      if (!this.#refused(reason)) this.#options.logger.warn({ code, reason }, 'relay link lost');
       this.#options.onDisconnected(opened, code, reason);
       this.#schedule();
     };
@@ -97,7 +128,8 @@ export class LinkSupervisor {
       this.#connecting = false;
       const message = error instanceof Error ? error.message : String(error);
       this.#state = { ...this.#state, lastError: message };
-      this.#options.logger.warn({ err: error, attempt: this.#attempt }, 'relay not reachable');
+      if (!(error instanceof DmzError && this.#refused(error.code)))
+        this.#options.logger.warn({ err: error, attempt: this.#attempt }, 'relay not reachable');
       this.#schedule();
       return;
     }
@@ -108,7 +140,13 @@ export class LinkSupervisor {
     }
     upAt = this.#now();
     this.#link = opened;
-    this.#state = { connected: true, since: upAt, connects: this.#state.connects + 1, lastError: undefined };
+    this.#state = {
+      connected: true,
+      since: upAt,
+      connects: this.#state.connects + 1,
+      lastError: undefined,
+      lastRefusal: undefined,
+    };
     this.#options.logger.info(
       { name: opened.welcome.name, role: opened.welcome.role },
       'connected to the relay',
@@ -118,6 +156,17 @@ export class LinkSupervisor {
       return;
     }
     this.#options.onConnected(opened);
+  }
+
+  /** Records (and logs, as the error it is) a refusal of this agent's certificate; false if `code` is none. */
+  #refused(code: string): boolean {
+    if (!CERTIFICATE_REFUSALS.has(code)) return false;
+    this.#state = { ...this.#state, lastRefusal: { code, at: this.#now() } };
+    this.#options.logger.error(
+      { code, hint: RE_ENROLL_HINT },
+      "the relay refuses this agent's certificate; reconnecting will not help until it is enrolled again",
+    );
+    return true;
   }
 
   #schedule(): void {

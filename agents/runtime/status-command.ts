@@ -12,6 +12,7 @@ import { DmzError } from '../../relay/protocol/errors.ts';
 import { isProcessAlive } from '../../relay/protocol/process-lock.ts';
 import { DAY_MS } from '../../pki/lifetimes.ts';
 import { loadAgentConfig } from './config.ts';
+import { RE_ENROLL_HINT } from './link-supervisor.ts';
 import { STATUS_FILE, STATUS_INTERVAL_MS, type AgentStatus, type StreamPosition } from './status.ts';
 
 /** A status older than this many intervals is from an agent that stopped writing it. */
@@ -46,7 +47,7 @@ export async function showStatus(configPath: string, json: boolean, output: Outp
   if (json) {
     output.stdout(`${JSON.stringify({ running, ...status })}\n`);
   } else {
-    output.stdout(render(status, running));
+    output.stdout(render(status, running, config.credentials));
   }
   return running ? EXIT.ok : EXIT.error;
 }
@@ -72,7 +73,8 @@ export function isRunning(status: AgentStatus): boolean {
   return isProcessAlive(status.pid);
 }
 
-function render(status: AgentStatus, running: boolean): string {
+/** `credentials`: the agent's credential directory, for the re-enrollment a refusal asks for. */
+function render(status: AgentStatus, running: boolean, credentials: string): string {
   const lines: string[] = [];
   lines.push(
     running
@@ -87,6 +89,7 @@ function render(status: AgentStatus, running: boolean): string {
         ` (${relay.connects} connects)${relay.lastError === undefined ? '' : `; last error: ${relay.lastError}`}`,
     ),
   );
+  if (relay.lastRefusal !== undefined) lines.push(...describeRefusal(relay.lastRefusal, credentials));
   const daysLeft = Math.floor((Date.parse(status.certificate.notAfter) - Date.now()) / DAY_MS);
   lines.push(
     row(
@@ -135,6 +138,22 @@ function render(status: AgentStatus, running: boolean): string {
   }
   for (const sink of status.it?.sinks ?? []) lines.push(row('sink', describeSink(sink)));
   return `${lines.join('\n')}\n`;
+}
+
+/**
+ * A refusal of the certificate, on lines of its own: every attempt since has failed at TLS with
+ * nothing but "socket hang up" to say why, and only a new enrollment ends it.
+ */
+function describeRefusal(refusal: NonNullable<AgentStatus['relay']['lastRefusal']>, credentials: string) {
+  const what = refusal.code === 'RELAY_ERR_REVOKED' ? 'REVOKED' : 'REFUSED';
+  return [
+    row(
+      what,
+      `the relay ${what.toLowerCase()} this agent's certificate (${refusal.code}, ${refusal.at}); ` +
+        'every attempt fails until it is enrolled again',
+    ),
+    row('', RE_ENROLL_HINT.replace('<credentials>', credentials)),
+  ];
 }
 
 type SinkStatus = NonNullable<NonNullable<AgentStatus['it']>['sinks']>[number];

@@ -31,6 +31,11 @@ export interface AgentStatus {
     readonly since: string;
     readonly connects: number;
     readonly lastError: string | undefined;
+    /**
+     * The relay's last refusal of this agent's certificate (RELAY_ERR_REVOKED) and when, kept
+     * until a connection succeeds: later attempts fail at TLS with no reason of their own.
+     */
+    readonly lastRefusal?: { readonly code: string; readonly at: string };
   };
   readonly certificate: { readonly serial: string; readonly notAfter: string };
   readonly ot?: {

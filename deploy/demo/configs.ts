@@ -2,7 +2,8 @@
  * The configuration files the demo writes into its directory, as an operator would write them:
  * relay.yaml for the relay, ot.yaml for the press's OT agent (the Modbus PLC and a simulator, one
  * writable setpoint), it.yaml for the historian's IT agent (a JSON Lines file sink, the recent-values
- * store and its API with the dashboard). README points to them as working examples.
+ * store and its API with the dashboard, whose one user may write the setpoint). README points to
+ * them as working examples.
  */
 import { stringify } from 'yaml';
 import { PLC_MAP } from './plc.ts';
@@ -10,6 +11,11 @@ import { PLC_MAP } from './plc.ts';
 export const OT_AGENT = 'press-7';
 export const IT_AGENT = 'historian';
 export const SETPOINT_TOPIC = `${OT_AGENT}/plc/speed-setpoint`;
+/**
+ * The dashboard's user: role write, since the API takes a write only from a named user of that
+ * role. Its password hash is this file, relative to the demo's directory (as it.yaml names it).
+ */
+export const OPERATOR = { name: 'operator', passwordHashFile: 'api-users/operator.scrypt' } as const;
 
 export interface DemoPorts {
   readonly agents: number;
@@ -139,6 +145,7 @@ export function itYaml(ports: DemoPorts): string {
             { filter: `${OT_AGENT}/line1/oven-temp`, unit: 'degC' },
             { filter: `${OT_AGENT}/line1/level`, unit: '%' },
           ],
+          users: [{ name: OPERATOR.name, role: 'write', passwordHashFile: `./${OPERATOR.passwordHashFile}` }],
           writable: [{ filter: SETPOINT_TOPIC, type: 'number' }],
         },
       },

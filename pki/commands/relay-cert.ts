@@ -3,7 +3,6 @@
  * before it expires, from the same CA: no agent re-enrolls, and a running relay loads it within
  * a second without dropping a connection (pki/relay-certificate.ts says how).
  */
-import { readState } from '../state-layout.ts';
 import { defineCommand, invalidArgument, quote, withAuditedState } from './command.ts';
 import { formatTime, printFields, printJson, printNote } from './output.ts';
 import {
@@ -40,7 +39,7 @@ ${PASSPHRASE_HELP}`,
       import('../authority.ts'),
       import('../relay-certificate.ts'),
     ]);
-    const { canonicalIpAddress, reissueRelayCertificate, relayCertificateNames } = relayCertificate;
+    const { canonicalIpAddress, readRelayCertificateNames, reissueRelayCertificate } = relayCertificate;
     const lifetimeDays =
       values.days === undefined
         ? relayCertificate.RELAY_CERTIFICATE_DAYS
@@ -62,11 +61,11 @@ ${PASSPHRASE_HELP}`,
       const ca = await loadCertificateAuthority(state, passphrase);
       // The names come from the certificate alone, not from the pair: a reissue cut between its
       // two renames leaves a key that does not match, and running it again is the remedy.
-      const current = relayCertificateNames(await readState(stateDir, 'relayCertificate'));
-      const names =
-        values.dns === undefined && values.ip === undefined
-          ? current
-          : { dnsNames: values.dns ?? [], ipAddresses: (values.ip ?? []).map(canonicalIpAddress) };
+      const namesGiven = values.dns !== undefined || values.ip !== undefined;
+      const current = await readRelayCertificateNames(stateDir, { replacing: namesGiven });
+      const names = namesGiven
+        ? { dnsNames: values.dns ?? [], ipAddresses: (values.ip ?? []).map(canonicalIpAddress) }
+        : current;
       const certificate = await reissueRelayCertificate({
         stateDir,
         store: state.store,

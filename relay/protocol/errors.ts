@@ -42,12 +42,14 @@ export const ERROR_MESSAGES = {
   // Configuration.
   CONFIG_ERR_INVALID: 'configuration is invalid',
   CONFIG_ERR_UNREADABLE: 'configuration file could not be read',
+  CONFIG_ERR_PERMISSIONS: 'a file that decides who may do what can be changed by another user',
   CONFIG_ERR_TRUST_DOMAIN: "the configuration's trust domain is not the CA's",
   // Certificate authority and enrollment.
   PKI_ERR_ALREADY_INITIALIZED: 'a certificate authority already exists in this state directory',
   PKI_ERR_NOT_INITIALIZED: 'no certificate authority in this state directory',
   PKI_ERR_STATE_PERMISSIONS: 'state directory or key file permissions are too open',
   PKI_ERR_STATE_OWNER: 'the state directory or a file in it belongs to another user',
+  PKI_ERR_STATE_DAMAGED: 'a file of the CA state is damaged',
   PKI_ERR_PASSPHRASE: 'CA key passphrase is missing or wrong',
   PKI_ERR_TOKEN_INVALID: 'enrollment token is invalid',
   PKI_ERR_TOKEN_EXPIRED: 'enrollment token has expired',

@@ -2,20 +2,18 @@
  * The relay's configuration: one schema, validated once at start (and at every reload), every
  * problem reported with its key path, unknown keys refused, then frozen.
  */
-import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
-import { parseDocument } from 'yaml';
-import { fileError } from '../protocol/command-line.ts';
+import { readConfigFile } from '../protocol/config-file.ts';
 import { collectSchemaIssues, dedupeIssues, deepFreeze } from '../protocol/config-schema.ts';
-import { ConfigError, DmzError, type ConfigIssue } from '../protocol/errors.ts';
+import { ConfigError, type ConfigIssue } from '../protocol/errors.ts';
 import { DEFAULT_PORTS } from '../protocol/default-ports.ts';
 import { isAgentName, isTrustDomain } from '../protocol/identity.ts';
 import { MAX_FRAME_BYTES, MAX_TOPIC_BYTES } from '../protocol/limits.ts';
 import { RoleSchema } from '../protocol/role-schema.ts';
-import { validateFilter } from '../protocol/topics.ts';
+import { filtersIntersect, validateFilter } from '../protocol/topics.ts';
 import { formatDuration, parseDuration } from '../../pki/duration.ts';
 import {
   AGENT_CERTIFICATE_LIFETIME_BOUNDS,
@@ -222,23 +220,9 @@ export function validateRelayConfig(input: unknown, baseDir: string, source = 'c
   return deepFreeze(config);
 }
 
-/** Reads and validates a YAML configuration file. */
+/** Reads and validates a YAML configuration file (refused if another user could change it). */
 export async function loadRelayConfig(path: string): Promise<RelayConfig> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (cause) {
-    const { message } = fileError('read the configuration file', path, cause);
-    throw new DmzError('CONFIG_ERR_UNREADABLE', message, { cause, hint: 'check --config' });
-  }
-  const document = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
-  if (document.errors.length > 0) {
-    throw new ConfigError(
-      document.errors.map((error) => ({ path: '', message: `YAML: ${error.message}` })),
-      path,
-    );
-  }
-  return validateRelayConfig(document.toJS({ maxAliasCount: 100 }), dirname(resolve(path)), path);
+  return validateRelayConfig(await readConfigFile(path), dirname(resolve(path)), path);
 }
 
 function checkSemantics(config: Static<typeof RelayConfigSchema>): ConfigIssue[] {
@@ -314,6 +298,15 @@ function checkSemantics(config: Static<typeof RelayConfigSchema>): ConfigIssue[]
           validateFilter(filter);
         } catch (error) {
           issues.push({ path: `${at}/${key}/${position}`, message: (error as Error).message });
+          return;
+        }
+        // A stream's target is `<ot-agent>/<service>`, two levels: a grant that matches no such
+        // name (`press-7`, `press-7/modbus/x`) would be accepted and never admit anything.
+        if (key === 'tunnel' && !filtersIntersect(filter, '+/+')) {
+          issues.push({
+            path: `${at}/tunnel/${position}`,
+            message: 'must be <ot-agent>/<service>, such as press-7/modbus or press-7/+',
+          });
         }
       });
     }

@@ -7,7 +7,7 @@ import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import type { SecureContextOptions } from 'node:tls';
 import { DmzError } from '../protocol/errors.ts';
-import { quote } from '../protocol/command-line.ts';
+import { fileError, quote } from '../protocol/command-line.ts';
 import { describeUser, isPermissionError, userName } from '../protocol/file-permissions.ts';
 import { KEY_EXCHANGE_GROUPS, MIN_TLS_VERSION } from '../protocol/limits.ts';
 import { readRelayCertificate } from '../../pki/relay-certificate.ts';
@@ -31,13 +31,17 @@ export async function loadTlsMaterial(stateDir: string): Promise<RelayTlsMateria
     ]);
     return { caPem, certPem, keyPem, crlPem };
   } catch (cause) {
-    // A certificate that does not match its key says so itself (an interrupted `dmz-pki relay-cert`).
+    // A damaged file, or a certificate that does not match its key (an interrupted
+    // `dmz-pki relay-cert`), says so itself.
     if (cause instanceof DmzError) throw cause;
-    const missing = (cause as NodeJS.ErrnoException).path ?? stateDir;
-    if (isPermissionError(cause)) throw unreadableError(missing, cause);
+    const { code, path } = cause as NodeJS.ErrnoException;
+    // Only a file's own errors name it; anything else is no missing file, and told as what it is.
+    if (path === undefined) throw cause;
+    if (isPermissionError(cause)) throw unreadableError(path, cause);
+    if (code !== 'ENOENT') throw fileError('read', path, cause);
     throw new DmzError(
       'PKI_ERR_NOT_INITIALIZED',
-      `the state directory ${JSON.stringify(stateDir)} lacks ${JSON.stringify(missing)}`,
+      `the state directory ${JSON.stringify(stateDir)} lacks ${JSON.stringify(path)}`,
       {
         cause,
         hint: "it was not made by 'dmz-pki init', or a file was removed: restore it from a backup, or make a new CA",

@@ -43,6 +43,8 @@ describe('deploy - demo', () => {
       assert.match(stdout, /enrolled spiffe:\/\/demo\.plant\/agent\/ot\/press-7/);
       assert.match(stdout, /enrolled spiffe:\/\/demo\.plant\/agent\/it\/historian/);
       assert.match(stdout, new RegExp(`dashboard: http://127\\.0\\.0\\.1:${port}/`));
+      // The dashboard's user: a write needs a named user of role write, and the demo makes one.
+      assert.match(stdout, /sign in: +operator, password [A-Za-z0-9_-]{16} /);
       // Values read from the PLC over Modbus, through the relay, out of the historian's API.
       assert.match(stdout, /historian <- .*temperature 1\d\d(\.\d)? degC \(good\)/);
       assert.match(stdout, /vibration \S+ mm\/s \(bad: Modbus exception 2\)/);
@@ -50,9 +52,13 @@ describe('deploy - demo', () => {
       assert.match(stdout, /== done\./);
       // The configs it wrote are the ones the README points to: they hold what ran.
       const it_ = parse(await readFile(join(demoDir, 'it.yaml'), 'utf8')) as {
-        it: { api: { listen: { port: number } } };
+        it: { api: { listen: { port: number }; users: { name: string; role: string }[] } };
       };
       assert.equal(it_.it.api.listen.port, port);
+      assert.deepEqual(
+        it_.it.api.users.map(({ name, role }) => ({ name, role })),
+        [{ name: 'operator', role: 'write' }],
+      );
       const files = (await readdir(join(demoDir, 'points'))).filter((name) => name.endsWith('.jsonl'));
       const lines = await Promise.all(files.map((name) => readFile(join(demoDir, 'points', name), 'utf8')));
       assert.match(

@@ -832,7 +832,7 @@ describe('dmz-pki', { concurrency: true }, () => {
           for (const file of ['pki.db', 'pki.db-wal', 'pki.db-shm']) rmSync(join(dir, file), { force: true });
         },
         line: (dir) =>
-          `dmz-pki: the CA state in ${JSON.stringify(dir)} is damaged: ${JSON.stringify(join(dir, 'pki.db'))}: it is missing (CLI_ERR_FILE); restore the state directory from its backup; do not run init over it`,
+          `dmz-pki: the CA state in ${JSON.stringify(dir)} is damaged: ${JSON.stringify(join(dir, 'pki.db'))}: it is missing (PKI_ERR_STATE_DAMAGED); restore the state from its backup into an empty directory ('dmz-pki --state NEW_DIR restore --in BACKUP'); do not run init over it`,
       },
       {
         name: 'agents with a corrupt pki.db names the file',
@@ -842,14 +842,14 @@ describe('dmz-pki', { concurrency: true }, () => {
           writeFileSync(join(dir, 'pki.db'), 'not a database '.repeat(100), { mode: 0o600 });
         },
         line: (dir) =>
-          `dmz-pki: the CA state in ${JSON.stringify(dir)} is damaged: ${JSON.stringify(join(dir, 'pki.db'))}: it is not a readable database (CLI_ERR_FILE); restore the state directory from its backup; do not run init over it`,
+          `dmz-pki: the CA state in ${JSON.stringify(dir)} is damaged: ${JSON.stringify(join(dir, 'pki.db'))}: it is not a readable database (PKI_ERR_STATE_DAMAGED); restore the state from its backup into an empty directory ('dmz-pki --state NEW_DIR restore --in BACKUP'); do not run init over it`,
       },
       {
         name: 'agents with a corrupt ca.pem says the state is damaged',
         args: () => ['agents'],
         damage: (dir) => writeFileSync(join(dir, 'ca.pem'), 'not a certificate\n', { mode: 0o600 }),
         line: (dir) =>
-          `dmz-pki: the CA state in ${JSON.stringify(dir)} is damaged: ${JSON.stringify(join(dir, 'ca.pem'))}: it is not a PEM certificate (CLI_ERR_FILE); restore the state directory from its backup; do not run init over it`,
+          `dmz-pki: the CA state in ${JSON.stringify(dir)} is damaged: ${JSON.stringify(join(dir, 'ca.pem'))}: it is not a PEM certificate (PKI_ERR_STATE_DAMAGED); restore the state from its backup into an empty directory ('dmz-pki --state NEW_DIR restore --in BACKUP'); do not run init over it`,
       },
       {
         name: 'agents on a state directory of another user says to run as its owner',

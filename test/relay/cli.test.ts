@@ -43,6 +43,11 @@ const STOP_BOUND_MS = 5_000;
 /** The file watch debounces for 200 ms, then reloads; a second is ample. */
 const RELOAD_BOUND_MS = 3_000;
 
+/** nogroup, a group others are in (nobody, sync): group-writable for it is writable by others. */
+const NOGROUP = 65_534;
+const AS_ROOT = process.getuid?.() === 0;
+const NEEDS_ROOT = !AS_ROOT && 'needs root to give a file a group others are in';
+
 type Rules = readonly Record<string, unknown>[];
 const POLICY: Rules = [{ role: 'ot' }, { agent: 'historian', subscribe: ['press-7/#'] }];
 const WITHOUT_HISTORIAN: Rules = [{ role: 'ot' }];
@@ -94,17 +99,32 @@ describe('relay/cli - arguments and configuration errors', { concurrency: true }
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'dmz-relay-cli-args-'));
     // Two problems of two kinds: a schema error (unknown key) and a semantic one (admin not loopback).
-    await writeFile(
-      join(dir, 'invalid.yaml'),
-      stringify({
-        trustDomain: CA_STATE_TRUST_DOMAIN,
-        state: './state',
-        listen: {
-          admin: { host: '0.0.0.0', port: 9443 },
-          agents: { host: '127.0.0.1', port: 8443, tls: true },
-        },
-      }),
-    );
+    const invalid = stringify({
+      trustDomain: CA_STATE_TRUST_DOMAIN,
+      state: './state',
+      listen: {
+        admin: { host: '0.0.0.0', port: 9443 },
+        agents: { host: '127.0.0.1', port: 8443, tls: true },
+      },
+    });
+    await writeFile(join(dir, 'invalid.yaml'), invalid);
+    // relay.yaml says who may do what: one others could write (or swap in its directory) is refused
+    // before a word of it counts, so the refusal, not the invalid content, is what they report.
+    // Group-writable counts for a group others are in: nogroup's, not root's own (Debian's rule).
+    for (const [name, mode] of [
+      ['group-writable.yaml', 0o664],
+      ['world-writable.yaml', 0o666],
+    ] as const) {
+      await writeFile(join(dir, name), invalid);
+      await chmod(join(dir, name), mode);
+    }
+    await mkdir(join(dir, 'shared'));
+    await chmod(join(dir, 'shared'), 0o775);
+    await writeFile(join(dir, 'shared', 'relay.yaml'), invalid);
+    if (AS_ROOT) {
+      await chown(join(dir, 'group-writable.yaml'), 0, NOGROUP);
+      await chown(join(dir, 'shared'), 0, NOGROUP);
+    }
   });
   after(() => rm(dir, { recursive: true, force: true }));
 
@@ -114,6 +134,7 @@ describe('relay/cli - arguments and configuration errors', { concurrency: true }
     code: number;
     stdout?: readonly RegExp[];
     stderr?: readonly RegExp[];
+    skip?: string | false;
   }[] = [
     {
       name: '--help prints the usage and exits 0',
@@ -139,6 +160,26 @@ describe('relay/cli - arguments and configuration errors', { concurrency: true }
       code: 1,
       stderr: [/cannot read .*missing\.yaml/],
     },
+    ...(['group', 'world'] as const).map((who) => ({
+      name: `a ${who}-writable relay.yaml is refused at start, naming it, its mode and the chmod`,
+      args: (dir: string) => ['--config', join(dir, `${who}-writable.yaml`)],
+      code: 1,
+      skip: who === 'group' && NEEDS_ROOT,
+      stderr: [
+        new RegExp(
+          `^dmz-relay: "[^"]+/${who}-writable\\.yaml" can be changed by group or others \\(mode 066${who === 'group' ? 4 : 6}\\): whoever writes it decides who may do what \\(CONFIG_ERR_PERMISSIONS\\); chmod go-w "[^"]+/${who}-writable\\.yaml"\n$`,
+        ),
+      ],
+    })),
+    {
+      name: 'a relay.yaml in a directory a group of others may write is refused at start, naming the directory',
+      args: (dir) => ['--config', join(dir, 'shared', 'relay.yaml')],
+      code: 1,
+      skip: NEEDS_ROOT,
+      stderr: [
+        /^dmz-relay: "[^"]+\/shared" \(above "[^"]+\/shared\/relay\.yaml"\) can be changed by group or others \(mode 0775\).*; chmod go-w "[^"]+\/shared"\n$/,
+      ],
+    },
     {
       name: 'an invalid config exits 1 and lists every problem with its key path',
       args: (dir) => ['--config', join(dir, 'invalid.yaml')],
@@ -151,7 +192,7 @@ describe('relay/cli - arguments and configuration errors', { concurrency: true }
     },
   ];
   for (const row of rows) {
-    it(`cli - ${row.name}`, async () => {
+    it(`cli - ${row.name}`, { skip: row.skip ?? false }, async () => {
       const { code, stdout, stderr } = await runRelay(row.args(dir));
       assert.equal(code, row.code, stderr);
       for (const pattern of row.stdout ?? []) assert.match(stdout, pattern);
@@ -315,6 +356,32 @@ describe('relay/cli - a running relay: health, reloads, drain', () => {
       false,
       'nothing was reloaded',
     );
+  });
+
+  it('cli - a reload of a relay.yaml made world-writable is refused and the running policy kept', async () => {
+    const from = (await auditEntries()).length;
+    // The historian's rule back, in a file anyone may now change: as if someone had granted it.
+    await writeFile(`${configPath}.tmp`, relayYaml(ports, POLICY));
+    await chmod(`${configPath}.tmp`, 0o666);
+    await rename(`${configPath}.tmp`, configPath);
+    const refused = await auditEntry(
+      'policy.reload_failed',
+      (entry) => entry.event === 'policy.reload_failed',
+      from,
+    );
+    assert.equal(
+      refused['error'],
+      `${JSON.stringify(configPath)} can be changed by group or others (mode 0666): whoever writes it decides who may do what (CONFIG_ERR_PERMISSIONS); chmod go-w ${JSON.stringify(configPath)}`,
+    );
+    assert.match(stderr, /configuration reload refused; keeping the running one/);
+    await assert.rejects(connect(historianCredentials), /RELAY_ERR_FORBIDDEN/, 'still denied');
+    assert.equal(press.closed, undefined);
+    assert.equal(
+      (await auditEntries()).slice(from).some((entry) => entry.event === 'policy.reloaded'),
+      false,
+      'nothing was reloaded',
+    );
+    await chmod(configPath, 0o644);
   });
 
   it('cli - SIGTERM drains: agents see 1001, relay.stopped is audited, exit code 0', async () => {

@@ -32,8 +32,11 @@ export interface EnrolledAgent {
   readonly serialHex: string;
 }
 
-/** A fresh CA in `stateDir` whose relay certificate is valid for 127.0.0.1 and localhost. */
-export async function createCaState(stateDir: string): Promise<void> {
+/**
+ * A fresh CA in `stateDir` whose relay certificate is valid for 127.0.0.1 and localhost; its keys
+ * encrypted under `passphrase` when one is given.
+ */
+export async function createCaState(stateDir: string, options: { passphrase?: string } = {}): Promise<void> {
   await initializeState({
     stateDir,
     trustDomain: CA_STATE_TRUST_DOMAIN,
@@ -41,6 +44,7 @@ export async function createCaState(stateDir: string): Promise<void> {
     ipAddresses: ['127.0.0.1'],
     enrollmentUrls: [UNUSED_ENROLLMENT_URL],
     caKeyBits: 2048,
+    ...options,
   });
 }
 

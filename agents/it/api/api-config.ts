@@ -7,7 +7,8 @@
  * file, a password hash file or both) and a role. The older single secret (`auth`, one token or
  * one password for everyone) still works, as one user of role write: refusing it would stop an
  * upgraded agent at start, its sinks and consumers with it, for a setting that worked the day
- * before. It identifies no one, and README says so.
+ * before. It identifies no one, and README says so. Without either, the API (loopback only) serves
+ * reads alone: a write must name its user, so `writable` without a user of role write is refused.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type { ConfigIssue } from '../../../relay/protocol/errors.ts';
@@ -136,7 +137,7 @@ export interface ItApiConfig {
   readonly listen: { readonly host: string; readonly port: number };
   readonly store: string;
   readonly tls: { readonly cert: string; readonly key: string } | undefined;
-  /** Who may use the API; undefined: anyone who reaches it (loopback only), as role write. */
+  /** Who may use the API; undefined: anyone who reaches it (loopback only), as role read. */
   readonly users: readonly ItApiUser[] | undefined;
   /** Live streams one user may hold at once; without users, only MAX_STREAMS bounds them. */
   readonly maxStreamsPerUser: number;
@@ -175,15 +176,37 @@ export function resolveItApi(
       }
     });
   }
+  const users = resolveUsers(raw, path, issues);
+  checkWriters(raw, users, issues);
   return {
     listen: raw.listen,
     store,
     tls: raw.tls === undefined ? undefined : { cert: path(raw.tls.cert), key: path(raw.tls.key) },
-    users: resolveUsers(raw, path, issues),
+    users,
     maxStreamsPerUser: raw.maxStreamsPerUser,
     units: raw.units,
     writable: raw.writable,
   };
+}
+
+/**
+ * Points offered for writing need someone who may write them: without users the API takes no
+ * write (anyone on loopback is role read, auth.ts), and users of role read alone cannot either. Such
+ * a configuration would show write types on the page and refuse every write, so it is refused at
+ * start, where the operator sees why.
+ */
+function checkWriters(
+  raw: Static<typeof ItApiSchema>,
+  users: readonly ItApiUser[] | undefined,
+  issues: ConfigIssue[],
+): void {
+  if (raw.writable.length === 0 || users?.some((user) => user.role === 'write') === true) return;
+  const why =
+    users === undefined ? 'without users the API takes no writes' : 'every user there has role read';
+  issues.push({
+    path: '/it/api/writable',
+    message: `it.api.writable needs a user of role write in it.api.users (dmz-agent api user add NAME --role write): ${why}`,
+  });
 }
 
 function resolveUsers(

@@ -23,7 +23,13 @@ import type { WriteClient } from '../write-client.ts';
 import { AuditedWrites } from '../write-audit.ts';
 import type { ItApiConfig, ItApiUser } from './api-config.ts';
 import { apiErrorStatus, sendApiError } from './api-errors.ts';
-import { ANYONE, createAuthGate, loadAuthenticator, type ApiCaller } from './auth.ts';
+import {
+  ANONYMOUS,
+  createAuthGate,
+  loadAuthenticator,
+  type ApiAuthenticator,
+  type ApiCaller,
+} from './auth.ts';
 import { DASHBOARD_CSP, loadDashboardFiles } from './dashboard-files.ts';
 import { topicTable } from './entry-bodies.ts';
 import { buildOpenApiDocument } from './openapi.ts';
@@ -57,6 +63,26 @@ export interface ItApiOptions {
   readonly logger: Logger;
   /** The product version, for the OpenAPI document. */
   readonly version: string;
+  /** The files it.api names, read already (loadItApiFiles); read here when not given. */
+  readonly files?: ItApiFiles;
+}
+
+/** What the API takes from the files it.api names. */
+export interface ItApiFiles {
+  readonly authenticator: ApiAuthenticator | undefined;
+  readonly tls: Awaited<ReturnType<typeof readTls>> | undefined;
+}
+
+/**
+ * Reads every file it.api names (each user's token or password hash, the TLS certificate and key)
+ * and refuses one that is missing or open to others, naming its key. The agent reads them before
+ * it connects anywhere (agent.ts): such a file stops it at start, not once it has sessions open.
+ */
+export async function loadItApiFiles(config: ItApiConfig): Promise<ItApiFiles> {
+  return {
+    authenticator: config.users === undefined ? undefined : await loadAuthenticator(config.users),
+    tls: config.tls === undefined ? undefined : await readTls(config.tls),
+  };
 }
 
 export interface RunningItApi {
@@ -74,8 +100,8 @@ export interface RunningItApi {
 
 export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
   const { config } = options;
-  const authGate =
-    config.users === undefined ? undefined : createAuthGate(await loadAuthenticator(config.users));
+  const { authenticator, tls } = options.files ?? (await loadItApiFiles(config));
+  const authGate = authenticator === undefined ? undefined : createAuthGate(authenticator);
   // A page whose name an attacker rebinds to this address (DNS rebinding) reaches a plain-HTTP
   // listener as if it were the page's own server; only the name it asks for gives it away. Over
   // TLS, the browser refuses the listener's certificate for that name; without it, the listener is
@@ -92,7 +118,7 @@ export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
     frameworkErrors: (error, _request, reply) => {
       sendApiError(reply.headers(API_HEADERS), error);
     },
-    ...(config.tls === undefined ? {} : { https: await readTls(config.tls) }),
+    ...(tls === undefined ? {} : { https: tls }),
   });
   // JSON only: Fastify would take text/plain as a string, which no endpoint wants.
   app.removeContentTypeParser('text/plain');
@@ -118,7 +144,7 @@ export async function startItApi(options: ItApiOptions): Promise<RunningItApi> {
     if (PUBLIC_ROUTES.has(request.routeOptions.url ?? '')) return;
     void reply.header('cache-control', 'no-store');
     if (authGate === undefined) {
-      callers.set(request, ANYONE);
+      callers.set(request, ANONYMOUS);
       return;
     }
     const verdict = await authGate.check(request.ip, request.headers.authorization);

@@ -57,8 +57,12 @@ export interface ApiCaller {
   readonly role: ApiRole;
 }
 
-/** Without users, whoever reaches the loopback listener may do everything, as before users existed. */
-export const ANYONE: ApiCaller = { user: undefined, role: 'write' };
+/**
+ * Without users, whoever reaches the loopback listener: any process of any local user, `nobody`
+ * too. It may read what the agent consumed, never write: a write to the plant must name the user
+ * who asked for it (IEC 62443-3-3 SR 1.1, SR 2.1), and no one is named here.
+ */
+export const ANONYMOUS: ApiCaller = { user: undefined, role: 'read' };
 
 export interface ApiAuthenticator {
   /**

@@ -13,5 +13,7 @@ export function mayUse(role: ApiRole, needed: ApiRole): boolean {
 
 /** Why a caller is refused a route that needs role write. */
 export function forbidden(caller: ApiCaller): string {
-  return `user ${caller.user ?? '(none)'} has role ${caller.role}: this needs role write`;
+  return caller.user === undefined
+    ? 'a write needs a named user of role write (it.api.users): this API has no users'
+    : `user ${caller.user} has role ${caller.role}: this needs role write`;
 }

@@ -9,7 +9,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Type, type Static } from '@sinclair/typebox';
 import { fileError } from '../../../relay/protocol/command-line.ts';
-import type { ConfigIssue } from '../../../relay/protocol/errors.ts';
+import { DmzError, type ConfigIssue } from '../../../relay/protocol/errors.ts';
+import { refuseWritableByOthers } from '../../../relay/protocol/file-permissions.ts';
 import { isAgentName } from '../../../relay/protocol/identity.ts';
 import { MAX_TOPIC_BYTES } from '../../../relay/protocol/limits.ts';
 import { formatDuration, parseDuration } from '../../../pki/duration.ts';
@@ -218,12 +219,19 @@ function resolveKey(
     const jwk = parsePublicKey(input);
     return { agent: raw.agent, jwk, kid: jwkThumbprint(jwk) };
   } catch (error) {
-    issues.push({ path: where, message: `is not an Ed25519 public key: ${(error as Error).message}` });
+    const message =
+      error instanceof DmzError && error.code === 'CONFIG_ERR_PERMISSIONS'
+        ? `${error.message} (${error.hint})`
+        : `is not an Ed25519 public key: ${(error as Error).message}`;
+    issues.push({ path: where, message });
     return undefined;
   }
 }
 
-/** A PEM file as it is, or a JWK file (`{` first) as its object. */
+/**
+ * A PEM file as it is, or a JWK file (`{` first) as its object. The pin decides whose signed
+ * writes run: a file (or directory) another user could change is refused, as agent.yaml is.
+ */
 function readKeyFile(path: string): string | Record<string, unknown> {
   let text: string;
   try {
@@ -231,6 +239,7 @@ function readKeyFile(path: string): string | Record<string, unknown> {
   } catch (cause) {
     throw new Error(fileError('read', path, cause).message);
   }
+  refuseWritableByOthers(path);
   if (text.length > MAX_KEY_TEXT_BYTES) throw new Error(`${path} is far larger than a public key`);
   return text.trimStart().startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : text;
 }

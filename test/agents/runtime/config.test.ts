@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import {
   checkConfigRole,
@@ -106,6 +106,18 @@ describe('agents/runtime config', () => {
       maxAgeMs: 30 * 86_400_000,
       segmentBytes: 1024 * 1024,
     });
+  });
+
+  it('takes an OT host that only carries tunnels: services and no sources', () => {
+    const service = { name: 'modbus', target: '192.168.10.5:502' };
+    for (const ot of [{ services: [service] }, { sources: [], services: [service] }]) {
+      const config = validateAgentConfig({ ...common, ot }, BASE_DIR);
+      assert.deepEqual(config.ot?.sources, []);
+      assert.deepEqual(
+        config.ot?.services.map(({ name, target }) => ({ name, target })),
+        [{ name: 'modbus', target: { host: '192.168.10.5', port: 502 } }],
+      );
+    }
   });
 
   const ot = (fields: Record<string, unknown>) => ({ ...common, ot: { sources: [simulator], ...fields } });
@@ -221,7 +233,8 @@ describe('agents/runtime config', () => {
       otLog({ maxBytes: '1MiB', segmentBytes: '512KiB' }),
       { '/ot/log/segmentBytes': /quarter of ot.log.maxBytes/ },
     ],
-    ['no sources', ot({ sources: [] }), { '/ot/sources': /greater or equal to 1/ }],
+    ['no sources and no services', ot({ sources: [] }), { '/ot': /must have sources or services/ }],
+    ['an empty ot section', { ...common, ot: {} }, { '/ot': /must have sources or services/ }],
     ['sources that are not a list', ot({ sources: 'simulator' }), { '/ot/sources': /array/ }],
     ['an ot section that is not a mapping', { ...common, ot: 5 }, { '/ot': /object/ }],
     [
@@ -396,6 +409,24 @@ describe('agents/runtime config', () => {
       assert.deepEqual(
         error.issues.map((issue) => issue.path),
         ['/relay/url'],
+      );
+    });
+
+    it('refuses a world-writable agent.yaml, naming it and the chmod: anyone could open writes or tunnels', async (t) => {
+      const file = join(await tempDir(t), 'agent.yaml');
+      // JSON is YAML too.
+      await writeFile(file, JSON.stringify(itConfig));
+      await chmod(file, 0o666);
+      await assert.rejects(loadAgentConfig(file), {
+        code: 'CONFIG_ERR_PERMISSIONS',
+        message: `${JSON.stringify(file)} can be changed by group or others (mode 0666): whoever writes it decides who may do what`,
+        hint: `chmod go-w ${JSON.stringify(file)}`,
+      });
+      await chmod(file, 0o644);
+      assert.equal(
+        (await loadAgentConfig(file)).credentials,
+        join(dirname(file), 'credentials'),
+        'read once only its owner may write it',
       );
     });
 

@@ -457,7 +457,7 @@ describe('command line - every failure: exit status, one line on stderr, nothing
         runHere('dmz-relay', ['--config', await relayConfig('no-db.yaml', { state: './state-no-db' })]),
       code: 1,
       line: () =>
-        `dmz-relay: the CA state in ${q(at('state-no-db'))} is damaged: ${q(at('state-no-db', 'pki.db'))}: it is missing (CLI_ERR_FILE); restore the state directory from its backup; do not run init over it`,
+        `dmz-relay: the CA state in ${q(at('state-no-db'))} is damaged: ${q(at('state-no-db', 'pki.db'))}: it is missing (PKI_ERR_STATE_DAMAGED); restore the state from its backup into an empty directory ('dmz-pki --state NEW_DIR restore --in BACKUP'); do not run init over it`,
     },
     {
       name: 'dmz-relay on a state directory with no CA',

@@ -91,6 +91,18 @@ describe('relay config', () => {
       /\.\./,
     ],
     [
+      'a one-level tunnel grant, which no <ot-agent>/<service> matches',
+      { ...minimal, policy: [{ role: 'it', tunnel: ['press-7'] }] },
+      '/policy/0/tunnel/0',
+      /<ot-agent>\/<service>/,
+    ],
+    [
+      'a three-level tunnel grant',
+      { ...minimal, policy: [{ role: 'it', tunnel: ['press-7/modbus/x'] }] },
+      '/policy/0/tunnel/0',
+      /<ot-agent>\/<service>/,
+    ],
+    [
       'byte rate below frame size',
       { ...minimal, limits: { bytesPerSecond: 2048 } },
       '/limits/bytesPerSecond',
@@ -133,6 +145,12 @@ describe('relay config', () => {
     });
     const paths = issues.map((issue) => issue.path).sort();
     assert.deepEqual(paths, ['/limits/maxFrameBytes', '/policy/0/subscribe/0', '/trustDomain']);
+  });
+
+  it('accepts tunnel grants that can match <ot-agent>/<service>', () => {
+    const tunnel = ['press-7/modbus', 'press-7/+', '+/modbus', 'press-7/#', '#'];
+    const config = validateRelayConfig({ ...minimal, policy: [{ role: 'it', tunnel }] }, '/');
+    assert.deepEqual(config.policy[0]?.tunnel, tunnel);
   });
 
   it('accepts the shipped example configuration (deploy/relay.example.yaml)', async () => {

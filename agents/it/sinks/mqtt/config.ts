@@ -11,7 +11,7 @@ import { collectSchemaIssues } from '../../../../relay/protocol/config-schema.ts
 import type { ConfigIssue } from '../../../../relay/protocol/errors.ts';
 import { MAX_TOPIC_BYTES, MAX_TOPIC_SEGMENT_BYTES } from '../../../../relay/protocol/limits.ts';
 import { checkTopicText } from '../../../ot/sources/config-checks.ts';
-import { BrokerSchema, checkBroker } from '../../../mqtt/broker-config.ts';
+import { BROKER_FILE_KEYS, BrokerSchema, checkBroker } from '../../../mqtt/broker-config.ts';
 import { findIdProblem, SPARKPLUG_NAMESPACE } from '../../../ot/sources/mqtt/sparkplug/topics.ts';
 
 /** Topic mappings per bridge: an OT agent's tree is mapped by prefixes, not one mapping per point. */
@@ -29,8 +29,6 @@ export const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 /** The least window in bytes: one message of the largest kind the bridge sends must fit. */
 export const MIN_IN_FLIGHT_BYTES = 64 * 1024;
 export const DEFAULT_STATUS_PREFIX = 'dmz/status';
-/** The broker keys that name files: relative to the config file, as every path of agent.yaml. */
-const BROKER_FILE_KEYS = ['passwordFile', 'ca', 'cert', 'key'] as const;
 /**
  * A sink's name names its state directory (`<state>/sinks/<name>`) and its default client id: a
  * word, never `.`, `..` or a path.
@@ -160,6 +158,7 @@ export function resolveMqttSink(
     issues.push({ path: `${at}/inFlight/bytes`, message: 'must be a size like 1MiB, from 64KiB to 64MiB' });
   }
   const broker = { ...value.broker };
+  // Relative to the config file, as every path of agent.yaml.
   for (const key of BROKER_FILE_KEYS) {
     const path = broker[key];
     if (path !== undefined) broker[key] = resolvePath(path);

@@ -10,7 +10,10 @@ import { readFileSync } from 'node:fs';
 import type { DataValue } from 'node-opcua';
 import { fileError } from '../../../../relay/protocol/command-line.ts';
 import { ConfigError, DmzError, type ConfigIssue } from '../../../../relay/protocol/errors.ts';
-import { refuseOpenPermissions } from '../../../../relay/protocol/file-permissions.ts';
+import {
+  refuseOpenPermissions,
+  refuseWritableByOthers,
+} from '../../../../relay/protocol/file-permissions.ts';
 import { validateTopic } from '../../../../relay/protocol/topics.ts';
 import type { PointReading, PointValue } from '../../../points/point.ts';
 import { ReadingQueue } from '../reading-queue.ts';
@@ -277,6 +280,8 @@ function readServerCertificate(
 ): Buffer | undefined {
   if (path === undefined) return undefined;
   try {
+    // The pin decides which server is trusted: one another user could replace is no pin.
+    refuseWritableByOthers(path);
     return readCertificateFile(path);
   } catch (error) {
     issues.push({ path: at, message: describeFileProblem(error, path) });

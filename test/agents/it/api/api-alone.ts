@@ -1,16 +1,23 @@
 /**
  * The IT agent's API alone: the real listener over a real recent-values store filled directly,
  * with users made by `dmz-agent api user add` (api-plant.ts), no relay and no OT side. For the
- * attacks on authentication and streams, which need neither; writes are the plant's (api-plant.ts).
+ * attacks on authentication and streams, which need neither; writes are the plant's (api-plant.ts),
+ * though a test may hand this API a plant's write client, with a configuration the agent's own
+ * config.ts would refuse (writable points and no users), to test the API's check beneath it.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
-import { DEFAULT_STREAMS_PER_USER, type ItApiUser } from '../../../../agents/it/api/api-config.ts';
+import {
+  DEFAULT_STREAMS_PER_USER,
+  type ItApiConfig,
+  type ItApiUser,
+} from '../../../../agents/it/api/api-config.ts';
 import { startItApi, type RunningItApi } from '../../../../agents/it/api/api-server.ts';
 import { openRecentSink, type RecentSink } from '../../../../agents/it/sinks/recent-sink.ts';
+import type { WriteClient } from '../../../../agents/it/write-client.ts';
 import type { AgentStatus } from '../../../../agents/runtime/status.ts';
 import { pointEntries } from '../sinks/sink-fixture.ts';
 import { addApiUser, type ApiUserEntry } from './api-plant.ts';
@@ -18,6 +25,8 @@ import { addApiUser, type ApiUserEntry } from './api-plant.ts';
 export interface LoneApi {
   readonly api: RunningItApi;
   readonly store: RecentSink;
+  /** The API's state directory: its write audit is under it. */
+  readonly state: string;
   /** Where the users' credential files are made (0700). */
   readonly dir: string;
   /** Makes a user as an operator would, in `dir`. */
@@ -42,14 +51,23 @@ export function resolvedUser(entry: ApiUserEntry, index: number): ItApiUser {
   };
 }
 
+export interface LoneApiOptions {
+  /** As it.api.maxStreamsPerUser (its default unless given). */
+  readonly maxStreamsPerUser?: number;
+  /** As it.api.writable (none unless given). */
+  readonly writable?: ItApiConfig['writable'];
+  /** The write client the API sends with (a plant's IT agent's); none unless given. */
+  readonly writes?: Pick<WriteClient, 'write'> | undefined;
+}
+
 /**
- * The API on 127.0.0.1:0 for the users `makeUsers` makes; closed after the test. `maxStreamsPerUser`
- * as it.api.maxStreamsPerUser (its default unless given).
+ * The API on 127.0.0.1:0 for the users `makeUsers` makes (undefined: an API without users);
+ * closed after the test.
  */
 export async function startLoneApi(
   t: TestContext,
-  makeUsers: (api: Pick<LoneApi, 'addUser' | 'dir'>) => Promise<readonly ApiUserEntry[]>,
-  { maxStreamsPerUser = DEFAULT_STREAMS_PER_USER }: { readonly maxStreamsPerUser?: number } = {},
+  makeUsers: (api: Pick<LoneApi, 'addUser' | 'dir'>) => Promise<readonly ApiUserEntry[] | undefined>,
+  { maxStreamsPerUser = DEFAULT_STREAMS_PER_USER, writable = [], writes }: LoneApiOptions = {},
 ): Promise<LoneApi> {
   const parent = await mkdtemp(join(tmpdir(), 'dmz-api-alone-'));
   // One hook, in order: the listener, then the store, then the files.
@@ -71,24 +89,25 @@ export async function startLoneApi(
   });
   closers.push(() => store.close());
   await store.write(pointEntries('press-7/plc/temp', 1, 3));
+  const state = join(parent, 'state');
   const api = await startItApi({
     config: {
       listen: { host: '127.0.0.1', port: 0 },
       store: 'recent',
       tls: undefined,
-      users: users.map(resolvedUser),
+      users: users?.map(resolvedUser),
       maxStreamsPerUser,
       units: [],
-      writable: [],
+      writable,
     },
     store,
     // The status route is the plant's to test (api-plant.ts); these tests never ask for it.
     status: () => ({ name: 'historian', role: 'it' }) as AgentStatus,
-    writes: undefined,
-    state: join(parent, 'state'),
+    writes,
+    state,
     logger: pino({ level: 'silent' }),
     version: '0.0.0-test',
   });
   closers.push(() => api.close());
-  return { api, store, dir, addUser };
+  return { api, store, state, dir, addUser };
 }

@@ -4,7 +4,7 @@
  * IT agent with a recent-values sink and the API, all in this process (test/support/agent-plant.ts).
  * `request` speaks HTTP(S) with node:http, so a test can set any header and send any bytes.
  */
-import { rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
@@ -280,6 +280,15 @@ export async function addApiUser(
   await rm(passwordFile, { force: true });
   if (made.status !== 0) throw new Error(`api user add ${name}: ${made.stderr}`);
   return JSON.parse(made.stdout) as ApiUserEntry;
+}
+
+/** The lines of a write audit (the IT agent's API audit or the OT agent's), parsed; none before the first. */
+export async function readAudit(file: string): Promise<Record<string, unknown>[]> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
 /** The Authorization header of basic auth (RFC 7617) for `user` and `password`. */

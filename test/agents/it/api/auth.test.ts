@@ -192,8 +192,8 @@ describe('agents/it/api - authentication and TLS', () => {
       ]) {
         assert.equal((await request(`${base}api/v1/status`, { headers: { host } })).status, 200, host);
       }
-      // No users: whoever reaches the loopback listener may write, as before users existed.
-      assert.deepEqual((await request(`${base}api/v1/status`)).json().caller, { user: null, role: 'write' });
+      // No users: whoever reaches the loopback listener may read, and no more (writes.test.ts).
+      assert.deepEqual((await request(`${base}api/v1/status`)).json().caller, { user: null, role: 'read' });
     } finally {
       await agent.stop();
     }

@@ -119,7 +119,35 @@ describe('agents/it/api - configuration', () => {
     assert.equal(config.it?.api?.listen.host, '0.0.0.0');
   });
 
+  it('takes writable points with a user of role write: a named one, or the shared secret of earlier versions', () => {
+    const writable = [{ filter: 'press-7/plc/speed', type: 'number' }];
+    for (const access of [
+      { users: [{ name: 'ada', role: 'write', tokenFile: 't' }] },
+      { auth: { bearerTokenFile: 't' } },
+    ]) {
+      const config = validateAgentConfig(base({ api: { ...access, writable } }), '/etc/dmz');
+      assert.deepEqual(config.it?.api?.writable, writable);
+    }
+  });
+
   const refusals: [string, Record<string, unknown>, string, RegExp][] = [
+    [
+      'writable points without users: no one could write them',
+      { api: { writable: [{ filter: 'press-7/plc/speed', type: 'number' }] } },
+      '/it/api/writable',
+      /^it\.api\.writable needs a user of role write in it\.api\.users/,
+    ],
+    [
+      'writable points with users of role read alone',
+      {
+        api: {
+          users: [{ name: 'ben', role: 'read', tokenFile: 't' }],
+          writable: [{ filter: 'press-7/plc/speed', type: 'number' }],
+        },
+      },
+      '/it/api/writable',
+      /^it\.api\.writable needs a user of role write in it\.api\.users/,
+    ],
     [
       'users and the shared secret together',
       {

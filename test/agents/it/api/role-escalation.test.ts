@@ -7,24 +7,17 @@
  * stays inside its own.
  */
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { AUDIT_FILE } from '../../../../agents/ot/writes/audit-log.ts';
 import { API_AUDIT_DIR } from '../../../../agents/it/write-audit.ts';
 import { startLoneApi } from './api-alone.ts';
-import { basicAuth, request } from './api-plant.ts';
+import { basicAuth, readAudit, request } from './api-plant.ts';
 
 const PASSWORD = 'ben franklin 1706';
 const BODY = JSON.stringify({ topic: 'press-7/plc/speed', value: 99 });
 
-async function auditLines(state: string): Promise<Record<string, unknown>[]> {
-  const text = await readFile(join(state, API_AUDIT_DIR, AUDIT_FILE), 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
+const auditLines = (state: string) => readAudit(join(state, API_AUDIT_DIR, AUDIT_FILE));
 
 describe('agents/it/api - a read user escalating to write', () => {
   it('no method or spelling of the write route reaches the write handler', async (t) => {
@@ -79,7 +72,7 @@ describe('agents/it/api - a read user escalating to write', () => {
       }
       if (answer.status === 403) byRole++;
     }
-    const audit = await auditLines(join(lone.dir, '..', 'state'));
+    const audit = await auditLines(lone.state);
     assert.equal(audit.length, byRole);
     assert.ok(byRole >= 1, 'the plain POST /api/v1/writes is refused by role');
     for (const line of audit) {
@@ -99,7 +92,7 @@ describe('agents/it/api - a read user escalating to write', () => {
       body: JSON.stringify({ topic: `press-7/${forged}`, value: forged }),
     });
     assert.equal(answer.status, 403);
-    const audit = await auditLines(join(lone.dir, '..', 'state'));
+    const audit = await auditLines(lone.state);
     assert.equal(audit.length, 1);
     assert.equal(audit[0]?.user, 'ben');
     assert.equal(audit[0]?.topic, `press-7/${forged}`);

@@ -23,6 +23,7 @@ import {
   IT,
   OT,
   openStream,
+  readAudit,
   REGISTERS,
   request,
   SPEED,
@@ -33,14 +34,6 @@ import {
 } from './api-plant.ts';
 
 const PASSWORDS = { ada: 'ada lovelace 1815', ben: 'ben franklin 1706' } as const;
-
-async function readAudit(path: string): Promise<Record<string, unknown>[]> {
-  const text = await readFile(path, 'utf8').catch(() => '');
-  return text
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => JSON.parse(line) as Record<string, unknown>);
-}
 
 describe('agents/it/api - named users with roles', () => {
   let plant: ApiPlant;

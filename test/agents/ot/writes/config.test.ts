@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -89,6 +89,25 @@ describe('agent config: ot.writes', () => {
         dir,
       );
       assert.equal(resolved.ot?.writes.points[0]?.signedBy.length, 2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a pinned key file others may write, naming the key path, the file and the chmod', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dmz-writes-config-'));
+    try {
+      const file = join(dir, 'hmi-1.jwk');
+      await writeFile(file, JSON.stringify(makeKey().jwk));
+      // Whoever could replace the pin could sign writes as hmi-1.
+      await chmod(file, 0o666);
+      const points = [{ ...setpoint, signedBy: [{ agent: 'hmi-1', file: 'hmi-1.jwk' }] }];
+      assert.deepEqual(issuesOf(config(points), dir), [
+        {
+          path: '/ot/writes/points/0/signedBy/0/file',
+          message: `${JSON.stringify(file)} can be changed by group or others (mode 0666): whoever writes it decides who may do what (chmod go-w ${JSON.stringify(file)})`,
+        },
+      ]);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -254,6 +254,20 @@ describe('opcua source config', () => {
     assert.match(missingError.issues[0]?.message ?? '', /does not exist/);
   });
 
+  it('createSource refuses a pinned server certificate another user could replace, naming the chmod', async () => {
+    const pin = join(temp.dir, 'open-server.der');
+    await writeFile(pin, 'hello');
+    await chmod(pin, 0o666);
+    const config = validateSourceConfig(section({ security: { serverCertificate: pin } }));
+    const error = assertConfigError(() => createSource(config, { agentName: AGENT, stateDir: temp.dir }));
+    assert.deepEqual(error.issues, [
+      {
+        path: '/security/serverCertificate',
+        message: `${JSON.stringify(pin)} can be changed by group or others (mode 0666): whoever writes it decides who may do what; chmod go-w ${JSON.stringify(pin)}`,
+      },
+    ]);
+  });
+
   it('a topic that does not fit under the agent name is refused at creation', () => {
     // Fits the section's own bound (256 bytes for prefix/name), not once the agent's name is before it.
     const prefix = Array.from({ length: 4 }, () => 'a'.repeat(60)).join('/');
